@@ -1,0 +1,435 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* Upload workers. See queue.h. Lock order: q->lock is the only lock here. */
+#include "queue.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "log.h"
+
+enum job_state {
+        JOB_QUEUED,
+        JOB_RUNNING,
+};
+
+struct job {
+        struct job *next;
+        char *relpath;
+        char *bucket;
+        char *key;
+        enum job_state state;
+        bool again;         /* resubmitted while running: upload once more */
+        unsigned attempts;  /* failed attempts so far */
+        uint64_t not_before_ms; /* backoff: not picked before this monotonic time */
+};
+
+struct af_queue {
+        struct af_queue_config cfg;
+        pthread_t *threads;
+        unsigned nthreads;
+        pthread_mutex_t lock;
+        pthread_cond_t work;    /* a job became ready, or stopping */
+        pthread_cond_t idle;    /* the queue may have become empty */
+        struct {
+                struct job *head; /* FIFO */
+                struct job *tail;
+                bool stopping;
+                struct af_queue_stats stats;
+        } locked; /* only with lock held */
+};
+
+static uint64_t now_ms(void)
+{
+        struct timespec ts;
+
+        clock_gettime(CLOCK_MONOTONIC, &ts);
+        return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+unsigned af_backoff_ms(unsigned attempt, unsigned base_ms, unsigned max_ms, double rnd)
+{
+        uint64_t cap = base_ms;
+
+        for (unsigned i = 0; i < attempt && cap < max_ms; i++)
+                cap *= 2;
+        if (cap > max_ms)
+                cap = max_ms;
+        return (unsigned)((double)cap * rnd);
+}
+
+static void job_free(struct job *j)
+{
+        if (!j)
+                return;
+        free(j->relpath);
+        free(j->bucket);
+        free(j->key);
+        free(j);
+}
+
+static int set_str(char **dst, const char *src)
+{
+        char *s = strdup(src);
+
+        if (!s)
+                return -ENOMEM;
+        free(*dst);
+        *dst = s;
+        return 0;
+}
+
+static void unlink_job_locked(struct af_queue *q, struct job *j)
+{
+        struct job **pp = &q->locked.head, *prev = NULL;
+
+        while (*pp && *pp != j) {
+                prev = *pp;
+                pp = &(*pp)->next;
+        }
+        if (!*pp)
+                return;
+        *pp = j->next;
+        if (q->locked.tail == j)
+                q->locked.tail = prev;
+        j->next = NULL;
+}
+
+static struct job *find_locked(struct af_queue *q, const char *relpath)
+{
+        for (struct job *j = q->locked.head; j; j = j->next)
+                if (strcmp(j->relpath, relpath) == 0)
+                        return j;
+        return NULL;
+}
+
+int af_queue_submit(struct af_queue *q, const char *relpath, const char *bucket, const char *key)
+{
+        struct job *j;
+        int r = 0;
+
+        pthread_mutex_lock(&q->lock);
+        if (q->locked.stopping) {
+                r = -ESHUTDOWN;
+                goto out;
+        }
+        j = find_locked(q, relpath);
+        if (j) {
+                /* Same file again: the newest key wins, and a running upload goes again. */
+                r = set_str(&j->bucket, bucket);
+                if (r == 0)
+                        r = set_str(&j->key, key);
+                if (j->state == JOB_RUNNING)
+                        j->again = true;
+                j->attempts = 0;
+                j->not_before_ms = 0;
+                goto out;
+        }
+        j = calloc(1, sizeof(*j));
+        if (!j || !(j->relpath = strdup(relpath)) || !(j->bucket = strdup(bucket)) ||
+            !(j->key = strdup(key))) {
+                job_free(j);
+                r = -ENOMEM;
+                goto out;
+        }
+        if (q->locked.tail)
+                q->locked.tail->next = j;
+        else
+                q->locked.head = j;
+        q->locked.tail = j;
+        q->locked.stats.pending_files++;
+        pthread_cond_signal(&q->work);
+out:
+        pthread_mutex_unlock(&q->lock);
+        return r;
+}
+
+/* The first queued job whose backoff has passed; else how long until one is ready. */
+static struct job *pick_locked(struct af_queue *q, uint64_t *wait_ms)
+{
+        uint64_t now = now_ms(), soonest = UINT64_MAX;
+
+        for (struct job *j = q->locked.head; j; j = j->next) {
+                if (j->state != JOB_QUEUED)
+                        continue;
+                if (j->not_before_ms <= now)
+                        return j;
+                if (j->not_before_ms - now < soonest)
+                        soonest = j->not_before_ms - now;
+        }
+        *wait_ms = soonest;
+        return NULL;
+}
+
+static void timed_wait(pthread_cond_t *c, pthread_mutex_t *m, uint64_t ms)
+{
+        struct timespec ts;
+
+        clock_gettime(CLOCK_REALTIME, &ts);
+        ts.tv_sec += (time_t)(ms / 1000);
+        ts.tv_nsec += (long)(ms % 1000) * 1000000L;
+        if (ts.tv_nsec >= 1000000000L) {
+                ts.tv_sec++;
+                ts.tv_nsec -= 1000000000L;
+        }
+        pthread_cond_timedwait(c, m, &ts);
+}
+
+/* One attempt. Returns 0, or a negative errno with @err filled for S3 errors. */
+static int upload_once(struct af_queue *q, struct af_s3_client *s3, const char *relpath,
+                       const char *bucket, const char *key, uint64_t *ret_size,
+                       struct af_s3_put_result *res, struct af_s3_error *err)
+{
+        struct stat st;
+        int fd, r;
+
+        memset(err, 0, sizeof(*err));
+        fd = openat(q->cfg.spool_dirfd, relpath, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+        if (fd < 0)
+                return -errno;
+        if (fstat(fd, &st) < 0) {
+                r = -errno;
+                goto out;
+        }
+        if (!S_ISREG(st.st_mode)) {
+                r = -EISDIR;
+                goto out;
+        }
+        *ret_size = (uint64_t)st.st_size;
+        r = af_s3_put_object_fd(s3, bucket, key, fd, (uint64_t)st.st_size, res, err);
+out:
+        close(fd);
+        return r;
+}
+
+static void run_job(struct af_queue *q, struct af_s3_client *s3, struct job *j,
+                    const char *relpath, const char *bucket, const char *key)
+{
+        struct af_s3_put_result res = { 0 };
+        struct af_s3_error err;
+        struct af_buf msg;
+        uint64_t size = 0, t0 = now_ms();
+        unsigned attempt;
+        int r;
+
+        r = upload_once(q, s3, relpath, bucket, key, &size, &res, &err);
+
+        pthread_mutex_lock(&q->lock);
+        attempt = ++j->attempts;
+        if (r == 0) {
+                q->locked.stats.uploaded_files++;
+                q->locked.stats.uploaded_bytes += size;
+        }
+        pthread_mutex_unlock(&q->lock);
+
+        if (r == 0) {
+                af_log_info("op=upload status=done path=%s bucket=%s key=%s bytes=%llu ms=%llu "
+                            "etag=%s",
+                            af_q(relpath), af_q(bucket), af_q(key), (unsigned long long)size,
+                            (unsigned long long)(now_ms() - t0), af_q(res.etag));
+                goto finished;
+        }
+        if (r == -ENOENT && err.http_status == 0 && !err.code[0]) {
+                /* Renamed or deleted before we got to it: nothing to upload under this name. */
+                af_log_info("op=upload status=skipped path=%s reason=\"no longer in the spool\"",
+                            af_q(relpath));
+                goto finished;
+        }
+        af_buf_init(&msg, 1024);
+        if (err.http_status || err.code[0])
+                af_s3_error_format(&err, &msg);
+        else
+                (void)af_buf_addf(&msg, "%s", strerror(-r));
+        if ((af_s3_retryable(r) || r == -ESTALE) && attempt < q->cfg.max_attempts) {
+                unsigned delay = af_backoff_ms(attempt, q->cfg.backoff_base_ms,
+                                               q->cfg.backoff_max_ms,
+                                               (double)rand() / ((double)RAND_MAX + 1.0));
+
+                af_log_warn("op=upload status=retry path=%s bucket=%s key=%s attempt=%u "
+                            "http_status=%d s3_code=%s request_id=%s delay_ms=%u err=%s",
+                            af_q(relpath), af_q(bucket), af_q(key), attempt, err.http_status,
+                            af_q(err.code), af_q(err.request_id), delay, af_q(af_buf_str(&msg)));
+                af_buf_done(&msg);
+                pthread_mutex_lock(&q->lock);
+                j->state = JOB_QUEUED;
+                j->not_before_ms = now_ms() + delay;
+                pthread_mutex_unlock(&q->lock);
+                return;
+        }
+        af_log_error("op=upload status=failed path=%s bucket=%s key=%s attempts=%u "
+                     "http_status=%d s3_code=%s request_id=%s err=%s msg=\"file kept in the "
+                     "spool\"",
+                     af_q(relpath), af_q(bucket), af_q(key), attempt, err.http_status,
+                     af_q(err.code), af_q(err.request_id), af_q(af_buf_str(&msg)));
+        af_buf_done(&msg);
+        pthread_mutex_lock(&q->lock);
+        q->locked.stats.failed_files++;
+        pthread_mutex_unlock(&q->lock);
+finished:
+        pthread_mutex_lock(&q->lock);
+        if (j->again) {
+                j->again = false;
+                j->attempts = 0;
+                j->state = JOB_QUEUED;
+                pthread_cond_signal(&q->work);
+        } else {
+                unlink_job_locked(q, j);
+                q->locked.stats.pending_files--;
+                job_free(j);
+                pthread_cond_broadcast(&q->idle);
+        }
+        pthread_mutex_unlock(&q->lock);
+}
+
+static void *worker(void *arg)
+{
+        struct af_queue *q = arg;
+        struct af_s3_client *s3 = NULL;
+        struct af_buf err;
+
+        af_buf_init(&err, 1024);
+        if (af_s3_client_new(q->cfg.s3, q->cfg.creds, &s3, &err) < 0) {
+                /* Checked in af_queue_new, so only OOM gets here. */
+                af_log_error("op=worker err=%s", af_q(af_buf_str(&err)));
+                af_buf_done(&err);
+                return NULL;
+        }
+        af_buf_done(&err);
+        pthread_mutex_lock(&q->lock);
+        while (!q->locked.stopping) {
+                uint64_t wait = 0;
+                struct job *j = pick_locked(q, &wait);
+                char *relpath, *bucket, *key;
+
+                if (!j) {
+                        if (wait == UINT64_MAX)
+                                pthread_cond_wait(&q->work, &q->lock);
+                        else
+                                timed_wait(&q->work, &q->lock, wait);
+                        continue;
+                }
+                j->state = JOB_RUNNING;
+                j->again = false;
+                /* Private copies: a submit may replace the job's strings while we upload. */
+                relpath = strdup(j->relpath);
+                bucket = strdup(j->bucket);
+                key = strdup(j->key);
+                pthread_mutex_unlock(&q->lock);
+                if (relpath && bucket && key) {
+                        run_job(q, s3, j, relpath, bucket, key);
+                } else {
+                        pthread_mutex_lock(&q->lock);
+                        j->state = JOB_QUEUED;
+                        j->not_before_ms = now_ms() + 1000;
+                        pthread_mutex_unlock(&q->lock);
+                }
+                free(relpath);
+                free(bucket);
+                free(key);
+                pthread_mutex_lock(&q->lock);
+        }
+        pthread_mutex_unlock(&q->lock);
+        af_s3_client_free(s3);
+        return NULL;
+}
+
+int af_queue_new(const struct af_queue_config *cfg, struct af_queue **ret, struct af_buf *err)
+{
+        struct af_s3_client *probe = NULL;
+        struct af_queue *q;
+        int r;
+
+        /* Validate the S3 configuration once, here, so workers cannot fail to start. */
+        r = af_s3_client_new(cfg->s3, cfg->creds, &probe, err);
+        if (r < 0)
+                return r;
+        af_s3_client_free(probe);
+        q = calloc(1, sizeof(*q));
+        if (!q)
+                return -ENOMEM;
+        q->cfg = *cfg;
+        if (!q->cfg.workers)
+                q->cfg.workers = 4;
+        if (!q->cfg.max_attempts)
+                q->cfg.max_attempts = 10;
+        if (!q->cfg.backoff_base_ms)
+                q->cfg.backoff_base_ms = 200;
+        if (!q->cfg.backoff_max_ms)
+                q->cfg.backoff_max_ms = 20000;
+        pthread_mutex_init(&q->lock, NULL);
+        pthread_cond_init(&q->work, NULL);
+        pthread_cond_init(&q->idle, NULL);
+        q->threads = calloc(q->cfg.workers, sizeof(*q->threads));
+        if (!q->threads) {
+                af_queue_free(q);
+                return -ENOMEM;
+        }
+        for (unsigned i = 0; i < q->cfg.workers; i++) {
+                r = pthread_create(&q->threads[i], NULL, worker, q);
+                if (r) {
+                        (void)af_buf_addf(err, "cannot start upload worker: %s", strerror(r));
+                        af_queue_free(q);
+                        return -r;
+                }
+                q->nthreads++;
+        }
+        *ret = q;
+        return 0;
+}
+
+int af_queue_drain(struct af_queue *q, long timeout_ms)
+{
+        uint64_t deadline = timeout_ms < 0 ? UINT64_MAX : now_ms() + (uint64_t)timeout_ms;
+        int r = 0;
+
+        pthread_mutex_lock(&q->lock);
+        while (q->locked.head) {
+                uint64_t now = now_ms();
+
+                if (now >= deadline) {
+                        r = -ETIMEDOUT;
+                        break;
+                }
+                timed_wait(&q->idle, &q->lock, deadline - now < 1000 ? deadline - now : 1000);
+        }
+        pthread_mutex_unlock(&q->lock);
+        return r;
+}
+
+void af_queue_get_stats(struct af_queue *q, struct af_queue_stats *ret)
+{
+        pthread_mutex_lock(&q->lock);
+        *ret = q->locked.stats;
+        pthread_mutex_unlock(&q->lock);
+}
+
+void af_queue_free(struct af_queue *q)
+{
+        struct job *j, *next;
+
+        if (!q)
+                return;
+        pthread_mutex_lock(&q->lock);
+        q->locked.stopping = true;
+        pthread_cond_broadcast(&q->work);
+        pthread_mutex_unlock(&q->lock);
+        for (unsigned i = 0; i < q->nthreads; i++)
+                pthread_join(q->threads[i], NULL);
+        for (j = q->locked.head; j; j = next) {
+                next = j->next;
+                af_log_error("op=upload status=left path=%s bucket=%s key=%s msg=\"not uploaded; "
+                             "file kept in the spool\"",
+                             af_q(j->relpath), af_q(j->bucket), af_q(j->key));
+                job_free(j);
+        }
+        pthread_cond_destroy(&q->work);
+        pthread_cond_destroy(&q->idle);
+        pthread_mutex_destroy(&q->lock);
+        free(q->threads);
+        free(q);
+}

@@ -1,0 +1,71 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/**
+ * @file queue.h
+ * The upload queue: a bounded pool of workers that upload spool files to S3.
+ *
+ * The mount hands over a file by its path in the spool (af_queue_submit); a worker opens it
+ * then, so the upload always reads what the file holds at that moment. Submitting a path that
+ * is already queued updates that job (its key may have changed); submitting one that is being
+ * uploaded marks it to be uploaded once more afterwards, so the last version always wins.
+ *
+ * Failures: retryable errors (af_s3_retryable) are retried with exponential backoff and full
+ * jitter up to max_attempts; permanent ones fail at once. A failed file stays in the spool and
+ * is logged with the operation, bucket/key, HTTP status, S3 code and request id.
+ *
+ * Threads: af_queue_submit, af_queue_drain and af_queue_get_stats may be called from any
+ * thread. Workers log each upload's outcome (they are where the decision is made).
+ */
+#pragma once
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "buf.h"
+#include "creds.h"
+#include "s3.h"
+
+struct af_queue;
+
+struct af_queue_config {
+        int spool_dirfd; /* borrowed; relative paths are opened under it */
+        unsigned workers;      /* 0: 4 */
+        unsigned max_attempts; /* 0: 10 */
+        unsigned backoff_base_ms; /* 0: 200 */
+        unsigned backoff_max_ms;  /* 0: 20000 */
+        const struct af_s3_config *s3;
+        struct af_creds_provider *creds; /* borrowed */
+};
+
+struct af_queue_stats {
+        uint64_t uploaded_files;
+        uint64_t uploaded_bytes;
+        uint64_t failed_files;
+        uint64_t pending_files; /* queued or uploading */
+};
+
+/** Starts the workers. -EINVAL (bad S3 config, line in @err), -ENOMEM, or a pthread error. */
+int af_queue_new(const struct af_queue_config *cfg, struct af_queue **ret, struct af_buf *err);
+
+/** Queues @relpath for upload to @bucket/@key. -ESHUTDOWN once the queue is stopping. */
+int af_queue_submit(struct af_queue *q, const char *relpath, const char *bucket, const char *key);
+
+/**
+ * Waits until no job is queued or running, or @timeout_ms passes (< 0: no limit).
+ * 0 when drained, -ETIMEDOUT otherwise.
+ */
+int af_queue_drain(struct af_queue *q, long timeout_ms);
+
+void af_queue_get_stats(struct af_queue *q, struct af_queue_stats *ret);
+
+/**
+ * Stops the workers (a running upload finishes first), logs every job that is still pending
+ * as left in the spool, and frees the queue. NULL is a no-op.
+ */
+void af_queue_free(struct af_queue *q);
+
+/**
+ * Full-jitter exponential backoff (AWS Architecture Blog, "Exponential Backoff and Jitter"):
+ * a delay in [0, min(max_ms, base_ms * 2^attempt)], picked with @rnd (uniform in [0, 1)).
+ * Pure, for tests.
+ */
+unsigned af_backoff_ms(unsigned attempt, unsigned base_ms, unsigned max_ms, double rnd);

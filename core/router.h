@@ -1,0 +1,82 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/**
+ * @file router.h
+ * The one place that turns a path in the mount into a bucket and key (design.md §3).
+ *
+ * Built once at start-up from the repository (bucket + expanded keyFormat), the spec's
+ * output artifacts and the directory the spec calls the mount point (--as). Then
+ * af_router_route() is a pure lookup, safe from any thread, used by the mount, the upload
+ * queue and `artifuse keys` alike, so the dry run shows exactly what the mount will do.
+ *
+ * Rules (Argo's, argo.md §2.3-2.4), for archive "none":
+ *   file artifact      <prefix>/<basename(path)>
+ *   directory artifact <prefix>/<basename(path)>/<path inside the directory>
+ *   artifact s3.key    the key verbatim (a directory: <key>/<path inside>)
+ *   unmatched file     ignored, or <prefix>/<relative path> with --unmatched upload
+ * Keys are cleaned like Go's path.Join and may not exceed 1024 bytes.
+ */
+#pragma once
+
+#include <stdbool.h>
+
+#include "buf.h"
+#include "spec.h"
+#include "template.h"
+
+#define AF_KEY_MAX 1024
+
+enum af_unmatched {
+        AF_UNMATCHED_AUTO = 0, /* ignore with a spec that declares artifacts, else upload */
+        AF_UNMATCHED_IGNORE,
+        AF_UNMATCHED_UPLOAD,
+};
+
+struct af_router_config {
+        const char *bucket;
+        const char *key_format; /* e.g. "argo-workflows/{{workflow.name}}/{{pod.name}}" */
+        const char *mount_as;   /* absolute directory the spec's paths are relative to */
+        enum af_archive archive_default;
+        enum af_unmatched unmatched;
+};
+
+struct af_route_artifact {
+        char *name;
+        char *path; /* as in the spec */
+        char *rel;  /* path relative to mount_as ("" = the mount itself), NULL if outside */
+        char *base; /* basename of the cleaned path: the object name for archive none */
+        char *key;  /* expanded s3.key, or NULL */
+        enum af_archive archive;
+        bool optional;
+};
+
+struct af_router {
+        char *bucket;
+        char *prefix; /* expanded, cleaned keyFormat */
+        char *mount_as;
+        struct af_route_artifact *arts;
+        size_t narts;
+        bool upload_unmatched;
+};
+
+/**
+ * Builds the router. Fails with -ENOENT (unresolved variable), -EINVAL (bad template, an
+ * archive strategy this build cannot produce, a relative mount_as) or -ENAMETOOLONG, with
+ * one line in @err naming the variable or artifact and where it was looked for.
+ * @spec may be NULL (no artifacts: every file is uploaded under the prefix).
+ */
+int af_router_init(struct af_router *r, const struct af_router_config *cfg,
+                   const struct af_spec *spec, const struct af_vars *vars, struct af_buf *err);
+void af_router_done(struct af_router *r);
+
+struct af_route {
+        const char *bucket;                      /* borrowed from the router */
+        const struct af_route_artifact *artifact; /* NULL for an unmatched upload */
+        struct af_buf key;                       /* caller inits and frees */
+};
+
+/**
+ * Routes @relpath (relative to the mount root, no leading "/"). Returns 1 and fills @ret
+ * when the file is to be uploaded, 0 when it is not (not an artifact, or an unmatched file
+ * that is ignored), -ENAMETOOLONG when the key would pass AF_KEY_MAX.
+ */
+int af_router_route(const struct af_router *r, const char *relpath, struct af_route *ret);

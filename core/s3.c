@@ -1,0 +1,670 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * S3 over libcurl. Message building (URL, headers, signature) is kept apart from the
+ * transport (one curl_easy_perform per request) so each can be read on its own.
+ */
+#include "s3.h"
+
+#include <curl/curl.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "crypto.h"
+#include "log.h"
+#include "sigv4.h"
+
+#define BODY_CAP (64 * 1024) /* error and XML bodies; anything longer is cut */
+#define READ_CHUNK (256 * 1024)
+
+struct af_s3_client {
+        CURL *curl;
+        struct af_creds_provider *creds;
+        char *scheme; /* "http" or "https" */
+        char *host;   /* "127.0.0.1:7480": the Host header, exactly as signed */
+        char *region;
+        char *ca_file;
+        long connect_timeout_ms;
+        long low_speed_time_s;
+};
+
+int af_s3_global_init(void)
+{
+        return curl_global_init(CURL_GLOBAL_DEFAULT) == CURLE_OK ? 0 : -ENOMEM;
+}
+
+int af_s3_client_new(const struct af_s3_config *cfg, struct af_creds_provider *creds,
+                     struct af_s3_client **ret, struct af_buf *err)
+{
+        const char *ep = cfg->endpoint, *host, *end;
+        struct af_s3_client *c;
+        size_t hl;
+
+        if (!ep || (strncmp(ep, "http://", 7) != 0 && strncmp(ep, "https://", 8) != 0)) {
+                (void)af_buf_addf(err, "endpoint '%s' must start with http:// or https://",
+                                  ep ? ep : "");
+                return -EINVAL;
+        }
+        host = strstr(ep, "://") + 3;
+        end = host + strcspn(host, "/?#");
+        hl = (size_t)(end - host);
+        /* Path-style requests go to /bucket/key; a base path would change what is signed. */
+        if (hl == 0 || (*end && strcmp(end, "/") != 0)) {
+                (void)af_buf_addf(err, "endpoint '%s' must be scheme://host[:port] with no path",
+                                  ep);
+                return -EINVAL;
+        }
+        c = calloc(1, sizeof(*c));
+        if (!c)
+                return -ENOMEM;
+        c->curl = curl_easy_init();
+        c->scheme = strndup(ep, (size_t)(host - 3 - ep));
+        c->host = strndup(host, hl);
+        c->region = strdup(cfg->region && *cfg->region ? cfg->region : "us-east-1");
+        c->ca_file = cfg->ca_file ? strdup(cfg->ca_file) : NULL;
+        c->creds = creds;
+        c->connect_timeout_ms = cfg->connect_timeout_ms ? cfg->connect_timeout_ms : 10000;
+        c->low_speed_time_s = cfg->low_speed_time_s ? cfg->low_speed_time_s : 60;
+        if (!c->curl || !c->scheme || !c->host || !c->region || (cfg->ca_file && !c->ca_file)) {
+                af_s3_client_free(c);
+                return -ENOMEM;
+        }
+        *ret = c;
+        return 0;
+}
+
+void af_s3_client_free(struct af_s3_client *c)
+{
+        if (!c)
+                return;
+        if (c->curl)
+                curl_easy_cleanup(c->curl);
+        free(c->scheme);
+        free(c->host);
+        free(c->region);
+        free(c->ca_file);
+        free(c);
+}
+
+/* ---- the response ---------------------------------------------------------------------- */
+
+struct response {
+        long status;
+        struct af_buf body;
+        char request_id[128];
+        char etag[130];
+        char version_id[256];
+        uint64_t content_length;
+};
+
+static void copy_trimmed(char *dst, size_t n, const char *src, size_t len)
+{
+        while (len && (*src == ' ' || *src == '\t')) {
+                src++;
+                len--;
+        }
+        while (len && (src[len - 1] == '\r' || src[len - 1] == '\n' || src[len - 1] == ' '))
+                len--;
+        if (len >= n)
+                len = n - 1;
+        memcpy(dst, src, len);
+        dst[len] = '\0';
+}
+
+static size_t on_header(char *data, size_t size, size_t nmemb, void *userp)
+{
+        struct response *resp = userp;
+        size_t len = size * nmemb;
+        const char *colon = memchr(data, ':', len);
+        size_t nl;
+
+        if (!colon)
+                return len;
+        nl = (size_t)(colon - data);
+        colon++;
+#define IS(name) (nl == sizeof(name) - 1 && strncasecmp(data, name, nl) == 0)
+        if (IS("x-amz-request-id"))
+                copy_trimmed(resp->request_id, sizeof(resp->request_id), colon,
+                             len - nl - 1);
+        else if (IS("etag"))
+                copy_trimmed(resp->etag, sizeof(resp->etag), colon, len - nl - 1);
+        else if (IS("x-amz-version-id"))
+                copy_trimmed(resp->version_id, sizeof(resp->version_id), colon, len - nl - 1);
+        else if (IS("content-length")) {
+                char v[32];
+
+                copy_trimmed(v, sizeof(v), colon, len - nl - 1);
+                resp->content_length = strtoull(v, NULL, 10);
+        }
+#undef IS
+        return len;
+}
+
+static size_t on_body(char *data, size_t size, size_t nmemb, void *userp)
+{
+        struct response *resp = userp;
+        size_t len = size * nmemb;
+
+        /* Keep the start of a long body; an error document fits well within the cap. */
+        if (resp->body.len < BODY_CAP)
+                (void)af_buf_add(&resp->body, data,
+                                 len < BODY_CAP - resp->body.len ? len : BODY_CAP - resp->body.len);
+        return len;
+}
+
+/* The text of the first <tag>...</tag> in @xml, unescaping the five XML entities. */
+static void xml_get(const char *xml, const char *tag, char *out, size_t n)
+{
+        char open[80], close[80];
+        const char *a, *b;
+        size_t o = 0;
+
+        out[0] = '\0';
+        snprintf(open, sizeof(open), "<%s>", tag);
+        snprintf(close, sizeof(close), "</%s>", tag);
+        a = strstr(xml, open);
+        if (!a)
+                return;
+        a += strlen(open);
+        b = strstr(a, close);
+        if (!b)
+                return;
+        while (a < b && o + 1 < n) {
+                static const struct {
+                        const char *ent;
+                        char c;
+                } ents[] = { { "&lt;", '<' }, { "&gt;", '>' }, { "&amp;", '&' },
+                             { "&quot;", '"' }, { "&apos;", '\'' } };
+                bool done = false;
+
+                for (size_t i = 0; i < sizeof(ents) / sizeof(ents[0]) && *a == '&'; i++) {
+                        size_t el = strlen(ents[i].ent);
+
+                        if ((size_t)(b - a) >= el && strncmp(a, ents[i].ent, el) == 0) {
+                                out[o++] = ents[i].c;
+                                a += el;
+                                done = true;
+                                break;
+                        }
+                }
+                if (!done)
+                        out[o++] = *a++;
+        }
+        out[o] = '\0';
+}
+
+/*
+ * S3 -> errno, in one place. Retryable ones map to EAGAIN-like codes (see af_s3_retryable).
+ *   403, AccessDenied, SignatureDoesNotMatch, InvalidAccessKeyId  -> EACCES
+ *   ExpiredToken                                                  -> EKEYEXPIRED
+ *   404, NoSuchBucket, NoSuchKey, NoSuchUpload                    -> ENOENT
+ *   412 PreconditionFailed                                        -> EEXIST
+ *   BadDigest, XAmzContentSHA256Mismatch, InvalidDigest           -> EBADMSG (re-read, retry)
+ *   RequestTimeTooSkewed                                          -> ETIME
+ *   429, 5xx, SlowDown, RequestTimeout, InternalError,
+ *   ServiceUnavailable                                            -> EAGAIN
+ *   other 4xx                                                     -> EINVAL
+ */
+static const struct {
+        const char *code;
+        int err;
+} code_map[] = {
+        { "AccessDenied", -EACCES },
+        { "SignatureDoesNotMatch", -EACCES },
+        { "InvalidAccessKeyId", -EACCES },
+        { "ExpiredToken", -EKEYEXPIRED },
+        { "NoSuchBucket", -ENOENT },
+        { "NoSuchKey", -ENOENT },
+        { "NoSuchUpload", -ENOENT },
+        { "PreconditionFailed", -EEXIST },
+        { "BadDigest", -EBADMSG },
+        { "XAmzContentSHA256Mismatch", -EBADMSG },
+        { "InvalidDigest", -EBADMSG },
+        { "RequestTimeTooSkewed", -ETIME },
+        { "SlowDown", -EAGAIN },
+        { "RequestTimeout", -EAGAIN },
+        { "InternalError", -EAGAIN },
+        { "ServiceUnavailable", -EAGAIN },
+};
+
+static int status_errno(long status, const char *code)
+{
+        for (size_t i = 0; i < sizeof(code_map) / sizeof(code_map[0]); i++)
+                if (strcmp(code, code_map[i].code) == 0)
+                        return code_map[i].err;
+        if (status == 429 || status >= 500)
+                return -EAGAIN;
+        if (status == 403 || status == 401)
+                return -EACCES;
+        if (status == 404)
+                return -ENOENT;
+        if (status == 412)
+                return -EEXIST;
+        return -EINVAL;
+}
+
+static int curl_errno(CURLcode cc)
+{
+        switch (cc) {
+        case CURLE_COULDNT_CONNECT:
+                return -ECONNREFUSED;
+        case CURLE_COULDNT_RESOLVE_HOST:
+        case CURLE_COULDNT_RESOLVE_PROXY:
+                return -EHOSTUNREACH;
+        case CURLE_OPERATION_TIMEDOUT:
+                return -ETIMEDOUT;
+        case CURLE_OUT_OF_MEMORY:
+                return -ENOMEM;
+        case CURLE_READ_ERROR:
+                return -EIO;
+        case CURLE_SSL_CACERT_BADFILE:
+        case CURLE_PEER_FAILED_VERIFICATION:
+        case CURLE_SSL_CONNECT_ERROR:
+        case CURLE_URL_MALFORMAT:
+        case CURLE_UNSUPPORTED_PROTOCOL:
+                return -EPROTO;
+        default:
+                /* resets, partial transfers, send/recv errors: the connection broke */
+                return -ECONNRESET;
+        }
+}
+
+bool af_s3_retryable(int r)
+{
+        switch (r) {
+        case -EAGAIN:
+        case -ETIMEDOUT:
+        case -ECONNREFUSED:
+        case -ECONNRESET:
+        case -EHOSTUNREACH:
+        case -EBADMSG:
+        case -ETIME:
+        case -EKEYEXPIRED:
+                return true;
+        default:
+                return false;
+        }
+}
+
+void af_s3_error_format(const struct af_s3_error *e, struct af_buf *out)
+{
+        if (e->http_status)
+                (void)af_buf_addf(out, "HTTP %d %s: %s (request id %s)", e->http_status,
+                                  e->code[0] ? e->code : "-",
+                                  e->message[0] ? e->message : "no message",
+                                  e->request_id[0] ? e->request_id : "-");
+        else
+                (void)af_buf_addf(out, "%s: %s", e->code[0] ? e->code : "transport error",
+                                  e->message);
+}
+
+/* ---- the request ----------------------------------------------------------------------- */
+
+struct body_src {
+        int fd;
+        uint64_t size;
+        uint64_t off;
+        int read_errno;
+};
+
+static size_t on_read(char *buf, size_t size, size_t nitems, void *userp)
+{
+        struct body_src *src = userp;
+        size_t want = size * nitems;
+        ssize_t n;
+
+        if (src->off >= src->size)
+                return 0;
+        if (want > src->size - src->off)
+                want = (size_t)(src->size - src->off);
+        n = pread(src->fd, buf, want, (off_t)src->off);
+        if (n < 0) {
+                src->read_errno = errno;
+                return CURL_READFUNC_ABORT;
+        }
+        if (n == 0) {
+                /* The file shrank under us: abort; the caller retries with a fresh size. */
+                src->read_errno = ESTALE;
+                return CURL_READFUNC_ABORT;
+        }
+        src->off += (uint64_t)n;
+        return (size_t)n;
+}
+
+/* Lets curl rewind the body when it must resend (a redirect or an auth retry). */
+static int on_seek(void *userp, curl_off_t offset, int origin)
+{
+        struct body_src *src = userp;
+
+        if (origin != SEEK_SET || offset < 0 || (uint64_t)offset > src->size)
+                return CURL_SEEKFUNC_CANTSEEK;
+        src->off = (uint64_t)offset;
+        return CURL_SEEKFUNC_OK;
+}
+
+struct request {
+        const char *method;
+        const char *bucket;
+        const char *key; /* NULL for bucket operations */
+        const struct af_sigv4_param *query;
+        size_t nquery;
+        const struct af_sigv4_header *extra; /* signed extra headers (content-md5, ...) */
+        size_t nextra;
+        const char *payload_hash;
+        struct body_src *body; /* NULL: no body */
+};
+
+/* Hex SHA-256 and base64 MD5 of @size bytes of @fd, read in chunks. */
+static int hash_file(int fd, uint64_t size, char sha_hex[2 * AF_SHA256_LEN + 1],
+                     char md5_b64[25])
+{
+        struct af_digest sha, md5;
+        uint8_t dsha[AF_SHA256_LEN], dmd5[AF_MD5_LEN];
+        char *buf = malloc(READ_CHUNK);
+        uint64_t off = 0;
+        int r;
+
+        if (!buf)
+                return -ENOMEM;
+        r = af_digest_init(&sha, AF_DIGEST_SHA256);
+        if (r < 0)
+                goto out_buf;
+        r = af_digest_init(&md5, AF_DIGEST_MD5);
+        if (r < 0) {
+                af_digest_abandon(&sha);
+                goto out_buf;
+        }
+        while (off < size) {
+                size_t want = size - off < READ_CHUNK ? (size_t)(size - off) : READ_CHUNK;
+                ssize_t n = pread(fd, buf, want, (off_t)off);
+
+                if (n < 0) {
+                        r = -errno;
+                        goto out;
+                }
+                if (n == 0) {
+                        r = -ESTALE; /* shrank while we read it */
+                        goto out;
+                }
+                af_digest_update(&sha, buf, (size_t)n);
+                af_digest_update(&md5, buf, (size_t)n);
+                off += (uint64_t)n;
+        }
+        af_digest_final(&sha, dsha);
+        af_digest_final(&md5, dmd5);
+        af_hex(dsha, sizeof(dsha), sha_hex);
+        af_base64(dmd5, sizeof(dmd5), md5_b64);
+        r = 0;
+out:
+        af_digest_abandon(&sha);
+        af_digest_abandon(&md5);
+out_buf:
+        free(buf);
+        return r;
+}
+
+static int build_uri(const char *bucket, const char *key, struct af_buf *uri)
+{
+        int r = af_buf_addc(uri, '/');
+
+        if (r == 0)
+                r = af_sigv4_uri_encode(bucket, strlen(bucket), true, uri);
+        if (r == 0 && key) {
+                r = af_buf_addc(uri, '/');
+                /* S3 keys are URI-encoded once, '/' kept, in both the URL and the signature. */
+                if (r == 0)
+                        r = af_sigv4_uri_encode(key, strlen(key), false, uri);
+        }
+        return r;
+}
+
+static void fill_error(struct af_s3_error *err, const struct response *resp)
+{
+        const char *body = af_buf_str(&resp->body);
+
+        memset(err, 0, sizeof(*err));
+        err->http_status = (int)resp->status;
+        xml_get(body, "Code", err->code, sizeof(err->code));
+        xml_get(body, "Message", err->message, sizeof(err->message));
+        xml_get(body, "RequestId", err->request_id, sizeof(err->request_id));
+        if (!err->request_id[0])
+                snprintf(err->request_id, sizeof(err->request_id), "%s", resp->request_id);
+        if (!err->code[0]) {
+                /* HEAD responses have no body: name the status the way S3 tools do. */
+                const char *name = resp->status == 403   ? "Forbidden"
+                                   : resp->status == 404 ? "NotFound"
+                                   : resp->status == 400 ? "BadRequest"
+                                   : resp->status == 412 ? "PreconditionFailed"
+                                   : resp->status >= 500 ? "ServerError"
+                                                         : "";
+                snprintf(err->code, sizeof(err->code), "%s", name);
+        }
+}
+
+static int perform(struct af_s3_client *c, const struct request *rq, struct response *resp,
+                   struct af_s3_error *err)
+{
+        struct af_sigv4_header hdrs[8];
+        struct af_sigv4_req sreq;
+        struct af_buf uri, query, url, auth, line;
+        struct curl_slist *list = NULL;
+        char amz_date[17], curl_err[CURL_ERROR_SIZE] = "";
+        struct af_creds creds;
+        size_t nh = 0;
+        time_t now;
+        CURLcode cc;
+        CURL *h = c->curl;
+        int r;
+
+        memset(err, 0, sizeof(*err));
+        af_buf_init(&uri, 0);
+        af_buf_init(&query, 0);
+        af_buf_init(&url, 0);
+        af_buf_init(&auth, 0);
+        af_buf_init(&line, 0);
+
+        r = af_creds_get(c->creds, &creds);
+        if (r < 0) {
+                snprintf(err->code, sizeof(err->code), "NoCredentials");
+                snprintf(err->message, sizeof(err->message), "no AWS credentials available");
+                goto out;
+        }
+        r = build_uri(rq->bucket, rq->key, &uri);
+        if (r == 0)
+                r = af_sigv4_canonical_query(rq->query, rq->nquery, &query);
+        if (r == 0)
+                r = af_buf_addf(&url, "%s://%s%s%s%s", c->scheme, c->host, af_buf_str(&uri),
+                                query.len ? "?" : "", af_buf_str(&query));
+        if (r < 0)
+                goto out;
+
+        now = time(NULL);
+        af_sigv4_amz_date(now, amz_date);
+        hdrs[nh++] = (struct af_sigv4_header){ "host", c->host };
+        hdrs[nh++] = (struct af_sigv4_header){ "x-amz-date", amz_date };
+        hdrs[nh++] = (struct af_sigv4_header){ "x-amz-content-sha256", rq->payload_hash };
+        if (creds.session_token[0])
+                hdrs[nh++] = (struct af_sigv4_header){ "x-amz-security-token", creds.session_token };
+        for (size_t i = 0; i < rq->nextra && nh < sizeof(hdrs) / sizeof(hdrs[0]); i++)
+                hdrs[nh++] = rq->extra[i];
+        sreq = (struct af_sigv4_req){ .method = rq->method,
+                                      .uri = af_buf_str(&uri),
+                                      .query = rq->query,
+                                      .nquery = rq->nquery,
+                                      .headers = hdrs,
+                                      .nheaders = nh,
+                                      .payload_hash = rq->payload_hash };
+        r = af_sigv4_sign(&sreq, creds.access_key, creds.secret_key, c->region, "s3",
+                          now, &auth, NULL, NULL);
+        explicit_bzero(&creds, sizeof(creds));
+        if (r < 0)
+                goto out;
+
+        for (size_t i = 0; i < nh; i++) {
+                af_buf_reset(&line);
+                r = af_buf_addf(&line, "%s: %s", hdrs[i].name, hdrs[i].value);
+                if (r < 0)
+                        goto out;
+                list = curl_slist_append(list, af_buf_str(&line));
+        }
+        af_buf_reset(&line);
+        r = af_buf_addf(&line, "Authorization: %s", af_buf_str(&auth));
+        explicit_bzero(auth.ptr, auth.len);
+        if (r < 0)
+                goto out;
+        list = curl_slist_append(list, af_buf_str(&line));
+        explicit_bzero(line.ptr, line.len);
+        /* curl would add "Expect: 100-continue" to large PUTs; we send no Content-Type either. */
+        list = curl_slist_append(list, "Content-Type:");
+        if (!list) {
+                r = -ENOMEM;
+                goto out;
+        }
+
+        curl_easy_reset(h); /* keeps the connection cache: connections are reused */
+        curl_easy_setopt(h, CURLOPT_URL, af_buf_str(&url));
+        curl_easy_setopt(h, CURLOPT_HTTPHEADER, list);
+        curl_easy_setopt(h, CURLOPT_ERRORBUFFER, curl_err);
+        curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
+        curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT_MS, c->connect_timeout_ms);
+        curl_easy_setopt(h, CURLOPT_LOW_SPEED_LIMIT, 1024L);
+        curl_easy_setopt(h, CURLOPT_LOW_SPEED_TIME, c->low_speed_time_s);
+        curl_easy_setopt(h, CURLOPT_TCP_KEEPALIVE, 1L);
+        curl_easy_setopt(h, CURLOPT_HEADERFUNCTION, on_header);
+        curl_easy_setopt(h, CURLOPT_HEADERDATA, resp);
+        curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, on_body);
+        curl_easy_setopt(h, CURLOPT_WRITEDATA, resp);
+        curl_easy_setopt(h, CURLOPT_EXPECT_100_TIMEOUT_MS, 1000L);
+        if (c->ca_file)
+                curl_easy_setopt(h, CURLOPT_CAINFO, c->ca_file);
+        if (strcmp(rq->method, "HEAD") == 0) {
+                curl_easy_setopt(h, CURLOPT_NOBODY, 1L);
+        } else if (strcmp(rq->method, "PUT") == 0) {
+                curl_easy_setopt(h, CURLOPT_UPLOAD, 1L);
+                curl_easy_setopt(h, CURLOPT_READFUNCTION, on_read);
+                curl_easy_setopt(h, CURLOPT_READDATA, rq->body);
+                curl_easy_setopt(h, CURLOPT_SEEKFUNCTION, on_seek);
+                curl_easy_setopt(h, CURLOPT_SEEKDATA, rq->body);
+                curl_easy_setopt(h, CURLOPT_INFILESIZE_LARGE,
+                                 (curl_off_t)(rq->body ? rq->body->size : 0));
+        } else if (strcmp(rq->method, "GET") != 0) {
+                curl_easy_setopt(h, CURLOPT_CUSTOMREQUEST, rq->method);
+        }
+
+        cc = curl_easy_perform(h);
+        curl_easy_setopt(h, CURLOPT_HTTPHEADER, NULL);
+        curl_easy_setopt(h, CURLOPT_ERRORBUFFER, NULL);
+        if (cc != CURLE_OK) {
+                if (rq->body && rq->body->read_errno) {
+                        r = rq->body->read_errno == ESTALE ? -ESTALE : -rq->body->read_errno;
+                        snprintf(err->code, sizeof(err->code), "ReadError");
+                        snprintf(err->message, sizeof(err->message),
+                                 "reading the spool file: %s", strerror(rq->body->read_errno));
+                } else {
+                        r = curl_errno(cc);
+                        snprintf(err->code, sizeof(err->code), "%s", curl_easy_strerror(cc));
+                        snprintf(err->message, sizeof(err->message), "%s%s%s", c->host,
+                                 curl_err[0] ? ": " : "", curl_err);
+                }
+                goto out;
+        }
+        curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &resp->status);
+        af_log_debug("op=s3 method=%s bucket=%s key=%s status=%ld request_id=%s", rq->method,
+                     af_q(rq->bucket), af_q(rq->key ? rq->key : ""), resp->status,
+                     af_q(resp->request_id));
+        if (resp->status < 200 || resp->status > 299) {
+                fill_error(err, resp);
+                r = status_errno(resp->status, err->code);
+                goto out;
+        }
+        r = 0;
+out:
+        curl_slist_free_all(list);
+        af_buf_done(&uri);
+        af_buf_done(&query);
+        af_buf_done(&url);
+        af_buf_done(&auth);
+        af_buf_done(&line);
+        return r;
+}
+
+static void response_init(struct response *resp)
+{
+        memset(resp, 0, sizeof(*resp));
+        af_buf_init(&resp->body, BODY_CAP + 1);
+}
+
+int af_s3_put_object_fd(struct af_s3_client *c, const char *bucket, const char *key, int fd,
+                        uint64_t size, struct af_s3_put_result *ret, struct af_s3_error *err)
+{
+        char sha_hex[2 * AF_SHA256_LEN + 1], md5_b64[25];
+        struct body_src body = { .fd = fd, .size = size };
+        struct af_sigv4_header extra[1];
+        struct response resp;
+        struct request rq;
+        int r;
+
+        memset(err, 0, sizeof(*err));
+        r = hash_file(fd, size, sha_hex, md5_b64);
+        if (r < 0) {
+                snprintf(err->code, sizeof(err->code), "ReadError");
+                snprintf(err->message, sizeof(err->message), "reading the spool file: %s",
+                         strerror(-r));
+                return r;
+        }
+        extra[0] = (struct af_sigv4_header){ "content-md5", md5_b64 };
+        rq = (struct request){ .method = "PUT",
+                               .bucket = bucket,
+                               .key = key,
+                               .extra = extra,
+                               .nextra = 1,
+                               .payload_hash = sha_hex,
+                               .body = &body };
+        response_init(&resp);
+        r = perform(c, &rq, &resp, err);
+        if (r == 0) {
+                snprintf(ret->etag, sizeof(ret->etag), "%s", resp.etag);
+                snprintf(ret->version_id, sizeof(ret->version_id), "%s", resp.version_id);
+        }
+        af_buf_done(&resp.body);
+        return r;
+}
+
+static const char empty_sha256[] =
+        "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855";
+
+int af_s3_head_object(struct af_s3_client *c, const char *bucket, const char *key,
+                      struct af_s3_head_result *ret, struct af_s3_error *err)
+{
+        struct request rq = { .method = "HEAD",
+                              .bucket = bucket,
+                              .key = key,
+                              .payload_hash = empty_sha256 };
+        struct response resp;
+        int r;
+
+        response_init(&resp);
+        r = perform(c, &rq, &resp, err);
+        if (r == 0) {
+                ret->size = resp.content_length;
+                snprintf(ret->etag, sizeof(ret->etag), "%s", resp.etag);
+        }
+        af_buf_done(&resp.body);
+        return r;
+}
+
+int af_s3_head_bucket(struct af_s3_client *c, const char *bucket, struct af_s3_error *err)
+{
+        struct request rq = { .method = "HEAD", .bucket = bucket, .payload_hash = empty_sha256 };
+        struct response resp;
+        int r;
+
+        response_init(&resp);
+        r = perform(c, &rq, &resp, err);
+        af_buf_done(&resp.body);
+        return r;
+}

@@ -1,0 +1,81 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/**
+ * @file s3.h
+ * A small S3 client on libcurl with SigV4 (path-style addressing).
+ *
+ * One struct af_s3_client per thread: it owns a curl easy handle whose connection cache
+ * keeps connections alive between requests. Clients share the credentials provider.
+ *
+ * Bodies stream from a file descriptor with pread(), so memory does not grow with the
+ * object. Every PUT carries the payload's SHA-256 (signed, x-amz-content-sha256) and its
+ * Content-MD5, both of which S3 and Ceph radosgw verify: a body that changed or was damaged
+ * on the way is rejected, never stored.
+ *
+ * Errors: negative errno, with struct af_s3_error saying what the server (or curl) said.
+ * The mapping from S3 to errno is one table in s3.c; af_s3_retryable() says which are worth
+ * another attempt. Nothing here logs above debug level, and nothing logs a secret.
+ */
+#pragma once
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "buf.h"
+#include "creds.h"
+
+struct af_s3_client;
+
+struct af_s3_config {
+        const char *endpoint; /* "http://127.0.0.1:7480", "https://s3.eu-west-1.amazonaws.com" */
+        const char *region;
+        const char *ca_file;     /* NULL: the system's CA store */
+        long connect_timeout_ms; /* 0: 10 s */
+        long low_speed_time_s;   /* a transfer below 1 KiB/s for this long fails; 0: 60 s */
+};
+
+struct af_s3_error {
+        int http_status;   /* 0 when no HTTP response arrived */
+        char code[64];     /* S3 error code ("SignatureDoesNotMatch"), or curl's for transport */
+        char message[384]; /* S3's <Message>, or curl's error text */
+        char request_id[128];
+};
+
+struct af_s3_put_result {
+        char etag[130];
+        char version_id[256];
+};
+
+struct af_s3_head_result {
+        uint64_t size;
+        char etag[130];
+};
+
+/** Once per process, before threads start: curl's global init. */
+int af_s3_global_init(void);
+
+/**
+ * Checks @cfg (endpoint must be http:// or https:// with a host and no path) and creates a
+ * client. -EINVAL with a line in @err for a bad endpoint, -ENOMEM.
+ * The client borrows @creds, which must outlive it.
+ */
+int af_s3_client_new(const struct af_s3_config *cfg, struct af_creds_provider *creds,
+                     struct af_s3_client **ret, struct af_buf *err);
+void af_s3_client_free(struct af_s3_client *c);
+
+/**
+ * PutObject of @size bytes of @fd from offset 0. Returns 0 and fills @ret, or a negative
+ * errno and @err. -EBADMSG means the server found the body damaged or changed (BadDigest,
+ * XAmzContentSHA256Mismatch): read the file again and retry.
+ */
+int af_s3_put_object_fd(struct af_s3_client *c, const char *bucket, const char *key, int fd,
+                        uint64_t size, struct af_s3_put_result *ret, struct af_s3_error *err);
+
+int af_s3_head_object(struct af_s3_client *c, const char *bucket, const char *key,
+                      struct af_s3_head_result *ret, struct af_s3_error *err);
+int af_s3_head_bucket(struct af_s3_client *c, const char *bucket, struct af_s3_error *err);
+
+/** True for errors that another attempt may cure (5xx, throttling, transport). */
+bool af_s3_retryable(int r);
+
+/** "HTTP 403 SignatureDoesNotMatch: <message> (request id X)" or "connection refused: <curl>" */
+void af_s3_error_format(const struct af_s3_error *e, struct af_buf *out);

@@ -1,0 +1,467 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * Argo spec reader on libyaml's document API. libyaml resolves anchors and aliases into
+ * shared nodes; YAML 1.1 merge keys ("<<: *base") are not libyaml's job, so map_get()
+ * follows them itself, as Go's YAML decoder (which Argo uses) does.
+ */
+#include "spec.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <yaml.h>
+
+struct ctx {
+        yaml_document_t *doc;
+        const char *filename;
+        struct af_buf *err;
+};
+
+static const char *const workflow_kinds[] = {
+        "Workflow", "WorkflowTemplate", "ClusterWorkflowTemplate", "CronWorkflow",
+};
+
+const char *af_archive_name(enum af_archive a)
+{
+        switch (a) {
+        case AF_ARCHIVE_NONE:
+                return "none";
+        case AF_ARCHIVE_TAR:
+                return "tar";
+        case AF_ARCHIVE_ZIP:
+                return "zip";
+        case AF_ARCHIVE_DEFAULT:
+        default:
+                return "default";
+        }
+}
+
+static int fail_at(struct ctx *c, const yaml_node_t *n, const char *what, const char *detail)
+{
+        if (n)
+                (void)af_buf_addf(c->err, "%s:%zu:%zu: %s%s", c->filename,
+                                  n->start_mark.line + 1, n->start_mark.column + 1, what,
+                                  detail ? detail : "");
+        else
+                (void)af_buf_addf(c->err, "%s: %s%s", c->filename, what, detail ? detail : "");
+        return -EINVAL;
+}
+
+static yaml_node_t *node_at(struct ctx *c, int idx)
+{
+        return yaml_document_get_node(c->doc, idx);
+}
+
+static const char *scalar(const yaml_node_t *n)
+{
+        if (!n || n->type != YAML_SCALAR_NODE)
+                return NULL;
+        return (const char *)n->data.scalar.value;
+}
+
+/* Looks @key up in mapping @map, then in its merge keys ("<<"), depth-limited. */
+static yaml_node_t *map_get_depth(struct ctx *c, const yaml_node_t *map, const char *key,
+                                  int depth)
+{
+        yaml_node_pair_t *p;
+
+        if (!map || map->type != YAML_MAPPING_NODE || depth > 8)
+                return NULL;
+        for (p = map->data.mapping.pairs.start; p < map->data.mapping.pairs.top; p++) {
+                const char *k = scalar(node_at(c, p->key));
+
+                if (k && strcmp(k, key) == 0)
+                        return node_at(c, p->value);
+        }
+        for (p = map->data.mapping.pairs.start; p < map->data.mapping.pairs.top; p++) {
+                const char *k = scalar(node_at(c, p->key));
+                yaml_node_t *v, *found;
+
+                if (!k || strcmp(k, "<<") != 0)
+                        continue;
+                v = node_at(c, p->value);
+                if (v && v->type == YAML_MAPPING_NODE)
+                        return map_get_depth(c, v, key, depth + 1);
+                if (v && v->type == YAML_SEQUENCE_NODE) {
+                        for (yaml_node_item_t *it = v->data.sequence.items.start;
+                             it < v->data.sequence.items.top; it++) {
+                                found = map_get_depth(c, node_at(c, *it), key, depth + 1);
+                                if (found)
+                                        return found;
+                        }
+                }
+        }
+        return NULL;
+}
+
+static yaml_node_t *map_get(struct ctx *c, const yaml_node_t *map, const char *key)
+{
+        return map_get_depth(c, map, key, 0);
+}
+
+static const char *map_scalar(struct ctx *c, const yaml_node_t *map, const char *key)
+{
+        return scalar(map_get(c, map, key));
+}
+
+/* Duplicates an optional scalar field; -ENOMEM only. */
+static int dup_field(struct ctx *c, const yaml_node_t *map, const char *key, char **ret)
+{
+        const char *s = map_scalar(c, map, key);
+
+        *ret = NULL;
+        if (!s)
+                return 0;
+        *ret = strdup(s);
+        return *ret ? 0 : -ENOMEM;
+}
+
+static int parse_bool(const char *s, bool *ret)
+{
+        static const char *const yes[] = { "true", "yes", "on", "y" };
+        static const char *const no[] = { "false", "no", "off", "n" };
+
+        for (size_t i = 0; i < sizeof(yes) / sizeof(yes[0]); i++) {
+                if (strcasecmp(s, yes[i]) == 0) {
+                        *ret = true;
+                        return 0;
+                }
+                if (strcasecmp(s, no[i]) == 0) {
+                        *ret = false;
+                        return 0;
+                }
+        }
+        return -EINVAL;
+}
+
+static void artifact_done(struct af_artifact *a)
+{
+        free(a->name);
+        free(a->path);
+        free(a->s3_key);
+}
+
+static int parse_archive(struct ctx *c, const yaml_node_t *n, struct af_artifact *a)
+{
+        yaml_node_t *tar;
+        const char *lvl;
+        char *end;
+        long v;
+
+        if (n->type != YAML_MAPPING_NODE)
+                return fail_at(c, n, "archive must be a mapping (none: {}, tar: {...} or zip: {})",
+                               NULL);
+        if (map_get(c, n, "none")) {
+                a->archive = AF_ARCHIVE_NONE;
+        } else if (map_get(c, n, "zip")) {
+                a->archive = AF_ARCHIVE_ZIP;
+        } else if ((tar = map_get(c, n, "tar"))) {
+                a->archive = AF_ARCHIVE_TAR;
+                lvl = map_scalar(c, tar, "compressionLevel");
+                if (lvl) {
+                        errno = 0;
+                        v = strtol(lvl, &end, 10);
+                        if (errno || *end || end == lvl || v < -1 || v > 9)
+                                return fail_at(c, map_get(c, tar, "compressionLevel"),
+                                               "compressionLevel must be -1..9, not ", lvl);
+                        a->compression_level = (int)v;
+                }
+        } else {
+                return fail_at(c, n, "archive has none of none, tar, zip", NULL);
+        }
+        return 0;
+}
+
+static int parse_artifact(struct ctx *c, const yaml_node_t *n, struct af_artifact *a)
+{
+        yaml_node_t *f;
+        const char *s;
+        int r;
+
+        memset(a, 0, sizeof(*a));
+        a->compression_level = -1;
+        a->line = (int)n->start_mark.line + 1;
+        if (n->type != YAML_MAPPING_NODE)
+                return fail_at(c, n, "an output artifact must be a mapping", NULL);
+        s = map_scalar(c, n, "name");
+        if (!s || !*s)
+                return fail_at(c, n, "output artifact has no name", NULL);
+        a->name = strdup(s);
+        s = map_scalar(c, n, "path");
+        if (!s || !*s) {
+                r = fail_at(c, n, "output artifact has no path: ", a->name);
+                goto fail;
+        }
+        a->path = strdup(s);
+        if (!a->name || !a->path) {
+                r = -ENOMEM;
+                goto fail;
+        }
+        s = map_scalar(c, n, "optional");
+        if (s && parse_bool(s, &a->optional) < 0) {
+                r = fail_at(c, map_get(c, n, "optional"), "optional must be true or false, not ",
+                            s);
+                goto fail;
+        }
+        f = map_get(c, n, "archive");
+        if (f) {
+                r = parse_archive(c, f, a);
+                if (r < 0)
+                        goto fail;
+        }
+        f = map_get(c, n, "s3");
+        if (f) {
+                r = dup_field(c, f, "key", &a->s3_key);
+                if (r < 0)
+                        goto fail;
+        }
+        return 0;
+fail:
+        artifact_done(a);
+        return r;
+}
+
+static bool is_pod_template(struct ctx *c, const yaml_node_t *t)
+{
+        return map_get(c, t, "container") || map_get(c, t, "script") ||
+               map_get(c, t, "containerSet");
+}
+
+static int parse_template(struct ctx *c, const yaml_node_t *t, struct af_spec *s)
+{
+        yaml_node_t *arts = map_get(c, map_get(c, t, "outputs"), "artifacts");
+        size_t n;
+        int r;
+
+        if (!is_pod_template(c, t) && !map_get(c, t, "outputs"))
+                return fail_at(c, t, "template has no container, script or containerSet: ",
+                               s->template_name);
+        if (!arts)
+                return 0;
+        if (arts->type != YAML_SEQUENCE_NODE)
+                return fail_at(c, arts, "outputs.artifacts must be a list", NULL);
+        n = (size_t)(arts->data.sequence.items.top - arts->data.sequence.items.start);
+        if (n > AF_SPEC_MAX_ARTIFACTS)
+                return fail_at(c, arts, "too many output artifacts", NULL);
+        s->artifacts = calloc(n ? n : 1, sizeof(*s->artifacts));
+        if (!s->artifacts)
+                return -ENOMEM;
+        for (size_t i = 0; i < n; i++) {
+                r = parse_artifact(c, node_at(c, arts->data.sequence.items.start[i]),
+                                   &s->artifacts[i]);
+                if (r < 0)
+                        return r;
+                s->nartifacts++;
+                for (size_t j = 0; j < i; j++)
+                        if (strcmp(s->artifacts[j].name, s->artifacts[i].name) == 0)
+                                return fail_at(c, node_at(c, arts->data.sequence.items.start[i]),
+                                               "duplicate output artifact name: ",
+                                               s->artifacts[i].name);
+        }
+        return 0;
+}
+
+static int parse_params(struct ctx *c, const yaml_node_t *wfspec, struct af_spec *s)
+{
+        yaml_node_t *ps = map_get(c, map_get(c, wfspec, "arguments"), "parameters");
+        size_t n;
+
+        if (!ps)
+                return 0;
+        if (ps->type != YAML_SEQUENCE_NODE)
+                return fail_at(c, ps, "arguments.parameters must be a list", NULL);
+        n = (size_t)(ps->data.sequence.items.top - ps->data.sequence.items.start);
+        s->params = calloc(n ? n : 1, sizeof(*s->params));
+        if (!s->params)
+                return -ENOMEM;
+        for (size_t i = 0; i < n; i++) {
+                yaml_node_t *p = node_at(c, ps->data.sequence.items.start[i]);
+                const char *name = map_scalar(c, p, "name");
+                int r;
+
+                if (!name)
+                        return fail_at(c, p, "parameter has no name", NULL);
+                s->params[i].name = strdup(name);
+                if (!s->params[i].name)
+                        return -ENOMEM;
+                s->nparams++;
+                r = dup_field(c, p, "value", &s->params[i].value);
+                if (r < 0)
+                        return r;
+        }
+        return 0;
+}
+
+static int list_templates(struct ctx *c, const yaml_node_t *templates, struct af_buf *out)
+{
+        const char *sep = "";
+
+        for (yaml_node_item_t *it = templates->data.sequence.items.start;
+             it < templates->data.sequence.items.top; it++) {
+                const char *name = map_scalar(c, node_at(c, *it), "name");
+
+                if (name) {
+                        (void)af_buf_addf(out, "%s%s", sep, name);
+                        sep = ", ";
+                }
+        }
+        return 0;
+}
+
+/* A Workflow-like document: kind, metadata, spec (or spec.workflowSpec). */
+static int parse_workflow(struct ctx *c, const yaml_node_t *root, const char *template_name,
+                          struct af_spec *s)
+{
+        yaml_node_t *meta = map_get(c, root, "metadata");
+        yaml_node_t *spec = map_get(c, root, "spec");
+        yaml_node_t *templates, *chosen = NULL;
+        const char *want;
+        int r;
+
+        if ((r = dup_field(c, root, "kind", &s->kind)) < 0 ||
+            (r = dup_field(c, meta, "name", &s->name)) < 0 ||
+            (r = dup_field(c, meta, "generateName", &s->generate_name)) < 0 ||
+            (r = dup_field(c, meta, "namespace", &s->namespace)) < 0)
+                return r;
+        if (!spec || spec->type != YAML_MAPPING_NODE)
+                return fail_at(c, root, "document has no spec", NULL);
+        if (s->kind && strcmp(s->kind, "CronWorkflow") == 0) {
+                spec = map_get(c, spec, "workflowSpec");
+                if (!spec || spec->type != YAML_MAPPING_NODE)
+                        return fail_at(c, root, "CronWorkflow has no spec.workflowSpec", NULL);
+        }
+        r = dup_field(c, spec, "entrypoint", &s->entrypoint);
+        if (r < 0)
+                return r;
+        r = parse_params(c, spec, s);
+        if (r < 0)
+                return r;
+        templates = map_get(c, spec, "templates");
+        if (!templates || templates->type != YAML_SEQUENCE_NODE)
+                return fail_at(c, spec, "spec has no templates list", NULL);
+        want = template_name ? template_name : s->entrypoint;
+        if (!want)
+                return fail_at(c, spec,
+                               "spec has no entrypoint; name the template with --template", NULL);
+        for (yaml_node_item_t *it = templates->data.sequence.items.start;
+             it < templates->data.sequence.items.top; it++) {
+                const char *name = map_scalar(c, node_at(c, *it), "name");
+
+                if (name && strcmp(name, want) == 0) {
+                        chosen = node_at(c, *it);
+                        break;
+                }
+        }
+        if (!chosen) {
+                struct af_buf names;
+
+                af_buf_init(&names, 4096);
+                list_templates(c, templates, &names);
+                (void)af_buf_addf(c->err, "%s:%zu:%zu: no template named '%s' (templates: %s)",
+                                  c->filename, templates->start_mark.line + 1,
+                                  templates->start_mark.column + 1, want, af_buf_str(&names));
+                af_buf_done(&names);
+                return -EINVAL;
+        }
+        s->template_name = strdup(want);
+        if (!s->template_name)
+                return -ENOMEM;
+        if (!is_pod_template(c, chosen))
+                return fail_at(c, chosen,
+                               "template is not a container, script or containerSet template "
+                               "(a steps or dag template runs no pod); choose the pod's template "
+                               "with --template NAME: ",
+                               want);
+        return parse_template(c, chosen, s);
+}
+
+static bool is_workflow_kind(const char *kind)
+{
+        for (size_t i = 0; i < sizeof(workflow_kinds) / sizeof(workflow_kinds[0]); i++)
+                if (kind && strcmp(kind, workflow_kinds[i]) == 0)
+                        return true;
+        return false;
+}
+
+void af_spec_done(struct af_spec *s)
+{
+        for (size_t i = 0; i < s->nartifacts; i++)
+                artifact_done(&s->artifacts[i]);
+        for (size_t i = 0; i < s->nparams; i++) {
+                free(s->params[i].name);
+                free(s->params[i].value);
+        }
+        free(s->artifacts);
+        free(s->params);
+        free(s->kind);
+        free(s->name);
+        free(s->generate_name);
+        free(s->namespace);
+        free(s->entrypoint);
+        free(s->template_name);
+        memset(s, 0, sizeof(*s));
+}
+
+int af_spec_parse(const char *data, size_t len, const char *filename, const char *template_name,
+                  struct af_spec *ret, struct af_buf *err)
+{
+        yaml_parser_t parser;
+        yaml_document_t doc;
+        struct af_spec s;
+        struct ctx c = { .doc = &doc, .filename = filename, .err = err };
+        int ndocs = 0, r = -EINVAL;
+        bool found = false;
+
+        if (len > AF_SPEC_MAX) {
+                (void)af_buf_addf(err, "%s: spec is larger than %zu bytes", filename, AF_SPEC_MAX);
+                return -E2BIG;
+        }
+        memset(&s, 0, sizeof(s));
+        if (!yaml_parser_initialize(&parser))
+                return -ENOMEM;
+        yaml_parser_set_input_string(&parser, (const unsigned char *)data, len);
+        for (;;) {
+                yaml_node_t *root;
+
+                if (!yaml_parser_load(&parser, &doc)) {
+                        (void)af_buf_addf(err, "%s:%zu:%zu: YAML error: %s%s%s", filename,
+                                          parser.problem_mark.line + 1,
+                                          parser.problem_mark.column + 1,
+                                          parser.problem ? parser.problem : "unknown",
+                                          parser.context ? " " : "",
+                                          parser.context ? parser.context : "");
+                        r = -EINVAL;
+                        break;
+                }
+                root = yaml_document_get_root_node(&doc);
+                if (!root) { /* end of stream */
+                        yaml_document_delete(&doc);
+                        if (!found) {
+                                (void)af_buf_addf(err,
+                                                  "%s: no Workflow, WorkflowTemplate, "
+                                                  "ClusterWorkflowTemplate or CronWorkflow "
+                                                  "document in %d document(s)",
+                                                  filename, ndocs);
+                                r = -EINVAL;
+                        }
+                        break;
+                }
+                ndocs++;
+                if (root->type == YAML_MAPPING_NODE &&
+                    is_workflow_kind(map_scalar(&c, root, "kind"))) {
+                        r = parse_workflow(&c, root, template_name, &s);
+                        found = true;
+                        yaml_document_delete(&doc);
+                        break;
+                }
+                yaml_document_delete(&doc);
+        }
+        yaml_parser_delete(&parser);
+        if (r < 0) {
+                af_spec_done(&s);
+                return r;
+        }
+        *ret = s;
+        return 0;
+}

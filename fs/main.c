@@ -1,0 +1,913 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * The artifuse program: arguments -> configuration -> router, queue, FUSE session ->
+ * orderly shutdown. Every configuration problem is found before anything is mounted and is
+ * reported as one line naming it, with exit status 1.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <limits.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "fs.h"
+#include "log.h"
+#include "s3.h"
+#include "spec.h"
+#include "template.h"
+
+#define EXIT_CONFIG 1
+#define EXIT_UPLOADS 3
+
+enum {
+        OPT_REPO = 1000,
+        OPT_SPEC,
+        OPT_TEMPLATE,
+        OPT_VAR,
+        OPT_AS,
+        OPT_ENDPOINT,
+        OPT_REGION,
+        OPT_CA_FILE,
+        OPT_SPOOL,
+        OPT_UNMATCHED,
+        OPT_ARCHIVE_DEFAULT,
+        OPT_CONCURRENCY,
+        OPT_ALLOW_OTHER,
+        OPT_NO_CHECK,
+        OPT_LOG_FILE,
+        OPT_DRAIN_TIMEOUT,
+        OPT_ATTEMPTS,
+};
+
+static const struct option long_options[] = {
+        { "artifact-repository", required_argument, NULL, OPT_REPO },
+        { "spec", required_argument, NULL, OPT_SPEC },
+        { "template", required_argument, NULL, OPT_TEMPLATE },
+        { "var", required_argument, NULL, OPT_VAR },
+        { "as", required_argument, NULL, OPT_AS },
+        { "endpoint", required_argument, NULL, OPT_ENDPOINT },
+        { "region", required_argument, NULL, OPT_REGION },
+        { "ca-file", required_argument, NULL, OPT_CA_FILE },
+        { "spool", required_argument, NULL, OPT_SPOOL },
+        { "unmatched", required_argument, NULL, OPT_UNMATCHED },
+        { "archive-default", required_argument, NULL, OPT_ARCHIVE_DEFAULT },
+        { "upload-concurrency", required_argument, NULL, OPT_CONCURRENCY },
+        { "upload-attempts", required_argument, NULL, OPT_ATTEMPTS },
+        { "allow-other", no_argument, NULL, OPT_ALLOW_OTHER },
+        { "no-check", no_argument, NULL, OPT_NO_CHECK },
+        { "log-file", required_argument, NULL, OPT_LOG_FILE },
+        { "drain-timeout", required_argument, NULL, OPT_DRAIN_TIMEOUT },
+        { "foreground", no_argument, NULL, 'f' },
+        { "option", required_argument, NULL, 'o' },
+        { "verbose", no_argument, NULL, 'v' },
+        { "quiet", no_argument, NULL, 'q' },
+        { "help", no_argument, NULL, 'h' },
+        { "version", no_argument, NULL, 'V' },
+        { NULL, 0, NULL, 0 },
+};
+
+struct opts {
+        const char *repo;
+        const char *spec;
+        const char *template_name;
+        const char *as;
+        const char *endpoint;
+        const char *region;
+        const char *ca_file;
+        const char *spool;
+        const char *log_file;
+        const char *fuse_opts;
+        enum af_unmatched unmatched;
+        enum af_archive archive_default;
+        unsigned concurrency;
+        unsigned attempts;
+        long drain_timeout_ms;
+        bool foreground;
+        bool allow_other;
+        bool no_check;
+        int verbosity;
+        struct af_vars vars; /* --var */
+};
+
+static const char usage_text[] =
+        "Usage: artifuse COMMAND [OPTIONS] ...\n"
+        "\n"
+        "artifuse is a FUSE filesystem for the outputs of unmodified programs: every file\n"
+        "written under the mount point is kept on local disk (the spool) and uploaded to S3\n"
+        "when the program closes it, at the key Argo Workflows would give it.\n"
+        "\n"
+        "Commands:\n"
+        "  mount [OPTIONS] MOUNTPOINT   mount and serve until `fusermount3 -u MOUNTPOINT` or\n"
+        "                               SIGTERM; pending uploads finish before it exits\n"
+        "  keys  [OPTIONS] PATH...      dry run: print the s3://bucket/key each path would get\n"
+        "  help                         this text\n"
+        "  version                      the version\n"
+        "\n"
+        "Where objects go:\n"
+        "  --artifact-repository s3://BUCKET/KEYFORMAT\n"
+        "                       bucket and key prefix, with Argo variables, e.g.\n"
+        "                       's3://my-bucket/argo-workflows/{{workflow.name}}/{{pod.name}}'\n"
+        "  --spec FILE|-        Argo Workflow / WorkflowTemplate / ClusterWorkflowTemplate /\n"
+        "                       CronWorkflow YAML; its template's outputs.artifacts say which\n"
+        "                       files are uploaded and under which name\n"
+        "  --template NAME      the template whose outputs to use (default: the entrypoint)\n"
+        "  --var NAME=VALUE     set a variable, e.g. --var workflow.name=wf-x7k2p (repeatable);\n"
+        "                       also read: the spec, $ARGO_WORKFLOW_NAME, $ARGO_POD_NAME,\n"
+        "                       $ARGO_WORKFLOW_UID\n"
+        "  --as DIR             the directory the spec's paths call the mount point\n"
+        "                       (default: the mount point; for `keys`: /)\n"
+        "  --unmatched ignore|upload\n"
+        "                       files that are no declared artifact (default: ignore when the\n"
+        "                       spec declares artifacts, else upload to <prefix>/<path>)\n"
+        "  --archive-default none\n"
+        "                       artifacts without archive: are uploaded as they are (default)\n"
+        "\n"
+        "S3:\n"
+        "  --endpoint URL       http(s)://host[:port] (default: $AWS_ENDPOINT_URL_S3,\n"
+        "                       $AWS_ENDPOINT_URL, else https://s3.REGION.amazonaws.com);\n"
+        "                       requests use path-style addressing\n"
+        "  --region REGION      default: $AWS_REGION, $AWS_DEFAULT_REGION, else us-east-1\n"
+        "  --ca-file FILE       PEM bundle to trust instead of the system's\n"
+        "  credentials          $AWS_ACCESS_KEY_ID, $AWS_SECRET_ACCESS_KEY, $AWS_SESSION_TOKEN\n"
+        "  --upload-concurrency N   parallel uploads (default 4)\n"
+        "  --upload-attempts N  attempts per file for retryable errors (default 10)\n"
+        "  --no-check           do not check at start-up that the endpoint answers\n"
+        "\n"
+        "Mount:\n"
+        "  --spool DIR          local directory holding the files (default:\n"
+        "                       /var/tmp/artifuse/<mount point with / as _>)\n"
+        "  --drain-timeout SEC  at unmount, wait at most SEC seconds for uploads (default: no\n"
+        "                       limit); what is left stays in the spool and is logged\n"
+        "  -f, --foreground     stay in the foreground (default: return once mounted)\n"
+        "  --allow-other        let other users use the mount (FUSE allow_other)\n"
+        "  -o OPTS              extra FUSE mount options\n"
+        "  --log-file FILE      append log lines to FILE instead of stderr\n"
+        "  -v, --verbose        debug logging;  -q, --quiet: warnings and errors only\n"
+        "\n"
+        "Every option can also be set in the environment as ARTIFUSE_<NAME>, e.g.\n"
+        "ARTIFUSE_ENDPOINT=http://127.0.0.1:7480; flags win.\n"
+        "\n"
+        "Exit status: 0 success; 1 bad usage or configuration (one line says what);\n"
+        "3 some files could not be uploaded (they stay in the spool; the log names them).\n"
+        "\n"
+        "Example (the Argo seed scenario):\n"
+        "  artifuse mount --spec hello-workflow.yaml \\\n"
+        "    --artifact-repository 's3://my-argo-artifacts-bucket/argo-workflows/"
+        "{{workflow.name}}/{{pod.name}}' \\\n"
+        "    --var workflow.name=s3-artifact-example-x7k2p \\\n"
+        "    --var pod.name=s3-artifact-example-x7k2p-main-123 /tmp\n"
+        "  echo 'Hello from Argo!' > /tmp/hello.txt\n"
+        "  # -> s3://my-argo-artifacts-bucket/argo-workflows/s3-artifact-example-x7k2p/\n"
+        "  #        s3-artifact-example-x7k2p-main-123/hello.txt\n";
+
+static int die(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static int die(const char *fmt, ...)
+{
+        va_list ap;
+
+        fputs("artifuse: error: ", stderr);
+        va_start(ap, fmt);
+        vfprintf(stderr, fmt, ap);
+        va_end(ap);
+        fputc('\n', stderr);
+        return EXIT_CONFIG;
+}
+
+static int parse_uint(const char *s, unsigned long max, unsigned long *ret)
+{
+        char *end;
+        unsigned long v;
+
+        errno = 0;
+        v = strtoul(s, &end, 10);
+        if (errno || end == s || *end || s[0] == '-' || v > max)
+                return -EINVAL;
+        *ret = v;
+        return 0;
+}
+
+/* Applies one option from @source ("--name" or "$ARTIFUSE_NAME"). */
+static int apply(struct opts *o, int id, const char *val, const char *source)
+{
+        unsigned long v;
+
+        switch (id) {
+        case OPT_REPO:
+                o->repo = val;
+                break;
+        case OPT_SPEC:
+                o->spec = val;
+                break;
+        case OPT_TEMPLATE:
+                o->template_name = val;
+                break;
+        case OPT_VAR:
+                if (af_vars_set_assignment(&o->vars, val, "--var") < 0)
+                        return die("%s: '%s' is not NAME=VALUE", source, val);
+                break;
+        case OPT_AS:
+                o->as = val;
+                break;
+        case OPT_ENDPOINT:
+                o->endpoint = val;
+                break;
+        case OPT_REGION:
+                o->region = val;
+                break;
+        case OPT_CA_FILE:
+                o->ca_file = val;
+                break;
+        case OPT_SPOOL:
+                o->spool = val;
+                break;
+        case OPT_LOG_FILE:
+                o->log_file = val;
+                break;
+        case 'o':
+                o->fuse_opts = val;
+                break;
+        case OPT_UNMATCHED:
+                if (strcmp(val, "ignore") == 0)
+                        o->unmatched = AF_UNMATCHED_IGNORE;
+                else if (strcmp(val, "upload") == 0)
+                        o->unmatched = AF_UNMATCHED_UPLOAD;
+                else
+                        return die("%s: '%s' is not ignore or upload", source, val);
+                break;
+        case OPT_ARCHIVE_DEFAULT:
+                if (strcmp(val, "none") == 0)
+                        o->archive_default = AF_ARCHIVE_NONE;
+                else if (strcmp(val, "tgz") == 0 || strcmp(val, "tar") == 0)
+                        return die("%s: '%s' is not supported by this version (only none)",
+                                   source, val);
+                else
+                        return die("%s: '%s' is not none or tgz", source, val);
+                break;
+        case OPT_CONCURRENCY:
+                if (parse_uint(val, 256, &v) < 0 || v == 0)
+                        return die("%s: '%s' is not a number from 1 to 256", source, val);
+                o->concurrency = (unsigned)v;
+                break;
+        case OPT_ATTEMPTS:
+                if (parse_uint(val, 1000, &v) < 0 || v == 0)
+                        return die("%s: '%s' is not a number from 1 to 1000", source, val);
+                o->attempts = (unsigned)v;
+                break;
+        case OPT_DRAIN_TIMEOUT:
+                if (parse_uint(val, 86400 * 365, &v) < 0)
+                        return die("%s: '%s' is not a number of seconds", source, val);
+                o->drain_timeout_ms = (long)v * 1000;
+                break;
+        case OPT_ALLOW_OTHER:
+                o->allow_other = true;
+                break;
+        case OPT_NO_CHECK:
+                o->no_check = true;
+                break;
+        case 'f':
+                o->foreground = true;
+                break;
+        case 'v':
+                o->verbosity++;
+                break;
+        case 'q':
+                o->verbosity--;
+                break;
+        default:
+                return die("unknown option");
+        }
+        return 0;
+}
+
+/* ARTIFUSE_<NAME> for every long option: the environment's values come first, flags win. */
+static int apply_env(struct opts *o)
+{
+        for (const struct option *lo = long_options; lo->name; lo++) {
+                char name[64] = "ARTIFUSE_";
+                size_t n = strlen(name);
+                const char *val;
+
+                if (lo->val == 'h' || lo->val == 'V' || lo->val == OPT_VAR)
+                        continue;
+                for (const char *p = lo->name; *p && n < sizeof(name) - 1; p++)
+                        name[n++] = *p == '-' ? '_' : (char)(*p >= 'a' && *p <= 'z' ? *p - 32 : *p);
+                name[n] = '\0';
+                val = getenv(name);
+                if (!val || !*val)
+                        continue;
+                if (lo->has_arg == no_argument) {
+                        if (strcmp(val, "0") == 0 || strcmp(val, "false") == 0)
+                                continue;
+                        if (strcmp(val, "1") != 0 && strcmp(val, "true") != 0)
+                                return die("$%s: '%s' is not true or false", name, val);
+                }
+                char source[80];
+
+                snprintf(source, sizeof(source), "$%s", name);
+                if (apply(o, lo->val, val, source) != 0)
+                        return EXIT_CONFIG;
+        }
+        return 0;
+}
+
+static int parse_args(struct opts *o, int argc, char **argv)
+{
+        int c;
+
+        memset(o, 0, sizeof(*o));
+        af_vars_init(&o->vars);
+        o->drain_timeout_ms = -1;
+        if (apply_env(o) != 0)
+                return EXIT_CONFIG;
+        optind = 1;
+        opterr = 0;
+        while ((c = getopt_long(argc, argv, "+fo:vqhV", long_options, NULL)) != -1) {
+                char source[80];
+
+                if (c == '?') {
+                        if (optopt)
+                                return die("unknown option -%c (see artifuse --help)", optopt);
+                        return die("unknown option '%s' (see artifuse --help)",
+                                   argv[optind - 1]);
+                }
+                if (c == ':')
+                        return die("option '%s' needs a value", argv[optind - 1]);
+                if (c == 'h') {
+                        fputs(usage_text, stdout);
+                        exit(0);
+                }
+                if (c == 'V') {
+                        puts("artifuse " AF_VERSION);
+                        exit(0);
+                }
+                snprintf(source, sizeof(source), "%s", argv[optind - 1]);
+                if (apply(o, c, optarg, source) != 0)
+                        return EXIT_CONFIG;
+        }
+        if (o->verbosity > 0)
+                af_log_set_level(AF_LOG_DEBUG);
+        else if (o->verbosity < 0)
+                af_log_set_level(AF_LOG_WARN);
+        return 0;
+}
+
+static int read_file(const char *path, struct af_buf *out)
+{
+        char chunk[65536];
+        int fd = strcmp(path, "-") == 0 ? 0 : open(path, O_RDONLY | O_CLOEXEC);
+        ssize_t n;
+        int r = 0;
+
+        if (fd < 0)
+                return -errno;
+        while ((n = read(fd, chunk, sizeof(chunk))) != 0) {
+                if (n < 0) {
+                        if (errno == EINTR)
+                                continue;
+                        r = -errno;
+                        break;
+                }
+                r = af_buf_add(out, chunk, (size_t)n);
+                if (r < 0)
+                        break;
+        }
+        if (fd != 0)
+                close(fd);
+        return r;
+}
+
+/* Everything a command needs to route paths: spec, variables, router. */
+struct setup {
+        struct af_spec spec;
+        bool have_spec;
+        struct af_router router;
+        char bucket[256];
+        const char *key_format;
+};
+
+static int add_spec_vars(struct af_vars *vars, const struct af_spec *spec)
+{
+        char name[AF_VAR_NAME_MAX];
+        int r = 0;
+
+        if (spec->name)
+                r = af_vars_set(vars, "workflow.name", spec->name, "spec", false);
+        if (r == 0 && spec->namespace)
+                r = af_vars_set(vars, "workflow.namespace", spec->namespace, "spec", false);
+        if (r == 0 && spec->entrypoint)
+                r = af_vars_set(vars, "workflow.mainEntrypoint", spec->entrypoint, "spec", false);
+        for (size_t i = 0; r == 0 && i < spec->nparams; i++) {
+                if (!spec->params[i].value)
+                        continue;
+                snprintf(name, sizeof(name), "workflow.parameters.%s", spec->params[i].name);
+                r = af_vars_set(vars, name, spec->params[i].value, "spec", false);
+        }
+        return r;
+}
+
+static int setup_router(struct opts *o, const char *default_as, struct setup *s)
+{
+        struct af_router_config rc = { 0 };
+        struct af_buf err, data;
+        const char *rest;
+        size_t bl;
+        int r;
+
+        memset(s, 0, sizeof(*s));
+        if (!o->repo)
+                return die("no repository: give --artifact-repository s3://BUCKET/KEYFORMAT");
+        if (strncmp(o->repo, "s3://", 5) != 0)
+                return die("--artifact-repository '%s' must start with s3://", o->repo);
+        rest = o->repo + 5;
+        bl = strcspn(rest, "/");
+        if (bl == 0 || bl >= sizeof(s->bucket))
+                return die("--artifact-repository '%s' has no valid bucket name", o->repo);
+        memcpy(s->bucket, rest, bl);
+        s->bucket[bl] = '\0';
+        s->key_format = rest[bl] ? rest + bl + 1 : "";
+
+        af_buf_init(&err, 4096);
+        af_buf_init(&data, AF_SPEC_MAX + 1);
+        if (o->spec) {
+                r = read_file(o->spec, &data);
+                if (r < 0) {
+                        r = die("cannot read --spec %s: %s", o->spec,
+                                r == -E2BIG ? "larger than 16 MiB" : strerror(-r));
+                        goto out;
+                }
+                r = af_spec_parse(data.ptr ? data.ptr : "", data.len,
+                                  strcmp(o->spec, "-") == 0 ? "<stdin>" : o->spec,
+                                  o->template_name, &s->spec, &err);
+                if (r < 0) {
+                        r = die("%s", af_buf_str(&err));
+                        goto out;
+                }
+                s->have_spec = true;
+                if (add_spec_vars(&o->vars, &s->spec) < 0) {
+                        r = die("out of memory");
+                        goto out;
+                }
+        } else if (o->template_name) {
+                r = die("--template needs --spec");
+                goto out;
+        }
+        if (af_vars_from_env(&o->vars) < 0) {
+                r = die("out of memory");
+                goto out;
+        }
+        rc.bucket = s->bucket;
+        rc.key_format = s->key_format;
+        rc.mount_as = o->as ? o->as : default_as;
+        rc.archive_default = o->archive_default;
+        rc.unmatched = o->unmatched;
+        r = af_router_init(&s->router, &rc, s->have_spec ? &s->spec : NULL, &o->vars, &err);
+        if (r < 0) {
+                r = die("%s", af_buf_str(&err));
+                goto out;
+        }
+        r = 0;
+out:
+        af_buf_done(&err);
+        af_buf_done(&data);
+        return r;
+}
+
+static void setup_done(struct setup *s)
+{
+        af_router_done(&s->router);
+        if (s->have_spec)
+                af_spec_done(&s->spec);
+}
+
+/* ---- artifuse keys --------------------------------------------------------------------- */
+
+static int cmd_keys(struct opts *o, int argc, char **argv)
+{
+        struct af_route route = { 0 };
+        struct setup s;
+        int r, status = 0;
+
+        if (optind >= argc)
+                return die("keys: give one or more paths (see artifuse --help)");
+        r = setup_router(o, "/", &s);
+        if (r)
+                return r;
+        af_buf_init(&route.key, 0);
+        for (int i = optind; i < argc; i++) {
+                const char *p = argv[i];
+                const char *as = s.router.mount_as;
+                size_t al = strlen(as);
+
+                /* Absolute paths are taken relative to --as, as the mount would see them. */
+                if (p[0] == '/') {
+                        if (strcmp(as, "/") == 0)
+                                p++;
+                        else if (strncmp(p, as, al) == 0 && (p[al] == '/' || !p[al]))
+                                p += al + (p[al] == '/');
+                        else {
+                                printf("%s\t(outside %s: not in the mount)\n", argv[i], as);
+                                continue;
+                        }
+                }
+                r = af_router_route(&s.router, p, &route);
+                if (r > 0)
+                        printf("%s\ts3://%s/%s\n", argv[i], route.bucket,
+                               af_buf_str(&route.key));
+                else if (r == 0)
+                        printf("%s\t(not uploaded: not a declared artifact)\n", argv[i]);
+                else {
+                        printf("%s\t(error: %s)\n", argv[i], strerror(-r));
+                        status = EXIT_CONFIG;
+                }
+        }
+        af_buf_done(&route.key);
+        setup_done(&s);
+        return status;
+}
+
+/* ---- artifuse mount -------------------------------------------------------------------- */
+
+static const char *default_endpoint(const char *region, char *buf, size_t n)
+{
+        const char *e = getenv("AWS_ENDPOINT_URL_S3");
+
+        if (!e || !*e)
+                e = getenv("AWS_ENDPOINT_URL");
+        if (e && *e)
+                return e;
+        snprintf(buf, n, "https://s3.%s.amazonaws.com", region);
+        return buf;
+}
+
+static const char *default_region(void)
+{
+        const char *r = getenv("AWS_REGION");
+
+        if (!r || !*r)
+                r = getenv("AWS_DEFAULT_REGION");
+        return r && *r ? r : "us-east-1";
+}
+
+static int mkdir_p(const char *path, mode_t mode)
+{
+        char buf[PATH_MAX];
+        size_t n = strlen(path);
+
+        if (n >= sizeof(buf))
+                return -ENAMETOOLONG;
+        memcpy(buf, path, n + 1);
+        for (char *p = buf + 1; *p; p++) {
+                if (*p != '/')
+                        continue;
+                *p = '\0';
+                if (mkdir(buf, 0755) < 0 && errno != EEXIST)
+                        return -errno;
+                *p = '/';
+        }
+        if (mkdir(buf, mode) < 0 && errno != EEXIST)
+                return -errno;
+        return 0;
+}
+
+static void fuse_log_to_af(enum fuse_log_level level, const char *fmt, va_list ap)
+{
+        char msg[1024];
+        size_t n;
+
+        vsnprintf(msg, sizeof(msg), fmt, ap);
+        n = strlen(msg);
+        while (n && msg[n - 1] == '\n')
+                msg[--n] = '\0';
+        af_log(level <= FUSE_LOG_ERR ? AF_LOG_ERROR
+               : level <= FUSE_LOG_WARNING ? AF_LOG_WARN
+               : level <= FUSE_LOG_INFO ? AF_LOG_INFO
+                                         : AF_LOG_DEBUG,
+               "op=fuse msg=%s", af_q(msg));
+}
+
+/* One HEAD Bucket before mounting: a wrong endpoint or bucket is a start-up error. */
+static int check_endpoint(const struct af_s3_config *s3c, struct af_creds_provider *creds,
+                          const char *bucket)
+{
+        struct af_s3_client *c = NULL;
+        struct af_s3_error e;
+        struct af_buf err;
+        int r;
+
+        af_buf_init(&err, 1024);
+        r = af_s3_client_new(s3c, creds, &c, &err);
+        if (r < 0) {
+                r = die("%s", af_buf_str(&err));
+                goto out;
+        }
+        r = af_s3_head_bucket(c, bucket, &e);
+        af_s3_error_format(&e, &err);
+        if (r == 0) {
+                r = 0;
+        } else if (e.http_status == 0) {
+                r = die("cannot reach S3 endpoint %s: %s (check --endpoint; --no-check skips "
+                        "this test)",
+                        s3c->endpoint, af_buf_str(&err));
+        } else if (r == -ENOENT) {
+                r = die("bucket '%s' does not exist at %s: %s", bucket, s3c->endpoint,
+                        af_buf_str(&err));
+        } else if (r == -EACCES) {
+                /* Write-only credentials cannot HEAD a bucket; uploads may still work. */
+                af_log_warn("op=check bucket=%s endpoint=%s err=%s msg=\"HEAD bucket denied; "
+                            "continuing, uploads will say if the credentials are wrong\"",
+                            af_q(bucket), af_q(s3c->endpoint), af_q(af_buf_str(&err)));
+                r = 0;
+        } else {
+                af_log_warn("op=check bucket=%s endpoint=%s err=%s msg=\"continuing\"",
+                            af_q(bucket), af_q(s3c->endpoint), af_q(af_buf_str(&err)));
+                r = 0;
+        }
+out:
+        af_s3_client_free(c);
+        af_buf_done(&err);
+        return r;
+}
+
+/* Forks; the parent returns only to exit with the child's start-up verdict. */
+static int daemonize(int *ret_notify_fd)
+{
+        int p[2];
+        pid_t pid;
+        char ok = 0;
+
+        if (pipe2(p, O_CLOEXEC) < 0)
+                return die("pipe: %s", strerror(errno));
+        pid = fork();
+        if (pid < 0)
+                return die("fork: %s", strerror(errno));
+        if (pid > 0) {
+                close(p[1]);
+                if (read(p[0], &ok, 1) != 1 || ok != 1) {
+                        int st;
+
+                        waitpid(pid, &st, 0);
+                        exit(EXIT_CONFIG);
+                }
+                exit(0);
+        }
+        close(p[0]);
+        setsid();
+        *ret_notify_fd = p[1];
+        return 0;
+}
+
+static int cmd_mount(struct opts *o, int argc, char **argv)
+{
+        char mnt[PATH_MAX], spool[PATH_MAX], spool_default[PATH_MAX], endpoint_buf[512];
+        struct af_creds_provider creds;
+        struct af_queue *queue = NULL;
+        struct af_fs *fs = NULL;
+        struct fuse_session *se = NULL;
+        struct fuse_loop_config *loop = NULL;
+        struct fuse_args fargs = FUSE_ARGS_INIT(0, NULL);
+        struct af_queue_config qc = { 0 };
+        struct af_s3_config s3c = { 0 };
+        struct af_queue_stats stats;
+        struct af_buf err, mopts;
+        struct setup s;
+        struct stat st;
+        int r, notify_fd = -1, status = 0, spool_fd = -1;
+        bool have_creds = false, have_setup = false;
+
+        af_buf_init(&err, 4096);
+        af_buf_init(&mopts, 4096);
+        if (optind != argc - 1) {
+                r = die("mount: give exactly one MOUNTPOINT (see artifuse --help)");
+                goto out;
+        }
+        if (!realpath(argv[optind], mnt) || stat(mnt, &st) < 0) {
+                r = die("mount point %s: %s", argv[optind], strerror(errno));
+                goto out;
+        }
+        if (!S_ISDIR(st.st_mode)) {
+                r = die("mount point %s is not a directory", argv[optind]);
+                goto out;
+        }
+        r = setup_router(o, mnt, &s);
+        if (r)
+                goto out;
+        have_setup = true;
+
+        /* The spool: a stable default per mount point, so a restart finds what was left. */
+        if (!o->spool) {
+                size_t n = (size_t)snprintf(spool_default, sizeof(spool_default),
+                                            "/var/tmp/artifuse/");
+                for (const char *p = mnt; *p && n < sizeof(spool_default) - 1; p++)
+                        spool_default[n++] = *p == '/' ? '_' : *p;
+                spool_default[n] = '\0';
+                o->spool = spool_default;
+        }
+        r = mkdir_p(o->spool, 0700);
+        if (r < 0 || !realpath(o->spool, spool)) {
+                r = die("spool %s: %s", o->spool, strerror(r < 0 ? -r : errno));
+                goto out;
+        }
+        {
+                size_t ml = strlen(mnt);
+
+                if (strcmp(mnt, "/") == 0 ||
+                    (strncmp(spool, mnt, ml) == 0 && (spool[ml] == '/' || !spool[ml]))) {
+                        r = die("spool %s must not be inside the mount point %s", spool, mnt);
+                        goto out;
+                }
+        }
+
+        r = af_creds_provider_init(&creds, NULL, &err);
+        if (r < 0) {
+                r = die("%s", af_buf_str(&err));
+                goto out;
+        }
+        have_creds = true;
+        s3c.region = o->region ? o->region : default_region();
+        s3c.endpoint = o->endpoint ? o->endpoint
+                                   : default_endpoint(s3c.region, endpoint_buf,
+                                                      sizeof(endpoint_buf));
+        s3c.ca_file = o->ca_file;
+        if (af_s3_global_init() < 0) {
+                r = die("cannot initialise libcurl");
+                goto out;
+        }
+        if (!o->no_check) {
+                r = check_endpoint(&s3c, &creds, s.bucket);
+                if (r)
+                        goto out;
+        }
+
+        if (o->log_file) {
+                int lfd = open(o->log_file, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0644);
+
+                if (lfd < 0) {
+                        r = die("--log-file %s: %s", o->log_file, strerror(errno));
+                        goto out;
+                }
+                af_log_set_fd(lfd);
+        }
+        fuse_set_log_func(fuse_log_to_af);
+        if (!o->foreground) {
+                r = daemonize(&notify_fd);
+                if (r)
+                        goto out;
+        }
+
+        spool_fd = open(spool, O_PATH | O_DIRECTORY | O_CLOEXEC);
+        if (spool_fd < 0) {
+                r = die("spool %s: %s", spool, strerror(errno));
+                goto out;
+        }
+        qc.spool_dirfd = spool_fd;
+        qc.workers = o->concurrency;
+        qc.max_attempts = o->attempts;
+        qc.s3 = &s3c;
+        qc.creds = &creds;
+        r = af_queue_new(&qc, &queue, &err);
+        if (r < 0) {
+                r = die("%s", af_buf_str(&err));
+                goto out;
+        }
+        r = af_fs_new(&(struct af_fs_config){ .spool = spool,
+                                              .router = &s.router,
+                                              .queue = queue,
+                                              .timeout = 1.0 },
+                      &fs);
+        if (r < 0) {
+                r = die("spool %s: %s", spool, strerror(-r));
+                goto out;
+        }
+
+        (void)af_buf_adds(&mopts, "fsname=artifuse,subtype=artifuse,default_permissions");
+        if (o->allow_other)
+                (void)af_buf_adds(&mopts, ",allow_other");
+        if (o->fuse_opts)
+                (void)af_buf_addf(&mopts, ",%s", o->fuse_opts);
+        if (fuse_opt_add_arg(&fargs, "artifuse") || fuse_opt_add_arg(&fargs, "-o") ||
+            fuse_opt_add_arg(&fargs, af_buf_str(&mopts))) {
+                r = die("out of memory");
+                goto out;
+        }
+        umask(0); /* the kernel has applied the caller's umask already */
+        se = fuse_session_new(&fargs, &af_fs_ops, sizeof(af_fs_ops), fs);
+        if (!se) {
+                r = die("cannot create the FUSE session (bad -o options?)");
+                goto out;
+        }
+        if (fuse_set_signal_handlers(se) != 0) {
+                r = die("cannot install signal handlers");
+                goto out;
+        }
+        if (fuse_session_mount(se, mnt) != 0) {
+                r = die("cannot mount on %s (is /dev/fuse there, and are we allowed to mount?)",
+                        mnt);
+                fuse_remove_signal_handlers(se);
+                goto out;
+        }
+        af_log_info("op=mount mountpoint=%s spool=%s bucket=%s prefix=%s endpoint=%s "
+                    "artifacts=%zu unmatched=%s",
+                    af_q(mnt), af_q(spool), af_q(s.bucket), af_q(s.router.prefix),
+                    af_q(s3c.endpoint), s.router.narts,
+                    s.router.upload_unmatched ? "upload" : "ignore");
+        for (size_t i = 0; i < s.router.narts; i++) {
+                const struct af_route_artifact *a = &s.router.arts[i];
+
+                if (!a->rel)
+                        af_log_warn("op=mount artifact=%s path=%s msg=\"outside the mount (%s); "
+                                    "artifuse will not see it\"",
+                                    af_q(a->name), af_q(a->path), s.router.mount_as);
+        }
+        if (notify_fd >= 0) {
+                char ok = 1;
+                int nullfd = open("/dev/null", O_RDWR);
+
+                if (nullfd >= 0) {
+                        dup2(nullfd, 0);
+                        if (o->log_file) {
+                                dup2(nullfd, 1);
+                                dup2(nullfd, 2);
+                        }
+                        close(nullfd);
+                }
+                (void)!write(notify_fd, &ok, 1);
+                close(notify_fd);
+                notify_fd = -1;
+        }
+
+        loop = fuse_loop_cfg_create();
+        fuse_loop_cfg_set_clone_fd(loop, 0);
+        fuse_loop_cfg_set_max_threads(loop, 16);
+        r = fuse_session_loop_mt(se, loop);
+        fuse_loop_cfg_destroy(loop);
+        fuse_remove_signal_handlers(se);
+        fuse_session_unmount(se);
+        af_log_info("op=unmount mountpoint=%s msg=\"draining uploads\"", af_q(mnt));
+        if (af_fs_submit_dirty(fs))
+                af_log_info("op=unmount msg=\"files still open at unmount were queued\"");
+        if (af_queue_drain(queue, o->drain_timeout_ms) < 0)
+                af_log_error("op=unmount msg=\"drain timeout passed; what is left stays in the "
+                             "spool\"");
+        af_queue_get_stats(queue, &stats);
+        af_log_info("op=exit uploaded_files=%llu uploaded_bytes=%llu failed_files=%llu "
+                    "pending_files=%llu",
+                    (unsigned long long)stats.uploaded_files,
+                    (unsigned long long)stats.uploaded_bytes,
+                    (unsigned long long)stats.failed_files,
+                    (unsigned long long)stats.pending_files);
+        status = stats.failed_files || stats.pending_files ? EXIT_UPLOADS : 0;
+        r = 0;
+out:
+        if (se)
+                fuse_session_destroy(se);
+        af_queue_free(queue);
+        af_fs_free(fs);
+        if (spool_fd >= 0)
+                close(spool_fd);
+        fuse_opt_free_args(&fargs);
+        if (have_creds)
+                af_creds_provider_done(&creds);
+        if (have_setup)
+                setup_done(&s);
+        af_buf_done(&err);
+        af_buf_done(&mopts);
+        return r ? r : status;
+}
+
+int main(int argc, char **argv)
+{
+        struct opts o;
+        const char *cmd;
+        int r;
+
+        if (argc < 2) {
+                fputs(usage_text, stderr);
+                return EXIT_CONFIG;
+        }
+        cmd = argv[1];
+        if (strcmp(cmd, "help") == 0 || strcmp(cmd, "--help") == 0 || strcmp(cmd, "-h") == 0) {
+                fputs(usage_text, stdout);
+                return 0;
+        }
+        if (strcmp(cmd, "version") == 0 || strcmp(cmd, "--version") == 0) {
+                puts("artifuse " AF_VERSION);
+                return 0;
+        }
+        if (strcmp(cmd, "mount") != 0 && strcmp(cmd, "keys") != 0)
+                return die("unknown command '%s' (commands: mount, keys, help, version)", cmd);
+        signal(SIGPIPE, SIG_IGN);
+        r = parse_args(&o, argc - 1, argv + 1);
+        if (r == 0)
+                r = strcmp(cmd, "mount") == 0 ? cmd_mount(&o, argc - 1, argv + 1)
+                                               : cmd_keys(&o, argc - 1, argv + 1);
+        af_vars_done(&o.vars);
+        return r;
+}
