@@ -11,7 +11,7 @@
  * Invariant: every function appends to its af_buf outputs and, on failure, truncates them
  * back to their length on entry, so a caller never sees half a canonical request.
  *
- * The rules quoted below are from the S3 API reference, "Signature Calculations for the
+ * The rules cited below are from the S3 API reference, "Signature Calculations for the
  * Authorization Header: Transferring Payload in a Single Chunk" (called [S3] below), and the
  * IAM user guide, "Create a signed AWS API request" (called [IAM] below).
  */

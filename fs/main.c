@@ -329,8 +329,13 @@ static int parse_args(struct opts *o, int argc, char **argv)
                 return EXIT_CONFIG;
         optind = 1;
         opterr = 0;
-        while ((c = getopt_long(argc, argv, "+fo:vqhV", long_options, NULL)) != -1) {
+        for (;;) {
                 char source[80];
+                int li = -1;
+
+                c = getopt_long(argc, argv, "+fo:vqhV", long_options, &li);
+                if (c == -1)
+                        break;
 
                 if (c == '?') {
                         if (optopt)
@@ -348,7 +353,10 @@ static int parse_args(struct opts *o, int argc, char **argv)
                         puts("artifuse " AF_VERSION);
                         exit(0);
                 }
-                snprintf(source, sizeof(source), "%s", argv[optind - 1]);
+                if (li >= 0)
+                        snprintf(source, sizeof(source), "--%s", long_options[li].name);
+                else
+                        snprintf(source, sizeof(source), "-%c", c);
                 if (apply(o, c, optarg, source) != 0)
                         return EXIT_CONFIG;
         }
