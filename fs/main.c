@@ -421,6 +421,15 @@ static int add_spec_vars(struct af_vars *vars, const struct af_spec *spec)
         return r;
 }
 
+static void setup_done(struct setup *s)
+{
+        af_router_done(&s->router);
+        if (s->have_spec)
+                af_spec_done(&s->spec);
+        s->have_spec = false;
+}
+
+/* Fills @s; on failure (one line printed, EXIT_CONFIG returned) leaves nothing to free. */
 static int setup_router(struct opts *o, const char *default_as, struct setup *s)
 {
         struct af_router_config rc = { 0 };
@@ -483,16 +492,11 @@ static int setup_router(struct opts *o, const char *default_as, struct setup *s)
         }
         r = 0;
 out:
+        if (r)
+                setup_done(s);
         af_buf_done(&err);
         af_buf_done(&data);
         return r;
-}
-
-static void setup_done(struct setup *s)
-{
-        af_router_done(&s->router);
-        if (s->have_spec)
-                af_spec_done(&s->spec);
 }
 
 /* ---- artifuse keys --------------------------------------------------------------------- */
