@@ -33,6 +33,8 @@ static int expand_clean(const char *what, const char *tmpl, const struct af_vars
         r = af_template_expand(tmpl, vars, &raw, &te);
         if (r < 0) {
                 describe_template_error(err, what, tmpl, &te, r);
+                if (r == -E2BIG) /* a key (prefix) that long can only be too long */
+                        r = -ENAMETOOLONG;
                 goto out;
         }
         if (clean) {

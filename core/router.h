@@ -11,9 +11,10 @@
  * Rules (Argo's, argo.md §2.3-2.4), for archive "none":
  *   file artifact      <prefix>/<basename(path)>
  *   directory artifact <prefix>/<basename(path)>/<path inside the directory>
- *   artifact s3.key    the key verbatim (a directory: <key>/<path inside>)
+ *   artifact s3.key    the key verbatim, not cleaned (a directory: <key>/<path inside>)
  *   unmatched file     ignored, or <prefix>/<relative path> with --unmatched upload
- * Keys are cleaned like Go's path.Join and may not exceed 1024 bytes.
+ * Keys other than a file artifact's s3.key are cleaned like Go's path.Join. No key may
+ * exceed 1024 bytes. The first artifact in spec order that matches a path wins.
  */
 #pragma once
 

@@ -16,6 +16,12 @@ struct ctx {
         yaml_document_t *doc;
         const char *filename;
         struct af_buf *err;
+        /* Merge-key lookups visit each mapping at most once: seen[i] == lookup_id marks node
+         * i+1 as visited in the current lookup, so no clearing is needed between lookups.
+         * Without it, "<<: [*a, *a, ...]" nested a few levels deep makes lookups exponential. */
+        unsigned *seen;
+        size_t nseen;
+        unsigned lookup_id;
 };
 
 static const char *const workflow_kinds[] = {
@@ -60,13 +66,26 @@ static const char *scalar(const yaml_node_t *n)
         return (const char *)n->data.scalar.value;
 }
 
+/* Marks @n visited in this lookup; false if it already was. */
+static bool first_visit(struct ctx *c, const yaml_node_t *n)
+{
+        size_t i = (size_t)(n - c->doc->nodes.start);
+
+        if (!c->seen || i >= c->nseen)
+                return true;
+        if (c->seen[i] == c->lookup_id)
+                return false;
+        c->seen[i] = c->lookup_id;
+        return true;
+}
+
 /* Looks @key up in mapping @map, then in its merge keys ("<<"), depth-limited. */
 static yaml_node_t *map_get_depth(struct ctx *c, const yaml_node_t *map, const char *key,
                                   int depth)
 {
         yaml_node_pair_t *p;
 
-        if (!map || map->type != YAML_MAPPING_NODE || depth > 8)
+        if (!map || map->type != YAML_MAPPING_NODE || depth > 8 || !first_visit(c, map))
                 return NULL;
         for (p = map->data.mapping.pairs.start; p < map->data.mapping.pairs.top; p++) {
                 const char *k = scalar(node_at(c, p->key));
@@ -97,6 +116,11 @@ static yaml_node_t *map_get_depth(struct ctx *c, const yaml_node_t *map, const c
 
 static yaml_node_t *map_get(struct ctx *c, const yaml_node_t *map, const char *key)
 {
+        if (++c->lookup_id == 0) { /* wrapped: forget all marks */
+                if (c->seen)
+                        memset(c->seen, 0, c->nseen * sizeof(*c->seen));
+                c->lookup_id = 1;
+        }
         return map_get_depth(c, map, key, 0);
 }
 
@@ -448,6 +472,15 @@ int af_spec_parse(const char *data, size_t len, const char *filename, const char
                         break;
                 }
                 ndocs++;
+                free(c.seen);
+                c.nseen = (size_t)(doc.nodes.top - doc.nodes.start);
+                c.seen = calloc(c.nseen ? c.nseen : 1, sizeof(*c.seen));
+                c.lookup_id = 0;
+                if (!c.seen) {
+                        yaml_document_delete(&doc);
+                        r = -ENOMEM;
+                        break;
+                }
                 if (root->type == YAML_MAPPING_NODE &&
                     is_workflow_kind(map_scalar(&c, root, "kind"))) {
                         r = parse_workflow(&c, root, template_name, &s);
@@ -458,6 +491,7 @@ int af_spec_parse(const char *data, size_t len, const char *filename, const char
                 yaml_document_delete(&doc);
         }
         yaml_parser_delete(&parser);
+        free(c.seen);
         if (r < 0) {
                 af_spec_done(&s);
                 return r;

@@ -155,6 +155,9 @@ int af_template_expand(const char *tmpl, const struct af_vars *vars, struct af_b
         size_t start_len = out->len, i = 0, tlen = strlen(tmpl);
         int r = 0;
 
+        if (err)
+                memset(err, 0, sizeof(*err));
+
         if (tlen > AF_TEMPLATE_MAX) {
                 set_err(err, "template too long", 0, "", 0);
                 return -E2BIG;

@@ -39,7 +39,7 @@ void af_vars_done(struct af_vars *vars);
 
 /**
  * Sets @name to @value. With @replace false an existing value is kept (so sources can be
- * applied from the highest priority down). -EINVAL for an empty or over-long name or value.
+ * applied from the highest priority down). -EINVAL for an empty name, or an over-long name or value (an empty value is fine).
  */
 int af_vars_set(struct af_vars *vars, const char *name, const char *value, const char *source,
                 bool replace);
@@ -63,7 +63,8 @@ struct af_template_error {
 
 /**
  * Expands @tmpl into @out (appended). On error returns -ENOENT (unknown variable),
- * -EINVAL (syntax) or -E2BIG (too long), fills @err, and leaves @out unchanged.
+ * -EINVAL (syntax) or -E2BIG (too long, or @out's cap reached), fills @err (which is
+ * cleared first, so it may be reused), and leaves @out unchanged.
  */
 int af_template_expand(const char *tmpl, const struct af_vars *vars, struct af_buf *out,
                        struct af_template_error *err);

@@ -114,7 +114,8 @@ static const char usage_text[] =
         "Where objects go:\n"
         "  --artifact-repository s3://BUCKET/KEYFORMAT\n"
         "                       bucket and key prefix, with Argo variables, e.g.\n"
-        "                       's3://my-bucket/argo-workflows/{{workflow.name}}/{{pod.name}}'\n"
+        "                       's3://my-bucket/argo-workflows/{{workflow.name}}/{{pod.name}}';\n"
+        "                       with no KEYFORMAT, Argo's default {{workflow.name}}/{{pod.name}}\n"
         "  --spec FILE|-        Argo Workflow / WorkflowTemplate / ClusterWorkflowTemplate /\n"
         "                       CronWorkflow YAML; its template's outputs.artifacts say which\n"
         "                       files are uploaded and under which name\n"
@@ -450,6 +451,9 @@ static int setup_router(struct opts *o, const char *default_as, struct setup *s)
         memcpy(s->bucket, rest, bl);
         s->bucket[bl] = '\0';
         s->key_format = rest[bl] ? rest + bl + 1 : "";
+        /* Argo's rule: an empty keyFormat means DefaultArchivePattern. */
+        if (!*s->key_format || strcmp(s->key_format, "/") == 0)
+                s->key_format = "{{workflow.name}}/{{pod.name}}";
 
         af_buf_init(&err, 4096);
         af_buf_init(&data, AF_SPEC_MAX + 1);

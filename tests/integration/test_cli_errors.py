@@ -123,3 +123,12 @@ def test_repository_without_s3_scheme(s3env, tmp_path):
 def test_bad_option_values(s3env, tmp_path, flag, value):
     line = one_error_line(run(mount_args(tmp_path, flag, value), s3env, tmp_path))
     assert flag in line and value in line
+
+
+def test_empty_key_format_is_argos_default():
+    """Argo: an empty keyFormat means {{workflow.name}}/{{pod.name}}."""
+    r = subprocess.run([BIN, "keys", "--artifact-repository", f"s3://{BUCKET}", "--var",
+                        "workflow.name=wf", "--var", "pod.name=wf-p", "/out/x.txt"],
+                       capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout == f"/out/x.txt\ts3://{BUCKET}/wf/wf-p/out/x.txt\n"

@@ -215,6 +215,7 @@ static void test_expand_limits(void)
         /* A template of exactly AF_TEMPLATE_MAX bytes is fine, one more is not. */
         memset(tmpl, 'a', AF_TEMPLATE_MAX);
         tmpl[AF_TEMPLATE_MAX] = '\0';
+        memset(&err, 0, sizeof(err));
         af_buf_init(&out, 0);
         CHECK_INT_EQ(af_template_expand(tmpl, &v, &out, &err), 0);
         CHECK_INT_EQ(out.len, AF_TEMPLATE_MAX);
@@ -227,7 +228,6 @@ static void test_expand_limits(void)
         memset(val, 'v', 2048);
         val[2048] = '\0';
         CHECK_INT_EQ(af_vars_set(&v, "big", val, "test", true), 0);
-        expect_expand(&v, "{{big}}{{big}}", val /* checked for length below */ ? NULL : NULL);
         af_buf_init(&out, 0);
         CHECK_INT_EQ(af_template_expand("{{big}}{{big}}", &v, &out, &err), 0);
         CHECK_INT_EQ(out.len, 4096);
