@@ -142,7 +142,22 @@ int af_router_init(struct af_router *r, const struct af_router_config *cfg,
                         ret = -ENOMEM;
                         goto fail;
                 }
+                if (a->path[0] != '/') {
+                        (void)af_buf_addf(err, "artifact '%s': path '%s' is not absolute",
+                                          a->name, a->path);
+                        ret = -EINVAL;
+                        goto fail;
+                }
                 ra->rel = relative_to(a->path, cfg->mount_as);
+                if (!ra->rel && cfg->strict_paths) {
+                        (void)af_buf_addf(err,
+                                          "artifact '%s': path %s is outside the mount (%s); "
+                                          "mount its directory, or say with --as which "
+                                          "directory the mount stands for",
+                                          a->name, a->path, cfg->mount_as);
+                        ret = -EINVAL;
+                        goto fail;
+                }
                 {
                         struct af_buf cp;
 
@@ -210,19 +225,27 @@ int af_router_route(const struct af_router *r, const char *relpath, struct af_ro
         const char *inside = NULL;
         int rc;
 
-        for (size_t i = 0; i < r->narts && !hit; i++) {
+        /* The most specific artifact wins: the longest path that is the file or holds it.
+         * Among equals, the first in spec order. */
+        size_t best = 0;
+
+        for (size_t i = 0; i < r->narts; i++) {
                 const struct af_route_artifact *a = &r->arts[i];
                 size_t l;
 
                 if (!a->rel)
                         continue;
                 l = strlen(a->rel);
+                if (hit && l + 1 <= best)
+                        continue;
                 if (strcmp(relpath, a->rel) == 0) {
                         hit = a;
                         inside = "";
+                        best = l + 1;
                 } else if (l == 0 || (strncmp(relpath, a->rel, l) == 0 && relpath[l] == '/')) {
                         hit = a;
                         inside = relpath + (l ? l + 1 : 0);
+                        best = l + 1;
                 }
         }
         af_buf_reset(&ret->key);

@@ -14,7 +14,8 @@
  *   artifact s3.key    the key verbatim, not cleaned (a directory: <key>/<path inside>)
  *   unmatched file     ignored, or <prefix>/<relative path> with --unmatched upload
  * Keys other than a file artifact's s3.key are cleaned like Go's path.Join. No key may
- * exceed 1024 bytes. The first artifact in spec order that matches a path wins.
+ * exceed 1024 bytes. The most specific artifact wins (the longest path that is the file or
+ * holds it); among equals, the first in spec order.
  */
 #pragma once
 
@@ -38,6 +39,8 @@ struct af_router_config {
         const char *mount_as;   /* absolute directory the spec's paths are relative to */
         enum af_archive archive_default;
         enum af_unmatched unmatched;
+        bool strict_paths; /* an artifact outside mount_as is an error (the mount), not
+                            * just never matched (the dry run) */
 };
 
 struct af_route_artifact {

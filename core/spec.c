@@ -159,6 +159,113 @@ static int parse_bool(const char *s, bool *ret)
         return -EINVAL;
 }
 
+/* A list of {name, value} mappings (arguments.parameters, inputs.parameters). */
+static int parse_param_list(struct ctx *c, const yaml_node_t *ps, const char *what,
+                            struct af_param **ret, size_t *ret_n)
+{
+        size_t n;
+
+        if (!ps)
+                return 0;
+        if (ps->type != YAML_SEQUENCE_NODE)
+                return fail_at(c, ps, what, " must be a list");
+        n = (size_t)(ps->data.sequence.items.top - ps->data.sequence.items.start);
+        *ret = calloc(n ? n : 1, sizeof(**ret));
+        if (!*ret)
+                return -ENOMEM;
+        for (size_t i = 0; i < n; i++) {
+                yaml_node_t *p = node_at(c, ps->data.sequence.items.start[i]);
+                const char *name = map_scalar(c, p, "name");
+                int r;
+
+                if (!name)
+                        return fail_at(c, p, "parameter has no name in ", what);
+                (*ret)[i].name = strdup(name);
+                if (!(*ret)[i].name)
+                        return -ENOMEM;
+                (*ret_n)++;
+                r = dup_field(c, p, "value", &(*ret)[i].value);
+                if (r < 0)
+                        return r;
+        }
+        return 0;
+}
+
+static int parse_params(struct ctx *c, const yaml_node_t *wfspec, struct af_spec *s)
+{
+        return parse_param_list(c, map_get(c, map_get(c, wfspec, "arguments"), "parameters"),
+                                "arguments.parameters", &s->params, &s->nparams);
+}
+
+/* A string-to-string mapping (labels, annotations), in document order. */
+static int parse_kv_map(struct ctx *c, const yaml_node_t *m, const char *what,
+                        struct af_kv **ret, size_t *ret_n)
+{
+        size_t n;
+
+        if (!m)
+                return 0;
+        if (m->type != YAML_MAPPING_NODE)
+                return fail_at(c, m, what, " must be a mapping");
+        n = (size_t)(m->data.mapping.pairs.top - m->data.mapping.pairs.start);
+        *ret = calloc(n ? n : 1, sizeof(**ret));
+        if (!*ret)
+                return -ENOMEM;
+        for (size_t i = 0; i < n; i++) {
+                yaml_node_pair_t *p = &m->data.mapping.pairs.start[i];
+                const char *k = scalar(node_at(c, p->key));
+                const char *v = scalar(node_at(c, p->value));
+
+                if (!k || !v)
+                        return fail_at(c, node_at(c, p->key), what,
+                                       " must map strings to strings");
+                (*ret)[i].key = strdup(k);
+                (*ret)[i].value = strdup(v);
+                (*ret_n)++;
+                if (!(*ret)[i].key || !(*ret)[i].value)
+                        return -ENOMEM;
+        }
+        return 0;
+}
+
+void af_s3_location_done(struct af_s3_location *loc)
+{
+        free(loc->endpoint);
+        free(loc->bucket);
+        free(loc->region);
+        free(loc->key);
+        free(loc->key_format);
+        free(loc->key_prefix);
+        memset(loc, 0, sizeof(*loc));
+        loc->insecure = -1;
+}
+
+static int parse_location(struct ctx *c, const yaml_node_t *n, struct af_s3_location *loc)
+{
+        const char *ins;
+        bool b;
+        int r;
+
+        if (n->type != YAML_MAPPING_NODE)
+                return fail_at(c, n, "s3 must be a mapping", NULL);
+        if ((r = dup_field(c, n, "endpoint", &loc->endpoint)) < 0 ||
+            (r = dup_field(c, n, "bucket", &loc->bucket)) < 0 ||
+            (r = dup_field(c, n, "region", &loc->region)) < 0 ||
+            (r = dup_field(c, n, "key", &loc->key)) < 0 ||
+            (r = dup_field(c, n, "keyFormat", &loc->key_format)) < 0 ||
+            (r = dup_field(c, n, "keyPrefix", &loc->key_prefix)) < 0)
+                return r;
+        loc->insecure = -1;
+        ins = map_scalar(c, n, "insecure");
+        if (ins) {
+                if (parse_bool(ins, &b) < 0)
+                        return fail_at(c, map_get(c, n, "insecure"),
+                                       "insecure must be true or false, not ", ins);
+                loc->insecure = b;
+        }
+        return 0;
+}
+
 static void artifact_done(struct af_artifact *a)
 {
         free(a->name);
@@ -258,6 +365,11 @@ static int parse_template(struct ctx *c, const yaml_node_t *t, struct af_spec *s
         size_t n;
         int r;
 
+        r = parse_param_list(c, map_get(c, map_get(c, t, "inputs"), "parameters"),
+                             "inputs.parameters", &s->inputs, &s->ninputs);
+        if (r < 0)
+                return r;
+
         if (!is_pod_template(c, t) && !map_get(c, t, "outputs"))
                 return fail_at(c, t, "template has no container, script or containerSet: ",
                                s->template_name);
@@ -282,37 +394,6 @@ static int parse_template(struct ctx *c, const yaml_node_t *t, struct af_spec *s
                                 return fail_at(c, node_at(c, arts->data.sequence.items.start[i]),
                                                "duplicate output artifact name: ",
                                                s->artifacts[i].name);
-        }
-        return 0;
-}
-
-static int parse_params(struct ctx *c, const yaml_node_t *wfspec, struct af_spec *s)
-{
-        yaml_node_t *ps = map_get(c, map_get(c, wfspec, "arguments"), "parameters");
-        size_t n;
-
-        if (!ps)
-                return 0;
-        if (ps->type != YAML_SEQUENCE_NODE)
-                return fail_at(c, ps, "arguments.parameters must be a list", NULL);
-        n = (size_t)(ps->data.sequence.items.top - ps->data.sequence.items.start);
-        s->params = calloc(n ? n : 1, sizeof(*s->params));
-        if (!s->params)
-                return -ENOMEM;
-        for (size_t i = 0; i < n; i++) {
-                yaml_node_t *p = node_at(c, ps->data.sequence.items.start[i]);
-                const char *name = map_scalar(c, p, "name");
-                int r;
-
-                if (!name)
-                        return fail_at(c, p, "parameter has no name", NULL);
-                s->params[i].name = strdup(name);
-                if (!s->params[i].name)
-                        return -ENOMEM;
-                s->nparams++;
-                r = dup_field(c, p, "value", &s->params[i].value);
-                if (r < 0)
-                        return r;
         }
         return 0;
 }
@@ -346,7 +427,15 @@ static int parse_workflow(struct ctx *c, const yaml_node_t *root, const char *te
         if ((r = dup_field(c, root, "kind", &s->kind)) < 0 ||
             (r = dup_field(c, meta, "name", &s->name)) < 0 ||
             (r = dup_field(c, meta, "generateName", &s->generate_name)) < 0 ||
-            (r = dup_field(c, meta, "namespace", &s->namespace)) < 0)
+            (r = dup_field(c, meta, "namespace", &s->namespace)) < 0 ||
+            (r = dup_field(c, meta, "uid", &s->uid)) < 0)
+                return r;
+        r = parse_kv_map(c, map_get(c, meta, "labels"), "metadata.labels", &s->labels,
+                         &s->nlabels);
+        if (r == 0)
+                r = parse_kv_map(c, map_get(c, meta, "annotations"), "metadata.annotations",
+                                 &s->annotations, &s->nannotations);
+        if (r < 0)
                 return r;
         if (!spec || spec->type != YAML_MAPPING_NODE)
                 return fail_at(c, root, "document has no spec", NULL);
@@ -356,6 +445,8 @@ static int parse_workflow(struct ctx *c, const yaml_node_t *root, const char *te
                         return fail_at(c, root, "CronWorkflow has no spec.workflowSpec", NULL);
         }
         r = dup_field(c, spec, "entrypoint", &s->entrypoint);
+        if (r == 0)
+                r = dup_field(c, spec, "serviceAccountName", &s->service_account);
         if (r < 0)
                 return r;
         r = parse_params(c, spec, s);
@@ -400,6 +491,32 @@ static int parse_workflow(struct ctx *c, const yaml_node_t *root, const char *te
         return parse_template(c, chosen, s);
 }
 
+/* Argo's resolved template (/var/run/argo/template): one template object, no kind. */
+static bool is_resolved_template(struct ctx *c, const yaml_node_t *root)
+{
+        return root->type == YAML_MAPPING_NODE && !map_get(c, root, "kind") &&
+               map_scalar(c, root, "name") && (is_pod_template(c, root) ||
+                                               map_get(c, root, "outputs"));
+}
+
+static int parse_resolved_template(struct ctx *c, const yaml_node_t *root, struct af_spec *s)
+{
+        yaml_node_t *loc = map_get(c, map_get(c, root, "archiveLocation"), "s3");
+        int r;
+
+        s->is_resolved_template = true;
+        s->archive_location.insecure = -1;
+        if ((r = dup_field(c, root, "name", &s->template_name)) < 0)
+                return r;
+        if (loc) {
+                r = parse_location(c, loc, &s->archive_location);
+                if (r < 0)
+                        return r;
+                s->has_archive_location = true;
+        }
+        return parse_template(c, root, s);
+}
+
 static bool is_workflow_kind(const char *kind)
 {
         for (size_t i = 0; i < sizeof(workflow_kinds) / sizeof(workflow_kinds[0]); i++)
@@ -416,6 +533,24 @@ void af_spec_done(struct af_spec *s)
                 free(s->params[i].name);
                 free(s->params[i].value);
         }
+        for (size_t i = 0; i < s->ninputs; i++) {
+                free(s->inputs[i].name);
+                free(s->inputs[i].value);
+        }
+        for (size_t i = 0; i < s->nlabels; i++) {
+                free(s->labels[i].key);
+                free(s->labels[i].value);
+        }
+        for (size_t i = 0; i < s->nannotations; i++) {
+                free(s->annotations[i].key);
+                free(s->annotations[i].value);
+        }
+        free(s->inputs);
+        free(s->labels);
+        free(s->annotations);
+        free(s->uid);
+        free(s->service_account);
+        af_s3_location_done(&s->archive_location);
         free(s->artifacts);
         free(s->params);
         free(s->kind);
@@ -427,9 +562,29 @@ void af_spec_done(struct af_spec *s)
         memset(s, 0, sizeof(*s));
 }
 
+/* Does @root (a workflow document) carry the name the user asked for? */
+static bool workflow_named(struct ctx *c, const yaml_node_t *root, const char *want)
+{
+        yaml_node_t *meta = map_get(c, root, "metadata");
+        const char *n = map_scalar(c, meta, "name"), *g = map_scalar(c, meta, "generateName");
+
+        return !want || (n && strcmp(n, want) == 0) || (g && strcmp(g, want) == 0);
+}
+
 int af_spec_parse(const char *data, size_t len, const char *filename, const char *template_name,
                   struct af_spec *ret, struct af_buf *err)
 {
+        struct af_spec_options o = { .template_name = template_name };
+
+        return af_spec_parse_opts(data, len, filename, &o, ret, err);
+}
+
+int af_spec_parse_opts(const char *data, size_t len, const char *filename,
+                       const struct af_spec_options *opts, struct af_spec *ret,
+                       struct af_buf *err)
+{
+        const char *template_name = opts ? opts->template_name : NULL;
+        const char *want_wf = opts ? opts->workflow : NULL;
         yaml_parser_t parser;
         yaml_document_t doc;
         struct af_spec s;
@@ -442,6 +597,7 @@ int af_spec_parse(const char *data, size_t len, const char *filename, const char
                 return -E2BIG;
         }
         memset(&s, 0, sizeof(s));
+        s.archive_location.insecure = -1;
         if (!yaml_parser_initialize(&parser))
                 return -ENOMEM;
         yaml_parser_set_input_string(&parser, (const unsigned char *)data, len);
@@ -461,11 +617,18 @@ int af_spec_parse(const char *data, size_t len, const char *filename, const char
                 root = yaml_document_get_root_node(&doc);
                 if (!root) { /* end of stream */
                         yaml_document_delete(&doc);
-                        if (!found) {
+                        if (!found && want_wf) {
+                                (void)af_buf_addf(err,
+                                                  "%s: no workflow document named '%s' in %d "
+                                                  "document(s)",
+                                                  filename, want_wf, ndocs);
+                                r = -EINVAL;
+                        } else if (!found) {
                                 (void)af_buf_addf(err,
                                                   "%s: no Workflow, WorkflowTemplate, "
                                                   "ClusterWorkflowTemplate or CronWorkflow "
-                                                  "document in %d document(s)",
+                                                  "document (nor a resolved template) in %d "
+                                                  "document(s)",
                                                   filename, ndocs);
                                 r = -EINVAL;
                         }
@@ -482,8 +645,15 @@ int af_spec_parse(const char *data, size_t len, const char *filename, const char
                         break;
                 }
                 if (root->type == YAML_MAPPING_NODE &&
-                    is_workflow_kind(map_scalar(&c, root, "kind"))) {
+                    is_workflow_kind(map_scalar(&c, root, "kind")) &&
+                    workflow_named(&c, root, want_wf)) {
                         r = parse_workflow(&c, root, template_name, &s);
+                        found = true;
+                        yaml_document_delete(&doc);
+                        break;
+                }
+                if (!want_wf && is_resolved_template(&c, root)) {
+                        r = parse_resolved_template(&c, root, &s);
                         found = true;
                         yaml_document_delete(&doc);
                         break;
@@ -497,5 +667,117 @@ int af_spec_parse(const char *data, size_t len, const char *filename, const char
                 return r;
         }
         *ret = s;
+        return 0;
+}
+
+/* The repository YAML, from the root mapping or from a ConfigMap's data value. */
+static int repository_from_root(struct ctx *c, const yaml_node_t *root, const char *filename,
+                                struct af_s3_location *loc, struct af_buf *err, int depth);
+
+static int repository_from_text(const char *data, size_t len, const char *filename,
+                                struct af_s3_location *loc, struct af_buf *err, int depth)
+{
+        yaml_parser_t parser;
+        yaml_document_t doc;
+        struct ctx c = { .doc = &doc, .filename = filename, .err = err };
+        yaml_node_t *root;
+        int r;
+
+        if (len > AF_SPEC_MAX) {
+                (void)af_buf_addf(err, "%s: larger than %zu bytes", filename, AF_SPEC_MAX);
+                return -E2BIG;
+        }
+        if (!yaml_parser_initialize(&parser))
+                return -ENOMEM;
+        yaml_parser_set_input_string(&parser, (const unsigned char *)data, len);
+        if (!yaml_parser_load(&parser, &doc)) {
+                (void)af_buf_addf(err, "%s:%zu:%zu: YAML error: %s", filename,
+                                  parser.problem_mark.line + 1, parser.problem_mark.column + 1,
+                                  parser.problem ? parser.problem : "unknown");
+                yaml_parser_delete(&parser);
+                return -EINVAL;
+        }
+        root = yaml_document_get_root_node(&doc);
+        c.nseen = (size_t)(doc.nodes.top - doc.nodes.start);
+        c.seen = calloc(c.nseen ? c.nseen : 1, sizeof(*c.seen));
+        if (!c.seen) {
+                r = -ENOMEM;
+        } else if (!root) {
+                (void)af_buf_addf(err, "%s: empty repository configuration", filename);
+                r = -EINVAL;
+        } else {
+                r = repository_from_root(&c, root, filename, loc, err, depth);
+        }
+        free(c.seen);
+        yaml_document_delete(&doc);
+        yaml_parser_delete(&parser);
+        return r;
+}
+
+static int repository_from_root(struct ctx *c, const yaml_node_t *root, const char *filename,
+                                struct af_s3_location *loc, struct af_buf *err, int depth)
+{
+        const char *kind = map_scalar(c, root, "kind");
+        yaml_node_t *s3, *data, *value = NULL;
+
+        if (kind && strcmp(kind, "ConfigMap") == 0 && depth == 0) {
+                /* The key named by the default-repository annotation, else the only key. */
+                const char *want = map_scalar(c, map_get(c, map_get(c, root, "metadata"),
+                                                         "annotations"),
+                                              "workflows.argoproj.io/default-artifact-repository");
+
+                data = map_get(c, root, "data");
+                if (!data || data->type != YAML_MAPPING_NODE)
+                        return fail_at(c, root, "ConfigMap has no data", NULL);
+                if (want) {
+                        value = map_get(c, data, want);
+                        if (!value)
+                                return fail_at(c, data, "ConfigMap data has no key named by its "
+                                                        "default-artifact-repository annotation: ",
+                                               want);
+                } else if (data->data.mapping.pairs.top - data->data.mapping.pairs.start == 1) {
+                        value = node_at(c, data->data.mapping.pairs.start[0].value);
+                } else {
+                        return fail_at(c, data,
+                                       "ConfigMap has several repositories and no "
+                                       "workflows.argoproj.io/default-artifact-repository "
+                                       "annotation",
+                                       NULL);
+                }
+                if (!scalar(value))
+                        return fail_at(c, value, "repository value must be a YAML string", NULL);
+                return repository_from_text(scalar(value), value->data.scalar.length, filename,
+                                            loc, err, depth + 1);
+        }
+        s3 = map_get(c, root, "s3");
+        if (!s3) {
+                if (map_get(c, root, "gcs") || map_get(c, root, "azure") ||
+                    map_get(c, root, "oss") || map_get(c, root, "hdfs") ||
+                    map_get(c, root, "artifactory") || map_get(c, root, "plugin"))
+                        return fail_at(c, root, "only s3 artifact repositories are supported",
+                                       NULL);
+                return fail_at(c, root, "repository has no s3 section", NULL);
+        }
+        return parse_location(c, s3, loc);
+}
+
+int af_repository_parse(const char *data, size_t len, const char *filename,
+                        struct af_s3_location *ret, struct af_buf *err)
+{
+        struct af_s3_location loc;
+        int r;
+
+        memset(&loc, 0, sizeof(loc));
+        loc.insecure = -1;
+        r = repository_from_text(data, len, filename, &loc, err, 0);
+        if (r == 0 && (!loc.bucket || !*loc.bucket)) {
+                (void)af_buf_addf(err, "%s: the s3 repository has no bucket", filename);
+                r = -EINVAL;
+        }
+        if (r < 0) {
+                af_s3_location_done(&loc);
+                return r;
+        }
+        *ret = loc;
         return 0;
 }

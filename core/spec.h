@@ -47,8 +47,24 @@ struct af_param {
         char *value; /* NULL when the spec gives no default */
 };
 
+struct af_kv {
+        char *key;
+        char *value;
+};
+
+/** An S3 location as Argo writes it (archiveLocation.s3, or a repository's s3:). */
+struct af_s3_location {
+        char *endpoint; /* host[:port], no scheme, as Argo has it; NULL if not given */
+        char *bucket;
+        char *region;
+        char *key;        /* archiveLocation: the resolved key prefix */
+        char *key_format; /* repository: keyFormat */
+        char *key_prefix; /* repository: keyPrefix (deprecated) */
+        int insecure;     /* -1 not given, 0 false (TLS), 1 true (plain HTTP) */
+};
+
 struct af_spec {
-        char *kind;          /* "Workflow", ... */
+        char *kind;          /* "Workflow", ...; NULL for a resolved template */
         char *name;          /* metadata.name, or NULL */
         char *generate_name; /* metadata.generateName, or NULL */
         char *namespace;     /* metadata.namespace, or NULL */
@@ -58,6 +74,24 @@ struct af_spec {
         size_t nartifacts;
         struct af_param *params; /* spec.arguments.parameters */
         size_t nparams;
+        struct af_param *inputs; /* the template's inputs.parameters (value = default) */
+        size_t ninputs;
+        struct af_kv *labels; /* metadata.labels, in document order */
+        size_t nlabels;
+        struct af_kv *annotations;
+        size_t nannotations;
+        char *uid;             /* metadata.uid, or NULL */
+        char *service_account; /* spec.serviceAccountName, or NULL */
+        /* A resolved template (Argo's /var/run/argo/template) names where its outputs go. */
+        bool is_resolved_template;
+        bool has_archive_location;
+        struct af_s3_location archive_location;
+};
+
+struct af_spec_options {
+        const char *template_name; /* NULL: the entrypoint */
+        const char *workflow;      /* NULL: the first workflow document; else by metadata.name
+                                    * or generateName */
 };
 
 /**
@@ -68,6 +102,20 @@ struct af_spec {
  */
 int af_spec_parse(const char *data, size_t len, const char *filename, const char *template_name,
                   struct af_spec *ret, struct af_buf *err);
+/** Like af_spec_parse, with more choices. Also accepts a resolved template (JSON or YAML):
+ * a mapping with no kind whose name and outputs/container/script describe one template. */
+int af_spec_parse_opts(const char *data, size_t len, const char *filename,
+                       const struct af_spec_options *opts, struct af_spec *ret,
+                       struct af_buf *err);
 void af_spec_done(struct af_spec *spec);
+
+/**
+ * Reads an Argo artifact repository (the YAML of an `artifact-repositories` ConfigMap value:
+ * `s3: {bucket, endpoint, region, insecure, keyFormat, keyPrefix}`, or such a ConfigMap
+ * itself, whose default-repository key or only key is used). Errors as af_spec_parse.
+ */
+int af_repository_parse(const char *data, size_t len, const char *filename,
+                        struct af_s3_location *ret, struct af_buf *err);
+void af_s3_location_done(struct af_s3_location *loc);
 
 const char *af_archive_name(enum af_archive a);

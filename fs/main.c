@@ -18,6 +18,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "argovars.h"
 #include "fs.h"
 #include "log.h"
 #include "s3.h"
@@ -45,12 +46,24 @@ enum {
         OPT_LOG_FILE,
         OPT_DRAIN_TIMEOUT,
         OPT_ATTEMPTS,
+        OPT_WORKFLOW,
+        OPT_ARGO_TEMPLATE,
+        OPT_REPO_CONFIG,
+        OPT_CREATION_TS,
 };
+
+#define ARGO_TEMPLATE_FILE "/var/run/argo/template"
+#define ARGO_TEMPLATE_OFFLOADED "/argo/config/ARGO_TEMPLATE"
+#define ARGO_DEFAULT_PATTERN "{{workflow.name}}/{{pod.name}}"
 
 static const struct option long_options[] = {
         { "artifact-repository", required_argument, NULL, OPT_REPO },
         { "spec", required_argument, NULL, OPT_SPEC },
         { "template", required_argument, NULL, OPT_TEMPLATE },
+        { "workflow", required_argument, NULL, OPT_WORKFLOW },
+        { "argo-template", required_argument, NULL, OPT_ARGO_TEMPLATE },
+        { "repository-config", required_argument, NULL, OPT_REPO_CONFIG },
+        { "creation-timestamp", required_argument, NULL, OPT_CREATION_TS },
         { "var", required_argument, NULL, OPT_VAR },
         { "as", required_argument, NULL, OPT_AS },
         { "endpoint", required_argument, NULL, OPT_ENDPOINT },
@@ -78,6 +91,10 @@ struct opts {
         const char *repo;
         const char *spec;
         const char *template_name;
+        const char *workflow;
+        const char *argo_template;
+        const char *repository_config;
+        const char *creation_timestamp;
         const char *as;
         const char *endpoint;
         const char *region;
@@ -107,7 +124,8 @@ static const char usage_text[] =
         "Commands:\n"
         "  mount [OPTIONS] MOUNTPOINT   mount and serve until `fusermount3 -u MOUNTPOINT` or\n"
         "                               SIGTERM; pending uploads finish before it exits\n"
-        "  keys  [OPTIONS] PATH...      dry run: print the s3://bucket/key each path would get\n"
+        "  keys  [OPTIONS] [PATH...]    dry run: print the s3://bucket/key each path would get\n"
+        "                               (no PATH: every declared artifact and its strategy)\n"
         "  help                         this text\n"
         "  version                      the version\n"
         "\n"
@@ -119,7 +137,19 @@ static const char usage_text[] =
         "  --spec FILE|-        Argo Workflow / WorkflowTemplate / ClusterWorkflowTemplate /\n"
         "                       CronWorkflow YAML; its template's outputs.artifacts say which\n"
         "                       files are uploaded and under which name\n"
+        "                       (or Argo's resolved template JSON; with no --spec, inside an\n"
+        "                       Argo pod: /var/run/argo/template, else $ARGO_TEMPLATE)\n"
+        "  --argo-template FILE read the resolved template from FILE instead\n"
         "  --template NAME      the template whose outputs to use (default: the entrypoint)\n"
+        "  --workflow NAME      the document (metadata.name or generateName) in a multi-\n"
+        "                       document --spec (default: the first workflow document)\n"
+        "  --repository-config FILE\n"
+        "                       Argo's repository YAML (s3: {bucket, endpoint, region,\n"
+        "                       insecure, keyFormat, keyPrefix}), or the artifact-repositories\n"
+        "                       ConfigMap itself; instead of --artifact-repository\n"
+        "  --creation-timestamp RFC3339\n"
+        "                       for {{workflow.creationTimestamp...}} (default:\n"
+        "                       $ARGO_WORKFLOW_CREATION_TIMESTAMP, else the mount time)\n"
         "  --var NAME=VALUE     set a variable, e.g. --var workflow.name=wf-x7k2p (repeatable);\n"
         "                       also read: the spec, $ARGO_WORKFLOW_NAME, $ARGO_POD_NAME,\n"
         "                       $ARGO_WORKFLOW_UID\n"
@@ -209,6 +239,18 @@ static int apply(struct opts *o, int id, const char *val, const char *source)
                 break;
         case OPT_TEMPLATE:
                 o->template_name = val;
+                break;
+        case OPT_WORKFLOW:
+                o->workflow = val;
+                break;
+        case OPT_ARGO_TEMPLATE:
+                o->argo_template = val;
+                break;
+        case OPT_REPO_CONFIG:
+                o->repository_config = val;
+                break;
+        case OPT_CREATION_TS:
+                o->creation_timestamp = val;
                 break;
         case OPT_VAR:
                 if (af_vars_set_assignment(&o->vars, val, "--var") < 0)
@@ -393,34 +435,16 @@ static int read_file(const char *path, struct af_buf *out)
         return r;
 }
 
-/* Everything a command needs to route paths: spec, variables, router. */
+/* Everything a command needs to route paths: spec, variables, repository, router. */
 struct setup {
         struct af_spec spec;
         bool have_spec;
         struct af_router router;
-        char bucket[256];
-        const char *key_format;
+        struct af_s3_location repo; /* where objects go: bucket, endpoint, region, insecure */
+        char *key_format;           /* owned */
+        char endpoint[512];         /* the repository's endpoint as a URL, or "" */
+        bool time_from_mount;       /* creationTimestamp fell back to now */
 };
-
-static int add_spec_vars(struct af_vars *vars, const struct af_spec *spec)
-{
-        char name[AF_VAR_NAME_MAX];
-        int r = 0;
-
-        if (spec->name)
-                r = af_vars_set(vars, "workflow.name", spec->name, "spec", false);
-        if (r == 0 && spec->namespace)
-                r = af_vars_set(vars, "workflow.namespace", spec->namespace, "spec", false);
-        if (r == 0 && spec->entrypoint)
-                r = af_vars_set(vars, "workflow.mainEntrypoint", spec->entrypoint, "spec", false);
-        for (size_t i = 0; r == 0 && i < spec->nparams; i++) {
-                if (!spec->params[i].value)
-                        continue;
-                snprintf(name, sizeof(name), "workflow.parameters.%s", spec->params[i].name);
-                r = af_vars_set(vars, name, spec->params[i].value, "spec", false);
-        }
-        return r;
-}
 
 static void setup_done(struct setup *s)
 {
@@ -428,67 +452,219 @@ static void setup_done(struct setup *s)
         if (s->have_spec)
                 af_spec_done(&s->spec);
         s->have_spec = false;
+        af_s3_location_done(&s->repo);
+        free(s->key_format);
+        s->key_format = NULL;
+}
+
+/* The spec text: --spec, else --argo-template, else what an Argo pod provides. */
+static int read_spec_source(const struct opts *o, struct af_buf *data, const char **ret_name)
+{
+        const char *env = getenv("ARGO_TEMPLATE");
+        int r;
+
+        if (o->spec) {
+                *ret_name = strcmp(o->spec, "-") == 0 ? "<stdin>" : o->spec;
+                r = read_file(o->spec, data);
+                if (r < 0)
+                        return die("cannot read --spec %s: %s", o->spec,
+                                   r == -E2BIG ? "larger than 16 MiB" : strerror(-r));
+                return 0;
+        }
+        if (o->argo_template) {
+                *ret_name = o->argo_template;
+                r = read_file(o->argo_template, data);
+                if (r < 0)
+                        return die("cannot read --argo-template %s: %s", o->argo_template,
+                                   strerror(-r));
+                return 0;
+        }
+        if (access(ARGO_TEMPLATE_FILE, R_OK) == 0) {
+                *ret_name = ARGO_TEMPLATE_FILE;
+                r = read_file(ARGO_TEMPLATE_FILE, data);
+                if (r < 0)
+                        return die("cannot read %s: %s", ARGO_TEMPLATE_FILE, strerror(-r));
+                return 0;
+        }
+        if (env && strcmp(env, "offloaded") == 0) {
+                *ret_name = ARGO_TEMPLATE_OFFLOADED;
+                r = read_file(ARGO_TEMPLATE_OFFLOADED, data);
+                if (r < 0)
+                        return die("$ARGO_TEMPLATE is 'offloaded' but %s cannot be read: %s",
+                                   ARGO_TEMPLATE_OFFLOADED, strerror(-r));
+                return 0;
+        }
+        if (env && *env) {
+                *ret_name = "$ARGO_TEMPLATE";
+                if (af_buf_adds(data, env) < 0)
+                        return die("$ARGO_TEMPLATE is too large");
+                return 0;
+        }
+        *ret_name = NULL;
+        return 0;
+}
+
+/* --artifact-repository s3://BUCKET/KEYFORMAT */
+static int repo_from_url(const char *url, struct setup *s)
+{
+        const char *rest;
+        size_t bl;
+
+        if (strncmp(url, "s3://", 5) != 0)
+                return die("--artifact-repository '%s' must start with s3://", url);
+        rest = url + 5;
+        bl = strcspn(rest, "/");
+        if (bl == 0 || bl > 255)
+                return die("--artifact-repository '%s' has no valid bucket name", url);
+        s->repo.bucket = strndup(rest, bl);
+        s->key_format = strdup(rest[bl] ? rest + bl + 1 : "");
+        if (!s->repo.bucket || !s->key_format)
+                return die("out of memory");
+        return 0;
+}
+
+/* keyFormat as Argo resolves it: empty means path.Join(keyPrefix, DefaultArchivePattern). */
+static int key_format_of(const struct af_s3_location *loc, char **ret)
+{
+        struct af_buf b;
+
+        af_buf_init(&b, AF_TEMPLATE_MAX);
+        if (loc->key_format && *loc->key_format)
+                (void)af_buf_adds(&b, loc->key_format);
+        else
+                (void)af_buf_addf(&b, "%s%s" ARGO_DEFAULT_PATTERN,
+                                  loc->key_prefix ? loc->key_prefix : "",
+                                  loc->key_prefix && *loc->key_prefix ? "/" : "");
+        *ret = af_buf_take(&b);
+        return *ret ? 0 : -ENOMEM;
+}
+
+static int set_creation_time(struct opts *o, struct setup *s)
+{
+        const char *ts = o->creation_timestamp, *src = "--creation-timestamp";
+        time_t t;
+        int off = 0;
+
+        if (!ts) {
+                ts = getenv("ARGO_WORKFLOW_CREATION_TIMESTAMP");
+                src = "env ARGO_WORKFLOW_CREATION_TIMESTAMP";
+        }
+        if (ts && *ts) {
+                if (af_rfc3339_parse(ts, &t, &off) < 0)
+                        return die("%s: '%s' is not an RFC 3339 time (2026-11-28T04:00:00Z)",
+                                   src[0] == '-' ? src : "$ARGO_WORKFLOW_CREATION_TIMESTAMP",
+                                   ts);
+        } else {
+                t = time(NULL);
+                src = "mount time";
+                s->time_from_mount = true;
+        }
+        if (af_argo_vars_from_time(&o->vars, t, off, src) < 0)
+                return die("out of memory");
+        return 0;
 }
 
 /* Fills @s; on failure (one line printed, EXIT_CONFIG returned) leaves nothing to free. */
-static int setup_router(struct opts *o, const char *default_as, struct setup *s)
+static int setup_router(struct opts *o, const char *default_as, bool strict, struct setup *s)
 {
         struct af_router_config rc = { 0 };
+        struct af_spec_options so = { .template_name = o->template_name,
+                                      .workflow = o->workflow };
         struct af_buf err, data;
-        const char *rest;
-        size_t bl;
+        const char *spec_name = NULL;
         int r;
 
         memset(s, 0, sizeof(*s));
-        if (!o->repo)
-                return die("no repository: give --artifact-repository s3://BUCKET/KEYFORMAT");
-        if (strncmp(o->repo, "s3://", 5) != 0)
-                return die("--artifact-repository '%s' must start with s3://", o->repo);
-        rest = o->repo + 5;
-        bl = strcspn(rest, "/");
-        if (bl == 0 || bl >= sizeof(s->bucket))
-                return die("--artifact-repository '%s' has no valid bucket name", o->repo);
-        memcpy(s->bucket, rest, bl);
-        s->bucket[bl] = '\0';
-        s->key_format = rest[bl] ? rest + bl + 1 : "";
-        /* Argo's rule: an empty keyFormat means DefaultArchivePattern. */
-        if (!*s->key_format || strcmp(s->key_format, "/") == 0)
-                s->key_format = "{{workflow.name}}/{{pod.name}}";
-
+        s->repo.insecure = -1;
         af_buf_init(&err, 4096);
         af_buf_init(&data, AF_SPEC_MAX + 1);
-        if (o->spec) {
-                r = read_file(o->spec, &data);
-                if (r < 0) {
-                        r = die("cannot read --spec %s: %s", o->spec,
-                                r == -E2BIG ? "larger than 16 MiB" : strerror(-r));
-                        goto out;
-                }
-                r = af_spec_parse(data.ptr ? data.ptr : "", data.len,
-                                  strcmp(o->spec, "-") == 0 ? "<stdin>" : o->spec,
-                                  o->template_name, &s->spec, &err);
+
+        r = read_spec_source(o, &data, &spec_name);
+        if (r)
+                goto out;
+        if (spec_name) {
+                r = af_spec_parse_opts(data.ptr ? data.ptr : "", data.len, spec_name, &so,
+                                       &s->spec, &err);
                 if (r < 0) {
                         r = die("%s", af_buf_str(&err));
                         goto out;
                 }
                 s->have_spec = true;
-                if (add_spec_vars(&o->vars, &s->spec) < 0) {
+        } else if (o->template_name || o->workflow) {
+                r = die("--template and --workflow need --spec");
+                goto out;
+        }
+
+        /* Where objects go: the flag, else Argo's repository YAML, else the resolved
+         * template's archiveLocation (whose key Argo has already resolved). */
+        if (o->repo) {
+                r = repo_from_url(o->repo, s);
+                if (r)
+                        goto out;
+        } else if (o->repository_config) {
+                af_buf_reset(&data);
+                r = read_file(o->repository_config, &data);
+                if (r < 0) {
+                        r = die("cannot read --repository-config %s: %s", o->repository_config,
+                                strerror(-r));
+                        goto out;
+                }
+                r = af_repository_parse(data.ptr ? data.ptr : "", data.len,
+                                        o->repository_config, &s->repo, &err);
+                if (r < 0) {
+                        r = die("%s", af_buf_str(&err));
+                        goto out;
+                }
+                if (key_format_of(&s->repo, &s->key_format) < 0) {
                         r = die("out of memory");
                         goto out;
                 }
-        } else if (o->template_name) {
-                r = die("--template needs --spec");
+        } else if (s->have_spec && s->spec.has_archive_location &&
+                   s->spec.archive_location.bucket) {
+                struct af_s3_location *al = &s->spec.archive_location;
+
+                s->repo = *al;
+                memset(al, 0, sizeof(*al));
+                al->insecure = -1;
+                s->key_format = strdup(s->repo.key ? s->repo.key : "");
+                if (!s->key_format) {
+                        r = die("out of memory");
+                        goto out;
+                }
+        } else {
+                r = die("no repository: give --artifact-repository s3://BUCKET/KEYFORMAT or "
+                        "--repository-config FILE%s",
+                        s->have_spec ? " (the spec has no archiveLocation.s3)" : "");
                 goto out;
         }
-        if (af_vars_from_env(&o->vars) < 0) {
+        /* Argo's rule: an empty keyFormat means DefaultArchivePattern. */
+        if (!*s->key_format || strcmp(s->key_format, "/") == 0) {
+                free(s->key_format);
+                s->key_format = strdup(ARGO_DEFAULT_PATTERN);
+        }
+        if (s->repo.endpoint && *s->repo.endpoint) {
+                bool has_scheme = strstr(s->repo.endpoint, "://") != NULL;
+
+                snprintf(s->endpoint, sizeof(s->endpoint), "%s%s",
+                         has_scheme ? "" : (s->repo.insecure == 1 ? "http://" : "https://"),
+                         s->repo.endpoint);
+        }
+
+        /* Variables: --var (already set), the spec, the environment, the creation time. */
+        if ((s->have_spec && af_argo_vars_from_spec(&o->vars, &s->spec) < 0) ||
+            af_vars_from_env(&o->vars) < 0) {
                 r = die("out of memory");
                 goto out;
         }
-        rc.bucket = s->bucket;
+        r = set_creation_time(o, s);
+        if (r)
+                goto out;
+        rc.bucket = s->repo.bucket;
         rc.key_format = s->key_format;
         rc.mount_as = o->as ? o->as : default_as;
         rc.archive_default = o->archive_default;
         rc.unmatched = o->unmatched;
+        rc.strict_paths = strict;
         r = af_router_init(&s->router, &rc, s->have_spec ? &s->spec : NULL, &o->vars, &err);
         if (r < 0) {
                 r = die("%s", af_buf_str(&err));
@@ -503,6 +679,17 @@ out:
         return r;
 }
 
+static bool template_uses_time(const struct setup *s)
+{
+        if (strstr(s->key_format, "creationTimestamp"))
+                return true;
+        for (size_t i = 0; s->have_spec && i < s->spec.nartifacts; i++)
+                if (s->spec.artifacts[i].s3_key &&
+                    strstr(s->spec.artifacts[i].s3_key, "creationTimestamp"))
+                        return true;
+        return false;
+}
+
 /* ---- artifuse keys --------------------------------------------------------------------- */
 
 static int cmd_keys(struct opts *o, int argc, char **argv)
@@ -511,12 +698,34 @@ static int cmd_keys(struct opts *o, int argc, char **argv)
         struct setup s;
         int r, status = 0;
 
-        if (optind >= argc)
-                return die("keys: give one or more paths (see artifuse --help)");
-        r = setup_router(o, "/", &s);
+        r = setup_router(o, "/", false, &s);
         if (r)
                 return r;
         af_buf_init(&route.key, 0);
+        if (optind >= argc) {
+                /* No paths: every declared artifact, where it goes and how. */
+                if (s.router.narts == 0)
+                        printf("(no declared artifacts: every file goes to s3://%s/%s/<path>)\n",
+                               s.router.bucket, s.router.prefix);
+                for (size_t i = 0; i < s.router.narts; i++) {
+                        const struct af_route_artifact *a = &s.router.arts[i];
+
+                        if (!a->rel) {
+                                printf("%s\t%s\t(outside %s)\n", a->name, a->path,
+                                       s.router.mount_as);
+                                continue;
+                        }
+                        r = af_router_route(&s.router, a->rel, &route);
+                        if (r > 0)
+                                printf("%s\t%s\ts3://%s/%s\t%s%s\n", a->name, a->path,
+                                       route.bucket, af_buf_str(&route.key),
+                                       af_archive_name(a->archive),
+                                       a->optional ? "\toptional" : "");
+                        else
+                                printf("%s\t%s\t(error: %s)\n", a->name, a->path,
+                                       strerror(-r));
+                }
+        }
         for (int i = optind; i < argc; i++) {
                 const char *p = argv[i];
                 const char *as = s.router.mount_as;
@@ -652,6 +861,22 @@ out:
         return r;
 }
 
+/* Argo fails a step whose non-optional output was never written; we can only say so. */
+static void warn_missing_outputs(const struct af_router *r, int spool_fd)
+{
+        for (size_t i = 0; i < r->narts; i++) {
+                const struct af_route_artifact *a = &r->arts[i];
+                struct stat st;
+
+                if (!a->rel || a->optional || !*a->rel)
+                        continue;
+                if (fstatat(spool_fd, a->rel, &st, AT_SYMLINK_NOFOLLOW) < 0)
+                        af_log_warn("op=unmount artifact=%s path=%s msg=\"declared output was "
+                                    "never written (not optional)\"",
+                                    af_q(a->name), af_q(a->path));
+        }
+}
+
 /* Forks; the parent returns only to exit with the child's start-up verdict. */
 static int daemonize(int *ret_notify_fd)
 {
@@ -712,7 +937,7 @@ static int cmd_mount(struct opts *o, int argc, char **argv)
                 r = die("mount point %s is not a directory", argv[optind]);
                 goto out;
         }
-        r = setup_router(o, mnt, &s);
+        r = setup_router(o, mnt, true, &s);
         if (r)
                 goto out;
         have_setup = true;
@@ -747,17 +972,21 @@ static int cmd_mount(struct opts *o, int argc, char **argv)
                 goto out;
         }
         have_creds = true;
-        s3c.region = o->region ? o->region : default_region();
-        s3c.endpoint = o->endpoint ? o->endpoint
-                                   : default_endpoint(s3c.region, endpoint_buf,
-                                                      sizeof(endpoint_buf));
+        /* Flags win; then the repository (Argo's own config); then the AWS environment. */
+        s3c.region = o->region                                ? o->region
+                     : s.repo.region && *s.repo.region ? s.repo.region
+                                                       : default_region();
+        s3c.endpoint = o->endpoint    ? o->endpoint
+                       : s.endpoint[0] ? s.endpoint
+                                       : default_endpoint(s3c.region, endpoint_buf,
+                                                          sizeof(endpoint_buf));
         s3c.ca_file = o->ca_file;
         if (af_s3_global_init() < 0) {
                 r = die("cannot initialise libcurl");
                 goto out;
         }
         if (!o->no_check) {
-                r = check_endpoint(&s3c, &creds, s.bucket);
+                r = check_endpoint(&s3c, &creds, s.repo.bucket);
                 if (r)
                         goto out;
         }
@@ -772,6 +1001,10 @@ static int cmd_mount(struct opts *o, int argc, char **argv)
                 af_log_set_fd(lfd);
         }
         fuse_set_log_func(fuse_log_to_af);
+        if (s.time_from_mount && template_uses_time(&s))
+                af_log_info("op=mount msg=\"workflow.creationTimestamp is the mount time: give "
+                            "--creation-timestamp or $ARGO_WORKFLOW_CREATION_TIMESTAMP for "
+                            "Argo's\"");
         if (!o->foreground) {
                 r = daemonize(&notify_fd);
                 if (r)
@@ -831,7 +1064,7 @@ static int cmd_mount(struct opts *o, int argc, char **argv)
         }
         af_log_info("op=mount mountpoint=%s spool=%s bucket=%s prefix=%s endpoint=%s "
                     "artifacts=%zu unmatched=%s",
-                    af_q(mnt), af_q(spool), af_q(s.bucket), af_q(s.router.prefix),
+                    af_q(mnt), af_q(spool), af_q(s.repo.bucket), af_q(s.router.prefix),
                     af_q(s3c.endpoint), s.router.narts,
                     s.router.upload_unmatched ? "upload" : "ignore");
         for (size_t i = 0; i < s.router.narts; i++) {
@@ -872,6 +1105,7 @@ static int cmd_mount(struct opts *o, int argc, char **argv)
         if (af_queue_drain(queue, o->drain_timeout_ms) < 0)
                 af_log_error("op=unmount msg=\"drain timeout passed; what is left stays in the "
                              "spool\"");
+        warn_missing_outputs(&s.router, spool_fd);
         af_queue_get_stats(queue, &stats);
         af_log_info("op=exit uploaded_files=%llu uploaded_bytes=%llu failed_files=%llu "
                     "pending_files=%llu",
