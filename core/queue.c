@@ -13,6 +13,8 @@
 
 #include "log.h"
 
+#define PART_ATTEMPTS 4
+
 enum job_state {
         JOB_QUEUED,
         JOB_RUNNING,
@@ -180,6 +182,62 @@ static void timed_wait(pthread_cond_t *c, pthread_mutex_t *m, uint64_t ms)
         pthread_cond_timedwait(c, m, &ts);
 }
 
+/*
+ * A multipart upload of @size bytes of @fd, parts in order. A part that fails with a
+ * retryable error is tried again a few times at once (resending one part is cheaper than the
+ * file); when a part finally fails, the upload is aborted so no storage is left billed, and
+ * the file-level retry starts over.
+ */
+static int upload_multipart(struct af_queue *q, struct af_s3_client *s3, const char *bucket,
+                            const char *key, int fd, uint64_t size, struct af_s3_put_result *res,
+                            struct af_s3_error *err)
+{
+        uint64_t part = af_s3_part_size(size, q->cfg.part_size);
+        size_t nparts = (size_t)((size + part - 1) / part);
+        struct af_s3_part *parts = calloc(nparts ? nparts : 1, sizeof(*parts));
+        struct af_s3_error aerr;
+        char upload_id[1024];
+        int r;
+
+        if (!parts)
+                return -ENOMEM;
+        r = af_s3_create_multipart(s3, bucket, key, upload_id, sizeof(upload_id), err);
+        if (r < 0)
+                goto out;
+        for (size_t i = 0; i < nparts; i++) {
+                uint64_t off = (uint64_t)i * part;
+                uint64_t len = size - off < part ? size - off : part;
+
+                for (unsigned attempt = 0;; attempt++) {
+                        r = af_s3_upload_part_fd(s3, bucket, key, upload_id, (unsigned)i + 1, fd,
+                                                 off, len, &parts[i], err);
+                        if (r == 0 || !af_s3_retryable(r) || attempt + 1 >= PART_ATTEMPTS)
+                                break;
+                        af_log_debug("op=upload_part key=%s part=%zu attempt=%u err=%s",
+                                     af_q(key), i + 1, attempt + 1, af_q(err->code));
+                        usleep(af_backoff_ms(attempt, q->cfg.backoff_base_ms,
+                                             q->cfg.backoff_max_ms,
+                                             (double)rand() / ((double)RAND_MAX + 1.0)) *
+                               1000u);
+                }
+                if (r < 0)
+                        goto abort;
+        }
+        r = af_s3_complete_multipart(s3, bucket, key, upload_id, parts, nparts, res, err);
+        if (r == 0)
+                goto out;
+abort:
+        if (af_s3_abort_multipart(s3, bucket, key, upload_id, &aerr) < 0)
+                af_log_warn("op=abort_multipart bucket=%s key=%s upload_id=%s http_status=%d "
+                            "s3_code=%s msg=\"could not abort; the server's lifecycle rules "
+                            "must clean it up\"",
+                            af_q(bucket), af_q(key), af_q(upload_id), aerr.http_status,
+                            af_q(aerr.code));
+out:
+        free(parts);
+        return r;
+}
+
 /* One attempt. Returns 0, or a negative errno with @err filled for S3 errors. */
 static int upload_once(struct af_queue *q, struct af_s3_client *s3, const char *relpath,
                        const char *bucket, const char *key, uint64_t *ret_size,
@@ -201,7 +259,10 @@ static int upload_once(struct af_queue *q, struct af_s3_client *s3, const char *
                 goto out;
         }
         *ret_size = (uint64_t)st.st_size;
-        r = af_s3_put_object_fd(s3, bucket, key, fd, (uint64_t)st.st_size, res, err);
+        if ((uint64_t)st.st_size >= q->cfg.multipart_threshold)
+                r = upload_multipart(q, s3, bucket, key, fd, (uint64_t)st.st_size, res, err);
+        else
+                r = af_s3_put_object_fd(s3, bucket, key, fd, (uint64_t)st.st_size, res, err);
 out:
         close(fd);
         return r;
@@ -361,6 +422,12 @@ int af_queue_new(const struct af_queue_config *cfg, struct af_queue **ret, struc
                 q->cfg.backoff_base_ms = 200;
         if (!q->cfg.backoff_max_ms)
                 q->cfg.backoff_max_ms = 20000;
+        if (!q->cfg.part_size)
+                q->cfg.part_size = (uint64_t)8 << 20;
+        if (!q->cfg.multipart_threshold)
+                q->cfg.multipart_threshold = (uint64_t)16 << 20;
+        if (q->cfg.multipart_threshold < q->cfg.part_size)
+                q->cfg.multipart_threshold = q->cfg.part_size;
         pthread_mutex_init(&q->lock, NULL);
         pthread_cond_init(&q->work, NULL);
         pthread_cond_init(&q->idle, NULL);

@@ -32,6 +32,8 @@ struct af_queue_config {
         unsigned max_attempts; /* 0: 10 */
         unsigned backoff_base_ms; /* 0: 200 */
         unsigned backoff_max_ms;  /* 0: 20000 */
+        uint64_t part_size;           /* 0: 8 MiB; grown so any object fits 10,000 parts */
+        uint64_t multipart_threshold; /* 0: 16 MiB; smaller files go in one PutObject */
         const struct af_s3_config *s3;
         struct af_creds_provider *creds; /* borrowed */
 };

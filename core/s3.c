@@ -306,8 +306,9 @@ void af_s3_error_format(const struct af_s3_error *e, struct af_buf *out)
 
 struct body_src {
         int fd;
+        uint64_t base; /* file offset of the body's first byte */
         uint64_t size;
-        uint64_t off;
+        uint64_t off;  /* bytes of the body sent so far */
         int read_errno;
 };
 
@@ -321,7 +322,7 @@ static size_t on_read(char *buf, size_t size, size_t nitems, void *userp)
                 return 0;
         if (want > src->size - src->off)
                 want = (size_t)(src->size - src->off);
-        n = pread(src->fd, buf, want, (off_t)src->off);
+        n = pread(src->fd, buf, want, (off_t)(src->base + src->off));
         if (n < 0) {
                 src->read_errno = errno;
                 return CURL_READFUNC_ABORT;
@@ -356,10 +357,12 @@ struct request {
         size_t nextra;
         const char *payload_hash;
         struct body_src *body; /* NULL: no body */
+        const char *mem_body;  /* POST body held in memory (CompleteMultipartUpload) */
+        size_t mem_len;
 };
 
 /* Hex SHA-256 and base64 MD5 of @size bytes of @fd, read in chunks. */
-static int hash_file(int fd, uint64_t size, char sha_hex[2 * AF_SHA256_LEN + 1],
+static int hash_file(int fd, uint64_t base, uint64_t size, char sha_hex[2 * AF_SHA256_LEN + 1],
                      char md5_b64[25])
 {
         struct af_digest sha, md5;
@@ -380,7 +383,7 @@ static int hash_file(int fd, uint64_t size, char sha_hex[2 * AF_SHA256_LEN + 1],
         }
         while (off < size) {
                 size_t want = size - off < READ_CHUNK ? (size_t)(size - off) : READ_CHUNK;
-                ssize_t n = pread(fd, buf, want, (off_t)off);
+                ssize_t n = pread(fd, buf, want, (off_t)(base + off));
 
                 if (n < 0) {
                         r = -errno;
@@ -551,6 +554,10 @@ static int perform(struct af_s3_client *c, const struct request *rq, struct resp
                 curl_easy_setopt(h, CURLOPT_SEEKDATA, rq->body);
                 curl_easy_setopt(h, CURLOPT_INFILESIZE_LARGE,
                                  (curl_off_t)(rq->body ? rq->body->size : 0));
+        } else if (strcmp(rq->method, "POST") == 0) {
+                curl_easy_setopt(h, CURLOPT_POST, 1L);
+                curl_easy_setopt(h, CURLOPT_POSTFIELDS, rq->mem_body ? rq->mem_body : "");
+                curl_easy_setopt(h, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)rq->mem_len);
         } else if (strcmp(rq->method, "GET") != 0) {
                 curl_easy_setopt(h, CURLOPT_CUSTOMREQUEST, rq->method);
         }
@@ -609,7 +616,7 @@ int af_s3_put_object_fd(struct af_s3_client *c, const char *bucket, const char *
         int r;
 
         memset(err, 0, sizeof(*err));
-        r = hash_file(fd, size, sha_hex, md5_b64);
+        r = hash_file(fd, 0, size, sha_hex, md5_b64);
         if (r < 0) {
                 snprintf(err->code, sizeof(err->code), "ReadError");
                 snprintf(err->message, sizeof(err->message), "reading the spool file: %s",
@@ -660,6 +667,163 @@ int af_s3_head_object(struct af_s3_client *c, const char *bucket, const char *ke
 int af_s3_head_bucket(struct af_s3_client *c, const char *bucket, struct af_s3_error *err)
 {
         struct request rq = { .method = "HEAD", .bucket = bucket, .payload_hash = empty_sha256 };
+        struct response resp;
+        int r;
+
+        response_init(&resp);
+        r = perform(c, &rq, &resp, err);
+        af_buf_done(&resp.body);
+        return r;
+}
+
+/* ---- multipart upload ------------------------------------------------------------------ */
+
+uint64_t af_s3_part_size(uint64_t object_size, uint64_t min_part)
+{
+        uint64_t part = min_part < AF_S3_MIN_PART ? AF_S3_MIN_PART : min_part;
+
+        if (part > AF_S3_MAX_PART)
+                part = AF_S3_MAX_PART;
+        /* Grow in MiB steps until the object fits in 10,000 parts (5 TiB needs ~525 MiB). */
+        while (part < AF_S3_MAX_PART && (object_size + part - 1) / part > AF_S3_MAX_PARTS)
+                part += (uint64_t)1 << 20;
+        return part;
+}
+
+int af_s3_create_multipart(struct af_s3_client *c, const char *bucket, const char *key,
+                           char *ret_upload_id, size_t n, struct af_s3_error *err)
+{
+        static const struct af_sigv4_param q[] = { { "uploads", NULL } };
+        struct request rq = { .method = "POST",
+                              .bucket = bucket,
+                              .key = key,
+                              .query = q,
+                              .nquery = 1,
+                              .payload_hash = empty_sha256 };
+        struct response resp;
+        char id[1024];
+        int r;
+
+        response_init(&resp);
+        r = perform(c, &rq, &resp, err);
+        if (r == 0) {
+                xml_get(af_buf_str(&resp.body), "UploadId", id, sizeof(id));
+                if (!id[0] || strlen(id) >= n) {
+                        snprintf(err->code, sizeof(err->code), "BadResponse");
+                        snprintf(err->message, sizeof(err->message),
+                                 "CreateMultipartUpload answer has no usable UploadId");
+                        r = -EPROTO;
+                } else {
+                        memcpy(ret_upload_id, id, strlen(id) + 1);
+                }
+        }
+        af_buf_done(&resp.body);
+        return r;
+}
+
+int af_s3_upload_part_fd(struct af_s3_client *c, const char *bucket, const char *key,
+                         const char *upload_id, unsigned part_number, int fd, uint64_t off,
+                         uint64_t len, struct af_s3_part *ret, struct af_s3_error *err)
+{
+        char sha_hex[2 * AF_SHA256_LEN + 1], md5_b64[25], num[16];
+        struct body_src body = { .fd = fd, .base = off, .size = len };
+        struct af_sigv4_param q[2];
+        struct af_sigv4_header extra[1];
+        struct response resp;
+        struct request rq;
+        int r;
+
+        memset(err, 0, sizeof(*err));
+        r = hash_file(fd, off, len, sha_hex, md5_b64);
+        if (r < 0) {
+                snprintf(err->code, sizeof(err->code), "ReadError");
+                snprintf(err->message, sizeof(err->message), "reading the spool file: %s",
+                         strerror(-r));
+                return r;
+        }
+        snprintf(num, sizeof(num), "%u", part_number);
+        q[0] = (struct af_sigv4_param){ "partNumber", num };
+        q[1] = (struct af_sigv4_param){ "uploadId", upload_id };
+        extra[0] = (struct af_sigv4_header){ "content-md5", md5_b64 };
+        rq = (struct request){ .method = "PUT",
+                               .bucket = bucket,
+                               .key = key,
+                               .query = q,
+                               .nquery = 2,
+                               .extra = extra,
+                               .nextra = 1,
+                               .payload_hash = sha_hex,
+                               .body = &body };
+        response_init(&resp);
+        r = perform(c, &rq, &resp, err);
+        if (r == 0) {
+                ret->number = part_number;
+                snprintf(ret->etag, sizeof(ret->etag), "%s", resp.etag);
+        }
+        af_buf_done(&resp.body);
+        return r;
+}
+
+int af_s3_complete_multipart(struct af_s3_client *c, const char *bucket, const char *key,
+                             const char *upload_id, const struct af_s3_part *parts,
+                             size_t nparts, struct af_s3_put_result *ret,
+                             struct af_s3_error *err)
+{
+        struct af_sigv4_param q[1] = { { "uploadId", upload_id } };
+        uint8_t digest[AF_SHA256_LEN];
+        char sha_hex[2 * AF_SHA256_LEN + 1];
+        struct response resp;
+        struct af_buf xml;
+        struct request rq;
+        int r = 0;
+
+        af_buf_init(&xml, (size_t)64 << 20);
+        r = af_buf_adds(&xml, "<CompleteMultipartUpload>");
+        for (size_t i = 0; r == 0 && i < nparts; i++)
+                r = af_buf_addf(&xml, "<Part><PartNumber>%u</PartNumber><ETag>%s</ETag></Part>",
+                                parts[i].number, parts[i].etag);
+        if (r == 0)
+                r = af_buf_adds(&xml, "</CompleteMultipartUpload>");
+        if (r < 0) {
+                af_buf_done(&xml);
+                return r;
+        }
+        af_sha256(xml.ptr, xml.len, digest);
+        af_hex(digest, sizeof(digest), sha_hex);
+        rq = (struct request){ .method = "POST",
+                               .bucket = bucket,
+                               .key = key,
+                               .query = q,
+                               .nquery = 1,
+                               .payload_hash = sha_hex,
+                               .mem_body = xml.ptr,
+                               .mem_len = xml.len };
+        response_init(&resp);
+        r = perform(c, &rq, &resp, err);
+        /* S3 may answer 200 and still fail: the error is then in the body. */
+        if (r == 0 && strstr(af_buf_str(&resp.body), "<Error>")) {
+                fill_error(err, &resp);
+                r = status_errno(500, err->code);
+        }
+        if (r == 0) {
+                xml_get(af_buf_str(&resp.body), "ETag", ret->etag, sizeof(ret->etag));
+                snprintf(ret->version_id, sizeof(ret->version_id), "%s", resp.version_id);
+        }
+        af_buf_done(&resp.body);
+        af_buf_done(&xml);
+        return r;
+}
+
+int af_s3_abort_multipart(struct af_s3_client *c, const char *bucket, const char *key,
+                          const char *upload_id, struct af_s3_error *err)
+{
+        struct af_sigv4_param q[1] = { { "uploadId", upload_id } };
+        struct request rq = { .method = "DELETE",
+                              .bucket = bucket,
+                              .key = key,
+                              .query = q,
+                              .nquery = 1,
+                              .payload_hash = empty_sha256 };
         struct response resp;
         int r;
 

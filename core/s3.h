@@ -74,6 +74,38 @@ int af_s3_head_object(struct af_s3_client *c, const char *bucket, const char *ke
                       struct af_s3_head_result *ret, struct af_s3_error *err);
 int af_s3_head_bucket(struct af_s3_client *c, const char *bucket, struct af_s3_error *err);
 
+/* ---- multipart upload (S3 API: CreateMultipartUpload, UploadPart, Complete, Abort) ---- */
+
+#define AF_S3_MIN_PART ((uint64_t)5 << 20) /* every part but the last */
+#define AF_S3_MAX_PART ((uint64_t)5 << 30)
+#define AF_S3_MAX_PARTS 10000
+
+struct af_s3_part {
+        unsigned number; /* 1-based */
+        char etag[130];
+};
+
+/**
+ * The part size for an object of @object_size bytes: @min_part (at least 5 MiB), grown in
+ * MiB steps until the object fits in 10,000 parts; at most 5 GiB. Pure.
+ */
+uint64_t af_s3_part_size(uint64_t object_size, uint64_t min_part);
+
+int af_s3_create_multipart(struct af_s3_client *c, const char *bucket, const char *key,
+                           char *ret_upload_id, size_t n, struct af_s3_error *err);
+/** Uploads bytes [@off, @off + @len) of @fd as part @part_number (signed SHA-256 and
+ * Content-MD5, like af_s3_put_object_fd). */
+int af_s3_upload_part_fd(struct af_s3_client *c, const char *bucket, const char *key,
+                         const char *upload_id, unsigned part_number, int fd, uint64_t off,
+                         uint64_t len, struct af_s3_part *ret, struct af_s3_error *err);
+/** @parts in ascending part number order. A 200 answer carrying an <Error> is an error. */
+int af_s3_complete_multipart(struct af_s3_client *c, const char *bucket, const char *key,
+                             const char *upload_id, const struct af_s3_part *parts,
+                             size_t nparts, struct af_s3_put_result *ret,
+                             struct af_s3_error *err);
+int af_s3_abort_multipart(struct af_s3_client *c, const char *bucket, const char *key,
+                          const char *upload_id, struct af_s3_error *err);
+
 /** True for errors that another attempt may cure (5xx, throttling, transport). */
 bool af_s3_retryable(int r);
 

@@ -11,6 +11,7 @@
 #include <signal.h>
 #include <stdarg.h>
 #include <stdbool.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -50,6 +51,8 @@ enum {
         OPT_ARGO_TEMPLATE,
         OPT_REPO_CONFIG,
         OPT_CREATION_TS,
+        OPT_PART_SIZE,
+        OPT_MULTIPART_THRESHOLD,
 };
 
 #define ARGO_TEMPLATE_FILE "/var/run/argo/template"
@@ -74,6 +77,8 @@ static const struct option long_options[] = {
         { "archive-default", required_argument, NULL, OPT_ARCHIVE_DEFAULT },
         { "upload-concurrency", required_argument, NULL, OPT_CONCURRENCY },
         { "upload-attempts", required_argument, NULL, OPT_ATTEMPTS },
+        { "part-size", required_argument, NULL, OPT_PART_SIZE },
+        { "multipart-threshold", required_argument, NULL, OPT_MULTIPART_THRESHOLD },
         { "allow-other", no_argument, NULL, OPT_ALLOW_OTHER },
         { "no-check", no_argument, NULL, OPT_NO_CHECK },
         { "log-file", required_argument, NULL, OPT_LOG_FILE },
@@ -106,6 +111,8 @@ struct opts {
         enum af_archive archive_default;
         unsigned concurrency;
         unsigned attempts;
+        uint64_t part_size;
+        uint64_t multipart_threshold;
         long drain_timeout_ms;
         bool foreground;
         bool allow_other;
@@ -170,6 +177,10 @@ static const char usage_text[] =
         "  credentials          $AWS_ACCESS_KEY_ID, $AWS_SECRET_ACCESS_KEY, $AWS_SESSION_TOKEN\n"
         "  --upload-concurrency N   parallel uploads (default 4)\n"
         "  --upload-attempts N  attempts per file for retryable errors (default 10)\n"
+        "  --multipart-threshold SIZE  files this large or larger use a multipart upload\n"
+        "                       (default 16M)\n"
+        "  --part-size SIZE     multipart part size, 5M..5G (default 8M; grown so that any\n"
+        "                       object up to 5 TiB fits in 10,000 parts)\n"
         "  --no-check           do not check at start-up that the endpoint answers\n"
         "\n"
         "Mount:\n"
@@ -222,6 +233,32 @@ static int parse_uint(const char *s, unsigned long max, unsigned long *ret)
         if (errno || end == s || *end || s[0] == '-' || v > max)
                 return -EINVAL;
         *ret = v;
+        return 0;
+}
+
+/* "8M", "64MiB", "1G", "5242880": bytes, with binary K/M/G/T suffixes. */
+static int parse_size(const char *s, uint64_t *ret)
+{
+        unsigned long long v;
+        char *end;
+        int shift = 0;
+
+        errno = 0;
+        v = strtoull(s, &end, 10);
+        if (errno || end == s || s[0] == '-')
+                return -EINVAL;
+        switch (*end) {
+        case 'k': case 'K': shift = 10; end++; break;
+        case 'm': case 'M': shift = 20; end++; break;
+        case 'g': case 'G': shift = 30; end++; break;
+        case 't': case 'T': shift = 40; end++; break;
+        default: break;
+        }
+        if (shift && (strcmp(end, "iB") == 0 || strcmp(end, "B") == 0))
+                end += strlen(end);
+        if (*end || v > (UINT64_MAX >> shift))
+                return -EINVAL;
+        *ret = (uint64_t)v << shift;
         return 0;
 }
 
@@ -303,6 +340,16 @@ static int apply(struct opts *o, int id, const char *val, const char *source)
                 if (parse_uint(val, 1000, &v) < 0 || v == 0)
                         return die("%s: '%s' is not a number from 1 to 1000", source, val);
                 o->attempts = (unsigned)v;
+                break;
+        case OPT_PART_SIZE:
+                if (parse_size(val, &o->part_size) < 0 || o->part_size < ((uint64_t)5 << 20) ||
+                    o->part_size > ((uint64_t)5 << 30))
+                        return die("%s: '%s' is not a size from 5M to 5G", source, val);
+                break;
+        case OPT_MULTIPART_THRESHOLD:
+                if (parse_size(val, &o->multipart_threshold) < 0 ||
+                    o->multipart_threshold < ((uint64_t)5 << 20))
+                        return die("%s: '%s' is not a size of at least 5M", source, val);
                 break;
         case OPT_DRAIN_TIMEOUT:
                 if (parse_uint(val, 86400 * 365, &v) < 0)
@@ -1019,6 +1066,8 @@ static int cmd_mount(struct opts *o, int argc, char **argv)
         qc.spool_dirfd = spool_fd;
         qc.workers = o->concurrency;
         qc.max_attempts = o->attempts;
+        qc.part_size = o->part_size;
+        qc.multipart_threshold = o->multipart_threshold;
         qc.s3 = &s3c;
         qc.creds = &creds;
         r = af_queue_new(&qc, &queue, &err);
