@@ -5,12 +5,14 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
+#include "archive.h"
 #include "log.h"
 
 #define PART_ATTEMPTS 4
@@ -26,6 +28,9 @@ struct job {
         char *bucket;
         char *key;
         enum job_state state;
+        enum af_archive archive; /* NONE or TAR */
+        char *member;            /* TAR: the member name */
+        int level;               /* TAR: gzip level */
         bool again;         /* resubmitted while running: upload once more */
         unsigned attempts;  /* failed attempts so far */
         uint64_t not_before_ms; /* backoff: not picked before this monotonic time */
@@ -72,6 +77,7 @@ static void job_free(struct job *j)
         free(j->relpath);
         free(j->bucket);
         free(j->key);
+        free(j->member);
         free(j);
 }
 
@@ -83,6 +89,19 @@ static int set_str(char **dst, const char *src)
                 return -ENOMEM;
         free(*dst);
         *dst = s;
+        return 0;
+}
+
+static int set_format(struct job *j, enum af_archive archive, const char *member, int level)
+{
+        char *m = member ? strdup(member) : NULL;
+
+        if (member && !m)
+                return -ENOMEM;
+        free(j->member);
+        j->member = m;
+        j->archive = archive;
+        j->level = level;
         return 0;
 }
 
@@ -112,7 +131,10 @@ static struct job *find_locked(struct af_queue *q, const char *relpath)
 
 int af_queue_submit(struct af_queue *q, const char *relpath, const char *bucket, const char *key)
 {
+        enum af_archive archive = AF_ARCHIVE_NONE;
+        const char *member = NULL;
         struct job *j;
+        int level = -1;
         int r = 0;
 
         pthread_mutex_lock(&q->lock);
@@ -120,12 +142,26 @@ int af_queue_submit(struct af_queue *q, const char *relpath, const char *bucket,
                 r = -ESHUTDOWN;
                 goto out;
         }
+        if (q->cfg.router) {
+                struct af_route route = { 0 };
+
+                af_buf_init(&route.key, 0);
+                if (af_router_route(q->cfg.router, relpath, &route) > 0 &&
+                    route.archive == AF_ARCHIVE_TAR) {
+                        archive = AF_ARCHIVE_TAR;
+                        member = route.member;
+                        level = route.compression_level;
+                }
+                af_buf_done(&route.key);
+        }
         j = find_locked(q, relpath);
         if (j) {
                 /* Same file again: the newest key wins, and a running upload goes again. */
                 r = set_str(&j->bucket, bucket);
                 if (r == 0)
                         r = set_str(&j->key, key);
+                if (r == 0)
+                        r = set_format(j, archive, member, level);
                 if (j->state == JOB_RUNNING)
                         j->again = true;
                 j->attempts = 0;
@@ -134,7 +170,7 @@ int af_queue_submit(struct af_queue *q, const char *relpath, const char *bucket,
         }
         j = calloc(1, sizeof(*j));
         if (!j || !(j->relpath = strdup(relpath)) || !(j->bucket = strdup(bucket)) ||
-            !(j->key = strdup(key))) {
+            !(j->key = strdup(key)) || set_format(j, archive, member, level) < 0) {
                 job_free(j);
                 r = -ENOMEM;
                 goto out;
@@ -238,10 +274,127 @@ out:
         return r;
 }
 
+/* Uploads a stream of unknown length: PutObject if it fits one part, else multipart. */
+struct stream_up {
+        struct af_queue *q;
+        struct af_s3_client *s3;
+        const char *bucket;
+        const char *key;
+        uint64_t part;        /* part size */
+        struct af_buf buf;    /* at most one part waiting to go */
+        char upload_id[1024]; /* "" until the stream outgrows one part */
+        struct af_s3_part *parts;
+        size_t nparts;
+        size_t aparts;
+        struct af_s3_error *err;
+};
+
+static int stream_flush_part(struct stream_up *u, size_t len)
+{
+        struct af_s3_part *p;
+        int r = 0;
+
+        if (!u->upload_id[0]) {
+                r = af_s3_create_multipart(u->s3, u->bucket, u->key, u->upload_id,
+                                           sizeof(u->upload_id), u->err);
+                if (r < 0)
+                        return r;
+        }
+        if (u->nparts == u->aparts) {
+                size_t a = u->aparts ? u->aparts * 2 : 16;
+
+                if (a > AF_S3_MAX_PARTS)
+                        return -EFBIG;
+                p = realloc(u->parts, a * sizeof(*p));
+                if (!p)
+                        return -ENOMEM;
+                u->parts = p;
+                u->aparts = a;
+        }
+        for (unsigned attempt = 0;; attempt++) {
+                r = af_s3_upload_part_mem(u->s3, u->bucket, u->key, u->upload_id,
+                                          (unsigned)u->nparts + 1, u->buf.ptr, len,
+                                          &u->parts[u->nparts], u->err);
+                if (r == 0 || !af_s3_retryable(r) || attempt + 1 >= PART_ATTEMPTS)
+                        break;
+                usleep(af_backoff_ms(attempt, u->q->cfg.backoff_base_ms, u->q->cfg.backoff_max_ms,
+                                     (double)rand() / ((double)RAND_MAX + 1.0)) *
+                       1000u);
+        }
+        if (r < 0)
+                return r;
+        u->nparts++;
+        memmove(u->buf.ptr, u->buf.ptr + len, u->buf.len - len);
+        af_buf_truncate(&u->buf, u->buf.len - len);
+        return 0;
+}
+
+static int stream_sink(void *ctx, const void *data, size_t n)
+{
+        struct stream_up *u = ctx;
+        int r = af_buf_add(&u->buf, data, n);
+
+        while (r == 0 && u->buf.len >= u->part)
+                r = stream_flush_part(u, (size_t)u->part);
+        return r;
+}
+
+static int stream_finish(struct stream_up *u, struct af_s3_put_result *res)
+{
+        int r;
+
+        if (!u->upload_id[0])
+                return af_s3_put_object_mem(u->s3, u->bucket, u->key, u->buf.ptr, u->buf.len, res,
+                                            u->err);
+        r = u->buf.len ? stream_flush_part(u, u->buf.len) : 0;
+        if (r == 0)
+                r = af_s3_complete_multipart(u->s3, u->bucket, u->key, u->upload_id, u->parts,
+                                             u->nparts, res, u->err);
+        return r;
+}
+
+/* The file as Argo's default archive: <key> holds gzip(tar(member)), built while sent. */
+static int upload_tgz(struct af_queue *q, struct af_s3_client *s3, const char *bucket,
+                      const char *key, int fd, const struct stat *st, const char *member,
+                      int level, struct af_s3_put_result *res, struct af_s3_error *err)
+{
+        struct af_tar_entry e = { .name = member,
+                                  .mode = st->st_mode & 07777,
+                                  .uid = st->st_uid,
+                                  .gid = st->st_gid,
+                                  .mtime = st->st_mtime,
+                                  .size = (uint64_t)st->st_size };
+        struct stream_up u = { .q = q, .s3 = s3, .bucket = bucket, .key = key, .err = err };
+        struct af_s3_error aerr;
+        int r;
+
+        /* gzip never grows data by more than a little, so the file's size bounds the parts. */
+        u.part = af_s3_part_size((uint64_t)st->st_size + (1 << 20), q->cfg.part_size);
+        af_buf_init(&u.buf, (size_t)u.part + 256 * 1024);
+        r = af_tgz_stream(fd, &e, level, stream_sink, &u);
+        if (r == 0)
+                r = stream_finish(&u, res);
+        if (r < 0 && u.upload_id[0] &&
+            af_s3_abort_multipart(s3, bucket, key, u.upload_id, &aerr) < 0)
+                af_log_warn("op=abort_multipart bucket=%s key=%s upload_id=%s http_status=%d "
+                            "s3_code=%s",
+                            af_q(bucket), af_q(key), af_q(u.upload_id), aerr.http_status,
+                            af_q(aerr.code));
+        if (r < 0 && !err->code[0] && !err->http_status) {
+                snprintf(err->code, sizeof(err->code), "ArchiveError");
+                snprintf(err->message, sizeof(err->message), "building the tar.gz: %s",
+                         strerror(-r));
+        }
+        free(u.parts);
+        af_buf_done(&u.buf);
+        return r;
+}
+
 /* One attempt. Returns 0, or a negative errno with @err filled for S3 errors. */
 static int upload_once(struct af_queue *q, struct af_s3_client *s3, const char *relpath,
-                       const char *bucket, const char *key, uint64_t *ret_size,
-                       struct af_s3_put_result *res, struct af_s3_error *err)
+                       const char *bucket, const char *key, const char *member, int level,
+                       uint64_t *ret_size, struct af_s3_put_result *res,
+                       struct af_s3_error *err)
 {
         struct stat st;
         int fd, r;
@@ -259,7 +412,9 @@ static int upload_once(struct af_queue *q, struct af_s3_client *s3, const char *
                 goto out;
         }
         *ret_size = (uint64_t)st.st_size;
-        if ((uint64_t)st.st_size >= q->cfg.multipart_threshold)
+        if (member)
+                r = upload_tgz(q, s3, bucket, key, fd, &st, member, level, res, err);
+        else if ((uint64_t)st.st_size >= q->cfg.multipart_threshold)
                 r = upload_multipart(q, s3, bucket, key, fd, (uint64_t)st.st_size, res, err);
         else
                 r = af_s3_put_object_fd(s3, bucket, key, fd, (uint64_t)st.st_size, res, err);
@@ -269,7 +424,8 @@ out:
 }
 
 static void run_job(struct af_queue *q, struct af_s3_client *s3, struct job *j,
-                    const char *relpath, const char *bucket, const char *key)
+                    const char *relpath, const char *bucket, const char *key, const char *member,
+                    int level)
 {
         struct af_s3_put_result res = { 0 };
         struct af_s3_error err;
@@ -278,7 +434,7 @@ static void run_job(struct af_queue *q, struct af_s3_client *s3, struct job *j,
         unsigned attempt;
         int r;
 
-        r = upload_once(q, s3, relpath, bucket, key, &size, &res, &err);
+        r = upload_once(q, s3, relpath, bucket, key, member, level, &size, &res, &err);
 
         pthread_mutex_lock(&q->lock);
         attempt = ++j->attempts;
@@ -365,7 +521,8 @@ static void *worker(void *arg)
         while (!q->locked.stopping) {
                 uint64_t wait = 0;
                 struct job *j = pick_locked(q, &wait);
-                char *relpath, *bucket, *key;
+                char *relpath, *bucket, *key, *member = NULL;
+                int level;
 
                 if (!j) {
                         if (wait == UINT64_MAX)
@@ -380,9 +537,12 @@ static void *worker(void *arg)
                 relpath = strdup(j->relpath);
                 bucket = strdup(j->bucket);
                 key = strdup(j->key);
+                if (j->archive == AF_ARCHIVE_TAR && j->member)
+                        member = strdup(j->member);
+                level = j->level;
                 pthread_mutex_unlock(&q->lock);
-                if (relpath && bucket && key) {
-                        run_job(q, s3, j, relpath, bucket, key);
+                if (relpath && bucket && key && (member || j->archive != AF_ARCHIVE_TAR)) {
+                        run_job(q, s3, j, relpath, bucket, key, member, level);
                 } else {
                         pthread_mutex_lock(&q->lock);
                         j->state = JOB_QUEUED;
@@ -392,6 +552,7 @@ static void *worker(void *arg)
                 free(relpath);
                 free(bucket);
                 free(key);
+                free(member);
                 pthread_mutex_lock(&q->lock);
         }
         pthread_mutex_unlock(&q->lock);

@@ -22,6 +22,7 @@
 
 #include "buf.h"
 #include "creds.h"
+#include "router.h"
 #include "s3.h"
 
 struct af_queue;
@@ -34,6 +35,9 @@ struct af_queue_config {
         unsigned backoff_max_ms;  /* 0: 20000 */
         uint64_t part_size;           /* 0: 8 MiB; grown so any object fits 10,000 parts */
         uint64_t multipart_threshold; /* 0: 16 MiB; smaller files go in one PutObject */
+        /* Borrowed, optional: how to package each file (archive strategy, member name).
+         * Without it every file is uploaded as it is. */
+        const struct af_router *router;
         const struct af_s3_config *s3;
         struct af_creds_provider *creds; /* borrowed */
 };

@@ -3,6 +3,7 @@
 #include "router.h"
 
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -174,10 +175,11 @@ int af_router_init(struct af_router *r, const struct af_router_config *cfg,
                 ra->archive = a->archive == AF_ARCHIVE_DEFAULT ? cfg->archive_default : a->archive;
                 if (ra->archive == AF_ARCHIVE_DEFAULT)
                         ra->archive = AF_ARCHIVE_NONE;
-                if (ra->archive != AF_ARCHIVE_NONE) {
+                ra->compression_level = a->compression_level;
+                if (ra->archive == AF_ARCHIVE_ZIP) {
                         (void)af_buf_addf(err,
                                           "artifact '%s': archive strategy '%s' is not supported "
-                                          "by this version of artifuse (only none)",
+                                          "by this version of artifuse (none and tar)",
                                           a->name, af_archive_name(ra->archive));
                         ret = -EINVAL;
                         goto fail;
@@ -249,7 +251,25 @@ int af_router_route(const struct af_router *r, const char *relpath, struct af_ro
                 }
         }
         af_buf_reset(&ret->key);
-        if (hit) {
+        ret->archive = AF_ARCHIVE_NONE;
+        ret->member = NULL;
+        ret->compression_level = -1;
+        if (hit && hit->archive == AF_ARCHIVE_TAR) {
+                if (*inside)
+                        return -EOPNOTSUPP;
+                /* Argo: <prefix>/<name>.tgz, or the artifact's own key verbatim. */
+                if (hit->key)
+                        rc = af_buf_sets(&ret->key, hit->key);
+                else {
+                        char name[AF_KEY_MAX + 8];
+
+                        snprintf(name, sizeof(name), "%s.tgz", hit->name);
+                        rc = join_key(&ret->key, r->prefix, name, NULL);
+                }
+                ret->archive = AF_ARCHIVE_TAR;
+                ret->member = hit->base;
+                ret->compression_level = hit->compression_level;
+        } else if (hit) {
                 if (hit->key && !*inside)
                         rc = af_buf_sets(&ret->key, hit->key); /* verbatim, as Argo does */
                 else if (hit->key)

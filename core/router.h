@@ -11,6 +11,7 @@
  * Rules (Argo's, argo.md §2.3-2.4), for archive "none":
  *   file artifact      <prefix>/<basename(path)>
  *   directory artifact <prefix>/<basename(path)>/<path inside the directory>
+ *   tar (tgz) file     <prefix>/<name>.tgz, a gzip'd tar with one member basename(path)
  *   artifact s3.key    the key verbatim, not cleaned (a directory: <key>/<path inside>)
  *   unmatched file     ignored, or <prefix>/<relative path> with --unmatched upload
  * Keys other than a file artifact's s3.key are cleaned like Go's path.Join. No key may
@@ -50,6 +51,7 @@ struct af_route_artifact {
         char *base; /* basename of the cleaned path: the object name for archive none */
         char *key;  /* expanded s3.key, or NULL */
         enum af_archive archive;
+        int compression_level;
         bool optional;
 };
 
@@ -76,11 +78,15 @@ struct af_route {
         const char *bucket;                      /* borrowed from the router */
         const struct af_route_artifact *artifact; /* NULL for an unmatched upload */
         struct af_buf key;                       /* caller inits and frees */
+        enum af_archive archive;                 /* NONE: the file as is; TAR: a .tgz */
+        const char *member;                      /* the archive's member name (borrowed) */
+        int compression_level;                   /* TAR: gzip level, -1 default */
 };
 
 /**
  * Routes @relpath (relative to the mount root, no leading "/"). Returns 1 and fills @ret
  * when the file is to be uploaded, 0 when it is not (not an artifact, or an unmatched file
- * that is ignored), -ENAMETOOLONG when the key would pass AF_KEY_MAX.
+ * that is ignored), -ENAMETOOLONG when the key would pass AF_KEY_MAX, -EOPNOTSUPP for a file
+ * inside a directory artifact that is to be archived (not supported by this version).
  */
 int af_router_route(const struct af_router *r, const char *relpath, struct af_route *ret);

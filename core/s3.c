@@ -305,6 +305,7 @@ void af_s3_error_format(const struct af_s3_error *e, struct af_buf *out)
 /* ---- the request ----------------------------------------------------------------------- */
 
 struct body_src {
+        const char *mem; /* the body is in memory (then fd is unused) */
         int fd;
         uint64_t base; /* file offset of the body's first byte */
         uint64_t size;
@@ -322,6 +323,11 @@ static size_t on_read(char *buf, size_t size, size_t nitems, void *userp)
                 return 0;
         if (want > src->size - src->off)
                 want = (size_t)(src->size - src->off);
+        if (src->mem) {
+                memcpy(buf, src->mem + src->off, want);
+                src->off += want;
+                return want;
+        }
         n = pread(src->fd, buf, want, (off_t)(src->base + src->off));
         if (n < 0) {
                 src->read_errno = errno;
@@ -603,6 +609,84 @@ static void response_init(struct response *resp)
 {
         memset(resp, 0, sizeof(*resp));
         af_buf_init(&resp->body, BODY_CAP + 1);
+}
+
+static void hash_mem(const void *data, size_t n, char sha_hex[2 * AF_SHA256_LEN + 1],
+                     char md5_b64[25])
+{
+        struct af_digest md5;
+        uint8_t dsha[AF_SHA256_LEN], dmd5[AF_MD5_LEN];
+
+        af_sha256(data, n, dsha);
+        af_hex(dsha, sizeof(dsha), sha_hex);
+        if (af_digest_init(&md5, AF_DIGEST_MD5) < 0) {
+                md5_b64[0] = '\0';
+                return;
+        }
+        af_digest_update(&md5, data, n);
+        af_digest_final(&md5, dmd5);
+        af_base64(dmd5, sizeof(dmd5), md5_b64);
+}
+
+/* PUT of a body already hashed; @query may be NULL (PutObject) or partNumber+uploadId. */
+static int put_body(struct af_s3_client *c, const char *bucket, const char *key,
+                    const struct af_sigv4_param *query, size_t nquery, struct body_src *body,
+                    const char *sha_hex, const char *md5_b64, char *ret_etag, size_t etag_n,
+                    char *ret_version, size_t version_n, struct af_s3_error *err)
+{
+        struct af_sigv4_header extra[1] = { { "content-md5", md5_b64 } };
+        struct request rq = { .method = "PUT",
+                              .bucket = bucket,
+                              .key = key,
+                              .query = query,
+                              .nquery = nquery,
+                              .extra = extra,
+                              .nextra = md5_b64[0] ? 1 : 0,
+                              .payload_hash = sha_hex,
+                              .body = body };
+        struct response resp;
+        int r;
+
+        response_init(&resp);
+        r = perform(c, &rq, &resp, err);
+        if (r == 0) {
+                snprintf(ret_etag, etag_n, "%s", resp.etag);
+                if (ret_version)
+                        snprintf(ret_version, version_n, "%s", resp.version_id);
+        }
+        af_buf_done(&resp.body);
+        return r;
+}
+
+int af_s3_put_object_mem(struct af_s3_client *c, const char *bucket, const char *key,
+                         const void *data, size_t len, struct af_s3_put_result *ret,
+                         struct af_s3_error *err)
+{
+        char sha_hex[2 * AF_SHA256_LEN + 1], md5_b64[25];
+        struct body_src body = { .mem = data ? data : "", .size = len };
+
+        memset(err, 0, sizeof(*err));
+        hash_mem(data ? data : "", len, sha_hex, md5_b64);
+        return put_body(c, bucket, key, NULL, 0, &body, sha_hex, md5_b64, ret->etag,
+                        sizeof(ret->etag), ret->version_id, sizeof(ret->version_id), err);
+}
+
+int af_s3_upload_part_mem(struct af_s3_client *c, const char *bucket, const char *key,
+                          const char *upload_id, unsigned part_number, const void *data,
+                          size_t len, struct af_s3_part *ret, struct af_s3_error *err)
+{
+        char sha_hex[2 * AF_SHA256_LEN + 1], md5_b64[25], num[16];
+        struct body_src body = { .mem = data, .size = len };
+        struct af_sigv4_param q[2];
+
+        memset(err, 0, sizeof(*err));
+        hash_mem(data, len, sha_hex, md5_b64);
+        snprintf(num, sizeof(num), "%u", part_number);
+        q[0] = (struct af_sigv4_param){ "partNumber", num };
+        q[1] = (struct af_sigv4_param){ "uploadId", upload_id };
+        ret->number = part_number;
+        return put_body(c, bucket, key, q, 2, &body, sha_hex, md5_b64, ret->etag,
+                        sizeof(ret->etag), NULL, 0, err);
 }
 
 int af_s3_put_object_fd(struct af_s3_client *c, const char *bucket, const char *key, int fd,

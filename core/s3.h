@@ -70,6 +70,11 @@ void af_s3_client_free(struct af_s3_client *c);
 int af_s3_put_object_fd(struct af_s3_client *c, const char *bucket, const char *key, int fd,
                         uint64_t size, struct af_s3_put_result *ret, struct af_s3_error *err);
 
+/** PutObject of @len bytes in memory (an archive built on the fly). */
+int af_s3_put_object_mem(struct af_s3_client *c, const char *bucket, const char *key,
+                         const void *data, size_t len, struct af_s3_put_result *ret,
+                         struct af_s3_error *err);
+
 int af_s3_head_object(struct af_s3_client *c, const char *bucket, const char *key,
                       struct af_s3_head_result *ret, struct af_s3_error *err);
 int af_s3_head_bucket(struct af_s3_client *c, const char *bucket, struct af_s3_error *err);
@@ -98,6 +103,10 @@ int af_s3_create_multipart(struct af_s3_client *c, const char *bucket, const cha
 int af_s3_upload_part_fd(struct af_s3_client *c, const char *bucket, const char *key,
                          const char *upload_id, unsigned part_number, int fd, uint64_t off,
                          uint64_t len, struct af_s3_part *ret, struct af_s3_error *err);
+/** Uploads @len bytes in memory as part @part_number. */
+int af_s3_upload_part_mem(struct af_s3_client *c, const char *bucket, const char *key,
+                          const char *upload_id, unsigned part_number, const void *data,
+                          size_t len, struct af_s3_part *ret, struct af_s3_error *err);
 /** @parts in ascending part number order. A 200 answer carrying an <Error> is an error. */
 int af_s3_complete_multipart(struct af_s3_client *c, const char *bucket, const char *key,
                              const char *upload_id, const struct af_s3_part *parts,

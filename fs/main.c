@@ -165,8 +165,10 @@ static const char usage_text[] =
         "  --unmatched ignore|upload\n"
         "                       files that are no declared artifact (default: ignore when the\n"
         "                       spec declares artifacts, else upload to <prefix>/<path>)\n"
-        "  --archive-default none\n"
-        "                       artifacts without archive: are uploaded as they are (default)\n"
+        "  --archive-default none|tgz\n"
+        "                       what artifacts without archive: get: none uploads the file as\n"
+        "                       it is to <prefix>/<basename> (default); tgz is Argo's own\n"
+        "                       default, <prefix>/<name>.tgz holding one tar member\n"
         "\n"
         "S3:\n"
         "  --endpoint URL       http(s)://host[:port] (default: $AWS_ENDPOINT_URL_S3,\n"
@@ -326,8 +328,7 @@ static int apply(struct opts *o, int id, const char *val, const char *source)
                 if (strcmp(val, "none") == 0)
                         o->archive_default = AF_ARCHIVE_NONE;
                 else if (strcmp(val, "tgz") == 0 || strcmp(val, "tar") == 0)
-                        return die("%s: '%s' is not supported by this version (only none)",
-                                   source, val);
+                        o->archive_default = AF_ARCHIVE_TAR;
                 else
                         return die("%s: '%s' is not none or tgz", source, val);
                 break;
@@ -1069,6 +1070,7 @@ static int cmd_mount(struct opts *o, int argc, char **argv)
         qc.part_size = o->part_size;
         qc.multipart_threshold = o->multipart_threshold;
         qc.s3 = &s3c;
+        qc.router = &s.router;
         qc.creds = &creds;
         r = af_queue_new(&qc, &queue, &err);
         if (r < 0) {

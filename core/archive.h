@@ -1,0 +1,42 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/**
+ * @file archive.h
+ * Argo's default artifact format, a gzip'd tar, produced as a stream.
+ *
+ * The archive is written to a sink callback as it is built, from the spool file, so no
+ * second copy of the data is ever made on disk; memory use is zlib's state plus one read
+ * buffer. Layout as Argo's util/archive: one member named basename(path) with the file's
+ * mode, uid, gid and mtime (ustar; a PAX header carries names over 100 bytes and sizes over
+ * 8 GiB), then the two zero blocks that end a tar.
+ */
+#pragma once
+
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+#include <time.h>
+
+#include "buf.h"
+
+/** Receives the next @n bytes of the archive; returns 0 or a negative errno to stop. */
+typedef int (*af_sink_fn)(void *ctx, const void *data, size_t n);
+
+struct af_tar_entry {
+        const char *name; /* member name, e.g. "hello.txt" */
+        mode_t mode;      /* permission bits */
+        uid_t uid;
+        gid_t gid;
+        time_t mtime;
+        uint64_t size;
+};
+
+/** Appends the header block(s) for a regular file @e to @out (512 bytes, or 1536 with PAX). */
+int af_tar_header(const struct af_tar_entry *e, struct af_buf *out);
+
+/**
+ * Streams gzip(tar(@e, @e->size bytes of @fd from offset 0)) to @sink. @level is the gzip
+ * level, -1 for zlib's default (6, as Go's DefaultCompression). -ESTALE if the file is
+ * shorter than @e->size (it changed: the caller retries), -EIO on a zlib error, or the
+ * sink's error.
+ */
+int af_tgz_stream(int fd, const struct af_tar_entry *e, int level, af_sink_fn sink, void *ctx);

@@ -1,0 +1,67 @@
+# SPDX-License-Identifier: Apache-2.0
+"""Argo's archive strategies: tar (a .tgz with one member, built while uploading)."""
+import io
+import os
+import subprocess
+import tarfile
+
+from conftest import BUCKET, get_bytes, list_keys
+from test_seed import write_spec
+
+
+def untar(blob, tmp_path):
+    """Unpacks with the real tar(1) and returns {member: bytes}, and tarfile's members."""
+    (tmp_path / "a.tgz").write_bytes(blob)
+    out = tmp_path / "x"
+    out.mkdir()
+    subprocess.run(["tar", "-xzf", str(tmp_path / "a.tgz"), "-C", str(out)], check=True)
+    files = {p.name: p.read_bytes() for p in out.iterdir()}
+    return files, tarfile.open(fileobj=io.BytesIO(blob), mode="r:gz").getmembers()
+
+
+def test_tar_artifact_is_a_tgz_with_one_member(mount, s3, names, tmp_path):
+    spec = write_spec(tmp_path, [("hello-art", "/tmp/hello.txt", "archive:\n  tar: {}\n")])
+    m = mount(spec=spec)
+    with open(m.path("hello.txt"), "w") as f:
+        os.fchmod(f.fileno(), 0o640)
+        f.write("Hello from Argo!\n")
+    mtime = int(os.stat(m.path("hello.txt")).st_mtime)
+    assert m.unmount() == 0, m.log()
+    key = f"{names['prefix']}/hello-art.tgz"
+    assert list_keys(s3, names["prefix"]) == [key]
+    files, members = untar(get_bytes(s3, key), tmp_path)
+    assert files == {"hello.txt": b"Hello from Argo!\n"}
+    assert [x.name for x in members] == ["hello.txt"]
+    assert members[0].mode == 0o640 and members[0].mtime == mtime
+
+
+def test_archive_default_tgz_and_compression_level(mount, s3, names, tmp_path):
+    spec = write_spec(tmp_path, [("a", "/tmp/a.txt", ""),
+                                 ("b", "/tmp/b.txt", "archive:\n  tar:\n    compressionLevel: 0\n"),
+                                 ("c", "/tmp/c.txt", "archive:\n  none: {}\n")])
+    m = mount(spec=spec, args=["--archive-default", "tgz"])
+    for n in "abc":
+        with open(m.path(f"{n}.txt"), "w") as f:
+            f.write(n * 5000)
+    assert m.unmount() == 0, m.log()
+    p = names["prefix"]
+    assert list_keys(s3, p) == [f"{p}/a.tgz", f"{p}/b.tgz", f"{p}/c.txt"]
+    (tmp_path / "a").mkdir()
+    assert untar(get_bytes(s3, f"{p}/a.tgz"), tmp_path / "a")[0] == {"a.txt": b"a" * 5000}
+    # level 0 stores: the archive is bigger than the data; level 6 compresses it well
+    assert len(get_bytes(s3, f"{p}/b.tgz")) > 5000 > 10 * len(get_bytes(s3, f"{p}/a.tgz"))
+    assert get_bytes(s3, f"{p}/c.txt") == b"c" * 5000
+
+
+def test_large_tgz_streams_as_multipart(mount, s3, names, tmp_path):
+    spec = write_spec(tmp_path, [("big", "/tmp/big.bin", "archive:\n  tar: {}\n")])
+    m = mount(spec=spec, args=["--part-size", "5M"])
+    data = os.urandom(13 << 20)  # random: gzip cannot shrink it, so ~3 parts
+    with open(m.path("big.bin"), "wb") as f:
+        f.write(data)
+    assert m.unmount() == 0, m.log()
+    key = f"{names['prefix']}/big.tgz"
+    assert s3.head_object(Bucket=BUCKET, Key=key)["ETag"].strip('"').endswith("-3")
+    files, _ = untar(get_bytes(s3, key), tmp_path)
+    assert files == {"big.bin": data}
+    assert s3.list_multipart_uploads(Bucket=BUCKET, Prefix=names["prefix"]).get("Uploads", []) == []
