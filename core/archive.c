@@ -2,11 +2,15 @@
 /* Streaming tar.gz of one spool file. See archive.h. */
 #include "archive.h"
 
+#include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 #include <zlib.h>
 
@@ -40,6 +44,8 @@ static void ustar_block(unsigned char *h, const char *name, char type, uint64_t 
 {
         memset(h, 0, BLOCK);
         memcpy(h, name, strnlen(name, 100));
+        if (type == '2' && e->linkname)
+                memcpy(h + 157, e->linkname, strnlen(e->linkname, 100));
         octal((char *)h + 100, 8, (uint64_t)(e->mode & 07777));
         octal((char *)h + 108, 8, (uint64_t)e->uid & 07777777);
         octal((char *)h + 116, 8, (uint64_t)e->gid & 07777777);
@@ -65,17 +71,21 @@ int af_tar_header(const struct af_tar_entry *e, struct af_buf *out)
 {
         unsigned char h[BLOCK];
         size_t start = out->len;
+        char type = e->type ? e->type : '0';
         bool long_name = strlen(e->name) > 100;
-        bool big = e->size > 077777777777ull;
+        bool long_link = type == '2' && e->linkname && strlen(e->linkname) > 100;
+        bool big = type == '0' && e->size > 077777777777ull;
         int r = 0;
 
-        if (long_name || big) {
+        if (long_name || long_link || big) {
                 struct af_buf pax;
                 char num[24];
 
                 af_buf_init(&pax, 64 * 1024);
                 if (long_name)
                         r = pax_record(&pax, "path", e->name);
+                if (r == 0 && long_link)
+                        r = pax_record(&pax, "linkpath", e->linkname);
                 snprintf(num, sizeof(num), "%llu", (unsigned long long)e->size);
                 if (r == 0 && big)
                         r = pax_record(&pax, "size", num);
@@ -90,7 +100,7 @@ int af_tar_header(const struct af_tar_entry *e, struct af_buf *out)
                 af_buf_done(&pax);
         }
         if (r == 0) {
-                ustar_block(h, e->name, '0', big ? 0 : e->size, e);
+                ustar_block(h, e->name, type, type != '0' || big ? 0 : e->size, e);
                 r = af_buf_add(out, h, BLOCK);
         }
         if (r < 0)
@@ -129,34 +139,62 @@ static int gz_write(struct gz *g, const void *data, size_t n, int flush)
         return 0;
 }
 
-int af_tgz_stream(int fd, const struct af_tar_entry *e, int level, af_sink_fn sink, void *ctx)
-{
-        static const unsigned char zeros[2 * BLOCK];
-        struct gz *g = calloc(1, sizeof(*g));
-        unsigned char *buf = malloc(CHUNK);
+/* A tar.gz being written to a sink. */
+struct tgz {
+        struct gz *g;
+        unsigned char *buf; /* CHUNK bytes for file data */
         struct af_buf hdr;
-        uint64_t off = 0;
+};
+
+static int tgz_begin(struct tgz *t, int level, af_sink_fn sink, void *ctx)
+{
+        memset(t, 0, sizeof(*t));
+        af_buf_init(&t->hdr, 64 * 1024);
+        t->g = calloc(1, sizeof(*t->g));
+        t->buf = malloc(CHUNK);
+        if (!t->g || !t->buf)
+                return -ENOMEM;
+        t->g->sink = sink;
+        t->g->ctx = ctx;
+        /* windowBits 15 + 16: a gzip wrapper, as Go's compress/gzip writes. */
+        if (deflateInit2(&t->g->zs, level < 0 ? Z_DEFAULT_COMPRESSION : level, Z_DEFLATED, 15 + 16,
+                         8, Z_DEFAULT_STRATEGY) != Z_OK) {
+                free(t->g);
+                t->g = NULL;
+                return -EIO;
+        }
+        return 0;
+}
+
+static void tgz_end(struct tgz *t)
+{
+        if (t->g) {
+                deflateEnd(&t->g->zs);
+                free(t->g);
+        }
+        free(t->buf);
+        af_buf_done(&t->hdr);
+}
+
+static int tgz_header(struct tgz *t, const struct af_tar_entry *e)
+{
         int r;
 
-        af_buf_init(&hdr, 64 * 1024);
-        if (!g || !buf) {
-                r = -ENOMEM;
-                goto out_free;
-        }
-        g->sink = sink;
-        g->ctx = ctx;
-        /* windowBits 15 + 16: a gzip wrapper, as Go's compress/gzip writes. */
-        if (deflateInit2(&g->zs, level < 0 ? Z_DEFAULT_COMPRESSION : level, Z_DEFLATED, 15 + 16,
-                         8, Z_DEFAULT_STRATEGY) != Z_OK) {
-                r = -EIO;
-                goto out_free;
-        }
-        r = af_tar_header(e, &hdr);
-        if (r == 0)
-                r = gz_write(g, hdr.ptr, hdr.len, Z_NO_FLUSH);
+        af_buf_reset(&t->hdr);
+        r = af_tar_header(e, &t->hdr);
+        return r < 0 ? r : gz_write(t->g, t->hdr.ptr, t->hdr.len, Z_NO_FLUSH);
+}
+
+/* A regular file member: header, exactly e->size bytes of @fd, padding. */
+static int tgz_file(struct tgz *t, int fd, const struct af_tar_entry *e)
+{
+        static const unsigned char zeros[BLOCK];
+        uint64_t off = 0;
+        int r = tgz_header(t, e);
+
         while (r == 0 && off < e->size) {
                 size_t want = e->size - off < CHUNK ? (size_t)(e->size - off) : CHUNK;
-                ssize_t n = pread(fd, buf, want, (off_t)off);
+                ssize_t n = pread(fd, t->buf, want, (off_t)off);
 
                 if (n < 0) {
                         r = -errno;
@@ -167,17 +205,175 @@ int af_tgz_stream(int fd, const struct af_tar_entry *e, int level, af_sink_fn si
                         break;
                 }
                 off += (uint64_t)n;
-                r = gz_write(g, buf, (size_t)n, Z_NO_FLUSH);
+                r = gz_write(t->g, t->buf, (size_t)n, Z_NO_FLUSH);
         }
-        /* Pad the member to a whole block, then the two zero blocks that end the archive. */
         if (r == 0 && e->size % BLOCK)
-                r = gz_write(g, zeros, BLOCK - e->size % BLOCK, Z_NO_FLUSH);
+                r = gz_write(t->g, zeros, BLOCK - e->size % BLOCK, Z_NO_FLUSH);
+        return r;
+}
+
+/* The two zero blocks that end a tar, and the end of the gzip stream. */
+static int tgz_finish(struct tgz *t)
+{
+        static const unsigned char zeros[2 * BLOCK];
+
+        return gz_write(t->g, zeros, sizeof(zeros), Z_FINISH);
+}
+
+int af_tgz_stream(int fd, const struct af_tar_entry *e, int level, af_sink_fn sink, void *ctx)
+{
+        struct tgz t;
+        int r = tgz_begin(&t, level, sink, ctx);
+
         if (r == 0)
-                r = gz_write(g, zeros, sizeof(zeros), Z_FINISH);
-        deflateEnd(&g->zs);
-out_free:
-        af_buf_done(&hdr);
-        free(buf);
-        free(g);
+                r = tgz_file(&t, fd, e);
+        if (r == 0)
+                r = tgz_finish(&t);
+        tgz_end(&t);
+        return r;
+}
+
+static int cmp_names(const void *a, const void *b)
+{
+        return strcmp(*(const char *const *)a, *(const char *const *)b);
+}
+
+/* The entry names of @dirfd, sorted bytewise as Go's filepath.Walk visits them. */
+static int sorted_names(int dirfd, char ***ret, size_t *ret_n)
+{
+        int fd = openat(dirfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        DIR *d = fd < 0 ? NULL : fdopendir(fd);
+        char **names = NULL;
+        size_t n = 0, a = 0;
+        struct dirent *de;
+        int r = 0;
+
+        if (!d) {
+                r = -errno;
+                if (fd >= 0)
+                        close(fd);
+                return r;
+        }
+        while ((de = readdir(d))) {
+                if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0)
+                        continue;
+                if (n == a) {
+                        char **p = realloc(names, (a = a ? a * 2 : 32) * sizeof(*p));
+
+                        if (!p) {
+                                r = -ENOMEM;
+                                break;
+                        }
+                        names = p;
+                }
+                if (!(names[n] = strdup(de->d_name))) {
+                        r = -ENOMEM;
+                        break;
+                }
+                n++;
+        }
+        closedir(d);
+        if (r < 0) {
+                while (n)
+                        free(names[--n]);
+                free(names);
+                return r;
+        }
+        if (n > 1)
+                qsort(names, n, sizeof(*names), cmp_names);
+        *ret = names;
+        *ret_n = n;
+        return 0;
+}
+
+static int tgz_tree(struct tgz *t, int dirfd, const char *name, const struct stat *st, int depth)
+{
+        struct af_tar_entry e = { .name = name, .type = '5', .mode = st->st_mode & 07777,
+                                  .uid = st->st_uid, .gid = st->st_gid, .mtime = st->st_mtime };
+        char **names = NULL;
+        size_t n = 0;
+        int r;
+
+        if (depth > 256)
+                return -ELOOP;
+        r = tgz_header(t, &e);
+        if (r == 0)
+                r = sorted_names(dirfd, &names, &n);
+        for (size_t i = 0; r == 0 && i < n; i++) {
+                struct stat cst;
+                struct af_buf child;
+                char target[PATH_MAX];
+
+                af_buf_init(&child, PATH_MAX * 4);
+                r = af_buf_addf(&child, "%s/%s", name, names[i]);
+                if (r == 0 && fstatat(dirfd, names[i], &cst, AT_SYMLINK_NOFOLLOW) < 0)
+                        r = errno == ENOENT ? 1 : -errno; /* removed meanwhile: skip it */
+                if (r == 0) {
+                        struct af_tar_entry ce = { .name = af_buf_str(&child),
+                                                   .mode = cst.st_mode & 07777,
+                                                   .uid = cst.st_uid,
+                                                   .gid = cst.st_gid,
+                                                   .mtime = cst.st_mtime };
+
+                        if (S_ISDIR(cst.st_mode)) {
+                                int cfd = openat(dirfd, names[i],
+                                                 O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+
+                                r = cfd < 0 ? -errno : tgz_tree(t, cfd, ce.name, &cst, depth + 1);
+                                if (cfd >= 0)
+                                        close(cfd);
+                        } else if (S_ISREG(cst.st_mode)) {
+                                int ffd = openat(dirfd, names[i],
+                                                 O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+
+                                ce.type = '0';
+                                ce.size = (uint64_t)cst.st_size;
+                                r = ffd < 0 ? -errno : tgz_file(t, ffd, &ce);
+                                if (ffd >= 0)
+                                        close(ffd);
+                        } else if (S_ISLNK(cst.st_mode)) {
+                                ssize_t l = readlinkat(dirfd, names[i], target,
+                                                       sizeof(target) - 1);
+
+                                if (l < 0) {
+                                        r = -errno;
+                                } else {
+                                        target[l] = '\0';
+                                        ce.type = '2';
+                                        ce.linkname = target;
+                                        r = tgz_header(t, &ce);
+                                }
+                        } else {
+                                /* fifos, sockets, devices: header only, as Go's tar does */
+                                ce.type = S_ISFIFO(cst.st_mode) ? '6' : S_ISCHR(cst.st_mode) ? '3'
+                                          : S_ISBLK(cst.st_mode)  ? '4'
+                                                                  : '0';
+                                r = ce.type == '0' ? 0 : tgz_header(t, &ce);
+                        }
+                }
+                if (r == 1)
+                        r = 0;
+                af_buf_done(&child);
+        }
+        for (size_t i = 0; i < n; i++)
+                free(names[i]);
+        free(names);
+        return r;
+}
+
+int af_tgz_stream_dir(int dirfd, const char *base, int level, af_sink_fn sink, void *ctx)
+{
+        struct stat st;
+        struct tgz t;
+        int r;
+
+        if (fstat(dirfd, &st) < 0)
+                return -errno;
+        r = tgz_begin(&t, level, sink, ctx);
+        if (r == 0)
+                r = tgz_tree(&t, dirfd, base, &st, 0);
+        if (r == 0)
+                r = tgz_finish(&t);
+        tgz_end(&t);
         return r;
 }

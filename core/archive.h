@@ -6,8 +6,9 @@
  * The archive is written to a sink callback as it is built, from the spool file, so no
  * second copy of the data is ever made on disk; memory use is zlib's state plus one read
  * buffer. Layout as Argo's util/archive: one member named basename(path) with the file's
- * mode, uid, gid and mtime (ustar; a PAX header carries names over 100 bytes and sizes over
- * 8 GiB), then the two zero blocks that end a tar.
+ * mode, uid, gid and mtime (ustar; a PAX header carries names over 100 bytes, link targets
+ * over 100 bytes and sizes over 8 GiB), then the two zero blocks that end a tar. A directory
+ * artifact becomes "<base>/..." members, as Argo's tarDir writes them.
  */
 #pragma once
 
@@ -23,6 +24,8 @@ typedef int (*af_sink_fn)(void *ctx, const void *data, size_t n);
 
 struct af_tar_entry {
         const char *name; /* member name, e.g. "hello.txt" */
+        char type;        /* '0' regular file (also for 0), '5' directory, '2' symlink */
+        const char *linkname; /* symlinks: the target */
         mode_t mode;      /* permission bits */
         uid_t uid;
         gid_t gid;
@@ -30,7 +33,7 @@ struct af_tar_entry {
         uint64_t size;
 };
 
-/** Appends the header block(s) for a regular file @e to @out (512 bytes, or 1536 with PAX). */
+/** Appends the header block(s) for @e to @out (512 bytes, or more with a PAX header). */
 int af_tar_header(const struct af_tar_entry *e, struct af_buf *out);
 
 /**
@@ -40,3 +43,12 @@ int af_tar_header(const struct af_tar_entry *e, struct af_buf *out);
  * sink's error.
  */
 int af_tgz_stream(int fd, const struct af_tar_entry *e, int level, af_sink_fn sink, void *ctx);
+
+/**
+ * Streams gzip(tar) of the directory @dirfd (not closed) as Argo's tarDir does: the
+ * directory itself as "<base>", then every entry below it as "<base>/<rel>", in lexical order
+ * depth first (Go's filepath.Walk): directories, regular files with their data, symlinks as
+ * symlinks, anything else header-only. Errors as af_tgz_stream, plus -ELOOP for a tree deeper
+ * than 256 levels.
+ */
+int af_tgz_stream_dir(int dirfd, const char *base, int level, af_sink_fn sink, void *ctx);

@@ -64,7 +64,8 @@ static int kv_json(const struct af_kv *kv, size_t n, struct af_buf *out)
                 return -ENOMEM;
         for (size_t i = 0; i < n; i++)
                 sorted[i] = &kv[i];
-        qsort(sorted, n, sizeof(*sorted), cmp_kv);
+        if (n > 1)
+                qsort(sorted, n, sizeof(*sorted), cmp_kv);
         r = af_buf_addc(out, '{');
         for (size_t i = 0; r == 0 && i < n; i++) {
                 if (i && sorted[i - 1] && strcmp(sorted[i - 1]->key, sorted[i]->key) == 0)

@@ -137,22 +137,33 @@ int af_queue_submit(struct af_queue *q, const char *relpath, const char *bucket,
         int level = -1;
         int r = 0;
 
-        pthread_mutex_lock(&q->lock);
-        if (q->locked.stopping) {
-                r = -ESHUTDOWN;
-                goto out;
-        }
+        /* Routing is pure and needs no lock: decide the packaging before taking it. */
         if (q->cfg.router) {
                 struct af_route route = { 0 };
+                int rr;
 
                 af_buf_init(&route.key, 0);
-                if (af_router_route(q->cfg.router, relpath, &route) > 0 &&
-                    route.archive == AF_ARCHIVE_TAR) {
+                rr = af_router_route(q->cfg.router, relpath, &route);
+
+                if (rr > 0 && route.deferred) {
+                        /* Goes up inside its directory's archive when that is complete. */
+                        af_buf_done(&route.key);
+                        af_log_debug("op=submit path=%s msg=\"part of an archived directory; "
+                                     "uploaded with it\"",
+                                     af_q(relpath));
+                        return 0;
+                }
+                if (rr > 0 && route.archive == AF_ARCHIVE_TAR) {
                         archive = AF_ARCHIVE_TAR;
                         member = route.member;
                         level = route.compression_level;
                 }
                 af_buf_done(&route.key);
+        }
+        pthread_mutex_lock(&q->lock);
+        if (q->locked.stopping) {
+                r = -ESHUTDOWN;
+                goto out;
         }
         j = find_locked(q, relpath);
         if (j) {
@@ -368,10 +379,15 @@ static int upload_tgz(struct af_queue *q, struct af_s3_client *s3, const char *b
         struct af_s3_error aerr;
         int r;
 
-        /* gzip never grows data by more than a little, so the file's size bounds the parts. */
-        u.part = af_s3_part_size((uint64_t)st->st_size + (1 << 20), q->cfg.part_size);
+        /* gzip never grows data by more than a little, so the file's size bounds the parts.
+         * A directory's size is unknown: its archive may use up to 10,000 default parts. */
+        u.part = af_s3_part_size(S_ISDIR(st->st_mode) ? 0 : (uint64_t)st->st_size + (1 << 20),
+                                 q->cfg.part_size);
         af_buf_init(&u.buf, (size_t)u.part + 256 * 1024);
-        r = af_tgz_stream(fd, &e, level, stream_sink, &u);
+        if (S_ISDIR(st->st_mode))
+                r = af_tgz_stream_dir(fd, member, level, stream_sink, &u);
+        else
+                r = af_tgz_stream(fd, &e, level, stream_sink, &u);
         if (r == 0)
                 r = stream_finish(&u, res);
         if (r < 0 && u.upload_id[0] &&
@@ -405,6 +421,11 @@ static int upload_once(struct af_queue *q, struct af_s3_client *s3, const char *
                 return -errno;
         if (fstat(fd, &st) < 0) {
                 r = -errno;
+                goto out;
+        }
+        if (S_ISDIR(st.st_mode) && member) {
+                *ret_size = 0;
+                r = upload_tgz(q, s3, bucket, key, fd, &st, member, level, res, err);
                 goto out;
         }
         if (!S_ISREG(st.st_mode)) {

@@ -254,9 +254,9 @@ int af_router_route(const struct af_router *r, const char *relpath, struct af_ro
         ret->archive = AF_ARCHIVE_NONE;
         ret->member = NULL;
         ret->compression_level = -1;
+        ret->deferred = false;
         if (hit && hit->archive == AF_ARCHIVE_TAR) {
-                if (*inside)
-                        return -EOPNOTSUPP;
+                ret->deferred = *inside != '\0';
                 /* Argo: <prefix>/<name>.tgz, or the artifact's own key verbatim. */
                 if (hit->key)
                         rc = af_buf_sets(&ret->key, hit->key);

@@ -12,6 +12,7 @@
  *   file artifact      <prefix>/<basename(path)>
  *   directory artifact <prefix>/<basename(path)>/<path inside the directory>
  *   tar (tgz) file     <prefix>/<name>.tgz, a gzip'd tar with one member basename(path)
+ *   tar directory      <prefix>/<name>.tgz, members <basename>/..., uploaded when complete
  *   artifact s3.key    the key verbatim, not cleaned (a directory: <key>/<path inside>)
  *   unmatched file     ignored, or <prefix>/<relative path> with --unmatched upload
  * Keys other than a file artifact's s3.key are cleaned like Go's path.Join. No key may
@@ -81,12 +82,15 @@ struct af_route {
         enum af_archive archive;                 /* NONE: the file as is; TAR: a .tgz */
         const char *member;                      /* the archive's member name (borrowed) */
         int compression_level;                   /* TAR: gzip level, -1 default */
+        bool deferred; /* a file inside a directory artifact that is archived: the
+                        * directory goes up as one archive when it is complete (unmount),
+                        * not this file on its own; key is the archive's */
 };
 
 /**
  * Routes @relpath (relative to the mount root, no leading "/"). Returns 1 and fills @ret
  * when the file is to be uploaded, 0 when it is not (not an artifact, or an unmatched file
- * that is ignored), -ENAMETOOLONG when the key would pass AF_KEY_MAX, -EOPNOTSUPP for a file
- * inside a directory artifact that is to be archived (not supported by this version).
+ * that is ignored), -ENAMETOOLONG when the key would pass AF_KEY_MAX. A file inside an
+ * archived directory artifact routes to the archive's key with @ret->deferred set.
  */
 int af_router_route(const struct af_router *r, const char *relpath, struct af_route *ret);

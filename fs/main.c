@@ -791,7 +791,12 @@ static int cmd_keys(struct opts *o, int argc, char **argv)
                         }
                 }
                 r = af_router_route(&s.router, p, &route);
-                if (r > 0)
+                if (r > 0 && route.deferred)
+                        printf("%s\ts3://%s/%s\t(inside the %s archive of its directory, "
+                               "uploaded when the directory is complete)\n",
+                               argv[i], route.bucket, af_buf_str(&route.key),
+                               af_archive_name(route.archive));
+                else if (r > 0)
                         printf("%s\ts3://%s/%s\n", argv[i], route.bucket,
                                af_buf_str(&route.key));
                 else if (r == 0)
@@ -907,6 +912,29 @@ out:
         af_s3_client_free(c);
         af_buf_done(&err);
         return r;
+}
+
+/* A directory artifact with an archive strategy is complete now: queue it as one archive. */
+static void submit_archived_directories(const struct af_router *r, int spool_fd,
+                                        struct af_queue *q)
+{
+        struct af_route route = { 0 };
+
+        af_buf_init(&route.key, 0);
+        for (size_t i = 0; i < r->narts; i++) {
+                const struct af_route_artifact *a = &r->arts[i];
+                struct stat st;
+
+                if (!a->rel || !*a->rel || a->archive == AF_ARCHIVE_NONE ||
+                    fstatat(spool_fd, a->rel, &st, AT_SYMLINK_NOFOLLOW) < 0 || !S_ISDIR(st.st_mode))
+                        continue;
+                if (af_router_route(r, a->rel, &route) > 0 &&
+                    af_queue_submit(q, a->rel, route.bucket, af_buf_str(&route.key)) == 0)
+                        af_log_info("op=unmount artifact=%s key=%s msg=\"directory complete; "
+                                    "archiving\"",
+                                    af_q(a->name), af_q(af_buf_str(&route.key)));
+        }
+        af_buf_done(&route.key);
 }
 
 /* Argo fails a step whose non-optional output was never written; we can only say so. */
@@ -1153,6 +1181,7 @@ static int cmd_mount(struct opts *o, int argc, char **argv)
         af_log_info("op=unmount mountpoint=%s msg=\"draining uploads\"", af_q(mnt));
         if (af_fs_submit_dirty(fs))
                 af_log_info("op=unmount msg=\"files still open at unmount were queued\"");
+        submit_archived_directories(&s.router, spool_fd, queue);
         if (af_queue_drain(queue, o->drain_timeout_ms) < 0)
                 af_log_error("op=unmount msg=\"drain timeout passed; what is left stays in the "
                              "spool\"");

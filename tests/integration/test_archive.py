@@ -65,3 +65,32 @@ def test_large_tgz_streams_as_multipart(mount, s3, names, tmp_path):
     files, _ = untar(get_bytes(s3, key), tmp_path)
     assert files == {"big.bin": data}
     assert s3.list_multipart_uploads(Bucket=BUCKET, Prefix=names["prefix"]).get("Uploads", []) == []
+
+
+def test_directory_artifact_with_tar_is_one_tgz_at_unmount(mount, s3, names, tmp_path):
+    spec = write_spec(tmp_path, [("results", "/tmp/out", "archive:\n  tar: {}\n")])
+    m = mount(spec=spec)
+    os.makedirs(m.path("out/sub/deeper"))
+    os.makedirs(m.path("out/empty"))
+    files = {"out/a.txt": b"a\n", "out/sub/b.bin": os.urandom(100000),
+             "out/sub/deeper/c.txt": b"c" * 7000}
+    for rel, data in files.items():
+        with open(m.path(rel), "wb") as f:
+            f.write(data)
+    os.symlink("a.txt", m.path("out/link"))
+    # Nothing goes up while the directory may still grow.
+    assert list_keys(s3, names["prefix"]) == []
+    assert m.unmount() == 0, m.log()
+    key = f"{names['prefix']}/results.tgz"
+    assert list_keys(s3, names["prefix"]) == [key]
+    blob = get_bytes(s3, key)
+    tf = tarfile.open(fileobj=io.BytesIO(blob), mode="r:gz")
+    # Argo's tarDir: the directory itself, then everything below it, in lexical order.
+    assert [x.name for x in tf.getmembers()] == [
+        "out", "out/a.txt", "out/empty", "out/link", "out/sub", "out/sub/b.bin",
+        "out/sub/deeper", "out/sub/deeper/c.txt"]
+    assert tf.getmember("out/link").issym() and tf.getmember("out/link").linkname == "a.txt"
+    (tmp_path / "x").mkdir()
+    subprocess.run(["tar", "-xzf", "-", "-C", str(tmp_path / "x")], input=blob, check=True)
+    for rel, data in files.items():
+        assert (tmp_path / "x" / rel).read_bytes() == data

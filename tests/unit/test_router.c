@@ -632,8 +632,9 @@ static void test_archive(void)
         }
 }
 
-/* A file inside a directory artifact that is to be archived: not supported yet, and said. */
-static void test_archive_directory_not_supported(void)
+/* A file inside an archived directory artifact: part of the directory's archive, which goes
+ * up when the directory is complete, not on its own. */
+static void test_archive_directory_is_deferred(void)
 {
         struct setup s = { .key_format = SEED_FORMAT, .mount_as = "/tmp",
                            .artifacts = "[{name: d, path: /tmp/out, archive: {tar: {}}}]" };
@@ -644,7 +645,13 @@ static void test_archive_directory_not_supported(void)
         af_buf_init(&err, 0);
         af_buf_init(&rt.key, 0);
         if (CHECK_INT_EQ(build(&s, &r, &err), 0)) {
-                CHECK_INT_EQ(af_router_route(&r, "out/a.txt", &rt), -EOPNOTSUPP);
+                CHECK_INT_EQ(af_router_route(&r, "out/a.txt", &rt), 1);
+                CHECK(rt.deferred);
+                CHECK_STR_EQ(af_buf_str(&rt.key), SEED_PREFIX "/d.tgz");
+                CHECK_INT_EQ(af_router_route(&r, "out", &rt), 1);
+                CHECK(!rt.deferred);
+                CHECK_STR_EQ(rt.member, "out");
+                CHECK_STR_EQ(af_buf_str(&rt.key), SEED_PREFIX "/d.tgz");
                 af_router_done(&r);
         }
         af_buf_done(&rt.key);
@@ -811,7 +818,7 @@ int main(void)
         RUN(test_key_format_empty);
         RUN(test_key_format_unknown_variable);
         RUN(test_archive);
-        RUN(test_archive_directory_not_supported);
+        RUN(test_archive_directory_is_deferred);
         RUN(test_key_too_long);
         RUN(test_key_format_expansion_too_long);
         RUN(test_no_bucket);
