@@ -36,6 +36,16 @@ struct job {
         uint64_t not_before_ms; /* backoff: not picked before this monotonic time */
 };
 
+struct failure {
+        struct failure *next;
+        char *relpath;
+        char *bucket;
+        char *key;
+        char *error;
+};
+
+#define MAX_FAILURES 1000
+
 struct af_queue {
         struct af_queue_config cfg;
         pthread_t *threads;
@@ -48,6 +58,8 @@ struct af_queue {
                 struct job *tail;
                 bool stopping;
                 struct af_queue_stats stats;
+                struct failure *failures; /* newest first, at most MAX_FAILURES */
+                size_t nfailures;
         } locked; /* only with lock held */
 };
 
@@ -406,6 +418,69 @@ static int upload_tgz(struct af_queue *q, struct af_s3_client *s3, const char *b
         return r;
 }
 
+static void failure_free(struct failure *f)
+{
+        free(f->relpath);
+        free(f->bucket);
+        free(f->key);
+        free(f->error);
+        free(f);
+}
+
+/* Remembers a file that failed for good, for the end-of-run report. Best effort: on OOM the
+ * log line already said it. */
+static void record_failure_locked(struct af_queue *q, const char *relpath, const char *bucket,
+                                  const char *key, const char *error)
+{
+        struct failure *f;
+
+        if (q->locked.nfailures >= MAX_FAILURES)
+                return;
+        f = calloc(1, sizeof(*f));
+        if (!f)
+                return;
+        f->relpath = strdup(relpath);
+        f->bucket = strdup(bucket);
+        f->key = strdup(key);
+        f->error = strdup(error);
+        if (!f->relpath || !f->bucket || !f->key || !f->error) {
+                failure_free(f);
+                return;
+        }
+        f->next = q->locked.failures;
+        q->locked.failures = f;
+        q->locked.nfailures++;
+}
+
+void af_queue_foreach_problem(struct af_queue *q,
+                              void (*fn)(void *ctx, const char *relpath, const char *bucket,
+                                         const char *key, const char *error),
+                              void *ctx)
+{
+        struct failure *rev = NULL, *f, *next;
+
+        pthread_mutex_lock(&q->lock);
+        /* The list is newest first; report oldest first. */
+        for (f = q->locked.failures; f; f = f->next) {
+                struct failure *c = calloc(1, sizeof(*c));
+
+                if (!c)
+                        break;
+                *c = *f;
+                c->next = rev;
+                rev = c;
+        }
+        for (f = rev; f; f = f->next)
+                fn(ctx, f->relpath, f->bucket, f->key, f->error);
+        for (struct job *j = q->locked.head; j; j = j->next)
+                fn(ctx, j->relpath, j->bucket, j->key, "still pending");
+        pthread_mutex_unlock(&q->lock);
+        for (f = rev; f; f = next) {
+                next = f->next;
+                free(f); /* the strings belong to the originals */
+        }
+}
+
 /* One attempt. Returns 0, or a negative errno with @err filled for S3 errors. */
 static int upload_once(struct af_queue *q, struct af_s3_client *s3, const char *relpath,
                        const char *bucket, const char *key, const char *member, int level,
@@ -504,10 +579,11 @@ static void run_job(struct af_queue *q, struct af_s3_client *s3, struct job *j,
                      "spool\"",
                      af_q(relpath), af_q(bucket), af_q(key), attempt, err.http_status,
                      af_q(err.code), af_q(err.request_id), af_q(af_buf_str(&msg)));
-        af_buf_done(&msg);
         pthread_mutex_lock(&q->lock);
         q->locked.stats.failed_files++;
+        record_failure_locked(q, relpath, bucket, key, af_buf_str(&msg));
         pthread_mutex_unlock(&q->lock);
+        af_buf_done(&msg);
 finished:
         pthread_mutex_lock(&q->lock);
         if (j->again) {
@@ -675,6 +751,10 @@ void af_queue_free(struct af_queue *q)
                              "file kept in the spool\"",
                              af_q(j->relpath), af_q(j->bucket), af_q(j->key));
                 job_free(j);
+        }
+        for (struct failure *f = q->locked.failures, *fn; f; f = fn) {
+                fn = f->next;
+                failure_free(f);
         }
         pthread_cond_destroy(&q->work);
         pthread_cond_destroy(&q->idle);

@@ -63,6 +63,13 @@ int af_queue_drain(struct af_queue *q, long timeout_ms);
 
 void af_queue_get_stats(struct af_queue *q, struct af_queue_stats *ret);
 
+/** Calls @fn for each file that failed for good (the first 1000), oldest first, and for
+ * each job still pending, with its last error ("" if it never failed). */
+void af_queue_foreach_problem(struct af_queue *q,
+                              void (*fn)(void *ctx, const char *relpath, const char *bucket,
+                                         const char *key, const char *error),
+                              void *ctx);
+
 /**
  * Stops the workers (a running upload finishes first), logs every job that is still pending
  * as left in the spool, and frees the queue. NULL is a no-op.

@@ -15,8 +15,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <pthread.h>
+#include <sys/mount.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "argovars.h"
@@ -131,6 +134,9 @@ static const char usage_text[] =
         "Commands:\n"
         "  mount [OPTIONS] MOUNTPOINT   mount and serve until `fusermount3 -u MOUNTPOINT` or\n"
         "                               SIGTERM; pending uploads finish before it exits\n"
+        "  run   [OPTIONS] MOUNTPOINT -- CMD [ARGS...]\n"
+        "                               mount, run CMD (signals are forwarded to it), wait\n"
+        "                               for every upload, unmount, exit with CMD's status\n"
         "  keys  [OPTIONS] [PATH...]    dry run: print the s3://bucket/key each path would get\n"
         "                               (no PATH: every declared artifact and its strategy)\n"
         "  help                         this text\n"
@@ -189,7 +195,8 @@ static const char usage_text[] =
         "  --spool DIR          local directory holding the files (default:\n"
         "                       /var/tmp/artifuse/<mount point with / as _>)\n"
         "  --drain-timeout SEC  at unmount, wait at most SEC seconds for uploads (default: no\n"
-        "                       limit); what is left stays in the spool and is logged\n"
+        "                       limit; for run also $ARGO_DEADLINE if sooner); what is left\n"
+        "                       stays in the spool and is logged\n"
         "  -f, --foreground     stay in the foreground (default: return once mounted)\n"
         "  --allow-other        let other users use the mount (FUSE allow_other)\n"
         "  -o OPTS              extra FUSE mount options\n"
@@ -201,6 +208,8 @@ static const char usage_text[] =
         "\n"
         "Exit status: 0 success; 1 bad usage or configuration (one line says what);\n"
         "3 some files could not be uploaded (they stay in the spool; the log names them).\n"
+        "run exits with CMD's status (128+N if a signal N killed it), or 3 if CMD succeeded\n"
+        "but some files are not in S3 (each is printed).\n"
         "\n"
         "Example (the Argo seed scenario):\n"
         "  artifuse mount --spec hello-workflow.yaml \\\n"
@@ -981,7 +990,113 @@ static int daemonize(int *ret_notify_fd)
         return 0;
 }
 
-static int cmd_mount(struct opts *o, int argc, char **argv)
+/* ---- artifuse run: the child, its signals, its end --------------------------------- */
+
+static volatile sig_atomic_t run_child_pid;
+
+/* SIGTERM/SIGINT/SIGHUP go to the program; its exit is what ends the mount. */
+static void forward_signal(int sig)
+{
+        if (run_child_pid > 0)
+                kill((pid_t)run_child_pid, sig);
+}
+
+struct run_state {
+        pid_t child;
+        int status;           /* waitpid() status */
+        const char *mnt;
+        struct fuse_session *se;
+        pthread_t waiter;
+};
+
+/* Waits for the program, then unmounts (lazily: a background process it left may still
+ * hold files) so the FUSE loop ends and the uploads drain. */
+static void *run_waiter(void *arg)
+{
+        struct run_state *rs = arg;
+
+        while (waitpid(rs->child, &rs->status, 0) < 0 && errno == EINTR)
+                ;
+        run_child_pid = 0;
+        fuse_session_exit(rs->se);
+        if (umount2(rs->mnt, MNT_DETACH) < 0) {
+                pid_t p = fork();
+
+                if (p == 0) {
+                        execlp("fusermount3", "fusermount3", "-u", "-z", rs->mnt, (char *)NULL);
+                        _exit(127);
+                }
+                if (p > 0) {
+                        int st;
+
+                        while (waitpid(p, &st, 0) < 0 && errno == EINTR)
+                                ;
+                }
+        }
+        return NULL;
+}
+
+/* Starts @argv with the caller's stdio and environment. */
+static int start_child(char **argv, pid_t *ret)
+{
+        int p[2];
+        pid_t pid;
+        int e = 0;
+
+        if (pipe2(p, O_CLOEXEC) < 0)
+                return -errno;
+        pid = fork();
+        if (pid < 0) {
+                e = errno;
+                close(p[0]);
+                close(p[1]);
+                return -e;
+        }
+        if (pid == 0) {
+                sigset_t none;
+
+                sigemptyset(&none);
+                sigprocmask(SIG_SETMASK, &none, NULL);
+                signal(SIGPIPE, SIG_DFL);
+                execvp(argv[0], argv);
+                e = errno;
+                (void)!write(p[1], &e, sizeof(e));
+                _exit(127);
+        }
+        close(p[1]);
+        /* The pipe closes on exec; anything read is exec's errno. */
+        if (read(p[0], &e, sizeof(e)) == (ssize_t)sizeof(e)) {
+                close(p[0]);
+                while (waitpid(pid, NULL, 0) < 0 && errno == EINTR)
+                        ;
+                return -e;
+        }
+        close(p[0]);
+        *ret = pid;
+        return 0;
+}
+
+/* ARGO_DEADLINE (RFC 3339; year 1 means none) as milliseconds from now, or -1. */
+static long argo_deadline_ms(void)
+{
+        const char *d = getenv("ARGO_DEADLINE");
+        time_t t;
+        int off;
+
+        if (!d || !*d || strncmp(d, "0001-", 5) == 0 || af_rfc3339_parse(d, &t, &off) < 0)
+                return -1;
+        return t > time(NULL) ? (long)(t - time(NULL)) * 1000 : 0;
+}
+
+static void print_problem(void *ctx, const char *relpath, const char *bucket, const char *key,
+                          const char *error)
+{
+        (void)ctx;
+        fprintf(stderr, "artifuse: not in S3: %s -> s3://%s/%s: %s\n", relpath, bucket, key,
+                error);
+}
+
+static int cmd_mount(struct opts *o, int argc, char **argv, char **run_argv)
 {
         char mnt[PATH_MAX], spool[PATH_MAX], spool_default[PATH_MAX], endpoint_buf[512];
         struct af_creds_provider creds;
@@ -998,6 +1113,8 @@ static int cmd_mount(struct opts *o, int argc, char **argv)
         struct stat st;
         int r, notify_fd = -1, status = 0, spool_fd = -1;
         bool have_creds = false, have_setup = false;
+        struct run_state rs = { 0 };
+        time_t t_start = time(NULL);
 
         af_buf_init(&err, 4096);
         af_buf_init(&mopts, 4096);
@@ -1081,7 +1198,7 @@ static int cmd_mount(struct opts *o, int argc, char **argv)
                 af_log_info("op=mount msg=\"workflow.creationTimestamp is the mount time: give "
                             "--creation-timestamp or $ARGO_WORKFLOW_CREATION_TIMESTAMP for "
                             "Argo's\"");
-        if (!o->foreground) {
+        if (!o->foreground && !run_argv) {
                 r = daemonize(&notify_fd);
                 if (r)
                         goto out;
@@ -1131,14 +1248,22 @@ static int cmd_mount(struct opts *o, int argc, char **argv)
                 r = die("cannot create the FUSE session (bad -o options?)");
                 goto out;
         }
-        if (fuse_set_signal_handlers(se) != 0) {
+        if (run_argv) {
+                struct sigaction sa = { .sa_handler = forward_signal };
+
+                sigemptyset(&sa.sa_mask);
+                sigaction(SIGTERM, &sa, NULL);
+                sigaction(SIGINT, &sa, NULL);
+                sigaction(SIGHUP, &sa, NULL);
+        } else if (fuse_set_signal_handlers(se) != 0) {
                 r = die("cannot install signal handlers");
                 goto out;
         }
         if (fuse_session_mount(se, mnt) != 0) {
                 r = die("cannot mount on %s (is /dev/fuse there, and are we allowed to mount?)",
                         mnt);
-                fuse_remove_signal_handlers(se);
+                if (!run_argv)
+                        fuse_remove_signal_handlers(se);
                 goto out;
         }
         af_log_info("op=mount mountpoint=%s spool=%s bucket=%s prefix=%s endpoint=%s "
@@ -1171,12 +1296,39 @@ static int cmd_mount(struct opts *o, int argc, char **argv)
                 notify_fd = -1;
         }
 
+        if (run_argv) {
+                rs.mnt = mnt;
+                rs.se = se;
+                r = start_child(run_argv, &rs.child);
+                if (r < 0) {
+                        fuse_session_unmount(se);
+                        r = die("cannot run %s: %s", run_argv[0], strerror(-r));
+                        goto out;
+                }
+                run_child_pid = rs.child;
+                t_start = time(NULL);
+                if (pthread_create(&rs.waiter, NULL, run_waiter, &rs) != 0) {
+                        kill(rs.child, SIGKILL);
+                        fuse_session_unmount(se);
+                        r = die("cannot start the waiter thread");
+                        goto out;
+                }
+                /* The deadline Argo gives the step bounds the drain too. */
+                long dl = argo_deadline_ms();
+
+                if (dl >= 0 && (o->drain_timeout_ms < 0 || dl < o->drain_timeout_ms))
+                        o->drain_timeout_ms = dl;
+        }
         loop = fuse_loop_cfg_create();
         fuse_loop_cfg_set_clone_fd(loop, 0);
         fuse_loop_cfg_set_max_threads(loop, 16);
         r = fuse_session_loop_mt(se, loop);
         fuse_loop_cfg_destroy(loop);
-        fuse_remove_signal_handlers(se);
+        if (run_argv)
+                pthread_join(rs.waiter, NULL);
+        else
+                fuse_remove_signal_handlers(se);
+        /* After the waiter's lazy unmount the connection is gone and libfuse only frees. */
         fuse_session_unmount(se);
         af_log_info("op=unmount mountpoint=%s msg=\"draining uploads\"", af_q(mnt));
         if (af_fs_submit_dirty(fs))
@@ -1194,6 +1346,23 @@ static int cmd_mount(struct opts *o, int argc, char **argv)
                     (unsigned long long)stats.failed_files,
                     (unsigned long long)stats.pending_files);
         status = stats.failed_files || stats.pending_files ? EXIT_UPLOADS : 0;
+        if (run_argv) {
+                int cmd_status = WIFEXITED(rs.status)     ? WEXITSTATUS(rs.status)
+                                 : WIFSIGNALED(rs.status) ? 128 + WTERMSIG(rs.status)
+                                                          : 1;
+
+                af_queue_foreach_problem(queue, print_problem, NULL);
+                fprintf(stderr,
+                        "artifuse: %s exited with %d; %llu files (%llu bytes) uploaded in %llds, "
+                        "%llu failed, %llu left in the spool\n",
+                        run_argv[0], cmd_status, (unsigned long long)stats.uploaded_files,
+                        (unsigned long long)stats.uploaded_bytes,
+                        (long long)(time(NULL) - t_start), (unsigned long long)stats.failed_files,
+                        (unsigned long long)stats.pending_files);
+                /* The program's status wins; a success with files missing from S3 does not. */
+                if (cmd_status != 0 || status == 0)
+                        status = cmd_status;
+        }
         r = 0;
 out:
         if (se)
@@ -1231,12 +1400,32 @@ int main(int argc, char **argv)
                 puts("artifuse " AF_VERSION);
                 return 0;
         }
-        if (strcmp(cmd, "mount") != 0 && strcmp(cmd, "keys") != 0)
-                return die("unknown command '%s' (commands: mount, keys, help, version)", cmd);
+        if (strcmp(cmd, "mount") != 0 && strcmp(cmd, "keys") != 0 && strcmp(cmd, "run") != 0)
+                return die("unknown command '%s' (commands: mount, run, keys, help, version)",
+                           cmd);
         signal(SIGPIPE, SIG_IGN);
+        if (strcmp(cmd, "run") == 0) {
+                /* artifuse run [OPTIONS] MOUNTPOINT -- CMD ARGS... */
+                int dd = 0;
+
+                for (int i = 2; i < argc; i++)
+                        if (strcmp(argv[i], "--") == 0) {
+                                dd = i;
+                                break;
+                        }
+                if (!dd || dd == argc - 1)
+                        return die("run: give the command after --: artifuse run [OPTIONS] "
+                                   "MOUNTPOINT -- CMD ARGS...");
+                argv[dd] = NULL;
+                r = parse_args(&o, dd - 1, argv + 1);
+                if (r == 0)
+                        r = cmd_mount(&o, dd - 1, argv + 1, argv + dd + 1);
+                af_vars_done(&o.vars);
+                return r;
+        }
         r = parse_args(&o, argc - 1, argv + 1);
         if (r == 0)
-                r = strcmp(cmd, "mount") == 0 ? cmd_mount(&o, argc - 1, argv + 1)
+                r = strcmp(cmd, "mount") == 0 ? cmd_mount(&o, argc - 1, argv + 1, NULL)
                                                : cmd_keys(&o, argc - 1, argv + 1);
         af_vars_done(&o.vars);
         return r;
