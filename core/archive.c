@@ -238,8 +238,7 @@ static int cmp_names(const void *a, const void *b)
         return strcmp(*(const char *const *)a, *(const char *const *)b);
 }
 
-/* The entry names of @dirfd, sorted bytewise as Go's filepath.Walk visits them. */
-static int sorted_names(int dirfd, char ***ret, size_t *ret_n)
+int af_archive_sorted_names(int dirfd, char ***ret, size_t *ret_n)
 {
         int fd = openat(dirfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
         DIR *d = fd < 0 ? NULL : fdopendir(fd);
@@ -298,7 +297,7 @@ static int tgz_tree(struct tgz *t, int dirfd, const char *name, const struct sta
                 return -ELOOP;
         r = tgz_header(t, &e);
         if (r == 0)
-                r = sorted_names(dirfd, &names, &n);
+                r = af_archive_sorted_names(dirfd, &names, &n);
         for (size_t i = 0; r == 0 && i < n; i++) {
                 struct stat cst;
                 struct af_buf child;

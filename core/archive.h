@@ -52,3 +52,19 @@ int af_tgz_stream(int fd, const struct af_tar_entry *e, int level, af_sink_fn si
  * than 256 levels.
  */
 int af_tgz_stream_dir(int dirfd, const char *base, int level, af_sink_fn sink, void *ctx);
+
+/**
+ * The entry names of @dirfd but "." and "..", sorted bytewise as Go's filepath.Walk visits
+ * them. The caller frees each name and the array.
+ */
+int af_archive_sorted_names(int dirfd, char ***ret, size_t *ret_n);
+
+/**
+ * Streams a zip of @fd to @sink, as Argo's zip strategy: one deflated entry named @name
+ * (Argo names a single file's entry after its full source path). When @fd is a directory,
+ * one entry per file below it, "<name>/<rel>", in walk order, directories themselves not
+ * stored and other files as empty entries (Argo's zipDir). Sizes and CRCs follow each entry in
+ * a data descriptor, so nothing is read twice; ZIP64 records are used past 4 GiB or 65,535
+ * entries. Errors as af_tgz_stream.
+ */
+int af_zip_stream(int fd, const char *name, int level, af_sink_fn sink, void *ctx);

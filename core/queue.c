@@ -22,15 +22,24 @@ enum job_state {
         JOB_RUNNING,
 };
 
+/* How a job's file is packaged: as it is, or as an archive. */
+struct fmt {
+        enum af_archive archive;
+        char *member;
+        char *zip_file_member;
+        int level;
+};
+
 struct job {
         struct job *next;
         char *relpath;
         char *bucket;
         char *key;
         enum job_state state;
-        enum af_archive archive; /* NONE or TAR */
-        char *member;            /* TAR: the member name */
-        int level;               /* TAR: gzip level */
+        enum af_archive archive; /* NONE, TAR or ZIP */
+        char *member;            /* the member name (a directory's, for ZIP) */
+        char *zip_file_member;   /* ZIP of a single file: its entry name */
+        int level;               /* gzip/deflate level */
         bool again;         /* resubmitted while running: upload once more */
         unsigned attempts;  /* failed attempts so far */
         uint64_t not_before_ms; /* backoff: not picked before this monotonic time */
@@ -90,6 +99,7 @@ static void job_free(struct job *j)
         free(j->bucket);
         free(j->key);
         free(j->member);
+        free(j->zip_file_member);
         free(j);
 }
 
@@ -104,16 +114,23 @@ static int set_str(char **dst, const char *src)
         return 0;
 }
 
-static int set_format(struct job *j, enum af_archive archive, const char *member, int level)
+static int set_format(struct job *j, const struct af_route *route)
 {
-        char *m = member ? strdup(member) : NULL;
+        bool archived = route && route->archive != AF_ARCHIVE_NONE;
+        char *m = archived && route->member ? strdup(route->member) : NULL;
+        char *zm = archived && route->zip_file_member ? strdup(route->zip_file_member) : NULL;
 
-        if (member && !m)
+        if ((archived && route->member && !m) || (archived && route->zip_file_member && !zm)) {
+                free(m);
+                free(zm);
                 return -ENOMEM;
+        }
         free(j->member);
+        free(j->zip_file_member);
         j->member = m;
-        j->archive = archive;
-        j->level = level;
+        j->zip_file_member = zm;
+        j->archive = archived ? route->archive : AF_ARCHIVE_NONE;
+        j->level = archived ? route->compression_level : -1;
         return 0;
 }
 
@@ -143,21 +160,15 @@ static struct job *find_locked(struct af_queue *q, const char *relpath)
 
 int af_queue_submit(struct af_queue *q, const char *relpath, const char *bucket, const char *key)
 {
-        enum af_archive archive = AF_ARCHIVE_NONE;
-        const char *member = NULL;
+        struct af_route route = { 0 };
+        bool routed = false;
         struct job *j;
-        int level = -1;
         int r = 0;
 
         /* Routing is pure and needs no lock: decide the packaging before taking it. */
-        if (q->cfg.router) {
-                struct af_route route = { 0 };
-                int rr;
-
-                af_buf_init(&route.key, 0);
-                rr = af_router_route(q->cfg.router, relpath, &route);
-
-                if (rr > 0 && route.deferred) {
+        af_buf_init(&route.key, 0);
+        if (q->cfg.router && af_router_route(q->cfg.router, relpath, &route) > 0) {
+                if (route.deferred) {
                         /* Goes up inside its directory's archive when that is complete. */
                         af_buf_done(&route.key);
                         af_log_debug("op=submit path=%s msg=\"part of an archived directory; "
@@ -165,12 +176,7 @@ int af_queue_submit(struct af_queue *q, const char *relpath, const char *bucket,
                                      af_q(relpath));
                         return 0;
                 }
-                if (rr > 0 && route.archive == AF_ARCHIVE_TAR) {
-                        archive = AF_ARCHIVE_TAR;
-                        member = route.member;
-                        level = route.compression_level;
-                }
-                af_buf_done(&route.key);
+                routed = true;
         }
         pthread_mutex_lock(&q->lock);
         if (q->locked.stopping) {
@@ -184,7 +190,7 @@ int af_queue_submit(struct af_queue *q, const char *relpath, const char *bucket,
                 if (r == 0)
                         r = set_str(&j->key, key);
                 if (r == 0)
-                        r = set_format(j, archive, member, level);
+                        r = set_format(j, routed ? &route : NULL);
                 if (j->state == JOB_RUNNING)
                         j->again = true;
                 j->attempts = 0;
@@ -193,7 +199,7 @@ int af_queue_submit(struct af_queue *q, const char *relpath, const char *bucket,
         }
         j = calloc(1, sizeof(*j));
         if (!j || !(j->relpath = strdup(relpath)) || !(j->bucket = strdup(bucket)) ||
-            !(j->key = strdup(key)) || set_format(j, archive, member, level) < 0) {
+            !(j->key = strdup(key)) || set_format(j, routed ? &route : NULL) < 0) {
                 job_free(j);
                 r = -ENOMEM;
                 goto out;
@@ -207,6 +213,7 @@ int af_queue_submit(struct af_queue *q, const char *relpath, const char *bucket,
         pthread_cond_signal(&q->work);
 out:
         pthread_mutex_unlock(&q->lock);
+        af_buf_done(&route.key);
         return r;
 }
 
@@ -376,48 +383,6 @@ static int stream_finish(struct stream_up *u, struct af_s3_put_result *res)
         return r;
 }
 
-/* The file as Argo's default archive: <key> holds gzip(tar(member)), built while sent. */
-static int upload_tgz(struct af_queue *q, struct af_s3_client *s3, const char *bucket,
-                      const char *key, int fd, const struct stat *st, const char *member,
-                      int level, struct af_s3_put_result *res, struct af_s3_error *err)
-{
-        struct af_tar_entry e = { .name = member,
-                                  .mode = st->st_mode & 07777,
-                                  .uid = st->st_uid,
-                                  .gid = st->st_gid,
-                                  .mtime = st->st_mtime,
-                                  .size = (uint64_t)st->st_size };
-        struct stream_up u = { .q = q, .s3 = s3, .bucket = bucket, .key = key, .err = err };
-        struct af_s3_error aerr;
-        int r;
-
-        /* gzip never grows data by more than a little, so the file's size bounds the parts.
-         * A directory's size is unknown: its archive may use up to 10,000 default parts. */
-        u.part = af_s3_part_size(S_ISDIR(st->st_mode) ? 0 : (uint64_t)st->st_size + (1 << 20),
-                                 q->cfg.part_size);
-        af_buf_init(&u.buf, (size_t)u.part + 256 * 1024);
-        if (S_ISDIR(st->st_mode))
-                r = af_tgz_stream_dir(fd, member, level, stream_sink, &u);
-        else
-                r = af_tgz_stream(fd, &e, level, stream_sink, &u);
-        if (r == 0)
-                r = stream_finish(&u, res);
-        if (r < 0 && u.upload_id[0] &&
-            af_s3_abort_multipart(s3, bucket, key, u.upload_id, &aerr) < 0)
-                af_log_warn("op=abort_multipart bucket=%s key=%s upload_id=%s http_status=%d "
-                            "s3_code=%s",
-                            af_q(bucket), af_q(key), af_q(u.upload_id), aerr.http_status,
-                            af_q(aerr.code));
-        if (r < 0 && !err->code[0] && !err->http_status) {
-                snprintf(err->code, sizeof(err->code), "ArchiveError");
-                snprintf(err->message, sizeof(err->message), "building the tar.gz: %s",
-                         strerror(-r));
-        }
-        free(u.parts);
-        af_buf_done(&u.buf);
-        return r;
-}
-
 static void failure_free(struct failure *f)
 {
         free(f->relpath);
@@ -481,9 +446,55 @@ void af_queue_foreach_problem(struct af_queue *q,
         }
 }
 
+/* The file (or directory) as an Argo archive at <key>, built while it is sent. */
+static int upload_archive(struct af_queue *q, struct af_s3_client *s3, const char *bucket,
+                          const char *key, int fd, const struct stat *st, const struct fmt *f,
+                          struct af_s3_put_result *res, struct af_s3_error *err)
+{
+        struct af_tar_entry e = { .name = f->member,
+                                  .mode = st->st_mode & 07777,
+                                  .uid = st->st_uid,
+                                  .gid = st->st_gid,
+                                  .mtime = st->st_mtime,
+                                  .size = (uint64_t)st->st_size };
+        struct stream_up u = { .q = q, .s3 = s3, .bucket = bucket, .key = key, .err = err };
+        bool dir = S_ISDIR(st->st_mode);
+        struct af_s3_error aerr;
+        int r;
+
+        /* Compression never grows data by more than a little, so the file's size bounds the
+         * parts. A directory's size is unknown: its archive may use up to 10,000 default
+         * parts. */
+        u.part = af_s3_part_size(dir ? 0 : (uint64_t)st->st_size + (1 << 20), q->cfg.part_size);
+        af_buf_init(&u.buf, (size_t)u.part + 256 * 1024);
+        if (f->archive == AF_ARCHIVE_ZIP)
+                r = af_zip_stream(fd, dir || !f->zip_file_member ? f->member : f->zip_file_member,
+                                  f->level, stream_sink, &u);
+        else if (dir)
+                r = af_tgz_stream_dir(fd, f->member, f->level, stream_sink, &u);
+        else
+                r = af_tgz_stream(fd, &e, f->level, stream_sink, &u);
+        if (r == 0)
+                r = stream_finish(&u, res);
+        if (r < 0 && u.upload_id[0] &&
+            af_s3_abort_multipart(s3, bucket, key, u.upload_id, &aerr) < 0)
+                af_log_warn("op=abort_multipart bucket=%s key=%s upload_id=%s http_status=%d "
+                            "s3_code=%s",
+                            af_q(bucket), af_q(key), af_q(u.upload_id), aerr.http_status,
+                            af_q(aerr.code));
+        if (r < 0 && !err->code[0] && !err->http_status) {
+                snprintf(err->code, sizeof(err->code), "ArchiveError");
+                snprintf(err->message, sizeof(err->message), "building the %s: %s",
+                         f->archive == AF_ARCHIVE_ZIP ? "zip" : "tar.gz", strerror(-r));
+        }
+        free(u.parts);
+        af_buf_done(&u.buf);
+        return r;
+}
+
 /* One attempt. Returns 0, or a negative errno with @err filled for S3 errors. */
 static int upload_once(struct af_queue *q, struct af_s3_client *s3, const char *relpath,
-                       const char *bucket, const char *key, const char *member, int level,
+                       const char *bucket, const char *key, const struct fmt *f,
                        uint64_t *ret_size, struct af_s3_put_result *res,
                        struct af_s3_error *err)
 {
@@ -498,9 +509,9 @@ static int upload_once(struct af_queue *q, struct af_s3_client *s3, const char *
                 r = -errno;
                 goto out;
         }
-        if (S_ISDIR(st.st_mode) && member) {
+        if (S_ISDIR(st.st_mode) && f->archive != AF_ARCHIVE_NONE) {
                 *ret_size = 0;
-                r = upload_tgz(q, s3, bucket, key, fd, &st, member, level, res, err);
+                r = upload_archive(q, s3, bucket, key, fd, &st, f, res, err);
                 goto out;
         }
         if (!S_ISREG(st.st_mode)) {
@@ -508,8 +519,8 @@ static int upload_once(struct af_queue *q, struct af_s3_client *s3, const char *
                 goto out;
         }
         *ret_size = (uint64_t)st.st_size;
-        if (member)
-                r = upload_tgz(q, s3, bucket, key, fd, &st, member, level, res, err);
+        if (f->archive != AF_ARCHIVE_NONE)
+                r = upload_archive(q, s3, bucket, key, fd, &st, f, res, err);
         else if ((uint64_t)st.st_size >= q->cfg.multipart_threshold)
                 r = upload_multipart(q, s3, bucket, key, fd, (uint64_t)st.st_size, res, err);
         else
@@ -520,8 +531,8 @@ out:
 }
 
 static void run_job(struct af_queue *q, struct af_s3_client *s3, struct job *j,
-                    const char *relpath, const char *bucket, const char *key, const char *member,
-                    int level)
+                    const char *relpath, const char *bucket, const char *key,
+                    const struct fmt *f)
 {
         struct af_s3_put_result res = { 0 };
         struct af_s3_error err;
@@ -530,7 +541,7 @@ static void run_job(struct af_queue *q, struct af_s3_client *s3, struct job *j,
         unsigned attempt;
         int r;
 
-        r = upload_once(q, s3, relpath, bucket, key, member, level, &size, &res, &err);
+        r = upload_once(q, s3, relpath, bucket, key, f, &size, &res, &err);
 
         pthread_mutex_lock(&q->lock);
         attempt = ++j->attempts;
@@ -618,8 +629,8 @@ static void *worker(void *arg)
         while (!q->locked.stopping) {
                 uint64_t wait = 0;
                 struct job *j = pick_locked(q, &wait);
-                char *relpath, *bucket, *key, *member = NULL;
-                int level;
+                char *relpath, *bucket, *key;
+                struct fmt f = { 0 };
 
                 if (!j) {
                         if (wait == UINT64_MAX)
@@ -634,12 +645,13 @@ static void *worker(void *arg)
                 relpath = strdup(j->relpath);
                 bucket = strdup(j->bucket);
                 key = strdup(j->key);
-                if (j->archive == AF_ARCHIVE_TAR && j->member)
-                        member = strdup(j->member);
-                level = j->level;
+                f.archive = j->archive;
+                f.level = j->level;
+                f.member = j->member ? strdup(j->member) : NULL;
+                f.zip_file_member = j->zip_file_member ? strdup(j->zip_file_member) : NULL;
                 pthread_mutex_unlock(&q->lock);
-                if (relpath && bucket && key && (member || j->archive != AF_ARCHIVE_TAR)) {
-                        run_job(q, s3, j, relpath, bucket, key, member, level);
+                if (relpath && bucket && key && (f.archive == AF_ARCHIVE_NONE || f.member)) {
+                        run_job(q, s3, j, relpath, bucket, key, &f);
                 } else {
                         pthread_mutex_lock(&q->lock);
                         j->state = JOB_QUEUED;
@@ -649,7 +661,8 @@ static void *worker(void *arg)
                 free(relpath);
                 free(bucket);
                 free(key);
-                free(member);
+                free(f.member);
+                free(f.zip_file_member);
                 pthread_mutex_lock(&q->lock);
         }
         pthread_mutex_unlock(&q->lock);

@@ -91,6 +91,7 @@ void af_router_done(struct af_router *r)
                 free(r->arts[i].path);
                 free(r->arts[i].rel);
                 free(r->arts[i].base);
+                free(r->arts[i].clean_path);
                 free(r->arts[i].key);
         }
         free(r->arts);
@@ -165,8 +166,9 @@ int af_router_init(struct af_router *r, const struct af_router_config *cfg,
                         af_buf_init(&cp, 0);
                         ret = af_key_clean(a->path, &cp);
                         ra->base = ret < 0 ? NULL : strdup(basename_of(af_buf_str(&cp)));
+                        ra->clean_path = ret < 0 ? NULL : strdup(af_buf_str(&cp));
                         af_buf_done(&cp);
-                        if (!ra->base) {
+                        if (!ra->base || !ra->clean_path) {
                                 ret = -ENOMEM;
                                 goto fail;
                         }
@@ -176,14 +178,6 @@ int af_router_init(struct af_router *r, const struct af_router_config *cfg,
                 if (ra->archive == AF_ARCHIVE_DEFAULT)
                         ra->archive = AF_ARCHIVE_NONE;
                 ra->compression_level = a->compression_level;
-                if (ra->archive == AF_ARCHIVE_ZIP) {
-                        (void)af_buf_addf(err,
-                                          "artifact '%s': archive strategy '%s' is not supported "
-                                          "by this version of artifuse (none and tar)",
-                                          a->name, af_archive_name(ra->archive));
-                        ret = -EINVAL;
-                        goto fail;
-                }
                 if (a->s3_key) {
                         struct af_buf what;
 
@@ -255,19 +249,25 @@ int af_router_route(const struct af_router *r, const char *relpath, struct af_ro
         ret->member = NULL;
         ret->compression_level = -1;
         ret->deferred = false;
-        if (hit && hit->archive == AF_ARCHIVE_TAR) {
+        ret->zip_file_member = NULL;
+        if (hit && (hit->archive == AF_ARCHIVE_TAR || hit->archive == AF_ARCHIVE_ZIP)) {
+                bool zip = hit->archive == AF_ARCHIVE_ZIP;
+
                 ret->deferred = *inside != '\0';
-                /* Argo: <prefix>/<name>.tgz, or the artifact's own key verbatim. */
+                /* Argo: <prefix>/<name>.tgz or .zip, or the artifact's own key verbatim. */
                 if (hit->key)
                         rc = af_buf_sets(&ret->key, hit->key);
                 else {
                         char name[AF_KEY_MAX + 8];
 
-                        snprintf(name, sizeof(name), "%s.tgz", hit->name);
+                        snprintf(name, sizeof(name), "%s.%s", hit->name, zip ? "zip" : "tgz");
                         rc = join_key(&ret->key, r->prefix, name, NULL);
                 }
-                ret->archive = AF_ARCHIVE_TAR;
+                ret->archive = hit->archive;
                 ret->member = hit->base;
+                /* Argo zips a single file under its full source path (we drop the leading
+                 * "/", which unzip would strip anyway), a directory under its basename. */
+                ret->zip_file_member = zip ? hit->clean_path : NULL;
                 ret->compression_level = hit->compression_level;
         } else if (hit) {
                 if (hit->key && !*inside)

@@ -13,6 +13,8 @@
  *   directory artifact <prefix>/<basename(path)>/<path inside the directory>
  *   tar (tgz) file     <prefix>/<name>.tgz, a gzip'd tar with one member basename(path)
  *   tar directory      <prefix>/<name>.tgz, members <basename>/..., uploaded when complete
+ *   zip                <prefix>/<name>.zip (a file: one entry, its path; a directory:
+ *                      <basename>/<rel> per file, uploaded when complete)
  *   artifact s3.key    the key verbatim, not cleaned (a directory: <key>/<path inside>)
  *   unmatched file     ignored, or <prefix>/<relative path> with --unmatched upload
  * Keys other than a file artifact's s3.key are cleaned like Go's path.Join. No key may
@@ -50,6 +52,7 @@ struct af_route_artifact {
         char *path; /* as in the spec */
         char *rel;  /* path relative to mount_as ("" = the mount itself), NULL if outside */
         char *base; /* basename of the cleaned path: the object name for archive none */
+        char *clean_path; /* the path cleaned, no leading "/" */
         char *key;  /* expanded s3.key, or NULL */
         enum af_archive archive;
         int compression_level;
@@ -81,6 +84,7 @@ struct af_route {
         struct af_buf key;                       /* caller inits and frees */
         enum af_archive archive;                 /* NONE: the file as is; TAR: a .tgz */
         const char *member;                      /* the archive's member name (borrowed) */
+        const char *zip_file_member;             /* ZIP of a single file: its member name */
         int compression_level;                   /* TAR: gzip level, -1 default */
         bool deferred; /* a file inside a directory artifact that is archived: the
                         * directory goes up as one archive when it is complete (unmount),

@@ -94,3 +94,36 @@ def test_directory_artifact_with_tar_is_one_tgz_at_unmount(mount, s3, names, tmp
     subprocess.run(["tar", "-xzf", "-", "-C", str(tmp_path / "x")], input=blob, check=True)
     for rel, data in files.items():
         assert (tmp_path / "x" / rel).read_bytes() == data
+
+
+def test_zip_file_and_directory(mount, s3, names, tmp_path):
+    import zipfile
+    spec = write_spec(tmp_path, [("single", "/tmp/report.csv", "archive:\n  zip: {}\n"),
+                                 ("tree", "/tmp/tree", "archive:\n  zip: {}\n")])
+    m = mount(spec=spec)
+    csv = b"a,b\n" * 20000
+    with open(m.path("report.csv"), "wb") as f:
+        f.write(csv)
+    os.makedirs(m.path("tree/sub"))
+    os.makedirs(m.path("tree/empty"))
+    tree = {"tree/x.txt": b"x\n", "tree/sub/y.bin": os.urandom(300000)}
+    for rel, data in tree.items():
+        with open(m.path(rel), "wb") as f:
+            f.write(data)
+    assert m.unmount() == 0, m.log()
+    p = names["prefix"]
+    assert list_keys(s3, p) == [f"{p}/single.zip", f"{p}/tree.zip"]
+    single = zipfile.ZipFile(io.BytesIO(get_bytes(s3, f"{p}/single.zip")))
+    # Argo names a single file's entry after its source path
+    assert single.namelist() == ["tmp/report.csv"]
+    assert single.read("tmp/report.csv") == csv
+    assert single.testzip() is None
+    blob = get_bytes(s3, f"{p}/tree.zip")
+    z = zipfile.ZipFile(io.BytesIO(blob))
+    # Argo's zipDir: files only (no directory entries), <basename>/<rel>, walk order
+    assert z.namelist() == ["tree/sub/y.bin", "tree/x.txt"]
+    (tmp_path / "u").mkdir()
+    (tmp_path / "t.zip").write_bytes(blob)
+    subprocess.run(["unzip", "-q", str(tmp_path / "t.zip"), "-d", str(tmp_path / "u")], check=True)
+    for rel, data in tree.items():
+        assert (tmp_path / "u" / rel).read_bytes() == data

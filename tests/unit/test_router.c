@@ -584,9 +584,9 @@ static void test_archive(void)
                   SEED_PREFIX "/packed.tgz", AF_ARCHIVE_TAR },
                 { "[{name: packed, path: /tmp/p, archive: {tar: {compressionLevel: 1}}}]",
                   AF_ARCHIVE_NONE, 0, NULL, SEED_PREFIX "/packed.tgz", AF_ARCHIVE_TAR },
-                /* zip is not built yet: a clear start-up error */
-                { "[{name: packed, path: /tmp/p, archive: {zip: {}}}]", AF_ARCHIVE_DEFAULT, -EINVAL,
-                  "'zip'", NULL, AF_ARCHIVE_NONE },
+                /* zip: <prefix>/<name>.zip */
+                { "[{name: packed, path: /tmp/p, archive: {zip: {}}}]", AF_ARCHIVE_DEFAULT, 0, NULL,
+                  SEED_PREFIX "/packed.zip", AF_ARCHIVE_ZIP },
                 /* --archive-default tgz for an artifact without archive: */
                 { "[{name: packed, path: /tmp/p}]", AF_ARCHIVE_TAR, 0, NULL,
                   SEED_PREFIX "/packed.tgz", AF_ARCHIVE_TAR },
@@ -620,8 +620,10 @@ static void test_archive(void)
                         CHECK_INT_EQ(af_router_route(&r, "p", &rt), 1);
                         CHECK_STR_EQ(af_buf_str(&rt.key), cases[i].key);
                         CHECK_INT_EQ(rt.archive, cases[i].got);
-                        if (cases[i].got == AF_ARCHIVE_TAR)
+                        if (cases[i].got != AF_ARCHIVE_NONE)
                                 CHECK_STR_EQ(rt.member, "p");
+                        if (cases[i].got == AF_ARCHIVE_ZIP)
+                                CHECK_STR_EQ(rt.zip_file_member, "tmp/p");
                         af_buf_done(&rt.key);
                         af_router_done(&r);
                 } else if (cases[i].says) {
