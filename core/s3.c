@@ -19,6 +19,7 @@
 #include "sigv4.h"
 
 #define BODY_CAP (64 * 1024) /* error and XML bodies; anything longer is cut */
+#define MAX_EXTRA 40         /* signed extra headers per request */
 #define READ_CHUNK (256 * 1024)
 
 struct af_s3_client {
@@ -30,6 +31,7 @@ struct af_s3_client {
         char *ca_file;
         long connect_timeout_ms;
         long low_speed_time_s;
+        const struct af_s3_object_opts *object; /* borrowed from the config */
 };
 
 int af_s3_global_init(void)
@@ -69,6 +71,7 @@ int af_s3_client_new(const struct af_s3_config *cfg, struct af_creds_provider *c
         c->creds = creds;
         c->connect_timeout_ms = cfg->connect_timeout_ms ? cfg->connect_timeout_ms : 10000;
         c->low_speed_time_s = cfg->low_speed_time_s ? cfg->low_speed_time_s : 60;
+        c->object = cfg->object;
         if (!c->curl || !c->scheme || !c->host || !c->region || (cfg->ca_file && !c->ca_file)) {
                 af_s3_client_free(c);
                 return -ENOMEM;
@@ -302,6 +305,69 @@ void af_s3_error_format(const struct af_s3_error *e, struct af_buf *out)
                                   e->message);
 }
 
+/* ---- object options --------------------------------------------------------------------- */
+
+static const struct {
+        const char *ext;
+        const char *type;
+} mime_types[] = {
+        /* Go's built-in mime table (what Argo's uploader uses), plus a few common outputs. */
+        { ".avif", "image/avif" },      { ".css", "text/css; charset=utf-8" },
+        { ".gif", "image/gif" },        { ".htm", "text/html; charset=utf-8" },
+        { ".html", "text/html; charset=utf-8" }, { ".jpeg", "image/jpeg" },
+        { ".jpg", "image/jpeg" },       { ".js", "text/javascript; charset=utf-8" },
+        { ".json", "application/json" }, { ".mjs", "text/javascript; charset=utf-8" },
+        { ".pdf", "application/pdf" },  { ".png", "image/png" },
+        { ".svg", "image/svg+xml" },    { ".wasm", "application/wasm" },
+        { ".webp", "image/webp" },      { ".xml", "text/xml; charset=utf-8" },
+        { ".txt", "text/plain; charset=utf-8" }, { ".csv", "text/csv; charset=utf-8" },
+        { ".log", "text/plain; charset=utf-8" }, { ".md", "text/markdown; charset=utf-8" },
+        { ".tgz", "application/gzip" }, { ".gz", "application/gzip" },
+        { ".zip", "application/zip" },  { ".tar", "application/x-tar" },
+        { ".parquet", "application/vnd.apache.parquet" },
+};
+
+const char *af_s3_content_type(const char *key)
+{
+        const char *slash = strrchr(key, '/');
+        const char *dot = strrchr(slash ? slash : key, '.');
+
+        if (dot)
+                for (size_t i = 0; i < sizeof(mime_types) / sizeof(mime_types[0]); i++)
+                        if (strcasecmp(dot, mime_types[i].ext) == 0)
+                                return mime_types[i].type;
+        return "application/octet-stream";
+}
+
+/* The headers a new object gets. The names in @names back the metadata header names. */
+static size_t object_headers(const struct af_s3_client *c, const char *key,
+                             struct af_sigv4_header *h, size_t max, char names[][80])
+{
+        const struct af_s3_object_opts *o = c->object;
+        size_t n = 0;
+
+        if (!o || !o->no_content_type)
+                h[n++] = (struct af_sigv4_header){ "content-type", af_s3_content_type(key) };
+        if (!o)
+                return n;
+        if (o->sse)
+                h[n++] = (struct af_sigv4_header){ "x-amz-server-side-encryption", o->sse };
+        if (o->sse_kms_key_id)
+                h[n++] = (struct af_sigv4_header){ "x-amz-server-side-encryption-aws-kms-key-id",
+                                                   o->sse_kms_key_id };
+        if (o->storage_class)
+                h[n++] = (struct af_sigv4_header){ "x-amz-storage-class", o->storage_class };
+        if (o->tagging)
+                h[n++] = (struct af_sigv4_header){ "x-amz-tagging", o->tagging };
+        if (o->no_overwrite)
+                h[n++] = (struct af_sigv4_header){ "if-none-match", "*" };
+        for (size_t i = 0; i < o->nmetadata && n < max; i++) {
+                snprintf(names[i], 80, "x-amz-meta-%s", o->metadata[i].key);
+                h[n++] = (struct af_sigv4_header){ names[i], o->metadata[i].value };
+        }
+        return n;
+}
+
 /* ---- the request ----------------------------------------------------------------------- */
 
 struct body_src {
@@ -457,7 +523,7 @@ static void fill_error(struct af_s3_error *err, const struct response *resp)
 static int perform(struct af_s3_client *c, const struct request *rq, struct response *resp,
                    struct af_s3_error *err)
 {
-        struct af_sigv4_header hdrs[8];
+        struct af_sigv4_header hdrs[8 + MAX_EXTRA];
         struct af_sigv4_req sreq;
         struct af_buf uri, query, url, auth, line;
         struct curl_slist *list = NULL;
@@ -527,8 +593,15 @@ static int perform(struct af_s3_client *c, const struct request *rq, struct resp
                 goto out;
         list = curl_slist_append(list, af_buf_str(&line));
         explicit_bzero(line.ptr, line.len);
-        /* curl would add "Expect: 100-continue" to large PUTs; we send no Content-Type either. */
-        list = curl_slist_append(list, "Content-Type:");
+        /* Without a Content-Type of ours, make curl send none (it adds one to POSTs). */
+        {
+                bool have_ct = false;
+
+                for (size_t i = 0; i < rq->nextra; i++)
+                        have_ct = have_ct || strcasecmp(rq->extra[i].name, "content-type") == 0;
+                if (!have_ct)
+                        list = curl_slist_append(list, "Content-Type:");
+        }
         if (!list) {
                 r = -ENOMEM;
                 goto out;
@@ -634,14 +707,21 @@ static int put_body(struct af_s3_client *c, const char *bucket, const char *key,
                     const char *sha_hex, const char *md5_b64, char *ret_etag, size_t etag_n,
                     char *ret_version, size_t version_n, struct af_s3_error *err)
 {
-        struct af_sigv4_header extra[1] = { { "content-md5", md5_b64 } };
+        struct af_sigv4_header extra[MAX_EXTRA];
+        char names[MAX_EXTRA][80];
+        size_t ne = 0;
+
+        if (md5_b64[0])
+                extra[ne++] = (struct af_sigv4_header){ "content-md5", md5_b64 };
+        if (!query) /* PutObject, not UploadPart: the object's own headers */
+                ne += object_headers(c, key, extra + ne, MAX_EXTRA - ne, names);
         struct request rq = { .method = "PUT",
                               .bucket = bucket,
                               .key = key,
                               .query = query,
                               .nquery = nquery,
                               .extra = extra,
-                              .nextra = md5_b64[0] ? 1 : 0,
+                              .nextra = ne,
                               .payload_hash = sha_hex,
                               .body = body };
         struct response resp;
@@ -694,9 +774,6 @@ int af_s3_put_object_fd(struct af_s3_client *c, const char *bucket, const char *
 {
         char sha_hex[2 * AF_SHA256_LEN + 1], md5_b64[25];
         struct body_src body = { .fd = fd, .size = size };
-        struct af_sigv4_header extra[1];
-        struct response resp;
-        struct request rq;
         int r;
 
         memset(err, 0, sizeof(*err));
@@ -707,22 +784,8 @@ int af_s3_put_object_fd(struct af_s3_client *c, const char *bucket, const char *
                          strerror(-r));
                 return r;
         }
-        extra[0] = (struct af_sigv4_header){ "content-md5", md5_b64 };
-        rq = (struct request){ .method = "PUT",
-                               .bucket = bucket,
-                               .key = key,
-                               .extra = extra,
-                               .nextra = 1,
-                               .payload_hash = sha_hex,
-                               .body = &body };
-        response_init(&resp);
-        r = perform(c, &rq, &resp, err);
-        if (r == 0) {
-                snprintf(ret->etag, sizeof(ret->etag), "%s", resp.etag);
-                snprintf(ret->version_id, sizeof(ret->version_id), "%s", resp.version_id);
-        }
-        af_buf_done(&resp.body);
-        return r;
+        return put_body(c, bucket, key, NULL, 0, &body, sha_hex, md5_b64, ret->etag,
+                        sizeof(ret->etag), ret->version_id, sizeof(ret->version_id), err);
 }
 
 static const char empty_sha256[] =
@@ -778,16 +841,20 @@ int af_s3_create_multipart(struct af_s3_client *c, const char *bucket, const cha
                            char *ret_upload_id, size_t n, struct af_s3_error *err)
 {
         static const struct af_sigv4_param q[] = { { "uploads", NULL } };
+        struct af_sigv4_header extra[MAX_EXTRA];
+        char names[MAX_EXTRA][80];
         struct request rq = { .method = "POST",
                               .bucket = bucket,
                               .key = key,
                               .query = q,
                               .nquery = 1,
+                              .extra = extra,
                               .payload_hash = empty_sha256 };
         struct response resp;
         char id[1024];
         int r;
 
+        rq.nextra = object_headers(c, key, extra, MAX_EXTRA, names);
         response_init(&resp);
         r = perform(c, &rq, &resp, err);
         if (r == 0) {

@@ -25,12 +25,34 @@
 
 struct af_s3_client;
 
+struct af_s3_kv {
+        const char *key;
+        const char *value;
+};
+
+/** What every new object gets (PutObject and CreateMultipartUpload). All optional. */
+struct af_s3_object_opts {
+        const char *sse;            /* x-amz-server-side-encryption: "AES256" or "aws:kms" */
+        const char *sse_kms_key_id; /* with aws:kms */
+        const char *storage_class;  /* x-amz-storage-class */
+        const char *tagging;        /* x-amz-tagging, already URL-encoded: "k=v&k2=v2" */
+        const struct af_s3_kv *metadata; /* x-amz-meta-<key>: value */
+        size_t nmetadata;
+        bool no_overwrite;          /* If-None-Match: * (a 412 is reported, not retried) */
+        bool no_content_type;       /* else Content-Type from the key's extension */
+};
+
+/** The Content-Type for @key's extension (Go's mime table for the common ones), else
+ * "application/octet-stream". */
+const char *af_s3_content_type(const char *key);
+
 struct af_s3_config {
         const char *endpoint; /* "http://127.0.0.1:7480", "https://s3.eu-west-1.amazonaws.com" */
         const char *region;
         const char *ca_file;     /* NULL: the system's CA store */
         long connect_timeout_ms; /* 0: 10 s */
         long low_speed_time_s;   /* a transfer below 1 KiB/s for this long fails; 0: 60 s */
+        const struct af_s3_object_opts *object; /* borrowed; NULL: none */
 };
 
 struct af_s3_error {

@@ -26,6 +26,7 @@
 #include "fs.h"
 #include "log.h"
 #include "s3.h"
+#include "sigv4.h"
 #include "spec.h"
 #include "template.h"
 
@@ -56,7 +57,16 @@ enum {
         OPT_CREATION_TS,
         OPT_PART_SIZE,
         OPT_MULTIPART_THRESHOLD,
+        OPT_SSE,
+        OPT_SSE_KMS_KEY_ID,
+        OPT_STORAGE_CLASS,
+        OPT_TAG,
+        OPT_METADATA,
+        OPT_NO_OVERWRITE,
 };
+
+#define MAX_TAGS 10
+#define MAX_METADATA 32
 
 #define ARGO_TEMPLATE_FILE "/var/run/argo/template"
 #define ARGO_TEMPLATE_OFFLOADED "/argo/config/ARGO_TEMPLATE"
@@ -82,6 +92,12 @@ static const struct option long_options[] = {
         { "upload-attempts", required_argument, NULL, OPT_ATTEMPTS },
         { "part-size", required_argument, NULL, OPT_PART_SIZE },
         { "multipart-threshold", required_argument, NULL, OPT_MULTIPART_THRESHOLD },
+        { "sse", required_argument, NULL, OPT_SSE },
+        { "sse-kms-key-id", required_argument, NULL, OPT_SSE_KMS_KEY_ID },
+        { "storage-class", required_argument, NULL, OPT_STORAGE_CLASS },
+        { "tag", required_argument, NULL, OPT_TAG },
+        { "metadata", required_argument, NULL, OPT_METADATA },
+        { "no-overwrite", no_argument, NULL, OPT_NO_OVERWRITE },
         { "allow-other", no_argument, NULL, OPT_ALLOW_OTHER },
         { "no-check", no_argument, NULL, OPT_NO_CHECK },
         { "log-file", required_argument, NULL, OPT_LOG_FILE },
@@ -122,6 +138,12 @@ struct opts {
         bool no_check;
         int verbosity;
         struct af_vars vars; /* --var */
+        struct af_s3_object_opts object;
+        struct af_s3_kv metadata[MAX_METADATA];
+        struct af_s3_kv tags[MAX_TAGS];
+        size_t ntags;
+        char metadata_keys[MAX_METADATA][64];
+        struct af_buf tagging; /* x-amz-tagging, encoded */
 };
 
 static const char usage_text[] =
@@ -189,6 +211,13 @@ static const char usage_text[] =
         "                       (default 16M)\n"
         "  --part-size SIZE     multipart part size, 5M..5G (default 8M; grown so that any\n"
         "                       object up to 5 TiB fits in 10,000 parts)\n"
+        "  --sse AES256|aws:kms server-side encryption; --sse-kms-key-id ID for a KMS key\n"
+        "  --storage-class C    e.g. STANDARD_IA, INTELLIGENT_TIERING, GLACIER_IR\n"
+        "  --tag K=V            object tag (x-amz-tagging; repeatable, up to 10)\n"
+        "  --metadata K=V       user metadata (x-amz-meta-K; repeatable)\n"
+        "  --no-overwrite       never replace an existing object (If-None-Match: *); an\n"
+        "                       existing key is reported as a failure, not retried\n"
+        "                       (Content-Type is set from the file name)\n"
         "  --no-check           do not check at start-up that the endpoint answers\n"
         "\n"
         "Mount:\n"
@@ -361,6 +390,63 @@ static int apply(struct opts *o, int id, const char *val, const char *source)
                     o->multipart_threshold < ((uint64_t)5 << 20))
                         return die("%s: '%s' is not a size of at least 5M", source, val);
                 break;
+        case OPT_SSE:
+                if (strcmp(val, "AES256") != 0 && strcmp(val, "aws:kms") != 0)
+                        return die("%s: '%s' is not AES256 or aws:kms", source, val);
+                o->object.sse = val;
+                break;
+        case OPT_SSE_KMS_KEY_ID:
+                o->object.sse_kms_key_id = val;
+                break;
+        case OPT_STORAGE_CLASS:
+                for (const char *p = val; *p; p++)
+                        if (!((*p >= 'A' && *p <= 'Z') || *p == '_'))
+                                return die("%s: '%s' is not a storage class (STANDARD, "
+                                           "STANDARD_IA, INTELLIGENT_TIERING, GLACIER_IR, ...)",
+                                           source, val);
+                o->object.storage_class = val;
+                break;
+        case OPT_TAG:
+        case OPT_METADATA: {
+                const char *eq = strchr(val, '=');
+                bool tag = id == OPT_TAG;
+                size_t kl = eq ? (size_t)(eq - val) : 0;
+
+                if (!eq || kl == 0)
+                        return die("%s: '%s' is not KEY=VALUE", source, val);
+                if (tag && (o->ntags >= MAX_TAGS || kl > 128 || strlen(eq + 1) > 256))
+                        return die("%s: at most %d tags, keys up to 128 and values up to 256 "
+                                   "characters (S3's limits)",
+                                   source, MAX_TAGS);
+                if (tag) {
+                        o->tags[o->ntags].key = strndup(val, kl);
+                        o->tags[o->ntags++].value = eq + 1;
+                        break;
+                }
+                if (o->object.nmetadata >= MAX_METADATA || kl >= sizeof(o->metadata_keys[0]))
+                        return die("%s: at most %d metadata entries with keys up to 63 characters",
+                                   source, MAX_METADATA);
+                for (size_t i = 0; i < kl; i++) {
+                        char ch = val[i];
+
+                        if (!((ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') ||
+                              (ch >= '0' && ch <= '9') || ch == '-' || ch == '_' || ch == '.'))
+                                return die("%s: metadata key '%.*s' may only hold letters, "
+                                           "digits, '-', '_' and '.'",
+                                           source, (int)kl, val);
+                        /* S3 stores x-amz-meta-* names in lower case */
+                        o->metadata_keys[o->object.nmetadata][i] =
+                                (char)(ch >= 'A' && ch <= 'Z' ? ch + 32 : ch);
+                }
+                o->metadata_keys[o->object.nmetadata][kl] = '\0';
+                o->metadata[o->object.nmetadata].key = o->metadata_keys[o->object.nmetadata];
+                o->metadata[o->object.nmetadata++].value = eq + 1;
+                o->object.metadata = o->metadata;
+                break;
+        }
+        case OPT_NO_OVERWRITE:
+                o->object.no_overwrite = true;
+                break;
         case OPT_DRAIN_TIMEOUT:
                 if (parse_uint(val, 86400 * 365, &v) < 0)
                         return die("%s: '%s' is not a number of seconds", source, val);
@@ -460,6 +546,22 @@ static int parse_args(struct opts *o, int argc, char **argv)
                 if (apply(o, c, optarg, source) != 0)
                         return EXIT_CONFIG;
         }
+        if (o->object.sse_kms_key_id && !o->object.sse)
+                o->object.sse = "aws:kms";
+        if (o->object.sse_kms_key_id && strcmp(o->object.sse, "aws:kms") != 0)
+                return die("--sse-kms-key-id needs --sse aws:kms");
+        af_buf_init(&o->tagging, 8192);
+        for (size_t i = 0; i < o->ntags; i++) {
+                const char *k = o->tags[i].key, *v = o->tags[i].value;
+
+                if (!k || (i && af_buf_addc(&o->tagging, '&') < 0) ||
+                    af_sigv4_uri_encode(k, strlen(k), true, &o->tagging) < 0 ||
+                    af_buf_addc(&o->tagging, '=') < 0 ||
+                    af_sigv4_uri_encode(v, strlen(v), true, &o->tagging) < 0)
+                        return die("out of memory");
+        }
+        if (o->ntags)
+                o->object.tagging = af_buf_str(&o->tagging);
         if (o->verbosity > 0)
                 af_log_set_level(AF_LOG_DEBUG);
         else if (o->verbosity < 0)
@@ -1174,6 +1276,7 @@ static int cmd_mount(struct opts *o, int argc, char **argv, char **run_argv)
                                        : default_endpoint(s3c.region, endpoint_buf,
                                                           sizeof(endpoint_buf));
         s3c.ca_file = o->ca_file;
+        s3c.object = &o->object;
         if (af_s3_global_init() < 0) {
                 r = die("cannot initialise libcurl");
                 goto out;
@@ -1381,6 +1484,15 @@ out:
         return r ? r : status;
 }
 
+static void opts_done(struct opts *o)
+{
+        af_vars_done(&o->vars);
+        for (size_t i = 0; i < o->ntags; i++)
+                free((char *)o->tags[i].key);
+        o->ntags = 0;
+        af_buf_done(&o->tagging);
+}
+
 int main(int argc, char **argv)
 {
         struct opts o;
@@ -1420,13 +1532,13 @@ int main(int argc, char **argv)
                 r = parse_args(&o, dd - 1, argv + 1);
                 if (r == 0)
                         r = cmd_mount(&o, dd - 1, argv + 1, argv + dd + 1);
-                af_vars_done(&o.vars);
+                opts_done(&o);
                 return r;
         }
         r = parse_args(&o, argc - 1, argv + 1);
         if (r == 0)
                 r = strcmp(cmd, "mount") == 0 ? cmd_mount(&o, argc - 1, argv + 1, NULL)
                                                : cmd_keys(&o, argc - 1, argv + 1);
-        af_vars_done(&o.vars);
+        opts_done(&o);
         return r;
 }

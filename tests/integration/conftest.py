@@ -110,7 +110,7 @@ class Mount:
     def __init__(self, tmp_path, s3env, names, spec=None, args=(), env=None, repo=None,
                  as_dir="/tmp", wait=True):
         self.dir = tmp_path / "artifuse-it"
-        self.dir.mkdir(exist_ok=True)
+        self.dir.mkdir(parents=True, exist_ok=True)
         self.mnt = str(self.dir / "mnt")
         self.spool = str(self.dir / "spool")
         self.log_path = str(self.dir / "artifuse.log")
