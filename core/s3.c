@@ -6,6 +6,7 @@
 #include "s3.h"
 
 #include <curl/curl.h>
+#include <stdatomic.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -21,6 +22,13 @@
 #define BODY_CAP (64 * 1024) /* error and XML bodies; anything longer is cut */
 #define MAX_EXTRA 40         /* signed extra headers per request */
 #define READ_CHUNK (256 * 1024)
+
+/*
+ * The seconds between our clock and S3's: requests are signed with our time plus this, so a
+ * host whose clock is off still signs acceptably (S3 allows 15 minutes). Learned from the
+ * Date header of a RequestTimeTooSkewed answer; shared by all clients.
+ */
+static atomic_long clock_offset;
 
 struct af_s3_client {
         CURL *curl;
@@ -102,6 +110,7 @@ struct response {
         char etag[130];
         char version_id[256];
         uint64_t content_length;
+        char date[64]; /* the server's Date header, for clock-skew correction */
 };
 
 static void copy_trimmed(char *dst, size_t n, const char *src, size_t len)
@@ -137,6 +146,8 @@ static size_t on_header(char *data, size_t size, size_t nmemb, void *userp)
                 copy_trimmed(resp->etag, sizeof(resp->etag), colon, len - nl - 1);
         else if (IS("x-amz-version-id"))
                 copy_trimmed(resp->version_id, sizeof(resp->version_id), colon, len - nl - 1);
+        else if (IS("date"))
+                copy_trimmed(resp->date, sizeof(resp->date), colon, len - nl - 1);
         else if (IS("content-length")) {
                 char v[32];
 
@@ -520,8 +531,8 @@ static void fill_error(struct af_s3_error *err, const struct response *resp)
         }
 }
 
-static int perform(struct af_s3_client *c, const struct request *rq, struct response *resp,
-                   struct af_s3_error *err)
+static int perform_once(struct af_s3_client *c, const struct request *rq, struct response *resp,
+                        struct af_s3_error *err)
 {
         struct af_sigv4_header hdrs[8 + MAX_EXTRA];
         struct af_sigv4_req sreq;
@@ -557,7 +568,7 @@ static int perform(struct af_s3_client *c, const struct request *rq, struct resp
         if (r < 0)
                 goto out;
 
-        now = time(NULL);
+        now = time(NULL) + atomic_load(&clock_offset);
         af_sigv4_amz_date(now, amz_date);
         hdrs[nh++] = (struct af_sigv4_header){ "host", c->host };
         hdrs[nh++] = (struct af_sigv4_header){ "x-amz-date", amz_date };
@@ -676,6 +687,50 @@ out:
         af_buf_done(&auth);
         af_buf_done(&line);
         return r;
+}
+
+/* "Sat, 28 Nov 2026 04:46:30 GMT" (RFC 7231 IMF-fixdate) -> time_t; -1 if not that. */
+static time_t http_date(const char *s)
+{
+        struct tm tm;
+        const char *end;
+
+        memset(&tm, 0, sizeof(tm));
+        end = strptime(s, "%a, %d %b %Y %H:%M:%S GMT", &tm);
+        return end && !*end ? timegm(&tm) : (time_t)-1;
+}
+
+static int perform(struct af_s3_client *c, const struct request *rq, struct response *resp,
+                   struct af_s3_error *err)
+{
+        int r = perform_once(c, rq, resp, err);
+        time_t server, ours;
+
+        if (r != -ETIME && r != -EACCES)
+                return r;
+        /* RequestTimeTooSkewed (or a bodiless 403 to a HEAD from a server whose clock is far
+         * from ours): adopt the server's clock and sign again, once. */
+        server = http_date(resp->date);
+        if (server == (time_t)-1)
+                return r;
+        ours = time(NULL) + atomic_load(&clock_offset);
+        if (r == -EACCES && (server - ours < 600 && ours - server < 600))
+                return r;
+        atomic_store(&clock_offset, (long)(server - time(NULL)));
+        af_log_debug("op=s3 msg=\"clock skew corrected\" offset_s=%ld",
+                     (long)atomic_load(&clock_offset));
+        if (rq->body) {
+                rq->body->off = 0;
+                rq->body->read_errno = 0;
+        }
+        af_buf_reset(&resp->body);
+        resp->status = 0;
+        return perform_once(c, rq, resp, err);
+}
+
+long af_s3_clock_offset(void)
+{
+        return atomic_load(&clock_offset);
 }
 
 static void response_init(struct response *resp)

@@ -137,6 +137,9 @@ int af_s3_complete_multipart(struct af_s3_client *c, const char *bucket, const c
 int af_s3_abort_multipart(struct af_s3_client *c, const char *bucket, const char *key,
                           const char *upload_id, struct af_s3_error *err);
 
+/** Seconds added to our clock when signing, learned from a RequestTimeTooSkewed answer. */
+long af_s3_clock_offset(void);
+
 /** True for errors that another attempt may cure (5xx, throttling, transport). */
 bool af_s3_retryable(int r);
 
