@@ -248,48 +248,122 @@ static void timed_wait(pthread_cond_t *c, pthread_mutex_t *m, uint64_t ms)
         pthread_cond_timedwait(c, m, &ts);
 }
 
+/* The parts of one multipart upload, shared by the threads that send them. */
+struct mpu {
+        struct af_queue *q;
+        const char *bucket;
+        const char *key;
+        const char *upload_id;
+        int fd;
+        uint64_t size;
+        uint64_t part;
+        struct af_s3_part *parts;
+        size_t nparts;
+        pthread_mutex_t lock;
+        struct {
+                size_t next;             /* the next part to send */
+                int err;                 /* the first failure, 0 while all is well */
+                struct af_s3_error s3err; /* its detail */
+        } locked; /* only with lock held */
+};
+
+/* Sends parts until none are left or one has failed. A part that fails with a retryable
+ * error is tried again here a few times (resending a part is cheaper than the file). */
+static void mpu_send(struct mpu *m, struct af_s3_client *s3)
+{
+        struct af_s3_error err;
+
+        for (;;) {
+                size_t i;
+                uint64_t off, len;
+                int r;
+
+                pthread_mutex_lock(&m->lock);
+                i = m->locked.next++;
+                r = m->locked.err;
+                pthread_mutex_unlock(&m->lock);
+                if (r || i >= m->nparts)
+                        return;
+                off = (uint64_t)i * m->part;
+                len = m->size - off < m->part ? m->size - off : m->part;
+                for (unsigned attempt = 0;; attempt++) {
+                        r = af_s3_upload_part_fd(s3, m->bucket, m->key, m->upload_id,
+                                                 (unsigned)i + 1, m->fd, off, len, &m->parts[i],
+                                                 &err);
+                        if (r == 0 || !af_s3_retryable(r) || attempt + 1 >= PART_ATTEMPTS)
+                                break;
+                        af_log_debug("op=upload_part key=%s part=%zu attempt=%u err=%s",
+                                     af_q(m->key), i + 1, attempt + 1, af_q(err.code));
+                        usleep(af_backoff_ms(attempt, m->q->cfg.backoff_base_ms,
+                                             m->q->cfg.backoff_max_ms,
+                                             (double)rand() / ((double)RAND_MAX + 1.0)) *
+                               1000u);
+                }
+                if (r < 0) {
+                        pthread_mutex_lock(&m->lock);
+                        if (!m->locked.err) {
+                                m->locked.err = r;
+                                m->locked.s3err = err;
+                        }
+                        pthread_mutex_unlock(&m->lock);
+                        return;
+                }
+        }
+}
+
+static void *mpu_thread(void *arg)
+{
+        struct mpu *m = arg;
+        struct af_s3_client *s3 = NULL;
+        struct af_buf e;
+
+        af_buf_init(&e, 1024);
+        if (af_s3_client_new(m->q->cfg.s3, m->q->cfg.creds, &s3, &e) == 0)
+                mpu_send(m, s3); /* else the calling thread sends everything */
+        af_s3_client_free(s3);
+        af_buf_done(&e);
+        return NULL;
+}
+
 /*
- * A multipart upload of @size bytes of @fd, parts in order. A part that fails with a
- * retryable error is tried again a few times at once (resending one part is cheaper than the
- * file); when a part finally fails, the upload is aborted so no storage is left billed, and
- * the file-level retry starts over.
+ * A multipart upload of @size bytes of @fd, up to part_concurrency parts at once (each extra
+ * thread has its own connection). When a part finally fails, the upload is aborted so no
+ * storage is left billed, and the file-level retry starts over.
  */
 static int upload_multipart(struct af_queue *q, struct af_s3_client *s3, const char *bucket,
                             const char *key, int fd, uint64_t size, struct af_s3_put_result *res,
                             struct af_s3_error *err)
 {
-        uint64_t part = af_s3_part_size(size, q->cfg.part_size);
-        size_t nparts = (size_t)((size + part - 1) / part);
-        struct af_s3_part *parts = calloc(nparts ? nparts : 1, sizeof(*parts));
+        struct mpu m = { .q = q, .bucket = bucket, .key = key, .fd = fd, .size = size };
+        pthread_t threads[AF_QUEUE_MAX_PART_CONCURRENCY];
+        unsigned nthreads = 0, want;
         struct af_s3_error aerr;
         char upload_id[1024];
         int r;
 
-        if (!parts)
+        m.part = af_s3_part_size(size, q->cfg.part_size);
+        m.nparts = (size_t)((size + m.part - 1) / m.part);
+        m.parts = calloc(m.nparts ? m.nparts : 1, sizeof(*m.parts));
+        if (!m.parts)
                 return -ENOMEM;
+        pthread_mutex_init(&m.lock, NULL);
         r = af_s3_create_multipart(s3, bucket, key, upload_id, sizeof(upload_id), err);
         if (r < 0)
                 goto out;
-        for (size_t i = 0; i < nparts; i++) {
-                uint64_t off = (uint64_t)i * part;
-                uint64_t len = size - off < part ? size - off : part;
-
-                for (unsigned attempt = 0;; attempt++) {
-                        r = af_s3_upload_part_fd(s3, bucket, key, upload_id, (unsigned)i + 1, fd,
-                                                 off, len, &parts[i], err);
-                        if (r == 0 || !af_s3_retryable(r) || attempt + 1 >= PART_ATTEMPTS)
-                                break;
-                        af_log_debug("op=upload_part key=%s part=%zu attempt=%u err=%s",
-                                     af_q(key), i + 1, attempt + 1, af_q(err->code));
-                        usleep(af_backoff_ms(attempt, q->cfg.backoff_base_ms,
-                                             q->cfg.backoff_max_ms,
-                                             (double)rand() / ((double)RAND_MAX + 1.0)) *
-                               1000u);
-                }
-                if (r < 0)
-                        goto abort;
+        m.upload_id = upload_id;
+        want = q->cfg.part_concurrency < m.nparts ? q->cfg.part_concurrency : (unsigned)m.nparts;
+        for (unsigned i = 1; i < want; i++)
+                if (pthread_create(&threads[nthreads], NULL, mpu_thread, &m) == 0)
+                        nthreads++;
+        mpu_send(&m, s3);
+        for (unsigned i = 0; i < nthreads; i++)
+                pthread_join(threads[i], NULL);
+        r = m.locked.err;
+        if (r < 0) {
+                *err = m.locked.s3err;
+                goto abort;
         }
-        r = af_s3_complete_multipart(s3, bucket, key, upload_id, parts, nparts, res, err);
+        r = af_s3_complete_multipart(s3, bucket, key, upload_id, m.parts, m.nparts, res, err);
         if (r == 0)
                 goto out;
 abort:
@@ -300,7 +374,8 @@ abort:
                             af_q(bucket), af_q(key), af_q(upload_id), aerr.http_status,
                             af_q(aerr.code));
 out:
-        free(parts);
+        pthread_mutex_destroy(&m.lock);
+        free(m.parts);
         return r;
 }
 
@@ -697,6 +772,10 @@ int af_queue_new(const struct af_queue_config *cfg, struct af_queue **ret, struc
                 q->cfg.part_size = (uint64_t)8 << 20;
         if (!q->cfg.multipart_threshold)
                 q->cfg.multipart_threshold = (uint64_t)16 << 20;
+        if (!q->cfg.part_concurrency)
+                q->cfg.part_concurrency = 4;
+        if (q->cfg.part_concurrency > AF_QUEUE_MAX_PART_CONCURRENCY)
+                q->cfg.part_concurrency = AF_QUEUE_MAX_PART_CONCURRENCY;
         if (q->cfg.multipart_threshold < q->cfg.part_size)
                 q->cfg.multipart_threshold = q->cfg.part_size;
         pthread_mutex_init(&q->lock, NULL);

@@ -27,6 +27,8 @@
 
 struct af_queue;
 
+#define AF_QUEUE_MAX_PART_CONCURRENCY 64
+
 struct af_queue_config {
         int spool_dirfd; /* borrowed; relative paths are opened under it */
         unsigned workers;      /* 0: 4 */
@@ -35,6 +37,7 @@ struct af_queue_config {
         unsigned backoff_max_ms;  /* 0: 20000 */
         uint64_t part_size;           /* 0: 8 MiB; grown so any object fits 10,000 parts */
         uint64_t multipart_threshold; /* 0: 16 MiB; smaller files go in one PutObject */
+        unsigned part_concurrency;    /* parts of one file in flight at once; 0: 4 */
         /* Borrowed, optional: how to package each file (archive strategy, member name).
          * Without it every file is uploaded as it is. */
         const struct af_router *router;

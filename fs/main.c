@@ -63,6 +63,7 @@ enum {
         OPT_TAG,
         OPT_METADATA,
         OPT_NO_OVERWRITE,
+        OPT_PART_CONCURRENCY,
 };
 
 #define MAX_TAGS 10
@@ -98,6 +99,7 @@ static const struct option long_options[] = {
         { "tag", required_argument, NULL, OPT_TAG },
         { "metadata", required_argument, NULL, OPT_METADATA },
         { "no-overwrite", no_argument, NULL, OPT_NO_OVERWRITE },
+        { "part-concurrency", required_argument, NULL, OPT_PART_CONCURRENCY },
         { "allow-other", no_argument, NULL, OPT_ALLOW_OTHER },
         { "no-check", no_argument, NULL, OPT_NO_CHECK },
         { "log-file", required_argument, NULL, OPT_LOG_FILE },
@@ -129,6 +131,7 @@ struct opts {
         enum af_unmatched unmatched;
         enum af_archive archive_default;
         unsigned concurrency;
+        unsigned part_concurrency;
         unsigned attempts;
         uint64_t part_size;
         uint64_t multipart_threshold;
@@ -205,7 +208,8 @@ static const char usage_text[] =
         "  --region REGION      default: $AWS_REGION, $AWS_DEFAULT_REGION, else us-east-1\n"
         "  --ca-file FILE       PEM bundle to trust instead of the system's\n"
         "  credentials          $AWS_ACCESS_KEY_ID, $AWS_SECRET_ACCESS_KEY, $AWS_SESSION_TOKEN\n"
-        "  --upload-concurrency N   parallel uploads (default 4)\n"
+        "  --upload-concurrency N   files uploaded at once (default 4)\n"
+        "  --part-concurrency N parts of one multipart upload sent at once (default 4)\n"
         "  --upload-attempts N  attempts per file for retryable errors (default 10)\n"
         "  --multipart-threshold SIZE  files this large or larger use a multipart upload\n"
         "                       (default 16M)\n"
@@ -374,6 +378,12 @@ static int apply(struct opts *o, int id, const char *val, const char *source)
                 if (parse_uint(val, 256, &v) < 0 || v == 0)
                         return die("%s: '%s' is not a number from 1 to 256", source, val);
                 o->concurrency = (unsigned)v;
+                break;
+        case OPT_PART_CONCURRENCY:
+                if (parse_uint(val, AF_QUEUE_MAX_PART_CONCURRENCY, &v) < 0 || v == 0)
+                        return die("%s: '%s' is not a number from 1 to %d", source, val,
+                                   AF_QUEUE_MAX_PART_CONCURRENCY);
+                o->part_concurrency = (unsigned)v;
                 break;
         case OPT_ATTEMPTS:
                 if (parse_uint(val, 1000, &v) < 0 || v == 0)
@@ -1316,6 +1326,7 @@ static int cmd_mount(struct opts *o, int argc, char **argv, char **run_argv)
         qc.workers = o->concurrency;
         qc.max_attempts = o->attempts;
         qc.part_size = o->part_size;
+        qc.part_concurrency = o->part_concurrency;
         qc.multipart_threshold = o->multipart_threshold;
         qc.s3 = &s3c;
         qc.router = &s.router;

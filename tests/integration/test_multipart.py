@@ -57,3 +57,15 @@ def test_bad_part_size_is_rejected(s3env, tmp_path):
                         f"s3://{BUCKET}/x", str(tmp_path)], capture_output=True, text=True)
     assert r.returncode == 1
     assert "--part-size" in r.stderr and "5M" in r.stderr
+
+
+def test_parts_in_parallel_arrive_in_order(mount, s3, names):
+    m = mount(args=["--part-size", "5M", "--multipart-threshold", "5M", "--part-concurrency", "3"])
+    data = os.urandom((5 << 20) * 7 + 12345)  # 8 parts over 3 connections
+    with open(m.path("par.bin"), "wb") as f:
+        f.write(data)
+    assert m.unmount() == 0, m.log()
+    key = f"{names['prefix']}/par.bin"
+    assert s3.head_object(Bucket=BUCKET, Key=key)["ETag"].strip('"').endswith("-8")
+    assert get_bytes(s3, key) == data
+    assert open_uploads(s3, names["prefix"]) == []
