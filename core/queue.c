@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "archive.h"
+#include "journal.h"
 #include "log.h"
 
 #define PART_ATTEMPTS 4
@@ -30,6 +31,20 @@ struct fmt {
         int level;
 };
 
+/* What a worker uploads: private copies of a job's fields, taken under the lock. */
+struct task {
+        char *relpath;
+        char *bucket;
+        char *key;
+        struct fmt f;
+        char *upload_id; /* resume hints, see struct job */
+        struct af_s3_part *done;
+        size_t ndone;
+        uint64_t rec_size;
+        int64_t rec_mtime_ns;
+        uint64_t rec_part_size;
+};
+
 struct job {
         struct job *next;
         char *relpath;
@@ -40,6 +55,14 @@ struct job {
         char *member;            /* the member name (a directory's, for ZIP) */
         char *zip_file_member;   /* ZIP of a single file: its entry name */
         int level;               /* gzip/deflate level */
+        /* A multipart upload a journal record says was in progress: the next attempt lists
+         * its parts and sends only the missing ones, if the file is unchanged. */
+        char *upload_id;
+        struct af_s3_part *done;
+        size_t ndone;
+        uint64_t rec_size;
+        int64_t rec_mtime_ns;
+        uint64_t rec_part_size;
         bool again;         /* resubmitted while running: upload once more */
         unsigned attempts;  /* failed attempts so far */
         uint64_t not_before_ms; /* backoff: not picked before this monotonic time */
@@ -100,6 +123,8 @@ static void job_free(struct job *j)
         free(j->key);
         free(j->member);
         free(j->zip_file_member);
+        free(j->upload_id);
+        free(j->done);
         free(j);
 }
 
@@ -158,6 +183,94 @@ static struct job *find_locked(struct af_queue *q, const char *relpath)
         return NULL;
 }
 
+static void enqueue_locked(struct af_queue *q, struct job *j)
+{
+        if (q->locked.tail)
+                q->locked.tail->next = j;
+        else
+                q->locked.head = j;
+        q->locked.tail = j;
+        q->locked.stats.pending_files++;
+        pthread_cond_signal(&q->work);
+}
+
+/* Progress of a multipart upload, for its journal record. */
+struct mpu_progress {
+        const char *upload_id;
+        uint64_t size;
+        int64_t mtime_ns;
+        uint64_t part_size;
+        const struct af_s3_part *parts; /* number 0 = not finished */
+        size_t nparts;
+};
+
+/*
+ * Writes the record of @relpath. All journal writes and removals happen with q->lock held,
+ * so the record on disk always matches the newest decision about the file.
+ */
+static void journal_put_locked(struct af_queue *q, const char *relpath, const char *bucket,
+                               const char *key, const struct fmt *f,
+                               enum af_journal_state state, const char *error,
+                               const struct mpu_progress *mp)
+{
+        struct af_journal_rec rec = { 0 };
+        struct af_s3_part *parts = NULL;
+        int r;
+
+        if (!q->cfg.journal)
+                return;
+        rec.path = (char *)relpath;
+        rec.bucket = (char *)bucket;
+        rec.key = (char *)key;
+        rec.endpoint = (char *)q->cfg.s3->endpoint;
+        rec.region = (char *)q->cfg.s3->region;
+        rec.archive = f ? f->archive : AF_ARCHIVE_NONE;
+        rec.member = f ? f->member : NULL;
+        rec.zip_file_member = f ? f->zip_file_member : NULL;
+        rec.level = f ? f->level : -1;
+        rec.state = state;
+        rec.error = (char *)error;
+        rec.updated = time(NULL);
+        if (mp) {
+                rec.upload_id = (char *)mp->upload_id;
+                rec.size = mp->size;
+                rec.mtime_ns = mp->mtime_ns;
+                rec.part_size = mp->part_size;
+                parts = calloc(mp->nparts ? mp->nparts : 1, sizeof(*parts));
+                for (size_t i = 0; parts && i < mp->nparts; i++)
+                        if (mp->parts[i].number)
+                                parts[rec.nparts++] = mp->parts[i];
+                rec.parts = parts;
+        }
+        r = af_journal_write(q->cfg.journal_dirfd, &rec);
+        if (r < 0)
+                af_log_error("op=journal path=%s err=%s msg=\"cannot record the pending upload; a "
+                             "crash now would need the file uploaded by hand\"",
+                             af_q(relpath), af_q(strerror(-r)));
+        free(parts);
+}
+
+static void journal_remove_locked(struct af_queue *q, const char *relpath)
+{
+        int r;
+
+        if (!q->cfg.journal)
+                return;
+        r = af_journal_remove(q->cfg.journal_dirfd, relpath);
+        if (r < 0)
+                af_log_warn("op=journal path=%s err=%s msg=\"cannot remove the record; the file "
+                            "may be uploaded again after a restart\"",
+                            af_q(relpath), af_q(strerror(-r)));
+}
+
+static void job_fmt(const struct job *j, struct fmt *f)
+{
+        f->archive = j->archive;
+        f->member = j->member;
+        f->zip_file_member = j->zip_file_member;
+        f->level = j->level;
+}
+
 int af_queue_submit(struct af_queue *q, const char *relpath, const char *bucket, const char *key)
 {
         struct af_route route = { 0 };
@@ -195,6 +308,13 @@ int af_queue_submit(struct af_queue *q, const char *relpath, const char *bucket,
                         j->again = true;
                 j->attempts = 0;
                 j->not_before_ms = 0;
+                if (r == 0) {
+                        struct fmt f;
+
+                        job_fmt(j, &f);
+                        journal_put_locked(q, j->relpath, j->bucket, j->key, &f,
+                                           AF_JOURNAL_PENDING, NULL, NULL);
+                }
                 goto out;
         }
         j = calloc(1, sizeof(*j));
@@ -204,18 +324,20 @@ int af_queue_submit(struct af_queue *q, const char *relpath, const char *bucket,
                 r = -ENOMEM;
                 goto out;
         }
-        if (q->locked.tail)
-                q->locked.tail->next = j;
-        else
-                q->locked.head = j;
-        q->locked.tail = j;
-        q->locked.stats.pending_files++;
-        pthread_cond_signal(&q->work);
+        {
+                struct fmt f;
+
+                job_fmt(j, &f);
+                journal_put_locked(q, j->relpath, j->bucket, j->key, &f, AF_JOURNAL_PENDING,
+                                   NULL, NULL);
+        }
+        enqueue_locked(q, j);
 out:
         pthread_mutex_unlock(&q->lock);
         af_buf_done(&route.key);
         return r;
 }
+
 
 /* The first queued job whose backoff has passed; else how long until one is ready. */
 static struct job *pick_locked(struct af_queue *q, uint64_t *wait_ms)
@@ -251,6 +373,8 @@ static void timed_wait(pthread_cond_t *c, pthread_mutex_t *m, uint64_t ms)
 /* The parts of one multipart upload, shared by the threads that send them. */
 struct mpu {
         struct af_queue *q;
+        const struct task *t;
+        int64_t mtime_ns;
         const char *bucket;
         const char *key;
         const char *upload_id;
@@ -266,6 +390,24 @@ struct mpu {
                 struct af_s3_error s3err; /* its detail */
         } locked; /* only with lock held */
 };
+
+/* Journals the upload id and the parts finished so far, so a restart sends only the rest. */
+static void mpu_record(struct mpu *m)
+{
+        struct mpu_progress mp = { .upload_id = m->upload_id,
+                                   .size = m->size,
+                                   .mtime_ns = m->mtime_ns,
+                                   .part_size = m->part,
+                                   .parts = m->parts,
+                                   .nparts = m->nparts };
+
+        pthread_mutex_lock(&m->q->lock);
+        pthread_mutex_lock(&m->lock); /* lock order: q->lock, then m->lock */
+        journal_put_locked(m->q, m->t->relpath, m->bucket, m->key, &m->t->f, AF_JOURNAL_PENDING,
+                           NULL, &mp);
+        pthread_mutex_unlock(&m->lock);
+        pthread_mutex_unlock(&m->q->lock);
+}
 
 /* Sends parts until none are left or one has failed. A part that fails with a retryable
  * error is tried again here a few times (resending a part is cheaper than the file). */
@@ -284,12 +426,20 @@ static void mpu_send(struct mpu *m, struct af_s3_client *s3)
                 pthread_mutex_unlock(&m->lock);
                 if (r || i >= m->nparts)
                         return;
+                if (m->parts[i].number)
+                        continue; /* finished before a restart (ListParts said so) */
                 off = (uint64_t)i * m->part;
                 len = m->size - off < m->part ? m->size - off : m->part;
                 for (unsigned attempt = 0;; attempt++) {
+                        struct af_s3_part done;
+
                         r = af_s3_upload_part_fd(s3, m->bucket, m->key, m->upload_id,
-                                                 (unsigned)i + 1, m->fd, off, len, &m->parts[i],
-                                                 &err);
+                                                 (unsigned)i + 1, m->fd, off, len, &done, &err);
+                        if (r == 0) {
+                                pthread_mutex_lock(&m->lock);
+                                m->parts[i] = done;
+                                pthread_mutex_unlock(&m->lock);
+                        }
                         if (r == 0 || !af_s3_retryable(r) || attempt + 1 >= PART_ATTEMPTS)
                                 break;
                         af_log_debug("op=upload_part key=%s part=%zu attempt=%u err=%s",
@@ -308,6 +458,7 @@ static void mpu_send(struct mpu *m, struct af_s3_client *s3)
                         pthread_mutex_unlock(&m->lock);
                         return;
                 }
+                mpu_record(m);
         }
 }
 
@@ -330,11 +481,59 @@ static void *mpu_thread(void *arg)
  * thread has its own connection). When a part finally fails, the upload is aborted so no
  * storage is left billed, and the file-level retry starts over.
  */
-static int upload_multipart(struct af_queue *q, struct af_s3_client *s3, const char *bucket,
-                            const char *key, int fd, uint64_t size, struct af_s3_put_result *res,
+/* Marks the parts S3 already holds for @t's old upload; false if it cannot be resumed. */
+static bool resume_parts(struct af_queue *q, struct af_s3_client *s3, const struct task *t,
+                         struct mpu *m)
+{
+        struct af_s3_part *listed = NULL;
+        uint64_t *sizes = NULL;
+        struct af_s3_error err;
+        size_t n = 0, kept = 0;
+        bool ok = false;
+
+        (void)q;
+        if (t->rec_size != m->size || t->rec_mtime_ns != m->mtime_ns ||
+            t->rec_part_size != m->part) {
+                af_log_info("op=upload status=restart path=%s msg=\"file changed since the "
+                            "interrupted upload; starting over\"",
+                            af_q(t->relpath));
+                goto out;
+        }
+        if (af_s3_list_parts(s3, m->bucket, m->key, t->upload_id, &listed, &sizes, &n, &err) < 0) {
+                af_log_info("op=upload status=restart path=%s s3_code=%s msg=\"the interrupted "
+                            "upload cannot be listed; starting over\"",
+                            af_q(t->relpath), af_q(err.code));
+                goto out;
+        }
+        for (size_t i = 0; i < n; i++) {
+                unsigned num = listed[i].number;
+                uint64_t off, len;
+
+                if (num < 1 || num > m->nparts)
+                        continue;
+                off = (uint64_t)(num - 1) * m->part;
+                len = m->size - off < m->part ? m->size - off : m->part;
+                if (sizes[i] != len)
+                        continue; /* a part cut short: send it again */
+                m->parts[num - 1] = listed[i];
+                kept++;
+        }
+        af_log_info("op=upload status=resume path=%s upload_id=%s parts_done=%zu parts=%zu",
+                    af_q(t->relpath), af_q(t->upload_id), kept, m->nparts);
+        ok = true;
+out:
+        free(listed);
+        free(sizes);
+        return ok;
+}
+
+static int upload_multipart(struct af_queue *q, struct af_s3_client *s3, const struct task *t,
+                            int fd, const struct stat *st, struct af_s3_put_result *res,
                             struct af_s3_error *err)
 {
-        struct mpu m = { .q = q, .bucket = bucket, .key = key, .fd = fd, .size = size };
+        const char *bucket = t->bucket, *key = t->key;
+        uint64_t size = (uint64_t)st->st_size;
+        struct mpu m = { .q = q, .t = t, .bucket = bucket, .key = key, .fd = fd, .size = size };
         pthread_t threads[AF_QUEUE_MAX_PART_CONCURRENCY];
         unsigned nthreads = 0, want;
         struct af_s3_error aerr;
@@ -347,10 +546,24 @@ static int upload_multipart(struct af_queue *q, struct af_s3_client *s3, const c
         if (!m.parts)
                 return -ENOMEM;
         pthread_mutex_init(&m.lock, NULL);
-        r = af_s3_create_multipart(s3, bucket, key, upload_id, sizeof(upload_id), err);
-        if (r < 0)
-                goto out;
+        m.mtime_ns = (int64_t)st->st_mtim.tv_sec * 1000000000 + st->st_mtim.tv_nsec;
+        upload_id[0] = '\0';
+        if (t->upload_id && strlen(t->upload_id) < sizeof(upload_id)) {
+                if (resume_parts(q, s3, t, &m)) {
+                        memcpy(upload_id, t->upload_id, strlen(t->upload_id) + 1);
+                } else {
+                        /* Not resumable: make sure the old upload is not left billed. */
+                        (void)af_s3_abort_multipart(s3, bucket, key, t->upload_id, &aerr);
+                        memset(m.parts, 0, m.nparts * sizeof(*m.parts));
+                }
+        }
+        if (!upload_id[0]) {
+                r = af_s3_create_multipart(s3, bucket, key, upload_id, sizeof(upload_id), err);
+                if (r < 0)
+                        goto out;
+        }
         m.upload_id = upload_id;
+        mpu_record(&m);
         want = q->cfg.part_concurrency < m.nparts ? q->cfg.part_concurrency : (unsigned)m.nparts;
         for (unsigned i = 1; i < want; i++)
                 if (pthread_create(&threads[nthreads], NULL, mpu_thread, &m) == 0)
@@ -568,16 +781,17 @@ static int upload_archive(struct af_queue *q, struct af_s3_client *s3, const cha
 }
 
 /* One attempt. Returns 0, or a negative errno with @err filled for S3 errors. */
-static int upload_once(struct af_queue *q, struct af_s3_client *s3, const char *relpath,
-                       const char *bucket, const char *key, const struct fmt *f,
+static int upload_once(struct af_queue *q, struct af_s3_client *s3, const struct task *t,
                        uint64_t *ret_size, struct af_s3_put_result *res,
                        struct af_s3_error *err)
 {
+        const char *bucket = t->bucket, *key = t->key;
+        const struct fmt *f = &t->f;
         struct stat st;
         int fd, r;
 
         memset(err, 0, sizeof(*err));
-        fd = openat(q->cfg.spool_dirfd, relpath, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+        fd = openat(q->cfg.spool_dirfd, t->relpath, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
         if (fd < 0)
                 return -errno;
         if (fstat(fd, &st) < 0) {
@@ -597,7 +811,7 @@ static int upload_once(struct af_queue *q, struct af_s3_client *s3, const char *
         if (f->archive != AF_ARCHIVE_NONE)
                 r = upload_archive(q, s3, bucket, key, fd, &st, f, res, err);
         else if ((uint64_t)st.st_size >= q->cfg.multipart_threshold)
-                r = upload_multipart(q, s3, bucket, key, fd, (uint64_t)st.st_size, res, err);
+                r = upload_multipart(q, s3, t, fd, &st, res, err);
         else
                 r = af_s3_put_object_fd(s3, bucket, key, fd, (uint64_t)st.st_size, res, err);
 out:
@@ -606,17 +820,20 @@ out:
 }
 
 static void run_job(struct af_queue *q, struct af_s3_client *s3, struct job *j,
-                    const char *relpath, const char *bucket, const char *key,
-                    const struct fmt *f)
+                    const struct task *t)
 {
+        const char *relpath = t->relpath, *bucket = t->bucket, *key = t->key;
         struct af_s3_put_result res = { 0 };
         struct af_s3_error err;
         struct af_buf msg;
         uint64_t size = 0, t0 = now_ms();
+        const char *failure = NULL;
+        bool size_known = false;
         unsigned attempt;
         int r;
 
-        r = upload_once(q, s3, relpath, bucket, key, f, &size, &res, &err);
+        af_buf_init(&msg, 1024);
+        r = upload_once(q, s3, t, &size, &res, &err);
 
         pthread_mutex_lock(&q->lock);
         attempt = ++j->attempts;
@@ -627,6 +844,7 @@ static void run_job(struct af_queue *q, struct af_s3_client *s3, struct job *j,
         pthread_mutex_unlock(&q->lock);
 
         if (r == 0) {
+                size_known = true;
                 af_log_info("op=upload status=done path=%s bucket=%s key=%s bytes=%llu ms=%llu "
                             "etag=%s",
                             af_q(relpath), af_q(bucket), af_q(key), (unsigned long long)size,
@@ -639,7 +857,6 @@ static void run_job(struct af_queue *q, struct af_s3_client *s3, struct job *j,
                             af_q(relpath));
                 goto finished;
         }
-        af_buf_init(&msg, 1024);
         if (err.http_status || err.code[0])
                 af_s3_error_format(&err, &msg);
         else
@@ -660,6 +877,7 @@ static void run_job(struct af_queue *q, struct af_s3_client *s3, struct job *j,
                 pthread_mutex_unlock(&q->lock);
                 return;
         }
+        failure = af_buf_str(&msg);
         af_log_error("op=upload status=failed path=%s bucket=%s key=%s attempts=%u "
                      "http_status=%d s3_code=%s request_id=%s err=%s msg=\"file kept in the "
                      "spool\"",
@@ -667,23 +885,76 @@ static void run_job(struct af_queue *q, struct af_s3_client *s3, struct job *j,
                      af_q(err.code), af_q(err.request_id), af_q(af_buf_str(&msg)));
         pthread_mutex_lock(&q->lock);
         q->locked.stats.failed_files++;
-        record_failure_locked(q, relpath, bucket, key, af_buf_str(&msg));
+        record_failure_locked(q, relpath, bucket, key, failure);
         pthread_mutex_unlock(&q->lock);
-        af_buf_done(&msg);
 finished:
         pthread_mutex_lock(&q->lock);
         if (j->again) {
+                struct fmt f;
+
+                /* Changed while we uploaded: the record stays, for the newest version. */
                 j->again = false;
                 j->attempts = 0;
                 j->state = JOB_QUEUED;
+                job_fmt(j, &f);
+                journal_put_locked(q, j->relpath, j->bucket, j->key, &f, AF_JOURNAL_PENDING, NULL,
+                                   NULL);
                 pthread_cond_signal(&q->work);
         } else {
+                if (failure)
+                        journal_put_locked(q, relpath, bucket, key, &t->f, AF_JOURNAL_FAILED,
+                                           failure, NULL);
+                else
+                        journal_remove_locked(q, relpath);
+                if (!failure && q->cfg.journal && size_known)
+                        af_journal_done(q->cfg.journal_dirfd, relpath, key, size, res.etag);
                 unlink_job_locked(q, j);
                 q->locked.stats.pending_files--;
                 job_free(j);
                 pthread_cond_broadcast(&q->idle);
         }
         pthread_mutex_unlock(&q->lock);
+        af_buf_done(&msg);
+}
+
+static void task_done(struct task *t)
+{
+        free(t->relpath);
+        free(t->bucket);
+        free(t->key);
+        free(t->f.member);
+        free(t->f.zip_file_member);
+        free(t->upload_id);
+        free(t->done);
+        memset(t, 0, sizeof(*t));
+}
+
+/* Copies what a worker needs from @j; the resume hints move to the task (used once). */
+static int task_take_locked(struct job *j, struct task *t)
+{
+        memset(t, 0, sizeof(*t));
+        t->relpath = strdup(j->relpath);
+        t->bucket = strdup(j->bucket);
+        t->key = strdup(j->key);
+        t->f.archive = j->archive;
+        t->f.level = j->level;
+        t->f.member = j->member ? strdup(j->member) : NULL;
+        t->f.zip_file_member = j->zip_file_member ? strdup(j->zip_file_member) : NULL;
+        if (!t->relpath || !t->bucket || !t->key || (j->member && !t->f.member) ||
+            (j->zip_file_member && !t->f.zip_file_member)) {
+                task_done(t);
+                return -ENOMEM;
+        }
+        t->upload_id = j->upload_id;
+        t->done = j->done;
+        t->ndone = j->ndone;
+        t->rec_size = j->rec_size;
+        t->rec_mtime_ns = j->rec_mtime_ns;
+        t->rec_part_size = j->rec_part_size;
+        j->upload_id = NULL;
+        j->done = NULL;
+        j->ndone = 0;
+        return 0;
 }
 
 static void *worker(void *arg)
@@ -704,8 +975,7 @@ static void *worker(void *arg)
         while (!q->locked.stopping) {
                 uint64_t wait = 0;
                 struct job *j = pick_locked(q, &wait);
-                char *relpath, *bucket, *key;
-                struct fmt f = { 0 };
+                struct task t = { 0 };
 
                 if (!j) {
                         if (wait == UINT64_MAX)
@@ -717,27 +987,15 @@ static void *worker(void *arg)
                 j->state = JOB_RUNNING;
                 j->again = false;
                 /* Private copies: a submit may replace the job's strings while we upload. */
-                relpath = strdup(j->relpath);
-                bucket = strdup(j->bucket);
-                key = strdup(j->key);
-                f.archive = j->archive;
-                f.level = j->level;
-                f.member = j->member ? strdup(j->member) : NULL;
-                f.zip_file_member = j->zip_file_member ? strdup(j->zip_file_member) : NULL;
-                pthread_mutex_unlock(&q->lock);
-                if (relpath && bucket && key && (f.archive == AF_ARCHIVE_NONE || f.member)) {
-                        run_job(q, s3, j, relpath, bucket, key, &f);
+                if (task_take_locked(j, &t) == 0) {
+                        pthread_mutex_unlock(&q->lock);
+                        run_job(q, s3, j, &t);
                 } else {
-                        pthread_mutex_lock(&q->lock);
                         j->state = JOB_QUEUED;
                         j->not_before_ms = now_ms() + 1000;
                         pthread_mutex_unlock(&q->lock);
                 }
-                free(relpath);
-                free(bucket);
-                free(key);
-                free(f.member);
-                free(f.zip_file_member);
+                task_done(&t);
                 pthread_mutex_lock(&q->lock);
         }
         pthread_mutex_unlock(&q->lock);
@@ -797,6 +1055,72 @@ int af_queue_new(const struct af_queue_config *cfg, struct af_queue **ret, struc
         }
         *ret = q;
         return 0;
+}
+
+struct resume_ctx {
+        struct af_queue *q;
+        int queued;
+};
+
+static void resume_one(void *arg, struct af_journal_rec *rec)
+{
+        struct resume_ctx *rc = arg;
+        struct af_queue *q = rc->q;
+        struct stat st;
+        struct job *j;
+
+        if (fstatat(q->cfg.spool_dirfd, rec->path, &st, AT_SYMLINK_NOFOLLOW) < 0) {
+                af_log_warn("op=resume path=%s key=%s msg=\"the file is no longer in the spool; "
+                            "its record is dropped\"",
+                            af_q(rec->path), af_q(rec->key));
+                (void)af_journal_remove(q->cfg.journal_dirfd, rec->path);
+                return;
+        }
+        j = calloc(1, sizeof(*j));
+        if (!j || !(j->relpath = strdup(rec->path)) || !(j->bucket = strdup(rec->bucket)) ||
+            !(j->key = strdup(rec->key)) || (rec->member && !(j->member = strdup(rec->member))) ||
+            (rec->zip_file_member && !(j->zip_file_member = strdup(rec->zip_file_member))) ||
+            (rec->upload_id && !(j->upload_id = strdup(rec->upload_id)))) {
+                job_free(j);
+                af_log_error("op=resume path=%s err=\"out of memory\"", af_q(rec->path));
+                return;
+        }
+        j->archive = rec->archive;
+        j->level = rec->level;
+        j->rec_size = rec->size;
+        j->rec_mtime_ns = rec->mtime_ns;
+        j->rec_part_size = rec->part_size;
+        af_log_info("op=resume path=%s key=%s state=%s%s", af_q(rec->path), af_q(rec->key),
+                    rec->state == AF_JOURNAL_FAILED ? "failed" : "pending",
+                    rec->upload_id ? " multipart=in-progress" : "");
+        pthread_mutex_lock(&q->lock);
+        if (find_locked(q, rec->path)) {
+                pthread_mutex_unlock(&q->lock);
+                job_free(j);
+                return;
+        }
+        enqueue_locked(q, j);
+        pthread_mutex_unlock(&q->lock);
+        rc->queued++;
+}
+
+static void resume_bad(void *arg, const char *name, const char *why)
+{
+        (void)arg;
+        af_log_error("op=resume record=%s err=%s msg=\"corrupt journal record set aside as "
+                     "%s.corrupt; its file, if any, stays in the spool\"",
+                     af_q(name), af_q(why), name);
+}
+
+int af_queue_resume(struct af_queue *q)
+{
+        struct resume_ctx rc = { .q = q };
+        int r;
+
+        if (!q->cfg.journal)
+                return 0;
+        r = af_journal_scan(q->cfg.journal_dirfd, true, resume_one, resume_bad, &rc);
+        return r < 0 ? r : rc.queued;
 }
 
 int af_queue_drain(struct af_queue *q, long timeout_ms)

@@ -31,6 +31,8 @@ struct af_queue;
 
 struct af_queue_config {
         int spool_dirfd; /* borrowed; relative paths are opened under it */
+        bool journal;     /* keep a durable record of each pending upload */
+        int journal_dirfd; /* borrowed; where the records are (with journal) */
         unsigned workers;      /* 0: 4 */
         unsigned max_attempts; /* 0: 10 */
         unsigned backoff_base_ms; /* 0: 200 */
@@ -57,6 +59,14 @@ int af_queue_new(const struct af_queue_config *cfg, struct af_queue **ret, struc
 
 /** Queues @relpath for upload to @bucket/@key. -ESHUTDOWN once the queue is stopping. */
 int af_queue_submit(struct af_queue *q, const char *relpath, const char *bucket, const char *key);
+
+/**
+ * Queues every upload the journal records (what an earlier run left: pending, failed, or a
+ * multipart upload in progress, which resumes with the parts S3 already has). A record
+ * whose file is no longer in the spool is reported and dropped; a corrupt one is reported,
+ * set aside as "<name>.corrupt" and skipped. Returns how many were queued.
+ */
+int af_queue_resume(struct af_queue *q);
 
 /**
  * Waits until no job is queued or running, or @timeout_ms passes (< 0: no limit).

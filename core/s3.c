@@ -164,9 +164,11 @@ static size_t on_body(char *data, size_t size, size_t nmemb, void *userp)
         size_t len = size * nmemb;
 
         /* Keep the start of a long body; an error document fits well within the cap. */
-        if (resp->body.len < BODY_CAP)
+        size_t cap = resp->body.cap - 1;
+
+        if (resp->body.len < cap)
                 (void)af_buf_add(&resp->body, data,
-                                 len < BODY_CAP - resp->body.len ? len : BODY_CAP - resp->body.len);
+                                 len < cap - resp->body.len ? len : cap - resp->body.len);
         return len;
 }
 
@@ -1037,4 +1039,82 @@ int af_s3_abort_multipart(struct af_s3_client *c, const char *bucket, const char
         r = perform(c, &rq, &resp, err);
         af_buf_done(&resp.body);
         return r;
+}
+
+int af_s3_list_parts(struct af_s3_client *c, const char *bucket, const char *key,
+                     const char *upload_id, struct af_s3_part **ret_parts, uint64_t **ret_sizes,
+                     size_t *ret_n, struct af_s3_error *err)
+{
+        struct af_s3_part *parts = NULL;
+        uint64_t *sizes = NULL;
+        size_t n = 0, a = 0;
+        char marker[16] = "0";
+        int r = 0;
+
+        for (int page = 0; page < AF_S3_MAX_PARTS / 100 + 2; page++) {
+                struct af_sigv4_param q[3] = { { "max-parts", "1000" },
+                                               { "part-number-marker", marker },
+                                               { "uploadId", upload_id } };
+                struct request rq = { .method = "GET",
+                                      .bucket = bucket,
+                                      .key = key,
+                                      .query = q,
+                                      .nquery = 3,
+                                      .payload_hash = empty_sha256 };
+                struct response resp;
+                const char *b, *part;
+                char truncated[8], next[16];
+
+                response_init(&resp);
+                resp.body.cap = (size_t)4 << 20; /* 1000 parts of XML */
+                r = perform(c, &rq, &resp, err);
+                if (r < 0) {
+                        af_buf_done(&resp.body);
+                        break;
+                }
+                b = af_buf_str(&resp.body);
+                for (part = strstr(b, "<Part>"); part; part = strstr(part + 6, "<Part>")) {
+                        char num[16], etag[130], size[32];
+                        const char *endp = strstr(part, "</Part>");
+
+                        if (!endp)
+                                break;
+                        xml_get(part, "PartNumber", num, sizeof(num));
+                        xml_get(part, "ETag", etag, sizeof(etag));
+                        xml_get(part, "Size", size, sizeof(size));
+                        if (n == a) {
+                                size_t na = a ? a * 2 : 64;
+                                struct af_s3_part *np = realloc(parts, na * sizeof(*np));
+                                uint64_t *ns = np ? realloc(sizes, na * sizeof(*ns)) : NULL;
+
+                                if (np)
+                                        parts = np;
+                                if (!np || !ns) {
+                                        r = -ENOMEM;
+                                        break;
+                                }
+                                sizes = ns;
+                                a = na;
+                        }
+                        parts[n].number = (unsigned)strtoul(num, NULL, 10);
+                        snprintf(parts[n].etag, sizeof(parts[n].etag), "%s", etag);
+                        sizes[n] = strtoull(size, NULL, 10);
+                        n++;
+                }
+                xml_get(b, "IsTruncated", truncated, sizeof(truncated));
+                xml_get(b, "NextPartNumberMarker", next, sizeof(next));
+                af_buf_done(&resp.body);
+                if (r < 0 || strcmp(truncated, "true") != 0 || !next[0])
+                        break;
+                snprintf(marker, sizeof(marker), "%s", next);
+        }
+        if (r < 0) {
+                free(parts);
+                free(sizes);
+                return r;
+        }
+        *ret_parts = parts;
+        *ret_sizes = sizes;
+        *ret_n = n;
+        return 0;
 }

@@ -129,6 +129,14 @@ int af_s3_upload_part_fd(struct af_s3_client *c, const char *bucket, const char 
 int af_s3_upload_part_mem(struct af_s3_client *c, const char *bucket, const char *key,
                           const char *upload_id, unsigned part_number, const void *data,
                           size_t len, struct af_s3_part *ret, struct af_s3_error *err);
+/**
+ * ListParts: the parts already stored for @upload_id, in ascending order, all pages.
+ * @ret_parts (malloc'd) and @ret_sizes (malloc'd, each part's size) on success. -ENOENT
+ * (NoSuchUpload) when the server no longer knows the upload.
+ */
+int af_s3_list_parts(struct af_s3_client *c, const char *bucket, const char *key,
+                     const char *upload_id, struct af_s3_part **ret_parts, uint64_t **ret_sizes,
+                     size_t *ret_n, struct af_s3_error *err);
 /** @parts in ascending part number order. A 200 answer carrying an <Error> is an error. */
 int af_s3_complete_multipart(struct af_s3_client *c, const char *bucket, const char *key,
                              const char *upload_id, const struct af_s3_part *parts,

@@ -16,6 +16,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <pthread.h>
+#include <sys/file.h>
 #include <sys/mount.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -24,6 +25,7 @@
 
 #include "argovars.h"
 #include "fs.h"
+#include "journal.h"
 #include "log.h"
 #include "s3.h"
 #include "sigv4.h"
@@ -64,6 +66,7 @@ enum {
         OPT_METADATA,
         OPT_NO_OVERWRITE,
         OPT_PART_CONCURRENCY,
+        OPT_JSON,
 };
 
 #define MAX_TAGS 10
@@ -100,6 +103,7 @@ static const struct option long_options[] = {
         { "metadata", required_argument, NULL, OPT_METADATA },
         { "no-overwrite", no_argument, NULL, OPT_NO_OVERWRITE },
         { "part-concurrency", required_argument, NULL, OPT_PART_CONCURRENCY },
+        { "json", no_argument, NULL, OPT_JSON },
         { "allow-other", no_argument, NULL, OPT_ALLOW_OTHER },
         { "no-check", no_argument, NULL, OPT_NO_CHECK },
         { "log-file", required_argument, NULL, OPT_LOG_FILE },
@@ -139,6 +143,7 @@ struct opts {
         bool foreground;
         bool allow_other;
         bool no_check;
+        bool json;
         int verbosity;
         struct af_vars vars; /* --var */
         struct af_s3_object_opts object;
@@ -162,6 +167,10 @@ static const char usage_text[] =
         "  run   [OPTIONS] MOUNTPOINT -- CMD [ARGS...]\n"
         "                               mount, run CMD (signals are forwarded to it), wait\n"
         "                               for every upload, unmount, exit with CMD's status\n"
+        "  drain --spool DIR [OPTIONS]  upload what an earlier (killed) mount left in its\n"
+        "                               spool; exit 0 only when all of it is in S3\n"
+        "  status --spool DIR [--json]  pending / uploading / done / failed files and bytes,\n"
+        "                               and each failed file with its last error\n"
         "  keys  [OPTIONS] [PATH...]    dry run: print the s3://bucket/key each path would get\n"
         "                               (no PATH: every declared artifact and its strategy)\n"
         "  help                         this text\n"
@@ -225,7 +234,9 @@ static const char usage_text[] =
         "  --no-check           do not check at start-up that the endpoint answers\n"
         "\n"
         "Mount:\n"
-        "  --spool DIR          local directory holding the files (default:\n"
+        "  --spool DIR          local directory holding the files (in DIR/files) and the\n"
+        "                       journal of pending uploads (DIR/journal); a mount on a\n"
+        "                       spool with pending records resumes them first (default:\n"
         "                       /var/tmp/artifuse/<mount point with / as _>)\n"
         "  --drain-timeout SEC  at unmount, wait at most SEC seconds for uploads (default: no\n"
         "                       limit; for run also $ARGO_DEADLINE if sooner); what is left\n"
@@ -454,6 +465,9 @@ static int apply(struct opts *o, int id, const char *val, const char *source)
                 o->object.metadata = o->metadata;
                 break;
         }
+        case OPT_JSON:
+                o->json = true;
+                break;
         case OPT_NO_OVERWRITE:
                 o->object.no_overwrite = true;
                 break;
@@ -1102,6 +1116,69 @@ static int daemonize(int *ret_notify_fd)
         return 0;
 }
 
+/* ---- the spool: files/ (what the mount serves) and journal/ (pending uploads) ---------- */
+
+struct spool {
+        char root[PATH_MAX];
+        char files[PATH_MAX + 8];
+        int root_fd;    /* holds the lock */
+        int files_fd;
+        int journal_fd;
+};
+
+static void spool_close(struct spool *sp)
+{
+        if (sp->journal_fd >= 0)
+                close(sp->journal_fd);
+        if (sp->files_fd >= 0)
+                close(sp->files_fd);
+        if (sp->root_fd >= 0)
+                close(sp->root_fd); /* releases the lock */
+        sp->root_fd = sp->files_fd = sp->journal_fd = -1;
+}
+
+/*
+ * Opens (with @create, makes) the spool at @dir. With @lock, takes it for this process:
+ * a mount and a drain of one spool at the same time would upload the same files twice.
+ */
+static int spool_open(const char *dir, bool create, bool lock, struct spool *sp)
+{
+        int r;
+
+        sp->root_fd = sp->files_fd = sp->journal_fd = -1;
+        if (create && (r = mkdir_p(dir, 0700)) < 0)
+                return die("spool %s: %s", dir, strerror(-r));
+        if (!realpath(dir, sp->root))
+                return die("spool %s: %s", dir, strerror(errno));
+        snprintf(sp->files, sizeof(sp->files), "%s/files", sp->root);
+        if (create) {
+                char j[PATH_MAX + 16];
+
+                snprintf(j, sizeof(j), "%s/journal", sp->root);
+                if ((mkdir(sp->files, 0755) < 0 && errno != EEXIST) ||
+                    (mkdir(j, 0700) < 0 && errno != EEXIST))
+                        return die("spool %s: cannot make files/ and journal/: %s", sp->root,
+                                   strerror(errno));
+        }
+        sp->root_fd = open(sp->root, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        if (sp->root_fd >= 0)
+                sp->files_fd = openat(sp->root_fd, "files", O_PATH | O_DIRECTORY | O_CLOEXEC);
+        if (sp->files_fd >= 0)
+                sp->journal_fd = openat(sp->root_fd, "journal", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        if (sp->journal_fd < 0) {
+                r = die("spool %s: %s (is it an artifuse spool, with files/ and journal/?)",
+                        sp->root, strerror(errno));
+                spool_close(sp);
+                return r;
+        }
+        if (lock && flock(sp->root_fd, LOCK_EX | LOCK_NB) < 0) {
+                r = die("spool %s is in use by another artifuse (a mount or a drain)", sp->root);
+                spool_close(sp);
+                return r;
+        }
+        return 0;
+}
+
 /* ---- artifuse run: the child, its signals, its end --------------------------------- */
 
 static volatile sig_atomic_t run_child_pid;
@@ -1226,6 +1303,7 @@ static int cmd_mount(struct opts *o, int argc, char **argv, char **run_argv)
         int r, notify_fd = -1, status = 0, spool_fd = -1;
         bool have_creds = false, have_setup = false;
         struct run_state rs = { 0 };
+        struct spool sp = { .root_fd = -1, .files_fd = -1, .journal_fd = -1 };
         time_t t_start = time(NULL);
 
         af_buf_init(&err, 4096);
@@ -1256,20 +1334,19 @@ static int cmd_mount(struct opts *o, int argc, char **argv, char **run_argv)
                 spool_default[n] = '\0';
                 o->spool = spool_default;
         }
-        r = mkdir_p(o->spool, 0700);
-        if (r < 0 || !realpath(o->spool, spool)) {
-                r = die("spool %s: %s", o->spool, strerror(r < 0 ? -r : errno));
+        r = spool_open(o->spool, true, true, &sp);
+        if (r)
                 goto out;
-        }
         {
                 size_t ml = strlen(mnt);
 
                 if (strcmp(mnt, "/") == 0 ||
-                    (strncmp(spool, mnt, ml) == 0 && (spool[ml] == '/' || !spool[ml]))) {
-                        r = die("spool %s must not be inside the mount point %s", spool, mnt);
+                    (strncmp(sp.root, mnt, ml) == 0 && (sp.root[ml] == '/' || !sp.root[ml]))) {
+                        r = die("spool %s must not be inside the mount point %s", sp.root, mnt);
                         goto out;
                 }
         }
+        memcpy(spool, sp.files, strlen(sp.files) + 1);
 
         r = af_creds_provider_init(&creds, NULL, &err);
         if (r < 0) {
@@ -1317,12 +1394,10 @@ static int cmd_mount(struct opts *o, int argc, char **argv, char **run_argv)
                         goto out;
         }
 
-        spool_fd = open(spool, O_PATH | O_DIRECTORY | O_CLOEXEC);
-        if (spool_fd < 0) {
-                r = die("spool %s: %s", spool, strerror(errno));
-                goto out;
-        }
+        spool_fd = sp.files_fd;
         qc.spool_dirfd = spool_fd;
+        qc.journal = true;
+        qc.journal_dirfd = sp.journal_fd;
         qc.workers = o->concurrency;
         qc.max_attempts = o->attempts;
         qc.part_size = o->part_size;
@@ -1336,6 +1411,13 @@ static int cmd_mount(struct opts *o, int argc, char **argv, char **run_argv)
                 r = die("%s", af_buf_str(&err));
                 goto out;
         }
+        r = af_queue_resume(queue);
+        if (r > 0)
+                af_log_info("op=resume files=%d msg=\"uploads an earlier run left are queued\"",
+                            r);
+        else if (r < 0)
+                af_log_error("op=resume err=%s msg=\"cannot read the journal\"",
+                             af_q(strerror(-r)));
         r = af_fs_new(&(struct af_fs_config){ .spool = spool,
                                               .router = &s.router,
                                               .queue = queue,
@@ -1483,8 +1565,7 @@ out:
                 fuse_session_destroy(se);
         af_queue_free(queue);
         af_fs_free(fs);
-        if (spool_fd >= 0)
-                close(spool_fd);
+        spool_close(&sp);
         fuse_opt_free_args(&fargs);
         if (have_creds)
                 af_creds_provider_done(&creds);
@@ -1493,6 +1574,209 @@ out:
         af_buf_done(&err);
         af_buf_done(&mopts);
         return r ? r : status;
+}
+
+/* ---- artifuse drain and status: the journal without a mount -------------------------- */
+
+struct first_rec {
+        char endpoint[512];
+        char region[64];
+};
+
+static void take_first(void *ctx, struct af_journal_rec *rec)
+{
+        struct first_rec *f = ctx;
+
+        if (!f->endpoint[0] && rec->endpoint)
+                snprintf(f->endpoint, sizeof(f->endpoint), "%s", rec->endpoint);
+        if (!f->region[0] && rec->region)
+                snprintf(f->region, sizeof(f->region), "%s", rec->region);
+}
+
+static int cmd_drain(struct opts *o, int argc, char **argv)
+{
+        struct spool sp = { .root_fd = -1, .files_fd = -1, .journal_fd = -1 };
+        struct af_creds_provider creds;
+        struct af_queue_config qc = { 0 };
+        struct af_s3_config s3c = { 0 };
+        struct af_queue *queue = NULL;
+        struct af_queue_stats stats;
+        struct first_rec first = { "", "" };
+        char endpoint_buf[512];
+        struct af_buf err;
+        bool have_creds = false;
+        int r, n, status = 0;
+        time_t t0 = time(NULL);
+
+        af_buf_init(&err, 4096);
+        if (optind != argc) {
+                r = die("drain: unexpected argument '%s' (artifuse drain --spool DIR)", argv[optind]);
+                goto out;
+        }
+        if (!o->spool) {
+                r = die("drain: give the spool: artifuse drain --spool DIR");
+                goto out;
+        }
+        r = spool_open(o->spool, false, true, &sp);
+        if (r)
+                goto out;
+        /* Where to send: the flags, else what the records say, else the AWS environment. */
+        (void)af_journal_scan(sp.journal_fd, false, take_first, NULL, &first);
+        r = af_creds_provider_init(&creds, NULL, &err);
+        if (r < 0) {
+                r = die("%s", af_buf_str(&err));
+                goto out;
+        }
+        have_creds = true;
+        s3c.region = o->region ? o->region : first.region[0] ? first.region : default_region();
+        s3c.endpoint = o->endpoint    ? o->endpoint
+                       : first.endpoint[0] ? first.endpoint
+                                        : default_endpoint(s3c.region, endpoint_buf,
+                                                           sizeof(endpoint_buf));
+        s3c.ca_file = o->ca_file;
+        s3c.object = &o->object;
+        if (af_s3_global_init() < 0) {
+                r = die("cannot initialise libcurl");
+                goto out;
+        }
+        qc.spool_dirfd = sp.files_fd;
+        qc.journal = true;
+        qc.journal_dirfd = sp.journal_fd;
+        qc.workers = o->concurrency;
+        qc.max_attempts = o->attempts;
+        qc.part_size = o->part_size;
+        qc.part_concurrency = o->part_concurrency;
+        qc.multipart_threshold = o->multipart_threshold;
+        qc.s3 = &s3c;
+        qc.creds = &creds;
+        r = af_queue_new(&qc, &queue, &err);
+        if (r < 0) {
+                r = die("%s", af_buf_str(&err));
+                goto out;
+        }
+        n = af_queue_resume(queue);
+        af_log_info("op=drain spool=%s endpoint=%s files=%d", af_q(sp.root), af_q(s3c.endpoint),
+                    n < 0 ? 0 : n);
+        if (af_queue_drain(queue, o->drain_timeout_ms) < 0)
+                af_log_error("op=drain msg=\"drain timeout passed; what is left stays journaled\"");
+        af_queue_get_stats(queue, &stats);
+        af_queue_foreach_problem(queue, print_problem, NULL);
+        fprintf(stderr, "artifuse: drain: %llu files (%llu bytes) uploaded in %llds, %llu failed, "
+                        "%llu left\n",
+                (unsigned long long)stats.uploaded_files, (unsigned long long)stats.uploaded_bytes,
+                (long long)(time(NULL) - t0), (unsigned long long)stats.failed_files,
+                (unsigned long long)stats.pending_files);
+        status = stats.failed_files || stats.pending_files || n < 0 ? EXIT_UPLOADS : 0;
+        r = 0;
+out:
+        af_queue_free(queue);
+        if (have_creds)
+                af_creds_provider_done(&creds);
+        spool_close(&sp);
+        af_buf_done(&err);
+        return r ? r : status;
+}
+
+struct status_ctx {
+        int files_fd;
+        uint64_t n[2], bytes[2], uploading;
+        bool json;
+        struct af_buf failed; /* the failed files' lines (text) or objects (json) */
+        unsigned corrupt;
+};
+
+static void status_one(void *arg, struct af_journal_rec *rec)
+{
+        struct status_ctx *c = arg;
+        struct stat st;
+        uint64_t size = fstatat(c->files_fd, rec->path, &st, AT_SYMLINK_NOFOLLOW) == 0
+                                ? (uint64_t)st.st_size
+                                : 0;
+
+        c->n[rec->state]++;
+        c->bytes[rec->state] += size;
+        if (rec->upload_id && rec->state == AF_JOURNAL_PENDING)
+                c->uploading++;
+        if (rec->state != AF_JOURNAL_FAILED)
+                return;
+        if (c->json) {
+                (void)af_buf_adds(&c->failed, c->failed.len ? ",{\"path\":" : "{\"path\":");
+                (void)af_json_quote(&c->failed, rec->path);
+                (void)af_buf_adds(&c->failed, ",\"bucket\":");
+                (void)af_json_quote(&c->failed, rec->bucket);
+                (void)af_buf_adds(&c->failed, ",\"key\":");
+                (void)af_json_quote(&c->failed, rec->key);
+                (void)af_buf_addf(&c->failed, ",\"bytes\":%llu,\"error\":",
+                                  (unsigned long long)size);
+                (void)af_json_quote(&c->failed, rec->error ? rec->error : "");
+                (void)af_buf_addc(&c->failed, '}');
+        } else {
+                (void)af_buf_addf(&c->failed, "  failed: %s -> s3://%s/%s: %s\n", rec->path,
+                                  rec->bucket, rec->key, rec->error ? rec->error : "?");
+        }
+}
+
+static void status_bad(void *arg, const char *name, const char *why)
+{
+        struct status_ctx *c = arg;
+
+        c->corrupt++;
+        if (!c->json)
+                fprintf(stderr, "artifuse: status: corrupt journal record %s: %s\n", name, why);
+}
+
+static int cmd_status(struct opts *o, int argc, char **argv)
+{
+        struct spool sp = { .root_fd = -1, .files_fd = -1, .journal_fd = -1 };
+        struct status_ctx c = { .json = o->json };
+        uint64_t done_files = 0, done_bytes = 0;
+        int r;
+
+        if (optind != argc)
+                return die("status: unexpected argument '%s' (artifuse status --spool DIR)",
+                           argv[optind]);
+        if (!o->spool)
+                return die("status: give the spool: artifuse status --spool DIR");
+        r = spool_open(o->spool, false, false, &sp);
+        if (r)
+                return r;
+        c.files_fd = sp.files_fd;
+        af_buf_init(&c.failed, (size_t)64 << 20);
+        r = af_journal_scan(sp.journal_fd, false, status_one, status_bad, &c);
+        (void)af_journal_done_count(sp.journal_fd, &done_files, &done_bytes);
+        if (r < 0) {
+                r = die("spool %s: cannot read the journal: %s", sp.root, strerror(-r));
+        } else if (c.json) {
+                printf("{\"spool\":");
+                struct af_buf q;
+
+                af_buf_init(&q, 0);
+                (void)af_json_quote(&q, sp.root);
+                printf("%s,\"pending\":{\"files\":%llu,\"bytes\":%llu},"
+                       "\"uploading\":{\"files\":%llu},"
+                       "\"done\":{\"files\":%llu,\"bytes\":%llu},"
+                       "\"failed\":{\"files\":%llu,\"bytes\":%llu,\"list\":[%s]},"
+                       "\"corrupt_records\":%u}\n",
+                       af_buf_str(&q), (unsigned long long)c.n[0], (unsigned long long)c.bytes[0],
+                       (unsigned long long)c.uploading, (unsigned long long)done_files,
+                       (unsigned long long)done_bytes, (unsigned long long)c.n[1],
+                       (unsigned long long)c.bytes[1], af_buf_str(&c.failed), c.corrupt);
+                af_buf_done(&q);
+                r = 0;
+        } else {
+                printf("spool %s\n  pending:   %llu files, %llu bytes (%llu in a multipart upload "
+                       "in progress)\n  done:      %llu files, %llu bytes\n"
+                       "  failed:    %llu files, %llu bytes\n%s",
+                       sp.root, (unsigned long long)c.n[0], (unsigned long long)c.bytes[0],
+                       (unsigned long long)c.uploading, (unsigned long long)done_files,
+                       (unsigned long long)done_bytes, (unsigned long long)c.n[1],
+                       (unsigned long long)c.bytes[1], af_buf_str(&c.failed));
+                r = 0;
+        }
+        af_buf_done(&c.failed);
+        spool_close(&sp);
+        /* 0: everything is in S3; 3: something is not (yet). */
+        return r ? r : (c.n[0] || c.n[1] || c.corrupt ? EXIT_UPLOADS : 0);
 }
 
 static void opts_done(struct opts *o)
@@ -1523,8 +1807,10 @@ int main(int argc, char **argv)
                 puts("artifuse " AF_VERSION);
                 return 0;
         }
-        if (strcmp(cmd, "mount") != 0 && strcmp(cmd, "keys") != 0 && strcmp(cmd, "run") != 0)
-                return die("unknown command '%s' (commands: mount, run, keys, help, version)",
+        if (strcmp(cmd, "mount") != 0 && strcmp(cmd, "keys") != 0 && strcmp(cmd, "run") != 0 &&
+            strcmp(cmd, "drain") != 0 && strcmp(cmd, "status") != 0)
+                return die("unknown command '%s' (commands: mount, run, keys, drain, status, "
+                           "help, version)",
                            cmd);
         signal(SIGPIPE, SIG_IGN);
         if (strcmp(cmd, "run") == 0) {
@@ -1547,9 +1833,14 @@ int main(int argc, char **argv)
                 return r;
         }
         r = parse_args(&o, argc - 1, argv + 1);
-        if (r == 0)
-                r = strcmp(cmd, "mount") == 0 ? cmd_mount(&o, argc - 1, argv + 1, NULL)
-                                               : cmd_keys(&o, argc - 1, argv + 1);
+        if (r == 0 && strcmp(cmd, "mount") == 0)
+                r = cmd_mount(&o, argc - 1, argv + 1, NULL);
+        else if (r == 0 && strcmp(cmd, "drain") == 0)
+                r = cmd_drain(&o, argc - 1, argv + 1);
+        else if (r == 0 && strcmp(cmd, "status") == 0)
+                r = cmd_status(&o, argc - 1, argv + 1);
+        else if (r == 0)
+                r = cmd_keys(&o, argc - 1, argv + 1);
         opts_done(&o);
         return r;
 }

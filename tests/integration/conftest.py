@@ -108,11 +108,13 @@ class Mount:
     """One running `artifuse mount -f` daemon."""
 
     def __init__(self, tmp_path, s3env, names, spec=None, args=(), env=None, repo=None,
-                 as_dir="/tmp", wait=True):
+                 as_dir="/tmp", wait=True, spool_root=None):
         self.dir = tmp_path / "artifuse-it"
         self.dir.mkdir(parents=True, exist_ok=True)
         self.mnt = str(self.dir / "mnt")
-        self.spool = str(self.dir / "spool")
+        # --spool: files/ and journal/; a later mount may reuse an earlier one's
+        self.spool_root = spool_root or str(self.dir / "spool")
+        self.spool = os.path.join(self.spool_root, "files")  # what the mount serves
         self.log_path = str(self.dir / "artifuse.log")
         os.makedirs(self.mnt, exist_ok=True)
         self.env = dict(os.environ)
@@ -122,7 +124,7 @@ class Mount:
         if env:
             self.env.update(env)
         repo = repo or ("s3://" + BUCKET + "/argo-workflows/{{workflow.name}}/{{pod.name}}")
-        self.argv = [BIN, "mount", "-f", "--spool", self.spool, "--artifact-repository", repo,
+        self.argv = [BIN, "mount", "-f", "--spool", self.spool_root, "--artifact-repository", repo,
                      "--var", "workflow.name=" + names["workflow"],
                      "--var", "pod.name=" + names["pod"], "--log-file", self.log_path]
         if as_dir:

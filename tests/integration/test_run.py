@@ -73,7 +73,7 @@ def test_run_success_with_an_upload_failure_exits_3_and_names_the_file(s3env, s3
     line = [l for l in r.stderr.splitlines() if l.startswith("artifuse: not in S3:")]
     assert len(line) == 1 and "hello.txt" in line[0] and "SignatureDoesNotMatch" in line[0], r.stderr
     assert list_keys(s3, names["prefix"]) == []
-    assert (tmp_path / "spool" / "hello.txt").read_text() == "x\n"
+    assert (tmp_path / "spool" / "files" / "hello.txt").read_text() == "x\n"
 
 
 def test_run_command_not_found(s3env, names, tmp_path):
