@@ -5,9 +5,28 @@
  *
  * Every operation is served by the spool (a local directory), so programs get the local
  * filesystem's POSIX behaviour. The only addition is the upload trigger: the last release of
- * a writable handle on a file that was written, created or truncated since it was last handed
- * over, and a rename of a regular file into a path the router uploads, submit that file to
- * the upload queue under its current path in the spool.
+ * a writable handle on a file that was written, created, truncated, copied into
+ * (copy_file_range), allocated or hole-punched (fallocate) since it was last handed over, and
+ * a rename (either side of RENAME_EXCHANGE) or hard link of a regular file into a path the
+ * router uploads, submit that file to the upload queue under its current path in the spool.
+ *
+ * Mount requirements: af_fs_ops expects the mount option default_permissions (the kernel then
+ * checks every permission, access() included, as for a local filesystem, and enforces POSIX
+ * ACLs) and a daemon running as root or as the only user of the mount.
+ *
+ * Where the mount still differs from a local filesystem, and why:
+ * - O_TMPFILE fails with EOPNOTSUPP: libfuse 3.14 has no tmpfile operation (callers such as
+ *   Python's tempfile fall back to a named file).
+ * - O_DIRECT is honoured by the kernel's page cache only: unaligned O_DIRECT I/O succeeds
+ *   where a local filesystem says EINVAL (FUSE does not pass the caller's buffer alignment).
+ * - ioctls (chattr/lsattr flags, FIEMAP, FICLONE) fail with ENOTTY: none is implemented.
+ * - listxattr by a caller without CAP_SYS_ADMIN also lists trusted.* names (the daemon, as
+ *   root, sees them; the kernel does not filter FUSE replies).
+ * - Data is written by the daemon: as root, it may use the blocks a filesystem reserves for
+ *   root and is not held to disk quotas, so a full disk gives a non-root writer ENOSPC later.
+ * - Attributes and names are cached for af_fs_config.timeout: changes made in the spool
+ *   behind the mount's back are seen that much later. Changes through the mount are seen at
+ *   once.
  */
 #pragma once
 

@@ -3,6 +3,13 @@
  * FUSE low-level operations over the spool. Each op translates, makes one syscall on the
  * spool, and replies; errno passes through unchanged.
  *
+ * What the kernel does for us, as it would for a local filesystem, and so is not here:
+ * permission checks (mounted with default_permissions, so access() never reaches us),
+ * flock and POSIX/OFD locks (without getlk/setlk/flock ops the kernel keeps them on its own
+ * inode, with local conflict rules between all processes using the mount; the spool is never
+ * shared with another host, so nothing else needs to see them), FIFOs and sockets (the kernel
+ * connects their ends), and the file position of O_APPEND writes (see spool_flags()).
+ *
  * Inodes: each kernel inode we have answered a lookup for is a struct node holding an O_PATH
  * descriptor of the spool file, found again by (st_dev, st_ino) so hard links share a node.
  * The node's fuse_ino_t is its address. Operations that need a real path on an O_PATH
@@ -27,6 +34,7 @@
 #include <sys/file.h>
 #include <sys/stat.h>
 #include <sys/statvfs.h>
+#include <sys/xattr.h>
 #include <unistd.h>
 
 #include "log.h"
@@ -47,7 +55,8 @@ struct af_fs {
         struct af_fs_config cfg;
         char *spool;
         size_t spool_len;
-        bool is_root; /* running as root: new files get the caller's owner */
+        bool is_root;   /* running as root: new files get the caller's owner */
+        bool dont_mask; /* the kernel leaves the caller's umask to us; set once, in init */
         pthread_mutex_t lock;
         struct node root;
         struct node *buckets[NODE_BUCKETS]; /* with lock */
@@ -55,8 +64,8 @@ struct af_fs {
 
 struct dir_handle {
         DIR *dp;
-        struct dirent *entry;
-        off_t offset;
+        struct dirent *entry; /* read but not yet returned: it did not fit the last reply */
+        off_t offset;         /* telldir() after the last entry returned */
 };
 
 static struct af_fs *fs_of(fuse_req_t req)
@@ -245,6 +254,16 @@ static void forget_one(struct af_fs *fs, fuse_ino_t ino, uint64_t nlookup)
         free(n);
 }
 
+/* Replies with an entry do_lookup() counted; a reply the kernel never gets (the caller was
+ * interrupted) is no lookup, so it is taken back. Every fuse_reply_*() frees @req. */
+static void reply_entry(fuse_req_t req, const struct fuse_entry_param *e)
+{
+        struct af_fs *fs = fs_of(req);
+
+        if (fuse_reply_entry(req, e) != 0)
+                forget_one(fs, e->ino, 1);
+}
+
 static void op_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
 {
         struct fuse_entry_param e;
@@ -258,7 +277,7 @@ static void op_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
         } else if (r < 0) {
                 fuse_reply_err(req, -r);
         } else {
-                fuse_reply_entry(req, &e);
+                reply_entry(req, &e);
         }
 }
 
@@ -343,14 +362,8 @@ static void op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int va
                 pthread_mutex_lock(&fs->lock);
                 writers = n->writers > 0;
                 pthread_mutex_unlock(&fs->lock);
-                if (!writers && atomic_exchange(&n->dirty, false)) {
-                        int fd = openat(AT_FDCWD, path, O_RDONLY | O_CLOEXEC);
-
-                        if (fd >= 0) {
-                                submit_fd(fs, fd, "truncate");
-                                close(fd);
-                        }
-                }
+                if (!writers && atomic_exchange(&n->dirty, false))
+                        submit_fd(fs, n->fd, "truncate");
         }
         op_getattr(req, ino, fi);
         return;
@@ -360,16 +373,45 @@ fail:
 
 /* ---- making and removing names --------------------------------------------------------- */
 
-/* New names belong to the caller, as on a local filesystem, when we can arrange it. */
+/* The group a new entry in @dirfd gets: the caller's, or (gid_t)-1 for "leave it", in a
+ * set-group-ID directory, where the spool has already given it the directory's group (and a
+ * new subdirectory the S_ISGID bit), as every local filesystem does for whoever creates it. */
+static gid_t new_gid(const struct fuse_ctx *ctx, int dirfd)
+{
+        struct stat dir;
+
+        if (fstat(dirfd, &dir) == 0 && (dir.st_mode & S_ISGID))
+                return (gid_t)-1;
+        return ctx->gid;
+}
+
+/* New names belong to the caller, as on a local filesystem, when we can arrange it. The
+ * kernel holds the parent directory locked until we reply, so @name is still ours. */
 static int own(fuse_req_t req, int dirfd, const char *name)
 {
         const struct fuse_ctx *ctx = fuse_req_ctx(req);
 
         if (!fs_of(req)->is_root)
                 return 0;
-        if (fchownat(dirfd, name, ctx->uid, ctx->gid, AT_SYMLINK_NOFOLLOW) < 0)
+        if (fchownat(dirfd, name, ctx->uid, new_gid(ctx, dirfd), AT_SYMLINK_NOFOLLOW) < 0)
                 return -errno;
         return 0;
+}
+
+/* The mode for a new entry in @dirfd the caller asked for with @mode. With POSIX ACLs on,
+ * the kernel passes the caller's umask instead of applying it (FUSE_CAP_DONT_MASK), because
+ * a local filesystem ignores the umask where the directory has a default ACL (which the
+ * spool then applies, with our own umask 0) and applies it everywhere else. */
+static mode_t new_mode(fuse_req_t req, int dirfd, mode_t mode)
+{
+        char path[64];
+
+        if (!fs_of(req)->dont_mask)
+                return mode;
+        proc_path(path, dirfd);
+        if (getxattr(path, "system.posix_acl_default", NULL, 0) > 0)
+                return mode;
+        return mode & ~fuse_req_ctx(req)->umask;
 }
 
 static void reply_new_entry(fuse_req_t req, fuse_ino_t parent, const char *name)
@@ -382,13 +424,15 @@ static void reply_new_entry(fuse_req_t req, fuse_ino_t parent, const char *name)
         if (r < 0)
                 fuse_reply_err(req, -r);
         else
-                fuse_reply_entry(req, &e);
+                reply_entry(req, &e);
 }
 
 static void op_mknod(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode,
                      dev_t rdev)
 {
-        if (mknodat(fd_of(req, parent), name, mode, rdev) < 0)
+        int dirfd = fd_of(req, parent);
+
+        if (mknodat(dirfd, name, new_mode(req, dirfd, mode), rdev) < 0)
                 fuse_reply_err(req, errno);
         else
                 reply_new_entry(req, parent, name);
@@ -396,7 +440,9 @@ static void op_mknod(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t
 
 static void op_mkdir(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode)
 {
-        if (mkdirat(fd_of(req, parent), name, mode) < 0)
+        int dirfd = fd_of(req, parent);
+
+        if (mkdirat(dirfd, name, new_mode(req, dirfd, mode)) < 0)
                 fuse_reply_err(req, errno);
         else
                 reply_new_entry(req, parent, name);
@@ -410,23 +456,54 @@ static void op_symlink(fuse_req_t req, const char *link, fuse_ino_t parent, cons
                 reply_new_entry(req, parent, name);
 }
 
+/* A file that arrives at an artifact path by rename or link (write "out.tmp", rename or link
+ * it to "out.csv") is uploaded under its new name; one still open for writing goes at its
+ * last close. O_PATH: the name may be a FIFO or a device, which must not be opened. */
+static void arrived(struct af_fs *fs, int dirfd, const char *name, const char *why)
+{
+        struct stat st;
+        struct node *n;
+        bool open_for_write = false;
+        int fd;
+
+        fd = openat(dirfd, name, O_PATH | O_NOFOLLOW | O_CLOEXEC);
+        if (fd < 0)
+                return;
+        if (fstat(fd, &st) == 0 && S_ISREG(st.st_mode)) {
+                pthread_mutex_lock(&fs->lock);
+                n = find_locked(fs, st.st_dev, st.st_ino);
+                if (n && n->writers) {
+                        atomic_store(&n->dirty, true);
+                        open_for_write = true;
+                }
+                pthread_mutex_unlock(&fs->lock);
+                if (!open_for_write)
+                        submit_fd(fs, fd, why);
+        }
+        close(fd);
+}
+
 static void op_link(fuse_req_t req, fuse_ino_t ino, fuse_ino_t newparent, const char *newname)
 {
+        struct af_fs *fs = fs_of(req);
         struct fuse_entry_param e;
+        int nfd = fd_of(req, newparent), r;
         char path[64];
-        int r;
 
         proc_path(path, fd_of(req, ino));
         /* linkat(AT_EMPTY_PATH) needs CAP_DAC_READ_SEARCH; the /proc link does not. */
-        if (linkat(AT_FDCWD, path, fd_of(req, newparent), newname, AT_SYMLINK_FOLLOW) < 0) {
+        if (linkat(AT_FDCWD, path, nfd, newname, AT_SYMLINK_FOLLOW) < 0) {
                 fuse_reply_err(req, errno);
                 return;
         }
         r = do_lookup(req, newparent, newname, &e);
-        if (r < 0)
+        if (r < 0) {
                 fuse_reply_err(req, -r);
-        else
-                fuse_reply_entry(req, &e);
+                return;
+        }
+        reply_entry(req, &e);
+        /* @req is gone; @newname lives in the request buffer until we return. */
+        arrived(fs, nfd, newname, "link");
 }
 
 static void op_unlink(fuse_req_t req, fuse_ino_t parent, const char *name)
@@ -443,33 +520,17 @@ static void op_rename(fuse_req_t req, fuse_ino_t parent, const char *name, fuse_
                       const char *newname, unsigned int flags)
 {
         struct af_fs *fs = fs_of(req);
-        int nfd = fd_of(req, newparent), fd;
-        struct stat st;
-        struct node *n;
-        bool open_for_write = false;
+        int fd = fd_of(req, parent), nfd = fd_of(req, newparent);
 
-        if (renameat2(fd_of(req, parent), name, nfd, newname, flags) < 0) {
+        if (renameat2(fd, name, nfd, newname, flags) < 0) {
                 fuse_reply_err(req, errno);
                 return;
         }
         fuse_reply_err(req, 0);
-        /* A file moved into an artifact path (write "out.tmp", rename to "out.csv") is
-         * uploaded under its new name; one still open for writing goes at its last close. */
-        fd = openat(nfd, newname, O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK);
-        if (fd < 0)
-                return;
-        if (fstat(fd, &st) == 0 && S_ISREG(st.st_mode)) {
-                pthread_mutex_lock(&fs->lock);
-                n = find_locked(fs, st.st_dev, st.st_ino);
-                if (n && n->writers) {
-                        atomic_store(&n->dirty, true);
-                        open_for_write = true;
-                }
-                pthread_mutex_unlock(&fs->lock);
-                if (!open_for_write)
-                        submit_fd(fs, fd, "rename");
-        }
-        close(fd);
+        arrived(fs, nfd, newname, "rename");
+        /* RENAME_EXCHANGE moved the other file too. */
+        if (flags & RENAME_EXCHANGE)
+                arrived(fs, fd, name, "rename");
 }
 
 static void op_readlink(fuse_req_t req, fuse_ino_t ino)
@@ -494,6 +555,20 @@ static bool writable(int flags)
         return (flags & O_ACCMODE) != O_RDONLY;
 }
 
+/* The flags of the spool descriptor behind a handle opened with @flags.
+ * - O_APPEND stays with the kernel: it already sends each append as a write at the end of
+ *   the file, and a spool descriptor with O_APPEND would also append the pages that mmap
+ *   write-back sends for their own offsets, and would not follow fcntl(F_SETFL) changes,
+ *   which the kernel keeps to itself.
+ * - O_DIRECT stays with the kernel too: it already bypasses its page cache for the handle,
+ *   and the data reaches us in our own buffers at offsets that the spool's O_DIRECT
+ *   alignment rules would refuse.
+ * - O_NOFOLLOW would refuse the /proc/self/fd magic link we open through. */
+static int spool_flags(int flags)
+{
+        return (flags & ~(O_APPEND | O_DIRECT | O_NOFOLLOW)) | O_CLOEXEC;
+}
+
 static void add_writer(struct af_fs *fs, fuse_ino_t ino)
 {
         pthread_mutex_lock(&fs->lock);
@@ -501,19 +576,34 @@ static void add_writer(struct af_fs *fs, fuse_ino_t ino)
         pthread_mutex_unlock(&fs->lock);
 }
 
+/* Closes handle @fd on @n opened with @flags; the last writer hands a changed file over. */
+static void put_handle(struct af_fs *fs, struct node *n, int fd, int flags)
+{
+        bool last;
+
+        pthread_mutex_lock(&fs->lock);
+        if (writable(flags) && n->writers)
+                n->writers--;
+        last = n->writers == 0;
+        pthread_mutex_unlock(&fs->lock);
+        if (last && atomic_exchange(&n->dirty, false))
+                submit_fd(fs, fd, "close");
+        close(fd);
+}
+
 static void op_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode,
                       struct fuse_file_info *fi)
 {
         struct af_fs *fs = fs_of(req);
         struct fuse_entry_param e;
-        int fd, r;
+        int dirfd = fd_of(req, parent), fd, r;
 
-        fd = openat(fd_of(req, parent), name, (fi->flags | O_CREAT) & ~O_NOFOLLOW, mode);
+        fd = openat(dirfd, name, spool_flags(fi->flags) | O_CREAT, new_mode(req, dirfd, mode));
         if (fd < 0) {
                 fuse_reply_err(req, errno);
                 return;
         }
-        r = own(req, fd_of(req, parent), name);
+        r = own(req, dirfd, name);
         if (r == 0)
                 r = do_lookup(req, parent, name, &e);
         if (r < 0) {
@@ -525,8 +615,9 @@ static void op_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_
         mark_dirty(fs, e.ino); /* a new file is uploaded even if nothing is written */
         if (writable(fi->flags))
                 add_writer(fs, e.ino);
-        if (fuse_reply_create(req, &e, fi) == -ENOENT) {
-                /* The caller was interrupted: undo as release would. */
+        if (fuse_reply_create(req, &e, fi) != 0) {
+                /* The caller was interrupted: no release and no forget will come. */
+                put_handle(fs, node_of(fs, e.ino), fd, fi->flags);
                 forget_one(fs, e.ino, 1);
         }
 }
@@ -538,7 +629,7 @@ static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
         int fd;
 
         proc_path(path, fd_of(req, ino));
-        fd = open(path, fi->flags & ~O_NOFOLLOW);
+        fd = open(path, spool_flags(fi->flags));
         if (fd < 0) {
                 fuse_reply_err(req, errno);
                 return;
@@ -548,25 +639,16 @@ static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
                 mark_dirty(fs, ino);
         if (writable(fi->flags))
                 add_writer(fs, ino);
-        fuse_reply_open(req, fi);
+        if (fuse_reply_open(req, fi) != 0)
+                put_handle(fs, node_of(fs, ino), fd, fi->flags); /* interrupted: no release */
 }
 
 static void op_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
         struct af_fs *fs = fs_of(req);
-        struct node *n = node_of(fs, ino);
-        int fd = (int)fi->fh;
-        bool last = false;
 
-        pthread_mutex_lock(&fs->lock);
-        if (writable(fi->flags) && n->writers)
-                n->writers--;
-        last = n->writers == 0;
-        pthread_mutex_unlock(&fs->lock);
         /* The durable hand-off happens here, not in the reply: release errors reach no one. */
-        if (last && atomic_exchange(&n->dirty, false))
-                submit_fd(fs, fd, "close");
-        close(fd);
+        put_handle(fs, node_of(fs, ino), (int)fi->fh, fi->flags);
         fuse_reply_err(req, 0);
 }
 
@@ -575,7 +657,9 @@ static void op_flush(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
         int fd;
 
         (void)ino;
-        /* close() of a duplicate drops POSIX locks held through this handle, as locally. */
+        /* Every close() of the program's descriptor: report what closing the spool file
+         * would (a spool on NFS reports write-back errors there). The kernel keeps the
+         * program's locks itself, so there are none to drop here. */
         fd = dup((int)fi->fh);
         if (fd < 0) {
                 fuse_reply_err(req, errno);
@@ -622,11 +706,45 @@ static void op_write_buf(fuse_req_t req, fuse_ino_t ino, struct fuse_bufvec *in,
                 fuse_reply_write(req, (size_t)n);
 }
 
+/* Also punches holes and zeroes ranges (@mode as fallocate(2)): data changes either way. */
 static void op_fallocate(fuse_req_t req, fuse_ino_t ino, int mode, off_t off, off_t len,
                          struct fuse_file_info *fi)
 {
         mark_dirty(fs_of(req), ino);
         fuse_reply_err(req, fallocate((int)fi->fh, mode, off, len) < 0 ? errno : 0);
+}
+
+/* SEEK_DATA and SEEK_HOLE only (the kernel answers the others): the spool knows where the
+ * holes are. Our reads and writes are positioned, so moving the spool descriptor is free. */
+static void op_lseek(fuse_req_t req, fuse_ino_t ino, off_t off, int whence,
+                     struct fuse_file_info *fi)
+{
+        off_t r;
+
+        (void)ino;
+        r = lseek((int)fi->fh, off, whence);
+        if (r < 0)
+                fuse_reply_err(req, errno);
+        else
+                fuse_reply_lseek(req, r);
+}
+
+/* Both files are in the spool, so the spool's filesystem copies (or shares) the blocks.
+ * Without this op the kernel would fall back to a read and write through us. */
+static void op_copy_file_range(fuse_req_t req, fuse_ino_t ino_in, off_t off_in,
+                               struct fuse_file_info *fi_in, fuse_ino_t ino_out, off_t off_out,
+                               struct fuse_file_info *fi_out, size_t len, int flags)
+{
+        ssize_t n;
+
+        (void)ino_in;
+        mark_dirty(fs_of(req), ino_out);
+        n = copy_file_range((int)fi_in->fh, &off_in, (int)fi_out->fh, &off_out, len,
+                            (unsigned int)flags);
+        if (n < 0)
+                fuse_reply_err(req, errno);
+        else
+                fuse_reply_write(req, (size_t)n);
 }
 
 static void op_statfs(fuse_req_t req, fuse_ino_t ino)
@@ -638,6 +756,68 @@ static void op_statfs(fuse_req_t req, fuse_ino_t ino)
                 fuse_reply_err(req, errno);
         else
                 fuse_reply_statfs(req, &sv);
+}
+
+/* ---- extended attributes --------------------------------------------------------------- */
+
+/* Through /proc/self/fd/N of the node's O_PATH descriptor, which the f*xattr calls do not
+ * accept. The magic link resolves to the inode itself, so a symlink's own attributes are
+ * meant, as with l*xattr on a local path. The kernel has already checked the namespace
+ * rules (user.* only on files and directories, trusted.* for CAP_SYS_ADMIN) for the caller.
+ * xattrs are not uploaded, so they do not make a file dirty. */
+
+/* Replies to getxattr/listxattr: the size alone when the caller asked for it (size 0). */
+static void reply_xattr(fuse_req_t req, const char *buf, ssize_t n, size_t size)
+{
+        if (n < 0)
+                fuse_reply_err(req, errno);
+        else if (size == 0)
+                fuse_reply_xattr(req, (size_t)n);
+        else
+                fuse_reply_buf(req, buf, (size_t)n);
+}
+
+static void op_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name, size_t size)
+{
+        char path[64], *buf = NULL;
+
+        if (size && !(buf = malloc(size))) {
+                fuse_reply_err(req, ENOMEM);
+                return;
+        }
+        proc_path(path, fd_of(req, ino));
+        reply_xattr(req, buf, getxattr(path, name, buf, size), size);
+        free(buf);
+}
+
+static void op_listxattr(fuse_req_t req, fuse_ino_t ino, size_t size)
+{
+        char path[64], *buf = NULL;
+
+        if (size && !(buf = malloc(size))) {
+                fuse_reply_err(req, ENOMEM);
+                return;
+        }
+        proc_path(path, fd_of(req, ino));
+        reply_xattr(req, buf, listxattr(path, buf, size), size);
+        free(buf);
+}
+
+static void op_setxattr(fuse_req_t req, fuse_ino_t ino, const char *name, const char *value,
+                        size_t size, int flags)
+{
+        char path[64];
+
+        proc_path(path, fd_of(req, ino));
+        fuse_reply_err(req, setxattr(path, name, value, size, flags) < 0 ? errno : 0);
+}
+
+static void op_removexattr(fuse_req_t req, fuse_ino_t ino, const char *name)
+{
+        char path[64];
+
+        proc_path(path, fd_of(req, ino));
+        fuse_reply_err(req, removexattr(path, name) < 0 ? errno : 0);
 }
 
 /* ---- directories ----------------------------------------------------------------------- */
@@ -662,20 +842,41 @@ static void op_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi
                 return;
         }
         fi->fh = (uint64_t)(uintptr_t)d;
-        fuse_reply_open(req, fi);
+        if (fuse_reply_open(req, fi) != 0) {
+                /* Interrupted: no releasedir will come. */
+                closedir(d->dp);
+                free(d);
+        }
 }
 
-static void op_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
-                       struct fuse_file_info *fi)
+static bool is_dot_or_dotdot(const char *name)
 {
+        return name[0] == '.' && (!name[1] || (name[1] == '.' && !name[2]));
+}
+
+/* One reply of readdir (@plus false) or readdirplus (@plus true) from the directory stream.
+ * Offsets are telldir() cookies of the spool's stream, so a listing resumes where the kernel
+ * says, and entries added or removed meanwhile follow the spool's rules (POSIX: may or may
+ * not appear; the others appear once).
+ *
+ * readdirplus: each entry returned, except "." and "..", counts as a lookup of it, which
+ * the kernel forgets later like one from lookup. An entry that does not fit, or a reply the
+ * kernel never gets, is no lookup and is taken back. An entry we cannot look up (removed
+ * since readdir saw it) goes out with inode 0, which the kernel lists without caching. */
+static void do_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
+                       struct fuse_file_info *fi, bool plus)
+{
+        struct af_fs *fs = fs_of(req);
         struct dir_handle *d = (struct dir_handle *)(uintptr_t)fi->fh;
         char *buf = malloc(size), *p = buf;
-        size_t rem = size;
+        /* Each readdirplus entry takes more than 128 bytes (its fuse_entry_out alone). */
+        fuse_ino_t *counted = plus ? calloc(size / 128 + 1, sizeof(*counted)) : NULL;
+        size_t rem = size, ncounted = 0;
+        int err = 0;
 
-        (void)ino;
-        if (!buf) {
+        if (!buf || (plus && !counted)) {
                 fuse_reply_err(req, ENOMEM);
-                return;
+                goto out;
         }
         if (off != d->offset) {
                 seekdir(d->dp, off);
@@ -683,35 +884,67 @@ static void op_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
                 d->offset = off;
         }
         for (;;) {
-                struct stat st = { 0 };
+                struct fuse_entry_param e;
+                const char *name;
+                bool looked_up = false;
+                off_t next;
                 size_t n;
 
                 if (!d->entry) {
                         errno = 0;
                         d->entry = readdir(d->dp);
                         if (!d->entry) {
-                                if (errno && p == buf) {
-                                        int e = errno;
-
-                                        free(buf);
-                                        fuse_reply_err(req, e);
-                                        return;
-                                }
+                                err = errno;
                                 break;
                         }
                 }
-                st.st_ino = d->entry->d_ino;
-                st.st_mode = (mode_t)d->entry->d_type << 12;
-                n = fuse_add_direntry(req, p, rem, d->entry->d_name, &st, telldir(d->dp));
-                if (n > rem)
-                        break; /* does not fit: keep the entry for the next call */
+                name = d->entry->d_name;
+                next = telldir(d->dp);
+                if (plus && !is_dot_or_dotdot(name) && do_lookup(req, ino, name, &e) == 0)
+                        looked_up = true;
+                if (!looked_up) {
+                        memset(&e, 0, sizeof(e));
+                        e.attr.st_ino = d->entry->d_ino;
+                        e.attr.st_mode = DTTOIF(d->entry->d_type);
+                }
+                if (plus)
+                        n = fuse_add_direntry_plus(req, p, rem, name, &e, next);
+                else
+                        n = fuse_add_direntry(req, p, rem, name, &e.attr, next);
+                if (n > rem) {
+                        /* Does not fit: keep the entry for the next call. */
+                        if (looked_up)
+                                forget_one(fs, e.ino, 1);
+                        break;
+                }
+                if (looked_up)
+                        counted[ncounted++] = e.ino;
                 p += n;
                 rem -= n;
-                d->offset = telldir(d->dp);
+                d->offset = next;
                 d->entry = NULL;
         }
-        fuse_reply_buf(req, buf, size - rem);
+        if (err && p == buf) {
+                fuse_reply_err(req, err); /* an error after some entries waits for the next call */
+        } else if (fuse_reply_buf(req, buf, size - rem) != 0) {
+                for (size_t i = 0; i < ncounted; i++)
+                        forget_one(fs, counted[i], 1);
+        }
+out:
+        free(counted);
         free(buf);
+}
+
+static void op_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
+                       struct fuse_file_info *fi)
+{
+        do_readdir(req, ino, size, off, fi, false);
+}
+
+static void op_readdirplus(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
+                           struct fuse_file_info *fi)
+{
+        do_readdir(req, ino, size, off, fi, true);
 }
 
 static void op_releasedir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
@@ -736,13 +969,26 @@ static void op_fsyncdir(fuse_req_t req, fuse_ino_t ino, int datasync, struct fus
 
 static void op_init(void *userdata, struct fuse_conn_info *conn)
 {
-        (void)userdata;
+        struct af_fs *fs = userdata;
+
         /* Writes must reach us in order and before close() returns: no writeback cache. */
         conn->want &= ~FUSE_CAP_WRITEBACK_CACHE;
+        /* We write as root, and CAP_FSETID keeps set-user-ID and set-group-ID bits that a
+         * write, truncate or chown by anyone else clears on a local filesystem: let the
+         * kernel clear them, with the caller's credentials. */
+        conn->want &= ~FUSE_CAP_HANDLE_KILLPRIV;
+        /* POSIX ACLs set through the mount are enforced by the kernel, as on the spool's own
+         * filesystem; without this they would be stored but ignored. Needs default_permissions,
+         * and the umask with it (see new_mode()). */
+        if ((conn->capable & FUSE_CAP_POSIX_ACL) && (conn->capable & FUSE_CAP_DONT_MASK)) {
+                conn->want |= FUSE_CAP_POSIX_ACL | FUSE_CAP_DONT_MASK;
+                fs->dont_mask = true;
+        }
         if (conn->capable & FUSE_CAP_SPLICE_WRITE)
                 conn->want |= FUSE_CAP_SPLICE_WRITE;
         if (conn->capable & FUSE_CAP_SPLICE_MOVE)
                 conn->want |= FUSE_CAP_SPLICE_MOVE;
+        af_log_debug("op=init capable=0x%x want=0x%x", conn->capable, conn->want);
 }
 
 const struct fuse_lowlevel_ops af_fs_ops = {
@@ -769,8 +1015,15 @@ const struct fuse_lowlevel_ops af_fs_ops = {
         .write_buf = op_write_buf,
         .fallocate = op_fallocate,
         .statfs = op_statfs,
+        .lseek = op_lseek,
+        .copy_file_range = op_copy_file_range,
+        .getxattr = op_getxattr,
+        .listxattr = op_listxattr,
+        .setxattr = op_setxattr,
+        .removexattr = op_removexattr,
         .opendir = op_opendir,
         .readdir = op_readdir,
+        .readdirplus = op_readdirplus,
         .releasedir = op_releasedir,
         .fsyncdir = op_fsyncdir,
 };
