@@ -1347,6 +1347,13 @@ static int cmd_mount(struct opts *o, int argc, char **argv, char **run_argv)
                 }
         }
         memcpy(spool, sp.files, strlen(sp.files) + 1);
+        /* The mount's root is the spool's files/: give it the mount point's mode and owner,
+         * so /tmp stays 1777 for every user of the mount, as before it was mounted. */
+        if (chmod(spool, st.st_mode & 07777) < 0 ||
+            (geteuid() == 0 && chown(spool, st.st_uid, st.st_gid) < 0))
+                af_log_warn("op=mount spool=%s err=%s msg=\"cannot give the spool the mount "
+                            "point's mode and owner\"",
+                            af_q(spool), af_q(strerror(errno)));
 
         r = af_creds_provider_init(&creds, NULL, &err);
         if (r < 0) {

@@ -241,3 +241,13 @@ def test_keys_dry_run_matches_the_mount(s3env, names):
         f"/tmp/hello.txt\ts3://{BUCKET}/{names['prefix']}/hello.txt",
         "/tmp/other.txt\t(not uploaded: not a declared artifact)",
     ]
+
+
+def test_mount_root_keeps_the_mount_points_mode(mount, tmp_path):
+    """Mounted on a 1777 directory (like /tmp), the mount stays 1777 for every user."""
+    mnt = tmp_path / "artifuse-it" / "mnt"  # where the first mount() mounts
+    mnt.mkdir(parents=True)
+    os.chmod(mnt, 0o1777)
+    m = mount()
+    assert m.mnt == str(mnt)
+    assert oct(os.stat(m.mnt).st_mode & 0o7777) == oct(0o1777)
