@@ -40,6 +40,7 @@ struct af_s3_client {
         long connect_timeout_ms;
         long low_speed_time_s;
         const struct af_s3_object_opts *object; /* borrowed from the config */
+        uint64_t last_serial; /* which credentials signed the last request */
 };
 
 int af_s3_global_init(void)
@@ -588,7 +589,7 @@ static int perform_once(struct af_s3_client *c, const struct request *rq, struct
                                       .payload_hash = rq->payload_hash };
         r = af_sigv4_sign(&sreq, creds.access_key, creds.secret_key, c->region, "s3",
                           now, &auth, NULL, NULL);
-        explicit_bzero(&creds, sizeof(creds));
+        c->last_serial = creds.serial;
         if (r < 0)
                 goto out;
 
@@ -606,6 +607,8 @@ static int perform_once(struct af_s3_client *c, const struct request *rq, struct
                 goto out;
         list = curl_slist_append(list, af_buf_str(&line));
         explicit_bzero(line.ptr, line.len);
+        /* Only now: hdrs[] points into creds (the session token) until the list is built. */
+        explicit_bzero(&creds, sizeof(creds));
         /* Without a Content-Type of ours, make curl send none (it adds one to POSTs). */
         {
                 bool have_ct = false;
@@ -682,6 +685,7 @@ static int perform_once(struct af_s3_client *c, const struct request *rq, struct
         }
         r = 0;
 out:
+        explicit_bzero(&creds, sizeof(creds));
         curl_slist_free_all(list);
         af_buf_done(&uri);
         af_buf_done(&query);
@@ -708,6 +712,18 @@ static int perform(struct af_s3_client *c, const struct request *rq, struct resp
         int r = perform_once(c, rq, resp, err);
         time_t server, ours;
 
+        if (r == -EKEYEXPIRED) {
+                /* ExpiredToken: these credentials are spent; fetch new ones and sign again. */
+                af_creds_invalidate(c->creds, c->last_serial);
+                af_log_debug("op=s3 msg=\"credentials expired; refreshed\"");
+                if (rq->body) {
+                        rq->body->off = 0;
+                        rq->body->read_errno = 0;
+                }
+                af_buf_reset(&resp->body);
+                resp->status = 0;
+                return perform_once(c, rq, resp, err);
+        }
         if (r != -ETIME && r != -EACCES)
                 return r;
         /* RequestTimeTooSkewed (or a bodiless 403 to a HEAD from a server whose clock is far

@@ -962,11 +962,28 @@ static const char *default_endpoint(const char *region, char *buf, size_t n)
 
 static const char *default_region(void)
 {
+        static char profile_region[64];
         const char *r = getenv("AWS_REGION");
 
         if (!r || !*r)
                 r = getenv("AWS_DEFAULT_REGION");
+        if ((!r || !*r) && af_creds_profile_region(profile_region, sizeof(profile_region)) == 0 &&
+            profile_region[0])
+                r = profile_region;
         return r && *r ? r : "us-east-1";
+}
+
+/* Which credentials will sign: the provider and the key id's kind, never a secret. */
+static void log_credentials(struct af_creds_provider *p)
+{
+        struct af_creds c;
+        char what[512];
+
+        if (af_creds_get(p, &c) < 0)
+                return;
+        af_creds_describe(&c, what, sizeof(what));
+        explicit_bzero(&c, sizeof(c));
+        af_log_info("op=credentials source=%s", af_q(what));
 }
 
 static int mkdir_p(const char *path, mode_t mode)
@@ -1380,6 +1397,7 @@ static int cmd_mount(struct opts *o, int argc, char **argv, char **run_argv)
                 if (r)
                         goto out;
         }
+        log_credentials(&creds);
 
         if (o->log_file) {
                 int lfd = open(o->log_file, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0644);
@@ -1635,6 +1653,7 @@ static int cmd_drain(struct opts *o, int argc, char **argv)
                 goto out;
         }
         have_creds = true;
+        log_credentials(&creds);
         s3c.region = o->region ? o->region : first.region[0] ? first.region : default_region();
         s3c.endpoint = o->endpoint    ? o->endpoint
                        : first.endpoint[0] ? first.endpoint

@@ -18,6 +18,11 @@ import boto3
 import botocore.config
 import pytest
 
+# Network rule: nothing here may reach EC2's IMDS (169.254.169.254). Tests that exercise
+# IMDS set AWS_EC2_METADATA_DISABLED="" and point AWS_EC2_METADATA_SERVICE_ENDPOINT at a
+# local stand-in.
+os.environ.setdefault("AWS_EC2_METADATA_DISABLED", "true")
+
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 BIN = os.environ.get("ARTIFUSE_BIN", os.path.join(ROOT, "build", "fs", "artifuse"))
 BUCKET = "my-argo-artifacts-bucket"
