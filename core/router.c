@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 static void describe_template_error(struct af_buf *err, const char *what, const char *tmpl,
                                     const struct af_template_error *te, int r)
@@ -77,6 +78,19 @@ out:
         return rel;
 }
 
+/* "minio:9000" vs "http://minio:9000/": the same host and port? */
+static bool same_host(const char *a, const char *b)
+{
+        const char *pa = strstr(a, "://"), *pb = strstr(b, "://");
+        size_t la, lb;
+
+        a = pa ? pa + 3 : a;
+        b = pb ? pb + 3 : b;
+        la = strcspn(a, "/");
+        lb = strcspn(b, "/");
+        return la == lb && strncasecmp(a, b, la) == 0;
+}
+
 static const char *basename_of(const char *path)
 {
         const char *s = strrchr(path, '/');
@@ -93,6 +107,7 @@ void af_router_done(struct af_router *r)
                 free(r->arts[i].base);
                 free(r->arts[i].clean_path);
                 free(r->arts[i].key);
+                free(r->arts[i].bucket);
         }
         free(r->arts);
         free(r->bucket);
@@ -178,6 +193,24 @@ int af_router_init(struct af_router *r, const struct af_router_config *cfg,
                 if (ra->archive == AF_ARCHIVE_DEFAULT)
                         ra->archive = AF_ARCHIVE_NONE;
                 ra->compression_level = a->compression_level;
+                /* Argo's HasLocation: endpoint, bucket and key all set. Then the artifact has
+                 * a bucket of its own; a partial location keeps only the key (Relocate). */
+                if (a->s3_key && a->s3_bucket && a->s3_endpoint && *a->s3_endpoint) {
+                        if (cfg->endpoint && !same_host(a->s3_endpoint, cfg->endpoint)) {
+                                (void)af_buf_addf(err,
+                                                  "artifact '%s': its s3 location's endpoint %s is "
+                                                  "not the repository's (%s); artifuse uploads to "
+                                                  "one endpoint",
+                                                  a->name, a->s3_endpoint, cfg->endpoint);
+                                ret = -EINVAL;
+                                goto fail;
+                        }
+                        ra->bucket = strdup(a->s3_bucket);
+                        if (!ra->bucket) {
+                                ret = -ENOMEM;
+                                goto fail;
+                        }
+                }
                 if (a->s3_key) {
                         struct af_buf what;
 
@@ -285,7 +318,7 @@ int af_router_route(const struct af_router *r, const char *relpath, struct af_ro
                 return rc == -E2BIG ? -ENAMETOOLONG : rc;
         if (ret->key.len > AF_KEY_MAX || ret->key.len == 0)
                 return -ENAMETOOLONG;
-        ret->bucket = r->bucket;
+        ret->bucket = hit && hit->bucket ? hit->bucket : r->bucket;
         ret->artifact = hit;
         return 1;
 }

@@ -16,6 +16,9 @@
  *   zip                <prefix>/<name>.zip (a file: one entry, its path; a directory:
  *                      <basename>/<rel> per file, uploaded when complete)
  *   artifact s3.key    the key verbatim, not cleaned (a directory: <key>/<path inside>)
+ *   full location      endpoint+bucket+key all set: the artifact's own bucket (its endpoint
+ *                      must be the repository's); bucket+key without endpoint: Argo keeps
+ *                      only the key (the bucket is dropped), and so do we
  *   unmatched file     ignored, or <prefix>/<relative path> with --unmatched upload
  * Keys other than a file artifact's s3.key are cleaned like Go's path.Join. No key may
  * exceed 1024 bytes. The most specific artifact wins (the longest path that is the file or
@@ -43,6 +46,8 @@ struct af_router_config {
         const char *mount_as;   /* absolute directory the spec's paths are relative to */
         enum af_archive archive_default;
         enum af_unmatched unmatched;
+        const char *endpoint; /* the repository's endpoint host[:port], to compare a full
+                               * per-artifact location's with; NULL: not known */
         bool strict_paths; /* an artifact outside mount_as is an error (the mount), not
                             * just never matched (the dry run) */
 };
@@ -54,6 +59,7 @@ struct af_route_artifact {
         char *base; /* basename of the cleaned path: the object name for archive none */
         char *clean_path; /* the path cleaned, no leading "/" */
         char *key;  /* expanded s3.key, or NULL */
+        char *bucket; /* a full per-artifact location's own bucket, or NULL */
         enum af_archive archive;
         int compression_level;
         bool optional;

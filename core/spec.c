@@ -271,6 +271,8 @@ static void artifact_done(struct af_artifact *a)
         free(a->name);
         free(a->path);
         free(a->s3_key);
+        free(a->s3_bucket);
+        free(a->s3_endpoint);
 }
 
 static int parse_archive(struct ctx *c, const yaml_node_t *n, struct af_artifact *a)
@@ -344,6 +346,10 @@ static int parse_artifact(struct ctx *c, const yaml_node_t *n, struct af_artifac
         f = map_get(c, n, "s3");
         if (f) {
                 r = dup_field(c, f, "key", &a->s3_key);
+                if (r == 0)
+                        r = dup_field(c, f, "bucket", &a->s3_bucket);
+                if (r == 0)
+                        r = dup_field(c, f, "endpoint", &a->s3_endpoint);
                 if (r < 0)
                         goto fail;
         }

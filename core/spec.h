@@ -36,6 +36,8 @@ struct af_artifact {
         char *name;
         char *path;   /* as written in the spec, normally absolute */
         char *s3_key; /* outputs.artifacts[].s3.key, or NULL */
+        char *s3_bucket;   /* outputs.artifacts[].s3.bucket, or NULL */
+        char *s3_endpoint; /* outputs.artifacts[].s3.endpoint, or NULL */
         enum af_archive archive;
         int compression_level; /* tar only; -1 when not given */
         bool optional;

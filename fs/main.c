@@ -848,6 +848,7 @@ static int setup_router(struct opts *o, const char *default_as, bool strict, str
         rc.archive_default = o->archive_default;
         rc.unmatched = o->unmatched;
         rc.strict_paths = strict;
+        rc.endpoint = o->endpoint ? o->endpoint : s->endpoint[0] ? s->endpoint : NULL;
         r = af_router_init(&s->router, &rc, s->have_spec ? &s->spec : NULL, &o->vars, &err);
         if (r < 0) {
                 r = die("%s", af_buf_str(&err));

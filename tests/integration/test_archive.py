@@ -5,7 +5,7 @@ import os
 import subprocess
 import tarfile
 
-from conftest import BUCKET, get_bytes, list_keys
+from conftest import BIN as BIN_DEFAULT, BUCKET, get_bytes, list_keys
 from test_seed import write_spec
 
 
@@ -127,3 +127,42 @@ def test_zip_file_and_directory(mount, s3, names, tmp_path):
     subprocess.run(["unzip", "-q", str(tmp_path / "t.zip"), "-d", str(tmp_path / "u")], check=True)
     for rel, data in tree.items():
         assert (tmp_path / "u" / rel).read_bytes() == data
+
+
+def test_full_per_artifact_location_uses_its_own_bucket(mount, s3, s3env, names, tmp_path):
+    """Argo: endpoint+bucket+key all set is a location of its own; bucket+key without an
+    endpoint keeps only the key (the bucket is silently dropped, a quirk we match)."""
+    try:
+        s3.create_bucket(Bucket="artifuse-test")
+    except s3.exceptions.BucketAlreadyOwnedByYou:
+        pass
+    endpoint = s3env["AWS_ENDPOINT_URL"].split("://", 1)[1]
+    p = names["prefix"]
+    spec = write_spec(tmp_path, [
+        ("own", "/tmp/own.txt", f"archive:\n  none: {{}}\ns3:\n  endpoint: {endpoint}\n"
+                                f"  bucket: artifuse-test\n  key: {p}/elsewhere/own.txt\n"),
+        ("partial", "/tmp/partial.txt", f"archive:\n  none: {{}}\ns3:\n  bucket: artifuse-test\n"
+                                        f"  key: {p}/partial.txt\n"),
+    ])
+    m = mount(spec=spec)
+    for n in ("own", "partial"):
+        with open(m.path(f"{n}.txt"), "w") as f:
+            f.write(n)
+    assert m.unmount() == 0, m.log()
+    assert get_bytes(s3, f"{p}/elsewhere/own.txt", bucket="artifuse-test") == b"own"
+    assert get_bytes(s3, f"{p}/partial.txt") == b"partial"  # the repository's bucket
+    assert list_keys(s3, p) == [f"{p}/partial.txt"]
+
+
+def test_full_location_on_another_endpoint_is_refused(s3env, names, tmp_path):
+    spec = write_spec(tmp_path, [("far", "/tmp/far.txt",
+                                  "s3:\n  endpoint: s3.example.com\n  bucket: b\n  key: k\n")])
+    mnt = tmp_path / "mnt"
+    mnt.mkdir()
+    r = subprocess.run([os.environ.get("ARTIFUSE_BIN", BIN_DEFAULT), "mount", "-f", "--spool",
+                        str(tmp_path / "spool"), "--spec", str(spec), "--as", "/tmp",
+                        "--endpoint", s3env["AWS_ENDPOINT_URL"], "--artifact-repository",
+                        f"s3://{BUCKET}/x", str(mnt)],
+                       env=dict(os.environ, **s3env), capture_output=True, text=True, timeout=60)
+    assert r.returncode == 1
+    assert "artifact 'far'" in r.stderr and "s3.example.com" in r.stderr
