@@ -63,9 +63,20 @@ struct job {
         uint64_t rec_size;
         int64_t rec_mtime_ns;
         uint64_t rec_part_size;
+        uint64_t seq;        /* the newest submit of this file (queue-wide counter) */
+        uint64_t picked_seq; /* seq when the running upload started */
         bool again;         /* resubmitted while running: upload once more */
         unsigned attempts;  /* failed attempts so far */
         uint64_t not_before_ms; /* backoff: not picked before this monotonic time */
+};
+
+/* The last upload outcome of a file someone is waiting on (fsync, --sync-close). */
+struct outcome {
+        struct outcome *next;
+        char *relpath;
+        unsigned waiters;
+        uint64_t seq; /* the submit seq the finished upload covered */
+        int result;
 };
 
 struct failure {
@@ -92,7 +103,10 @@ struct af_queue {
                 struct af_queue_stats stats;
                 struct failure *failures; /* newest first, at most MAX_FAILURES */
                 size_t nfailures;
+                uint64_t submit_seq;
+                struct outcome *outcomes;
         } locked; /* only with lock held */
+        pthread_cond_t done; /* an outcome was recorded */
 };
 
 static uint64_t now_ms(void)
@@ -271,6 +285,26 @@ static void job_fmt(const struct job *j, struct fmt *f)
         f->level = j->level;
 }
 
+static struct outcome *outcome_find_locked(struct af_queue *q, const char *relpath)
+{
+        for (struct outcome *o = q->locked.outcomes; o; o = o->next)
+                if (strcmp(o->relpath, relpath) == 0)
+                        return o;
+        return NULL;
+}
+
+/* Someone waits on @relpath: remember how its upload ends. */
+static void note_outcome_locked(struct af_queue *q, const char *relpath, uint64_t seq, int result)
+{
+        struct outcome *o = outcome_find_locked(q, relpath);
+
+        if (!o || seq < o->seq)
+                return;
+        o->seq = seq;
+        o->result = result;
+        pthread_cond_broadcast(&q->done);
+}
+
 int af_queue_submit(struct af_queue *q, const char *relpath, const char *bucket, const char *key)
 {
         struct af_route route = { 0 };
@@ -306,6 +340,7 @@ int af_queue_submit(struct af_queue *q, const char *relpath, const char *bucket,
                         r = set_format(j, routed ? &route : NULL);
                 if (j->state == JOB_RUNNING)
                         j->again = true;
+                j->seq = ++q->locked.submit_seq;
                 j->attempts = 0;
                 j->not_before_ms = 0;
                 if (r == 0) {
@@ -324,6 +359,7 @@ int af_queue_submit(struct af_queue *q, const char *relpath, const char *bucket,
                 r = -ENOMEM;
                 goto out;
         }
+        j->seq = ++q->locked.submit_seq;
         {
                 struct fmt f;
 
@@ -889,6 +925,7 @@ static void run_job(struct af_queue *q, struct af_s3_client *s3, struct job *j,
         pthread_mutex_unlock(&q->lock);
 finished:
         pthread_mutex_lock(&q->lock);
+        note_outcome_locked(q, relpath, j->picked_seq, failure ? (r < 0 ? r : -EIO) : 0);
         if (j->again) {
                 struct fmt f;
 
@@ -986,6 +1023,7 @@ static void *worker(void *arg)
                 }
                 j->state = JOB_RUNNING;
                 j->again = false;
+                j->picked_seq = j->seq;
                 /* Private copies: a submit may replace the job's strings while we upload. */
                 if (task_take_locked(j, &t) == 0) {
                         pthread_mutex_unlock(&q->lock);
@@ -1039,6 +1077,7 @@ int af_queue_new(const struct af_queue_config *cfg, struct af_queue **ret, struc
         pthread_mutex_init(&q->lock, NULL);
         pthread_cond_init(&q->work, NULL);
         pthread_cond_init(&q->idle, NULL);
+        pthread_cond_init(&q->done, NULL);
         q->threads = calloc(q->cfg.workers, sizeof(*q->threads));
         if (!q->threads) {
                 af_queue_free(q);
@@ -1055,6 +1094,81 @@ int af_queue_new(const struct af_queue_config *cfg, struct af_queue **ret, struc
         }
         *ret = q;
         return 0;
+}
+
+static int sync_one(struct af_queue *q, const char *relpath, const char *bucket,
+                    const char *key, bool submit, long timeout_ms);
+
+int af_queue_submit_wait(struct af_queue *q, const char *relpath, const char *bucket,
+                         const char *key, long timeout_ms)
+{
+        return sync_one(q, relpath, bucket, key, true, timeout_ms);
+}
+
+int af_queue_wait(struct af_queue *q, const char *relpath, long timeout_ms)
+{
+        return sync_one(q, relpath, NULL, NULL, false, timeout_ms);
+}
+
+static int sync_one(struct af_queue *q, const char *relpath, const char *bucket,
+                    const char *key, bool submit, long timeout_ms)
+{
+        uint64_t deadline = timeout_ms < 0 ? UINT64_MAX : now_ms() + (uint64_t)timeout_ms;
+        struct outcome *o;
+        uint64_t target;
+        int r;
+
+        /* Register before submitting, so the outcome cannot slip by unseen. */
+        pthread_mutex_lock(&q->lock);
+        o = outcome_find_locked(q, relpath);
+        if (!o) {
+                o = calloc(1, sizeof(*o));
+                if (!o || !(o->relpath = strdup(relpath))) {
+                        free(o);
+                        pthread_mutex_unlock(&q->lock);
+                        return -ENOMEM;
+                }
+                o->next = q->locked.outcomes;
+                q->locked.outcomes = o;
+        }
+        o->waiters++;
+        pthread_mutex_unlock(&q->lock);
+
+        r = submit ? af_queue_submit(q, relpath, bucket, key) : 0;
+
+        pthread_mutex_lock(&q->lock);
+        if (r == 0) {
+                struct job *j = find_locked(q, relpath);
+
+                /* Not queued (a part of an archived directory): nothing to wait for. */
+                target = j ? j->seq : 0;
+                while (target && o->seq < target) {
+                        uint64_t now = now_ms();
+
+                        if (q->locked.stopping) {
+                                r = -ESHUTDOWN;
+                                break;
+                        }
+                        if (now >= deadline) {
+                                r = -ETIMEDOUT;
+                                break;
+                        }
+                        timed_wait(&q->done, &q->lock, deadline - now < 1000 ? deadline - now : 1000);
+                }
+                if (r == 0 && target)
+                        r = o->result;
+        }
+        if (--o->waiters == 0) {
+                struct outcome **pp = &q->locked.outcomes;
+
+                while (*pp != o)
+                        pp = &(*pp)->next;
+                *pp = o->next;
+                free(o->relpath);
+                free(o);
+        }
+        pthread_mutex_unlock(&q->lock);
+        return r;
 }
 
 struct resume_ctx {
@@ -1158,6 +1272,7 @@ void af_queue_free(struct af_queue *q)
         pthread_mutex_lock(&q->lock);
         q->locked.stopping = true;
         pthread_cond_broadcast(&q->work);
+        pthread_cond_broadcast(&q->done);
         pthread_mutex_unlock(&q->lock);
         for (unsigned i = 0; i < q->nthreads; i++)
                 pthread_join(q->threads[i], NULL);
@@ -1174,6 +1289,7 @@ void af_queue_free(struct af_queue *q)
         }
         pthread_cond_destroy(&q->work);
         pthread_cond_destroy(&q->idle);
+        pthread_cond_destroy(&q->done);
         pthread_mutex_destroy(&q->lock);
         free(q->threads);
         free(q);

@@ -61,6 +61,19 @@ int af_queue_new(const struct af_queue_config *cfg, struct af_queue **ret, struc
 int af_queue_submit(struct af_queue *q, const char *relpath, const char *bucket, const char *key);
 
 /**
+ * Like af_queue_submit, then waits until an upload of the file that started after this call
+ * has finished (or @timeout_ms passes; < 0: no limit). 0 when it is in S3; else the upload's
+ * negative errno (the file stays in the spool, and the log says why), -ETIMEDOUT, or
+ * -ESHUTDOWN. For fsync() and --sync-close. A file that is not to be uploaded is not
+ * submitted: use the router first.
+ */
+int af_queue_submit_wait(struct af_queue *q, const char *relpath, const char *bucket,
+                         const char *key, long timeout_ms);
+/** Waits for the upload of @relpath that is queued or running now, if any (no submit).
+ * Returns as af_queue_submit_wait; 0 at once when nothing is pending for it. */
+int af_queue_wait(struct af_queue *q, const char *relpath, long timeout_ms);
+
+/**
  * Queues every upload the journal records (what an earlier run left: pending, failed, or a
  * multipart upload in progress, which resumes with the parts S3 already has). A record
  * whose file is no longer in the spool is reported and dropped; a corrupt one is reported,

@@ -43,6 +43,7 @@ struct af_fs_config {
         const struct af_router *router; /* borrowed */
         struct af_queue *queue;         /* borrowed; may be set later with af_fs_set_queue */
         double timeout;                 /* attribute and entry cache timeout, seconds */
+        bool sync_close;                /* close() (FUSE flush) waits for the upload, as fsync */
 };
 
 int af_fs_new(const struct af_fs_config *cfg, struct af_fs **ret);

@@ -67,6 +67,7 @@ enum {
         OPT_NO_OVERWRITE,
         OPT_PART_CONCURRENCY,
         OPT_JSON,
+        OPT_SYNC_CLOSE,
 };
 
 #define MAX_TAGS 10
@@ -104,6 +105,7 @@ static const struct option long_options[] = {
         { "no-overwrite", no_argument, NULL, OPT_NO_OVERWRITE },
         { "part-concurrency", required_argument, NULL, OPT_PART_CONCURRENCY },
         { "json", no_argument, NULL, OPT_JSON },
+        { "sync-close", no_argument, NULL, OPT_SYNC_CLOSE },
         { "allow-other", no_argument, NULL, OPT_ALLOW_OTHER },
         { "no-check", no_argument, NULL, OPT_NO_CHECK },
         { "log-file", required_argument, NULL, OPT_LOG_FILE },
@@ -144,6 +146,7 @@ struct opts {
         bool allow_other;
         bool no_check;
         bool json;
+        bool sync_close;
         int verbosity;
         struct af_vars vars; /* --var */
         struct af_s3_object_opts object;
@@ -241,6 +244,8 @@ static const char usage_text[] =
         "  --drain-timeout SEC  at unmount, wait at most SEC seconds for uploads (default: no\n"
         "                       limit; for run also $ARGO_DEADLINE if sooner); what is left\n"
         "                       stays in the spool and is logged\n"
+        "  --sync-close         close() of an artifact returns only when it is in S3 (EIO\n"
+        "                       if it cannot get there); fsync() always does\n"
         "  -f, --foreground     stay in the foreground (default: return once mounted)\n"
         "  --allow-other        let other users use the mount (FUSE allow_other)\n"
         "  -o OPTS              extra FUSE mount options\n"
@@ -467,6 +472,9 @@ static int apply(struct opts *o, int id, const char *val, const char *source)
         }
         case OPT_JSON:
                 o->json = true;
+                break;
+        case OPT_SYNC_CLOSE:
+                o->sync_close = true;
                 break;
         case OPT_NO_OVERWRITE:
                 o->object.no_overwrite = true;
@@ -1447,7 +1455,8 @@ static int cmd_mount(struct opts *o, int argc, char **argv, char **run_argv)
         r = af_fs_new(&(struct af_fs_config){ .spool = spool,
                                               .router = &s.router,
                                               .queue = queue,
-                                              .timeout = 1.0 },
+                                              .timeout = 1.0,
+                                              .sync_close = o->sync_close },
                       &fs);
         if (r < 0) {
                 r = die("spool %s: %s", spool, strerror(-r));

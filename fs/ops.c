@@ -135,10 +135,14 @@ static int relpath_of(struct af_fs *fs, int fd, char *out, size_t n)
         return 0;
 }
 
-static void submit_relpath(struct af_fs *fs, const char *relpath, const char *why)
+/*
+ * Hands @relpath to the queue if the router uploads it. With @wait (fsync, --sync-close),
+ * returns only when that upload has finished: 0, or its negative errno.
+ */
+static int submit_relpath(struct af_fs *fs, const char *relpath, const char *why, bool wait)
 {
         struct af_route route = { 0 };
-        int r;
+        int r, ret = 0;
 
         af_buf_init(&route.key, 0);
         r = af_router_route(fs->cfg.router, relpath, &route);
@@ -154,16 +158,23 @@ static void submit_relpath(struct af_fs *fs, const char *relpath, const char *wh
                              "spool\"",
                              af_q(relpath));
         } else {
-                r = af_queue_submit(fs->cfg.queue, relpath, route.bucket, af_buf_str(&route.key));
+                if (wait)
+                        r = af_queue_submit_wait(fs->cfg.queue, relpath, route.bucket,
+                                                 af_buf_str(&route.key), -1);
+                else
+                        r = af_queue_submit(fs->cfg.queue, relpath, route.bucket,
+                                            af_buf_str(&route.key));
                 if (r < 0)
-                        af_log_error("op=submit path=%s key=%s err=%s msg=\"file kept in the spool\"",
-                                     af_q(relpath), af_q(af_buf_str(&route.key)),
-                                     af_q(strerror(-r)));
+                        af_log_error("op=%s path=%s key=%s err=%s msg=\"file kept in the spool\"",
+                                     wait ? why : "submit", af_q(relpath),
+                                     af_q(af_buf_str(&route.key)), af_q(strerror(-r)));
                 else
                         af_log_debug("op=submit path=%s key=%s trigger=%s", af_q(relpath),
                                      af_q(af_buf_str(&route.key)), why);
+                ret = r;
         }
         af_buf_done(&route.key);
+        return ret;
 }
 
 /* Hands the file behind @fd to the queue if it is a regular file still in the spool. */
@@ -176,7 +187,29 @@ static void submit_fd(struct af_fs *fs, int fd, const char *why)
                 return;
         if (relpath_of(fs, fd, rel, sizeof(rel)) < 0)
                 return; /* unlinked while open: nothing left to upload */
-        submit_relpath(fs, rel, why);
+        (void)submit_relpath(fs, rel, why, false);
+}
+
+/*
+ * fsync() and --sync-close: returns once the file's current content is in S3 (0), or why it
+ * could not get there (-EIO: the program sees EIO, the log says why). A file that was not
+ * written since its last hand-over is not sent again; an upload of it still in flight is
+ * waited for.
+ */
+static int sync_fd(struct af_fs *fs, struct node *n, int fd, const char *why)
+{
+        char rel[PATH_MAX];
+        struct stat st;
+        int r;
+
+        if (!fs->cfg.queue || fstat(fd, &st) < 0 || !S_ISREG(st.st_mode) ||
+            relpath_of(fs, fd, rel, sizeof(rel)) < 0)
+                return 0;
+        if (atomic_exchange(&n->dirty, false))
+                r = submit_relpath(fs, rel, why, true);
+        else
+                r = af_queue_wait(fs->cfg.queue, rel, -1);
+        return r < 0 ? -EIO : 0;
 }
 
 static void mark_dirty(struct af_fs *fs, fuse_ino_t ino)
@@ -656,7 +689,6 @@ static void op_flush(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
         int fd;
 
-        (void)ino;
         /* Every close() of the program's descriptor: report what closing the spool file
          * would (a spool on NFS reports write-back errors there). The kernel keeps the
          * program's locks itself, so there are none to drop here. */
@@ -665,16 +697,36 @@ static void op_flush(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
                 fuse_reply_err(req, errno);
                 return;
         }
-        fuse_reply_err(req, close(fd) < 0 ? errno : 0);
+        if (close(fd) < 0) {
+                fuse_reply_err(req, errno);
+                return;
+        }
+        /* --sync-close: flush is the only place close() can get an error, so the upload is
+         * done here, and its failure is the program's EIO. */
+        /* FUSE_FLUSH carries no open flags: ask the spool descriptor how it was opened. */
+        if (fs_of(req)->cfg.sync_close &&
+            (fcntl((int)fi->fh, F_GETFL) & O_ACCMODE) != O_RDONLY) {
+                struct af_fs *fs = fs_of(req);
+
+                fuse_reply_err(req, -sync_fd(fs, node_of(fs, ino), (int)fi->fh, "close"));
+                return;
+        }
+        fuse_reply_err(req, 0);
 }
 
 static void op_fsync(fuse_req_t req, fuse_ino_t ino, int datasync, struct fuse_file_info *fi)
 {
+        struct af_fs *fs = fs_of(req);
         int r;
 
-        (void)ino;
         r = datasync ? fdatasync((int)fi->fh) : fsync((int)fi->fh);
-        fuse_reply_err(req, r < 0 ? errno : 0);
+        if (r < 0) {
+                fuse_reply_err(req, errno);
+                return;
+        }
+        /* Durable means in S3: for an artifact, wait for its upload (design.md §4). */
+        r = sync_fd(fs, node_of(fs, ino), (int)fi->fh, "fsync");
+        fuse_reply_err(req, -r);
 }
 
 static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
