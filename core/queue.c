@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "archive.h"
+#include "argovars.h"
 #include "journal.h"
 #include "log.h"
 
@@ -855,6 +856,65 @@ out:
         return r;
 }
 
+/* Wall-clock milliseconds, for the manifest. */
+static uint64_t time_now_ms(void)
+{
+        struct timespec ts;
+
+        clock_gettime(CLOCK_REALTIME, &ts);
+        return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+static void iso_ms(uint64_t ms, char out[32])
+{
+        time_t t = (time_t)(ms / 1000);
+        struct tm tm;
+        size_t n;
+
+        gmtime_r(&t, &tm);
+        n = strftime(out, 32, "%Y-%m-%dT%H:%M:%S", &tm);
+        snprintf(out + n, 32 - n, ".%03uZ", (unsigned)(ms % 1000));
+}
+
+/* --manifest: one JSON line per object, appended with one write so lines stay whole. */
+static void write_manifest(struct af_queue *q, const struct task *t, uint64_t size,
+                           const struct af_s3_put_result *res, uint64_t start, uint64_t end)
+{
+        struct af_buf line;
+        char a[32], b[32];
+        int r;
+
+        iso_ms(start, a);
+        iso_ms(end, b);
+        af_buf_init(&line, 64 * 1024);
+        r = af_buf_adds(&line, "{\"path\":");
+        if (r == 0)
+                r = af_json_quote(&line, t->relpath);
+        if (r == 0)
+                r = af_buf_adds(&line, ",\"bucket\":");
+        if (r == 0)
+                r = af_json_quote(&line, t->bucket);
+        if (r == 0)
+                r = af_buf_adds(&line, ",\"key\":");
+        if (r == 0)
+                r = af_json_quote(&line, t->key);
+        if (r == 0)
+                r = af_buf_addf(&line, ",\"size\":%llu,\"archive\":\"%s\",\"etag\":",
+                                (unsigned long long)size, af_archive_name(t->f.archive));
+        if (r == 0)
+                r = af_json_quote(&line, res->etag);
+        if (r == 0)
+                r = af_buf_adds(&line, ",\"version_id\":");
+        if (r == 0)
+                r = res->version_id[0] ? af_json_quote(&line, res->version_id)
+                                       : af_buf_adds(&line, "null");
+        if (r == 0)
+                r = af_buf_addf(&line, ",\"start\":\"%s\",\"end\":\"%s\"}\n", a, b);
+        if (r == 0 && write(q->cfg.manifest_fd, line.ptr, line.len) != (ssize_t)line.len)
+                af_log_warn("op=manifest path=%s err=%s", af_q(t->relpath), af_q(strerror(errno)));
+        af_buf_done(&line);
+}
+
 static void run_job(struct af_queue *q, struct af_s3_client *s3, struct job *j,
                     const struct task *t)
 {
@@ -864,11 +924,13 @@ static void run_job(struct af_queue *q, struct af_s3_client *s3, struct job *j,
         struct af_buf msg;
         uint64_t size = 0, t0 = now_ms();
         const char *failure = NULL;
+        uint64_t t0_wall;
         bool size_known = false;
         unsigned attempt;
         int r;
 
         af_buf_init(&msg, 1024);
+        t0_wall = time_now_ms();
         r = upload_once(q, s3, t, &size, &res, &err);
 
         pthread_mutex_lock(&q->lock);
@@ -945,6 +1007,8 @@ finished:
                         journal_remove_locked(q, relpath);
                 if (!failure && q->cfg.journal && size_known)
                         af_journal_done(q->cfg.journal_dirfd, relpath, key, size, res.etag);
+                if (!failure && size_known && q->cfg.manifest_fd > 0)
+                        write_manifest(q, t, size, &res, t0_wall, time_now_ms());
                 unlink_job_locked(q, j);
                 q->locked.stats.pending_files--;
                 job_free(j);

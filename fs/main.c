@@ -68,6 +68,7 @@ enum {
         OPT_PART_CONCURRENCY,
         OPT_JSON,
         OPT_SYNC_CLOSE,
+        OPT_MANIFEST,
 };
 
 #define MAX_TAGS 10
@@ -106,6 +107,7 @@ static const struct option long_options[] = {
         { "part-concurrency", required_argument, NULL, OPT_PART_CONCURRENCY },
         { "json", no_argument, NULL, OPT_JSON },
         { "sync-close", no_argument, NULL, OPT_SYNC_CLOSE },
+        { "manifest", required_argument, NULL, OPT_MANIFEST },
         { "allow-other", no_argument, NULL, OPT_ALLOW_OTHER },
         { "no-check", no_argument, NULL, OPT_NO_CHECK },
         { "log-file", required_argument, NULL, OPT_LOG_FILE },
@@ -133,6 +135,7 @@ struct opts {
         const char *ca_file;
         const char *spool;
         const char *log_file;
+        const char *manifest;
         const char *fuse_opts;
         enum af_unmatched unmatched;
         enum af_archive archive_default;
@@ -250,6 +253,8 @@ static const char usage_text[] =
         "  --allow-other        let other users use the mount (FUSE allow_other)\n"
         "  -o OPTS              extra FUSE mount options\n"
         "  --log-file FILE      append log lines to FILE instead of stderr\n"
+        "  --manifest FILE      append one JSON line per uploaded object: path, bucket, key,\n"
+        "                       size, archive, etag, version_id, start, end\n"
         "  -v, --verbose        debug logging;  -q, --quiet: warnings and errors only\n"
         "\n"
         "Every option can also be set in the environment as ARTIFUSE_<NAME>, e.g.\n"
@@ -475,6 +480,9 @@ static int apply(struct opts *o, int id, const char *val, const char *source)
                 break;
         case OPT_SYNC_CLOSE:
                 o->sync_close = true;
+                break;
+        case OPT_MANIFEST:
+                o->manifest = val;
                 break;
         case OPT_NO_OVERWRITE:
                 o->object.no_overwrite = true;
@@ -1330,6 +1338,7 @@ static int cmd_mount(struct opts *o, int argc, char **argv, char **run_argv)
         bool have_creds = false, have_setup = false;
         struct run_state rs = { 0 };
         struct spool sp = { .root_fd = -1, .files_fd = -1, .journal_fd = -1 };
+        int manifest_fd = -1;
         time_t t_start = time(NULL);
 
         af_buf_init(&err, 4096);
@@ -1429,6 +1438,14 @@ static int cmd_mount(struct opts *o, int argc, char **argv, char **run_argv)
         }
 
         spool_fd = sp.files_fd;
+        if (o->manifest) {
+                manifest_fd = open(o->manifest, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0644);
+                if (manifest_fd < 0) {
+                        r = die("--manifest %s: %s", o->manifest, strerror(errno));
+                        goto out;
+                }
+                qc.manifest_fd = manifest_fd;
+        }
         qc.spool_dirfd = spool_fd;
         qc.journal = true;
         qc.journal_dirfd = sp.journal_fd;
@@ -1601,6 +1618,8 @@ out:
         af_queue_free(queue);
         af_fs_free(fs);
         spool_close(&sp);
+        if (manifest_fd >= 0)
+                close(manifest_fd);
         fuse_opt_free_args(&fargs);
         if (have_creds)
                 af_creds_provider_done(&creds);

@@ -88,3 +88,23 @@ def test_run_without_a_command(s3env, names, tmp_path):
     argv, _ = run_args(tmp_path, names)
     r = subprocess.run(argv, env=env_with(s3env), capture_output=True, text=True, timeout=60)
     assert r.returncode == 1 and "give the command after --" in r.stderr
+
+
+def test_manifest_has_one_json_line_per_object(s3env, s3, names, tmp_path):
+    import json
+    manifest = tmp_path / "manifest.jsonl"
+    argv, _ = run_args(tmp_path, names, "sh", "-c",
+                       f'echo "Hello from Argo!" > {tmp_path}/mnt/hello.txt; '
+                       f'echo other > {tmp_path}/mnt/other.txt',
+                       extra=("--manifest", str(manifest), "--unmatched", "upload"))
+    r = subprocess.run(argv, env=env_with(s3env), capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr
+    lines = [json.loads(l) for l in manifest.read_text().splitlines()]
+    by_path = {l["path"]: l for l in lines}
+    assert sorted(by_path) == ["hello.txt", "other.txt"]
+    h = by_path["hello.txt"]
+    assert h["bucket"] == BUCKET and h["key"] == f"{names['prefix']}/hello.txt"
+    assert h["size"] == 17 and h["archive"] == "none"
+    head = s3.head_object(Bucket=BUCKET, Key=h["key"])
+    assert h["etag"] == head["ETag"]
+    assert h["start"] <= h["end"] and h["end"].endswith("Z")
