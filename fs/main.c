@@ -18,7 +18,9 @@
 #include <pthread.h>
 #include <sys/file.h>
 #include <sys/mount.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/un.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -173,6 +175,8 @@ static const char usage_text[] =
         "  run   [OPTIONS] MOUNTPOINT -- CMD [ARGS...]\n"
         "                               mount, run CMD (signals are forwarded to it), wait\n"
         "                               for every upload, unmount, exit with CMD's status\n"
+        "  flush MOUNTPOINT             upload everything written so far, archived\n"
+        "                               directories included, and wait for it\n"
         "  drain --spool DIR [OPTIONS]  upload what an earlier (killed) mount left in its\n"
         "                               spool; exit 0 only when all of it is in S3\n"
         "  status --spool DIR [--json]  pending / uploading / done / failed files and bytes,\n"
@@ -1213,6 +1217,185 @@ static int spool_open(const char *dir, bool create, bool lock, struct spool *sp)
         return 0;
 }
 
+/* ---- control socket: artifuse flush talks to the mount -------------------------------- */
+
+struct control {
+        int fd; /* listening socket, -1 when none */
+        pthread_t thread;
+        bool started;
+        const struct af_router *router;
+        struct af_queue *queue;
+        int spool_fd;
+};
+
+static void submit_archived_directories(const struct af_router *r, int spool_fd,
+                                        struct af_queue *q);
+
+/* One command per connection: "flush\n" -> archive complete directories, wait for every
+ * pending upload, answer "ok <uploaded> <failed>\n". */
+static void *control_loop(void *arg)
+{
+        struct control *c = arg;
+
+        for (;;) {
+                struct af_queue_stats before, after;
+                char cmd[64], reply[128];
+                ssize_t n;
+                int cfd = accept4(c->fd, NULL, NULL, SOCK_CLOEXEC);
+
+                if (cfd < 0) {
+                        if (errno == EINTR || errno == ECONNABORTED)
+                                continue;
+                        return NULL; /* the socket was shut down: we are stopping */
+                }
+                n = read(cfd, cmd, sizeof(cmd) - 1);
+                cmd[n > 0 ? n : 0] = '\0';
+                if (strncmp(cmd, "flush", 5) == 0) {
+                        af_log_info("op=flush msg=\"archiving complete directories; waiting for "
+                                    "every pending upload\"");
+                        af_queue_get_stats(c->queue, &before);
+                        submit_archived_directories(c->router, c->spool_fd, c->queue);
+                        (void)af_queue_drain(c->queue, -1);
+                        af_queue_get_stats(c->queue, &after);
+                        snprintf(reply, sizeof(reply), "ok %llu %llu\n",
+                                 (unsigned long long)(after.uploaded_files - before.uploaded_files),
+                                 (unsigned long long)(after.failed_files - before.failed_files));
+                } else {
+                        snprintf(reply, sizeof(reply), "error unknown command\n");
+                }
+                (void)!write(cfd, reply, strlen(reply));
+                close(cfd);
+        }
+}
+
+/* Listens on <spool>/control.sock (only root and the daemon's user may connect). */
+static int control_start(struct control *c, const char *spool_root)
+{
+        struct sockaddr_un sa = { .sun_family = AF_UNIX };
+
+        c->fd = -1;
+        if ((size_t)snprintf(sa.sun_path, sizeof(sa.sun_path), "%s/control.sock", spool_root) >=
+            sizeof(sa.sun_path)) {
+                af_log_warn("op=control msg=\"spool path too long for a control socket; artifuse "
+                            "flush will not reach this mount\"");
+                return 0;
+        }
+        (void)unlink(sa.sun_path);
+        c->fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+        if (c->fd < 0 || bind(c->fd, (struct sockaddr *)&sa, sizeof(sa)) < 0 ||
+            chmod(sa.sun_path, 0600) < 0 || listen(c->fd, 4) < 0 ||
+            pthread_create(&c->thread, NULL, control_loop, c) != 0) {
+                af_log_warn("op=control err=%s msg=\"no control socket; artifuse flush will not "
+                            "reach this mount\"",
+                            af_q(strerror(errno)));
+                if (c->fd >= 0)
+                        close(c->fd);
+                c->fd = -1;
+                return 0;
+        }
+        c->started = true;
+        return 0;
+}
+
+static void control_stop(struct control *c, const char *spool_root)
+{
+        char path[PATH_MAX + 16];
+
+        if (!c->started)
+                return;
+        shutdown(c->fd, SHUT_RDWR); /* wakes accept() */
+        pthread_join(c->thread, NULL);
+        close(c->fd);
+        snprintf(path, sizeof(path), "%s/control.sock", spool_root);
+        (void)unlink(path);
+        c->started = false;
+}
+
+/* The spool of the artifuse mounted at @mnt, from its /proc/mounts source "artifuse:SPOOL". */
+static int spool_of_mount(const char *mnt, char *out, size_t n)
+{
+        FILE *f = fopen("/proc/self/mounts", "re");
+        char line[PATH_MAX * 3];
+        int r = -ENOENT;
+
+        if (!f)
+                return -errno;
+        while (fgets(line, sizeof(line), f)) {
+                char src[PATH_MAX * 2], dir[PATH_MAX * 2], type[64];
+
+                if (sscanf(line, "%s %s %63s", src, dir, type) != 3 ||
+                    strcmp(type, "fuse.artifuse") != 0 || strncmp(src, "artifuse:", 9) != 0)
+                        continue;
+                /* /proc/mounts escapes space, tab, newline and backslash as \ooo */
+                for (char *s = dir, *d = dir; ; s++, d++) {
+                        if (s[0] == '\\' && s[1] >= '0' && s[1] <= '3' && s[2] && s[3]) {
+                                *d = (char)((s[1] - '0') * 64 + (s[2] - '0') * 8 + (s[3] - '0'));
+                                s += 3;
+                        } else if (!(*d = *s)) {
+                                break;
+                        }
+                }
+                if (strcmp(dir, mnt) != 0)
+                        continue;
+                for (char *s = src + 9, *d = out; ; s++, d++) {
+                        if ((size_t)(d - out) >= n - 1) {
+                                *d = '\0';
+                                break;
+                        }
+                        if (s[0] == '\\' && s[1] >= '0' && s[1] <= '3' && s[2] && s[3]) {
+                                *d = (char)((s[1] - '0') * 64 + (s[2] - '0') * 8 + (s[3] - '0'));
+                                s += 3;
+                        } else if (!(*d = *s)) {
+                                break;
+                        }
+                }
+                r = 0;
+        }
+        fclose(f);
+        return r;
+}
+
+static int cmd_flush(struct opts *o, int argc, char **argv)
+{
+        struct sockaddr_un sa = { .sun_family = AF_UNIX };
+        char mnt[PATH_MAX], spool[PATH_MAX], reply[128];
+        unsigned long long up = 0, failed = 0;
+        ssize_t n;
+        int fd;
+
+        (void)o;
+        if (optind != argc - 1)
+                return die("flush: give the mount point: artifuse flush MOUNTPOINT");
+        if (!realpath(argv[optind], mnt))
+                return die("flush: %s: %s", argv[optind], strerror(errno));
+        if (spool_of_mount(mnt, spool, sizeof(spool)) < 0)
+                return die("flush: no artifuse is mounted on %s", mnt);
+        if (strlen(spool) + sizeof("/control.sock") > sizeof(sa.sun_path))
+                return die("flush: the spool path %s is too long for a control socket", spool);
+        memcpy(sa.sun_path, spool, strlen(spool));
+        memcpy(sa.sun_path + strlen(spool), "/control.sock", sizeof("/control.sock"));
+        fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+        if (fd < 0 || connect(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0) {
+                int e = errno;
+
+                if (fd >= 0)
+                        close(fd);
+                return die("flush: cannot reach the artifuse on %s (%s): %s", mnt, sa.sun_path,
+                           strerror(e));
+        }
+        if (write(fd, "flush\n", 6) != 6) {
+                close(fd);
+                return die("flush: %s", strerror(errno));
+        }
+        n = read(fd, reply, sizeof(reply) - 1);
+        close(fd);
+        reply[n > 0 ? n : 0] = '\0';
+        if (sscanf(reply, "ok %llu %llu", &up, &failed) != 2)
+                return die("flush: the mount answered '%s'", reply);
+        printf("artifuse: flush: %llu files uploaded, %llu failed\n", up, failed);
+        return failed ? EXIT_UPLOADS : 0;
+}
+
 /* ---- artifuse run: the child, its signals, its end --------------------------------- */
 
 static volatile sig_atomic_t run_child_pid;
@@ -1339,6 +1522,7 @@ static int cmd_mount(struct opts *o, int argc, char **argv, char **run_argv)
         struct run_state rs = { 0 };
         struct spool sp = { .root_fd = -1, .files_fd = -1, .journal_fd = -1 };
         int manifest_fd = -1;
+        struct control ctl = { .fd = -1 };
         time_t t_start = time(NULL);
 
         af_buf_init(&err, 4096);
@@ -1480,7 +1664,13 @@ static int cmd_mount(struct opts *o, int argc, char **argv, char **run_argv)
                 goto out;
         }
 
-        (void)af_buf_adds(&mopts, "fsname=artifuse,subtype=artifuse,default_permissions");
+        /* The source names the spool, so artifuse flush MOUNTPOINT finds its control socket.
+         * (Commas would split the option: then flush cannot find it, nothing else breaks.) */
+        if (!strchr(sp.root, ','))
+                (void)af_buf_addf(&mopts, "fsname=artifuse:%s,", sp.root);
+        else
+                (void)af_buf_adds(&mopts, "fsname=artifuse,");
+        (void)af_buf_adds(&mopts, "subtype=artifuse,default_permissions");
         if (o->allow_other)
                 (void)af_buf_adds(&mopts, ",allow_other");
         if (o->fuse_opts)
@@ -1544,6 +1734,10 @@ static int cmd_mount(struct opts *o, int argc, char **argv, char **run_argv)
                 notify_fd = -1;
         }
 
+        ctl.router = &s.router;
+        ctl.queue = queue;
+        ctl.spool_fd = spool_fd;
+        control_start(&ctl, sp.root);
         if (run_argv) {
                 rs.mnt = mnt;
                 rs.se = se;
@@ -1578,6 +1772,7 @@ static int cmd_mount(struct opts *o, int argc, char **argv, char **run_argv)
                 fuse_remove_signal_handlers(se);
         /* After the waiter's lazy unmount the connection is gone and libfuse only frees. */
         fuse_session_unmount(se);
+        control_stop(&ctl, sp.root);
         af_log_info("op=unmount mountpoint=%s msg=\"draining uploads\"", af_q(mnt));
         if (af_fs_submit_dirty(fs))
                 af_log_info("op=unmount msg=\"files still open at unmount were queued\"");
@@ -1613,6 +1808,7 @@ static int cmd_mount(struct opts *o, int argc, char **argv, char **run_argv)
         }
         r = 0;
 out:
+        control_stop(&ctl, sp.root);
         if (se)
                 fuse_session_destroy(se);
         af_queue_free(queue);
@@ -1863,9 +2059,9 @@ int main(int argc, char **argv)
                 return 0;
         }
         if (strcmp(cmd, "mount") != 0 && strcmp(cmd, "keys") != 0 && strcmp(cmd, "run") != 0 &&
-            strcmp(cmd, "drain") != 0 && strcmp(cmd, "status") != 0)
-                return die("unknown command '%s' (commands: mount, run, keys, drain, status, "
-                           "help, version)",
+            strcmp(cmd, "drain") != 0 && strcmp(cmd, "status") != 0 && strcmp(cmd, "flush") != 0)
+                return die("unknown command '%s' (commands: mount, run, keys, flush, drain, "
+                           "status, help, version)",
                            cmd);
         signal(SIGPIPE, SIG_IGN);
         if (strcmp(cmd, "run") == 0) {
@@ -1894,6 +2090,8 @@ int main(int argc, char **argv)
                 r = cmd_drain(&o, argc - 1, argv + 1);
         else if (r == 0 && strcmp(cmd, "status") == 0)
                 r = cmd_status(&o, argc - 1, argv + 1);
+        else if (r == 0 && strcmp(cmd, "flush") == 0)
+                r = cmd_flush(&o, argc - 1, argv + 1);
         else if (r == 0)
                 r = cmd_keys(&o, argc - 1, argv + 1);
         opts_done(&o);

@@ -166,3 +166,32 @@ def test_full_location_on_another_endpoint_is_refused(s3env, names, tmp_path):
                        env=dict(os.environ, **s3env), capture_output=True, text=True, timeout=60)
     assert r.returncode == 1
     assert "artifact 'far'" in r.stderr and "s3.example.com" in r.stderr
+
+
+def test_flush_uploads_an_archived_directory_before_unmount(mount, s3, names, tmp_path):
+    spec = write_spec(tmp_path, [("results", "/tmp/out", "archive:\n  tar: {}\n"),
+                                 ("log", "/tmp/run.log", "")])
+    m = mount(spec=spec)
+    os.makedirs(m.path("out"))
+    with open(m.path("out/a.txt"), "w") as f:
+        f.write("a")
+    with open(m.path("run.log"), "w") as f:
+        f.write("log")
+    r = subprocess.run([BIN_DEFAULT if not os.environ.get("ARTIFUSE_BIN") else
+                        os.environ["ARTIFUSE_BIN"], "flush", m.mnt],
+                       capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0, r.stderr + m.log()
+    assert "flush:" in r.stdout
+    p = names["prefix"]
+    # Still mounted, and both are in S3 already.
+    assert list_keys(s3, p) == [f"{p}/results.tgz", f"{p}/run.log"]
+    tf = tarfile.open(fileobj=io.BytesIO(get_bytes(s3, f"{p}/results.tgz")), mode="r:gz")
+    assert [x.name for x in tf.getmembers()] == ["out", "out/a.txt"]
+    assert tf.extractfile("out/a.txt").read() == b"a"
+    assert m.unmount() == 0, m.log()
+
+
+def test_flush_without_a_mount_says_so(tmp_path):
+    r = subprocess.run([os.environ.get("ARTIFUSE_BIN", BIN_DEFAULT), "flush", str(tmp_path)],
+                       capture_output=True, text=True)
+    assert r.returncode == 1 and "no artifuse is mounted" in r.stderr
