@@ -69,6 +69,7 @@ struct job {
         bool again;         /* resubmitted while running: upload once more */
         unsigned attempts;  /* failed attempts so far */
         uint64_t not_before_ms; /* backoff: not picked before this monotonic time */
+        uint64_t first_failure_ms; /* when this file first failed, for the retry window */
 };
 
 /* The last upload outcome of a file someone is waiting on (fsync, --sync-close). */
@@ -116,6 +117,26 @@ static uint64_t now_ms(void)
 
         clock_gettime(CLOCK_MONOTONIC, &ts);
         return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+/* A uniform number in [0, 1) for jitter. Each thread seeds its own generator from the clock,
+ * the pid and its own address, so daemons that fail together do not retry together. */
+static double jitter(void)
+{
+        static _Thread_local uint64_t state;
+        struct timespec ts;
+
+        if (!state) {
+                clock_gettime(CLOCK_REALTIME, &ts);
+                state = ((uint64_t)ts.tv_nsec << 32) ^ (uint64_t)ts.tv_sec ^
+                        ((uint64_t)getpid() << 16) ^ (uint64_t)(uintptr_t)&state;
+                if (!state)
+                        state = 0x9e3779b97f4a7c15ull;
+        }
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        return (double)(state >> 11) / (double)(1ull << 53);
 }
 
 unsigned af_backoff_ms(unsigned attempt, unsigned base_ms, unsigned max_ms, double rnd)
@@ -343,6 +364,7 @@ int af_queue_submit(struct af_queue *q, const char *relpath, const char *bucket,
                         j->again = true;
                 j->seq = ++q->locked.submit_seq;
                 j->attempts = 0;
+                j->first_failure_ms = 0;
                 j->not_before_ms = 0;
                 if (r == 0) {
                         struct fmt f;
@@ -483,7 +505,7 @@ static void mpu_send(struct mpu *m, struct af_s3_client *s3)
                                      af_q(m->key), i + 1, attempt + 1, af_q(err.code));
                         usleep(af_backoff_ms(attempt, m->q->cfg.backoff_base_ms,
                                              m->q->cfg.backoff_max_ms,
-                                             (double)rand() / ((double)RAND_MAX + 1.0)) *
+                                             jitter()) *
                                1000u);
                 }
                 if (r < 0) {
@@ -564,6 +586,75 @@ out:
         return ok;
 }
 
+/*
+ * Complete, retried in place: a lost answer must not cost the whole file. When a retry finds
+ * the upload gone (NoSuchUpload) after an attempt whose answer was lost, the first one
+ * probably succeeded: the object then has our size and a multipart ETag of our part count.
+ */
+static int complete_with_retries(struct af_queue *q, struct af_s3_client *s3,
+                                 const struct task *t, const char *upload_id, struct mpu *m,
+                                 struct af_s3_put_result *res, struct af_s3_error *err)
+{
+        bool lost = false;
+        int r = 0;
+
+        for (unsigned attempt = 0; attempt < PART_ATTEMPTS; attempt++) {
+                struct af_s3_head_result head;
+                struct af_s3_error herr;
+                char suffix[24];
+                size_t el, sl;
+
+                r = af_s3_complete_multipart(s3, t->bucket, t->key, upload_id, m->parts,
+                                             m->nparts, res, err);
+                if (r == 0)
+                        return 0;
+                if (r == -ENOENT && lost &&
+                    af_s3_head_object(s3, t->bucket, t->key, &head, &herr) == 0 &&
+                    head.size == m->size) {
+                        snprintf(suffix, sizeof(suffix), "-%zu\"", m->nparts);
+                        el = strlen(head.etag);
+                        sl = strlen(suffix);
+                        if (el > sl && strcmp(head.etag + el - sl, suffix) == 0) {
+                                snprintf(res->etag, sizeof(res->etag), "%s", head.etag);
+                                return 0;
+                        }
+                }
+                if (!af_s3_retryable(r))
+                        return r;
+                lost = err->http_status == 0; /* no answer: it may have been done */
+                usleep(af_backoff_ms(attempt, q->cfg.backoff_base_ms, q->cfg.backoff_max_ms,
+                                     jitter()) *
+                       1000u);
+        }
+        return r;
+}
+
+/*
+ * Aborts uploads in progress for @key other than @keep: a CreateMultipartUpload whose answer
+ * was lost (or arrived after we gave up on it) leaves one that nobody knows the id of, and it
+ * would be billed until a lifecycle rule removes it. Best effort.
+ */
+static void abort_strays(struct af_s3_client *s3, const char *bucket, const char *key,
+                         const char *keep)
+{
+        struct af_s3_error err;
+        char **ids = NULL;
+        size_t n = 0;
+
+        if (af_s3_list_uploads(s3, bucket, key, &ids, &n, &err) < 0)
+                return;
+        for (size_t i = 0; i < n; i++) {
+                if (!keep || strcmp(ids[i], keep) != 0) {
+                        if (af_s3_abort_multipart(s3, bucket, key, ids[i], &err) == 0)
+                                af_log_info("op=abort_multipart key=%s upload_id=%s msg=\"stray "
+                                            "upload (an earlier attempt's) aborted\"",
+                                            af_q(key), af_q(ids[i]));
+                }
+                free(ids[i]);
+        }
+        free(ids);
+}
+
 static int upload_multipart(struct af_queue *q, struct af_s3_client *s3, const struct task *t,
                             int fd, const struct stat *st, struct af_s3_put_result *res,
                             struct af_s3_error *err)
@@ -613,9 +704,11 @@ static int upload_multipart(struct af_queue *q, struct af_s3_client *s3, const s
                 *err = m.locked.s3err;
                 goto abort;
         }
-        r = af_s3_complete_multipart(s3, bucket, key, upload_id, m.parts, m.nparts, res, err);
-        if (r == 0)
+        r = complete_with_retries(q, s3, t, upload_id, &m, res, err);
+        if (r == 0) {
+                abort_strays(s3, bucket, key, upload_id);
                 goto out;
+        }
 abort:
         if (af_s3_abort_multipart(s3, bucket, key, upload_id, &aerr) < 0)
                 af_log_warn("op=abort_multipart bucket=%s key=%s upload_id=%s http_status=%d "
@@ -623,6 +716,7 @@ abort:
                             "must clean it up\"",
                             af_q(bucket), af_q(key), af_q(upload_id), aerr.http_status,
                             af_q(aerr.code));
+        abort_strays(s3, bucket, key, NULL);
 out:
         pthread_mutex_destroy(&m.lock);
         free(m.parts);
@@ -673,7 +767,7 @@ static int stream_flush_part(struct stream_up *u, size_t len)
                 if (r == 0 || !af_s3_retryable(r) || attempt + 1 >= PART_ATTEMPTS)
                         break;
                 usleep(af_backoff_ms(attempt, u->q->cfg.backoff_base_ms, u->q->cfg.backoff_max_ms,
-                                     (double)rand() / ((double)RAND_MAX + 1.0)) *
+                                     jitter()) *
                        1000u);
         }
         if (r < 0)
@@ -959,10 +1053,14 @@ static void run_job(struct af_queue *q, struct af_s3_client *s3, struct job *j,
                 af_s3_error_format(&err, &msg);
         else
                 (void)af_buf_addf(&msg, "%s", strerror(-r));
-        if ((af_s3_retryable(r) || r == -ESTALE) && attempt < q->cfg.max_attempts) {
+        if (!j->first_failure_ms)
+                j->first_failure_ms = now_ms();
+        if ((af_s3_retryable(r) || r == -ESTALE) &&
+            (attempt < q->cfg.max_attempts ||
+             now_ms() - j->first_failure_ms < (uint64_t)q->cfg.retry_for_ms)) {
                 unsigned delay = af_backoff_ms(attempt, q->cfg.backoff_base_ms,
                                                q->cfg.backoff_max_ms,
-                                               (double)rand() / ((double)RAND_MAX + 1.0));
+                                               jitter());
 
                 af_log_warn("op=upload status=retry path=%s bucket=%s key=%s attempt=%u "
                             "http_status=%d s3_code=%s request_id=%s delay_ms=%u err=%s",

@@ -9,7 +9,7 @@
  * uploaded marks it to be uploaded once more afterwards, so the last version always wins.
  *
  * Failures: retryable errors (af_s3_retryable) are retried with exponential backoff and full
- * jitter up to max_attempts; permanent ones fail at once. A failed file stays in the spool and
+ * jitter, max_attempts times and for at least retry_for_ms; permanent ones fail at once. A failed file stays in the spool and
  * is logged with the operation, bucket/key, HTTP status, S3 code and request id.
  *
  * Threads: af_queue_submit, af_queue_drain and af_queue_get_stats may be called from any
@@ -36,6 +36,7 @@ struct af_queue_config {
         int journal_dirfd; /* borrowed; where the records are (with journal) */
         unsigned workers;      /* 0: 4 */
         unsigned max_attempts; /* 0: 10 */
+        long retry_for_ms;     /* and keep retrying for at least this long (0: no window) */
         unsigned backoff_base_ms; /* 0: 200 */
         unsigned backoff_max_ms;  /* 0: 20000 */
         uint64_t part_size;           /* 0: 8 MiB; grown so any object fits 10,000 parts */

@@ -21,6 +21,7 @@
 
 #define BODY_CAP (64 * 1024) /* error and XML bodies; anything longer is cut */
 #define MAX_EXTRA 40         /* signed extra headers per request */
+#define AF_KEY_MAX_S3 1024   /* S3's longest key */
 #define READ_CHUNK (256 * 1024)
 
 /*
@@ -355,7 +356,8 @@ const char *af_s3_content_type(const char *key)
 
 /* The headers a new object gets. The names in @names back the metadata header names. */
 static size_t object_headers(const struct af_s3_client *c, const char *key,
-                             struct af_sigv4_header *h, size_t max, char names[][80])
+                             struct af_sigv4_header *h, size_t max, char names[][80],
+                             bool with_condition)
 {
         const struct af_s3_object_opts *o = c->object;
         size_t n = 0;
@@ -373,7 +375,9 @@ static size_t object_headers(const struct af_s3_client *c, const char *key,
                 h[n++] = (struct af_sigv4_header){ "x-amz-storage-class", o->storage_class };
         if (o->tagging)
                 h[n++] = (struct af_sigv4_header){ "x-amz-tagging", o->tagging };
-        if (o->no_overwrite)
+        /* If-None-Match belongs on PutObject and CompleteMultipartUpload (where S3 checks
+         * it), not on CreateMultipartUpload: the caller says which. */
+        if (o->no_overwrite && with_condition)
                 h[n++] = (struct af_sigv4_header){ "if-none-match", "*" };
         for (size_t i = 0; i < o->nmetadata && n < max; i++) {
                 snprintf(names[i], 80, "x-amz-meta-%s", o->metadata[i].key);
@@ -449,7 +453,7 @@ struct request {
 
 /* Hex SHA-256 and base64 MD5 of @size bytes of @fd, read in chunks. */
 static int hash_file(int fd, uint64_t base, uint64_t size, char sha_hex[2 * AF_SHA256_LEN + 1],
-                     char md5_b64[25])
+                     char md5_b64[25], char md5_hex[2 * AF_MD5_LEN + 1])
 {
         struct af_digest sha, md5;
         uint8_t dsha[AF_SHA256_LEN], dmd5[AF_MD5_LEN];
@@ -487,6 +491,8 @@ static int hash_file(int fd, uint64_t base, uint64_t size, char sha_hex[2 * AF_S
         af_digest_final(&md5, dmd5);
         af_hex(dsha, sizeof(dsha), sha_hex);
         af_base64(dmd5, sizeof(dmd5), md5_b64);
+        if (md5_hex)
+                af_hex(dmd5, sizeof(dmd5), md5_hex);
         r = 0;
 out:
         af_digest_abandon(&sha);
@@ -758,7 +764,7 @@ static void response_init(struct response *resp)
 }
 
 static void hash_mem(const void *data, size_t n, char sha_hex[2 * AF_SHA256_LEN + 1],
-                     char md5_b64[25])
+                     char md5_b64[25], char md5_hex[2 * AF_MD5_LEN + 1])
 {
         struct af_digest md5;
         uint8_t dsha[AF_SHA256_LEN], dmd5[AF_MD5_LEN];
@@ -767,11 +773,13 @@ static void hash_mem(const void *data, size_t n, char sha_hex[2 * AF_SHA256_LEN 
         af_hex(dsha, sizeof(dsha), sha_hex);
         if (af_digest_init(&md5, AF_DIGEST_MD5) < 0) {
                 md5_b64[0] = '\0';
+                md5_hex[0] = '\0';
                 return;
         }
         af_digest_update(&md5, data, n);
         af_digest_final(&md5, dmd5);
         af_base64(dmd5, sizeof(dmd5), md5_b64);
+        af_hex(dmd5, sizeof(dmd5), md5_hex);
 }
 
 /* PUT of a body already hashed; @query may be NULL (PutObject) or partNumber+uploadId. */
@@ -787,7 +795,7 @@ static int put_body(struct af_s3_client *c, const char *bucket, const char *key,
         if (md5_b64[0])
                 extra[ne++] = (struct af_sigv4_header){ "content-md5", md5_b64 };
         if (!query) /* PutObject, not UploadPart: the object's own headers */
-                ne += object_headers(c, key, extra + ne, MAX_EXTRA - ne, names);
+                ne += object_headers(c, key, extra + ne, MAX_EXTRA - ne, names, true);
         struct request rq = { .method = "PUT",
                               .bucket = bucket,
                               .key = key,
@@ -811,17 +819,43 @@ static int put_body(struct af_s3_client *c, const char *bucket, const char *key,
         return r;
 }
 
+/*
+ * --no-overwrite and a 412: if the object there is byte for byte ours (its ETag is our MD5),
+ * an earlier attempt stored it and only its answer was lost: that is success, not a clash.
+ */
+static int check_own_object(struct af_s3_client *c, const char *bucket, const char *key,
+                            const char *md5_hex, uint64_t size, int r, char *ret_etag,
+                            size_t etag_n, struct af_s3_error *err)
+{
+        struct af_s3_head_result head;
+        struct af_s3_error herr;
+        char want[2 * AF_MD5_LEN + 3];
+
+        if (r != -EEXIST || !md5_hex[0] || af_s3_head_object(c, bucket, key, &head, &herr) < 0 ||
+            head.size != size)
+                return r;
+        snprintf(want, sizeof(want), "\"%s\"", md5_hex);
+        if (strcasecmp(head.etag, want) != 0)
+                return r;
+        snprintf(ret_etag, etag_n, "%s", head.etag);
+        memset(err, 0, sizeof(*err));
+        return 0;
+}
+
 int af_s3_put_object_mem(struct af_s3_client *c, const char *bucket, const char *key,
                          const void *data, size_t len, struct af_s3_put_result *ret,
                          struct af_s3_error *err)
 {
-        char sha_hex[2 * AF_SHA256_LEN + 1], md5_b64[25];
+        char sha_hex[2 * AF_SHA256_LEN + 1], md5_b64[25], md5_hex[2 * AF_MD5_LEN + 1];
         struct body_src body = { .mem = data ? data : "", .size = len };
+        int r;
 
         memset(err, 0, sizeof(*err));
-        hash_mem(data ? data : "", len, sha_hex, md5_b64);
-        return put_body(c, bucket, key, NULL, 0, &body, sha_hex, md5_b64, ret->etag,
-                        sizeof(ret->etag), ret->version_id, sizeof(ret->version_id), err);
+        hash_mem(data ? data : "", len, sha_hex, md5_b64, md5_hex);
+        r = put_body(c, bucket, key, NULL, 0, &body, sha_hex, md5_b64, ret->etag,
+                     sizeof(ret->etag), ret->version_id, sizeof(ret->version_id), err);
+        return check_own_object(c, bucket, key, md5_hex, len, r, ret->etag, sizeof(ret->etag),
+                                err);
 }
 
 int af_s3_upload_part_mem(struct af_s3_client *c, const char *bucket, const char *key,
@@ -829,11 +863,12 @@ int af_s3_upload_part_mem(struct af_s3_client *c, const char *bucket, const char
                           size_t len, struct af_s3_part *ret, struct af_s3_error *err)
 {
         char sha_hex[2 * AF_SHA256_LEN + 1], md5_b64[25], num[16];
+        char md5_hex[2 * AF_MD5_LEN + 1];
         struct body_src body = { .mem = data, .size = len };
         struct af_sigv4_param q[2];
 
         memset(err, 0, sizeof(*err));
-        hash_mem(data, len, sha_hex, md5_b64);
+        hash_mem(data, len, sha_hex, md5_b64, md5_hex);
         snprintf(num, sizeof(num), "%u", part_number);
         q[0] = (struct af_sigv4_param){ "partNumber", num };
         q[1] = (struct af_sigv4_param){ "uploadId", upload_id };
@@ -845,20 +880,22 @@ int af_s3_upload_part_mem(struct af_s3_client *c, const char *bucket, const char
 int af_s3_put_object_fd(struct af_s3_client *c, const char *bucket, const char *key, int fd,
                         uint64_t size, struct af_s3_put_result *ret, struct af_s3_error *err)
 {
-        char sha_hex[2 * AF_SHA256_LEN + 1], md5_b64[25];
+        char sha_hex[2 * AF_SHA256_LEN + 1], md5_b64[25], md5_hex[2 * AF_MD5_LEN + 1];
         struct body_src body = { .fd = fd, .size = size };
         int r;
 
         memset(err, 0, sizeof(*err));
-        r = hash_file(fd, 0, size, sha_hex, md5_b64);
+        r = hash_file(fd, 0, size, sha_hex, md5_b64, md5_hex);
         if (r < 0) {
                 snprintf(err->code, sizeof(err->code), "ReadError");
                 snprintf(err->message, sizeof(err->message), "reading the spool file: %s",
                          strerror(-r));
                 return r;
         }
-        return put_body(c, bucket, key, NULL, 0, &body, sha_hex, md5_b64, ret->etag,
-                        sizeof(ret->etag), ret->version_id, sizeof(ret->version_id), err);
+        r = put_body(c, bucket, key, NULL, 0, &body, sha_hex, md5_b64, ret->etag,
+                     sizeof(ret->etag), ret->version_id, sizeof(ret->version_id), err);
+        return check_own_object(c, bucket, key, md5_hex, size, r, ret->etag, sizeof(ret->etag),
+                                err);
 }
 
 static const char empty_sha256[] =
@@ -927,7 +964,7 @@ int af_s3_create_multipart(struct af_s3_client *c, const char *bucket, const cha
         char id[1024];
         int r;
 
-        rq.nextra = object_headers(c, key, extra, MAX_EXTRA, names);
+        rq.nextra = object_headers(c, key, extra, MAX_EXTRA, names, false);
         response_init(&resp);
         r = perform(c, &rq, &resp, err);
         if (r == 0) {
@@ -958,7 +995,7 @@ int af_s3_upload_part_fd(struct af_s3_client *c, const char *bucket, const char 
         int r;
 
         memset(err, 0, sizeof(*err));
-        r = hash_file(fd, off, len, sha_hex, md5_b64);
+        r = hash_file(fd, off, len, sha_hex, md5_b64, NULL);
         if (r < 0) {
                 snprintf(err->code, sizeof(err->code), "ReadError");
                 snprintf(err->message, sizeof(err->message), "reading the spool file: %s",
@@ -994,6 +1031,7 @@ int af_s3_complete_multipart(struct af_s3_client *c, const char *bucket, const c
                              struct af_s3_error *err)
 {
         struct af_sigv4_param q[1] = { { "uploadId", upload_id } };
+        struct af_sigv4_header cond[1] = { { "if-none-match", "*" } };
         uint8_t digest[AF_SHA256_LEN];
         char sha_hex[2 * AF_SHA256_LEN + 1];
         struct response resp;
@@ -1019,6 +1057,8 @@ int af_s3_complete_multipart(struct af_s3_client *c, const char *bucket, const c
                                .key = key,
                                .query = q,
                                .nquery = 1,
+                               .extra = cond,
+                               .nextra = c->object && c->object->no_overwrite ? 1 : 0,
                                .payload_hash = sha_hex,
                                .mem_body = xml.ptr,
                                .mem_len = xml.len };
@@ -1131,6 +1171,55 @@ int af_s3_list_parts(struct af_s3_client *c, const char *bucket, const char *key
         }
         *ret_parts = parts;
         *ret_sizes = sizes;
+        *ret_n = n;
+        return 0;
+}
+
+int af_s3_list_uploads(struct af_s3_client *c, const char *bucket, const char *key,
+                       char ***ret_ids, size_t *ret_n, struct af_s3_error *err)
+{
+        struct af_sigv4_param q[2] = { { "prefix", key }, { "uploads", NULL } };
+        struct request rq = { .method = "GET",
+                              .bucket = bucket,
+                              .query = q,
+                              .nquery = 2,
+                              .payload_hash = empty_sha256 };
+        struct response resp;
+        char **ids = NULL;
+        size_t n = 0;
+        const char *u;
+        int r;
+
+        response_init(&resp);
+        resp.body.cap = (size_t)4 << 20;
+        r = perform(c, &rq, &resp, err);
+        for (u = r == 0 ? strstr(af_buf_str(&resp.body), "<Upload>") : NULL; u;
+             u = strstr(u + 8, "<Upload>")) {
+                char k[AF_KEY_MAX_S3 + 1], id[1024];
+                char **p;
+
+                xml_get(u, "Key", k, sizeof(k));
+                xml_get(u, "UploadId", id, sizeof(id));
+                if (strcmp(k, key) != 0 || !id[0])
+                        continue; /* another key under the same prefix */
+                p = realloc(ids, (n + 1) * sizeof(*p));
+                if (!p || !(p[n] = strdup(id))) {
+                        if (p)
+                                ids = p;
+                        r = -ENOMEM;
+                        break;
+                }
+                ids = p;
+                n++;
+        }
+        af_buf_done(&resp.body);
+        if (r < 0) {
+                while (n)
+                        free(ids[--n]);
+                free(ids);
+                return r;
+        }
+        *ret_ids = ids;
         *ret_n = n;
         return 0;
 }

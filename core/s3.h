@@ -137,6 +137,13 @@ int af_s3_upload_part_mem(struct af_s3_client *c, const char *bucket, const char
 int af_s3_list_parts(struct af_s3_client *c, const char *bucket, const char *key,
                      const char *upload_id, struct af_s3_part **ret_parts, uint64_t **ret_sizes,
                      size_t *ret_n, struct af_s3_error *err);
+/**
+ * ListMultipartUploads for exactly @key: the ids of uploads in progress for it (malloc'd
+ * array of malloc'd strings). For cleaning up after a CreateMultipartUpload whose answer was
+ * lost, which leaves an upload nobody knows the id of.
+ */
+int af_s3_list_uploads(struct af_s3_client *c, const char *bucket, const char *key,
+                       char ***ret_ids, size_t *ret_n, struct af_s3_error *err);
 /** @parts in ascending part number order. A 200 answer carrying an <Error> is an error. */
 int af_s3_complete_multipart(struct af_s3_client *c, const char *bucket, const char *key,
                              const char *upload_id, const struct af_s3_part *parts,

@@ -71,6 +71,9 @@ enum {
         OPT_JSON,
         OPT_SYNC_CLOSE,
         OPT_MANIFEST,
+        OPT_RETRY_FOR,
+        OPT_LOW_SPEED_TIME,
+        OPT_CONNECT_TIMEOUT,
 };
 
 #define MAX_TAGS 10
@@ -110,6 +113,9 @@ static const struct option long_options[] = {
         { "json", no_argument, NULL, OPT_JSON },
         { "sync-close", no_argument, NULL, OPT_SYNC_CLOSE },
         { "manifest", required_argument, NULL, OPT_MANIFEST },
+        { "retry-for", required_argument, NULL, OPT_RETRY_FOR },
+        { "low-speed-time", required_argument, NULL, OPT_LOW_SPEED_TIME },
+        { "connect-timeout", required_argument, NULL, OPT_CONNECT_TIMEOUT },
         { "allow-other", no_argument, NULL, OPT_ALLOW_OTHER },
         { "no-check", no_argument, NULL, OPT_NO_CHECK },
         { "log-file", required_argument, NULL, OPT_LOG_FILE },
@@ -147,6 +153,9 @@ struct opts {
         uint64_t part_size;
         uint64_t multipart_threshold;
         long drain_timeout_ms;
+        long retry_for_ms; /* -1: not given */
+        long low_speed_time_s;
+        long connect_timeout_ms;
         bool foreground;
         bool allow_other;
         bool no_check;
@@ -229,7 +238,12 @@ static const char usage_text[] =
         "  credentials          $AWS_ACCESS_KEY_ID, $AWS_SECRET_ACCESS_KEY, $AWS_SESSION_TOKEN\n"
         "  --upload-concurrency N   files uploaded at once (default 4)\n"
         "  --part-concurrency N parts of one multipart upload sent at once (default 4)\n"
-        "  --upload-attempts N  attempts per file for retryable errors (default 10)\n"
+        "  --upload-attempts N  attempts per file for retryable errors (default 10)...\n"
+        "  --retry-for SEC      ...and keep retrying for at least SEC seconds (default 120;\n"
+        "                       0 with --upload-attempts given)\n"
+        "  --connect-timeout SEC    default 10\n"
+        "  --low-speed-time SEC a transfer slower than 1 KiB/s for SEC seconds is cut and\n"
+        "                       retried (default 60)\n"
         "  --multipart-threshold SIZE  files this large or larger use a multipart upload\n"
         "                       (default 16M)\n"
         "  --part-size SIZE     multipart part size, 5M..5G (default 8M; grown so that any\n"
@@ -488,6 +502,23 @@ static int apply(struct opts *o, int id, const char *val, const char *source)
         case OPT_MANIFEST:
                 o->manifest = val;
                 break;
+        case OPT_RETRY_FOR:
+                if (parse_uint(val, 86400 * 7, &v) < 0)
+                        return die("%s: '%s' is not a number of seconds", source, val);
+                o->retry_for_ms = (long)v * 1000;
+                break;
+        case OPT_LOW_SPEED_TIME:
+                if (parse_uint(val, 3600, &v) < 0 || v == 0)
+                        return die("%s: '%s' is not a number of seconds from 1 to 3600", source,
+                                   val);
+                o->low_speed_time_s = (long)v;
+                break;
+        case OPT_CONNECT_TIMEOUT:
+                if (parse_uint(val, 600, &v) < 0 || v == 0)
+                        return die("%s: '%s' is not a number of seconds from 1 to 600", source,
+                                   val);
+                o->connect_timeout_ms = (long)v * 1000;
+                break;
         case OPT_NO_OVERWRITE:
                 o->object.no_overwrite = true;
                 break;
@@ -555,6 +586,7 @@ static int parse_args(struct opts *o, int argc, char **argv)
         memset(o, 0, sizeof(*o));
         af_vars_init(&o->vars);
         o->drain_timeout_ms = -1;
+        o->retry_for_ms = -1;
         if (apply_env(o) != 0)
                 return EXIT_CONFIG;
         optind = 1;
@@ -590,6 +622,10 @@ static int parse_args(struct opts *o, int argc, char **argv)
                 if (apply(o, c, optarg, source) != 0)
                         return EXIT_CONFIG;
         }
+        /* Retry for two minutes by default, so an outage or a throttling storm is ridden out;
+         * an explicit --upload-attempts alone means just that many attempts. */
+        if (o->retry_for_ms < 0)
+                o->retry_for_ms = o->attempts ? 0 : 120000;
         if (o->object.sse_kms_key_id && !o->object.sse)
                 o->object.sse = "aws:kms";
         if (o->object.sse_kms_key_id && strcmp(o->object.sse, "aws:kms") != 0)
@@ -1059,7 +1095,13 @@ static int check_endpoint(const struct af_s3_config *s3c, struct af_creds_provid
                 r = die("%s", af_buf_str(&err));
                 goto out;
         }
-        r = af_s3_head_bucket(c, bucket, &e);
+        /* A blip while the pod starts is not a misconfiguration: three tries, a second apart. */
+        for (int i = 0; i < 3; i++) {
+                r = af_s3_head_bucket(c, bucket, &e);
+                if (r == 0 || e.http_status != 0 || i == 2)
+                        break;
+                sleep(1);
+        }
         af_s3_error_format(&e, &err);
         if (r == 0) {
                 r = 0;
@@ -1590,6 +1632,8 @@ static int cmd_mount(struct opts *o, int argc, char **argv, char **run_argv)
                                                           sizeof(endpoint_buf));
         s3c.ca_file = o->ca_file;
         s3c.object = &o->object;
+        s3c.low_speed_time_s = o->low_speed_time_s;
+        s3c.connect_timeout_ms = o->connect_timeout_ms;
         if (af_s3_global_init() < 0) {
                 r = die("cannot initialise libcurl");
                 goto out;
@@ -1635,6 +1679,7 @@ static int cmd_mount(struct opts *o, int argc, char **argv, char **run_argv)
         qc.journal_dirfd = sp.journal_fd;
         qc.workers = o->concurrency;
         qc.max_attempts = o->attempts;
+        qc.retry_for_ms = o->retry_for_ms;
         qc.part_size = o->part_size;
         qc.part_concurrency = o->part_concurrency;
         qc.multipart_threshold = o->multipart_threshold;
@@ -1886,6 +1931,8 @@ static int cmd_drain(struct opts *o, int argc, char **argv)
                                                            sizeof(endpoint_buf));
         s3c.ca_file = o->ca_file;
         s3c.object = &o->object;
+        s3c.low_speed_time_s = o->low_speed_time_s;
+        s3c.connect_timeout_ms = o->connect_timeout_ms;
         if (af_s3_global_init() < 0) {
                 r = die("cannot initialise libcurl");
                 goto out;
@@ -1895,6 +1942,7 @@ static int cmd_drain(struct opts *o, int argc, char **argv)
         qc.journal_dirfd = sp.journal_fd;
         qc.workers = o->concurrency;
         qc.max_attempts = o->attempts;
+        qc.retry_for_ms = o->retry_for_ms;
         qc.part_size = o->part_size;
         qc.part_concurrency = o->part_concurrency;
         qc.multipart_threshold = o->multipart_threshold;
