@@ -905,6 +905,15 @@ static int setup_router(struct opts *o, const char *default_as, bool strict, str
         rc.unmatched = o->unmatched;
         rc.strict_paths = strict;
         rc.endpoint = o->endpoint ? o->endpoint : s->endpoint[0] ? s->endpoint : NULL;
+        /* A spec whose template declares no outputs would upload nothing: surely a mistake
+         * (the wrong --template?), unless every file is wanted. */
+        if (s->have_spec && s->spec.nartifacts == 0 && o->unmatched != AF_UNMATCHED_UPLOAD) {
+                r = die("%s: template '%s' declares no output artifacts, so nothing would be "
+                        "uploaded (pick the pod's template with --template, or upload every "
+                        "file with --unmatched upload)",
+                        spec_name, s->spec.template_name ? s->spec.template_name : "?");
+                goto out;
+        }
         r = af_router_init(&s->router, &rc, s->have_spec ? &s->spec : NULL, &o->vars, &err);
         if (r < 0) {
                 r = die("%s", af_buf_str(&err));

@@ -132,3 +132,11 @@ def test_empty_key_format_is_argos_default():
                        capture_output=True, text=True)
     assert r.returncode == 0, r.stderr
     assert r.stdout == f"/out/x.txt\ts3://{BUCKET}/wf/wf-p/out/x.txt\n"
+
+
+def test_a_template_without_outputs_is_an_error(s3env, tmp_path):
+    spec = tmp_path / "noout.yaml"
+    spec.write_text("kind: Workflow\nmetadata: {generateName: x-}\nspec:\n  entrypoint: main\n"
+                    "  templates:\n  - name: main\n    container: {image: alpine}\n")
+    line = one_error_line(run(mount_args(tmp_path, spec=spec), s3env, tmp_path))
+    assert "template 'main' declares no output artifacts" in line and "--unmatched upload" in line

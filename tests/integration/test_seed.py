@@ -251,3 +251,15 @@ def test_mount_root_keeps_the_mount_points_mode(mount, tmp_path):
     m = mount()
     assert m.mnt == str(mnt)
     assert oct(os.stat(m.mnt).st_mode & 0o7777) == oct(0o1777)
+
+
+def test_a_required_output_never_written_is_reported_at_unmount(mount, names, tmp_path):
+    spec = write_spec(tmp_path, [("needed", "/tmp/needed.txt", ""),
+                                 ("maybe", "/tmp/maybe.txt", "optional: true\n"),
+                                 ("written", "/tmp/written.txt", "")])
+    m = mount(spec=spec)
+    with open(m.path("written.txt"), "w") as f:
+        f.write("w")
+    assert m.unmount() == 0, m.log()
+    warns = [l for l in m.log().splitlines() if "never written" in l]
+    assert len(warns) == 1 and 'artifact="needed"' in warns[0] and "/tmp/needed.txt" in warns[0]
