@@ -13,6 +13,8 @@
 #include "crypto.h"
 
 #include <errno.h>
+#include <string.h>
+#include <pthread.h>
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -135,4 +137,61 @@ void af_base64(const uint8_t *in, size_t n, char *out)
                 *out++ = '=';
         }
         *out = '\0';
+}
+
+/* ---- CRC-32C --------------------------------------------------------------------------- */
+
+static uint32_t crc32c_table[256];
+static pthread_once_t crc32c_once = PTHREAD_ONCE_INIT;
+
+static void crc32c_init(void)
+{
+        /* The reflected Castagnoli polynomial. */
+        for (uint32_t i = 0; i < 256; i++) {
+                uint32_t c = i;
+
+                for (int k = 0; k < 8; k++)
+                        c = c & 1 ? (c >> 1) ^ 0x82F63B78u : c >> 1;
+                crc32c_table[i] = c;
+        }
+}
+
+static uint32_t crc32c_soft(uint32_t crc, const unsigned char *p, size_t n)
+{
+        pthread_once(&crc32c_once, crc32c_init);
+        while (n--)
+                crc = crc32c_table[(crc ^ *p++) & 0xff] ^ (crc >> 8);
+        return crc;
+}
+
+#if defined(__x86_64__)
+__attribute__((target("sse4.2"))) static uint32_t crc32c_hw(uint32_t crc, const unsigned char *p,
+                                                             size_t n)
+{
+        uint64_t c = crc;
+
+        while (n >= 8) {
+                uint64_t v;
+
+                memcpy(&v, p, 8);
+                c = __builtin_ia32_crc32di(c, v);
+                p += 8;
+                n -= 8;
+        }
+        while (n--)
+                c = __builtin_ia32_crc32qi((uint32_t)c, *p++);
+        return (uint32_t)c;
+}
+#endif
+
+uint32_t af_crc32c(uint32_t crc, const void *data, size_t n)
+{
+        const unsigned char *p = data;
+
+        crc = ~crc;
+#if defined(__x86_64__)
+        if (__builtin_cpu_supports("sse4.2"))
+                return ~crc32c_hw(crc, p, n);
+#endif
+        return ~crc32c_soft(crc, p, n);
 }

@@ -44,6 +44,12 @@ void af_sha256(const void *data, size_t n, uint8_t out[AF_SHA256_LEN]);
 void af_hmac_sha256(const void *key, size_t klen, const void *data, size_t n,
                     uint8_t out[AF_SHA256_LEN]);
 
+/**
+ * CRC-32C (Castagnoli, as S3's x-amz-checksum-crc32c), continued from @crc (0 to start).
+ * Uses the CPU's CRC32 instruction where there is one.
+ */
+uint32_t af_crc32c(uint32_t crc, const void *data, size_t n);
+
 /** Lower-case hex of @n bytes into @out, which holds 2n+1 bytes. */
 void af_hex(const uint8_t *in, size_t n, char *out);
 /** Standard base64 with padding into @out, which holds 4*((n+2)/3)+1 bytes. */

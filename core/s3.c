@@ -42,6 +42,7 @@ struct af_s3_client {
         long low_speed_time_s;
         const struct af_s3_object_opts *object; /* borrowed from the config */
         uint64_t last_serial; /* which credentials signed the last request */
+        enum af_checksum checksum;
 };
 
 int af_s3_global_init(void)
@@ -82,6 +83,7 @@ int af_s3_client_new(const struct af_s3_config *cfg, struct af_creds_provider *c
         c->connect_timeout_ms = cfg->connect_timeout_ms ? cfg->connect_timeout_ms : 10000;
         c->low_speed_time_s = cfg->low_speed_time_s ? cfg->low_speed_time_s : 60;
         c->object = cfg->object;
+        c->checksum = cfg->checksum;
         if (!c->curl || !c->scheme || !c->host || !c->region || (cfg->ca_file && !c->ca_file)) {
                 af_s3_client_free(c);
                 return -ENOMEM;
@@ -113,6 +115,7 @@ struct response {
         char version_id[256];
         uint64_t content_length;
         char date[64]; /* the server's Date header, for clock-skew correction */
+        char crc32c[16]; /* x-amz-checksum-crc32c echoed: the server verified it */
 };
 
 static void copy_trimmed(char *dst, size_t n, const char *src, size_t len)
@@ -148,6 +151,8 @@ static size_t on_header(char *data, size_t size, size_t nmemb, void *userp)
                 copy_trimmed(resp->etag, sizeof(resp->etag), colon, len - nl - 1);
         else if (IS("x-amz-version-id"))
                 copy_trimmed(resp->version_id, sizeof(resp->version_id), colon, len - nl - 1);
+        else if (IS("x-amz-checksum-crc32c"))
+                copy_trimmed(resp->crc32c, sizeof(resp->crc32c), colon, len - nl - 1);
         else if (IS("date"))
                 copy_trimmed(resp->date, sizeof(resp->date), colon, len - nl - 1);
         else if (IS("content-length")) {
@@ -451,26 +456,96 @@ struct request {
         size_t mem_len;
 };
 
-/* Hex SHA-256 and base64 MD5 of @size bytes of @fd, read in chunks. */
-static int hash_file(int fd, uint64_t base, uint64_t size, char sha_hex[2 * AF_SHA256_LEN + 1],
-                     char md5_b64[25], char md5_hex[2 * AF_MD5_LEN + 1])
-{
-        struct af_digest sha, md5;
-        uint8_t dsha[AF_SHA256_LEN], dmd5[AF_MD5_LEN];
-        char *buf = malloc(READ_CHUNK);
-        uint64_t off = 0;
-        int r;
+/* ---- body checksums -------------------------------------------------------------------- */
 
+/*
+ * What a body carries, decided per request by the checksum mode:
+ *   sha256  the payload's SHA-256 in x-amz-content-sha256 (signed; S3 verifies it)
+ *   md5     Content-MD5 (S3 verifies it), payload UNSIGNED-PAYLOAD
+ *   crc32c  x-amz-checksum-crc32c, payload UNSIGNED-PAYLOAD
+ *   none    nothing but TLS, if any
+ *   auto    the payload signed over plain http (nothing else protects it on the wire),
+ *           and x-amz-checksum-crc32c with Content-MD5 until the server shows (by echoing
+ *           the checksum) that it verifies CRC32C; one that does not (Ceph radosgw 16
+ *           ignores these headers) gets Content-MD5 from then on. Multipart parts use
+ *           Content-MD5 in auto mode: a CRC32C upload must say so when it is created.
+ */
+struct sums {
+        bool sha, md5, crc;
+        char sha_hex[2 * AF_SHA256_LEN + 1]; /* or "UNSIGNED-PAYLOAD" */
+        char md5_b64[25];
+        char md5_hex[2 * AF_MD5_LEN + 1];
+        char crc_b64[9];
+};
+
+/* Whether this process's endpoint verifies CRC32C: 0 not known yet, 1 yes, -1 no. */
+static atomic_int crc_state;
+
+static void plan(const struct af_s3_client *c, bool part, struct sums *s)
+{
+        int st = atomic_load(&crc_state);
+
+        memset(s, 0, sizeof(*s));
+        switch (c->checksum) {
+        case AF_CHECKSUM_SHA256:
+                s->sha = true;
+                break;
+        case AF_CHECKSUM_MD5:
+                s->md5 = true;
+                break;
+        case AF_CHECKSUM_CRC32C:
+                s->crc = true;
+                break;
+        case AF_CHECKSUM_NONE:
+                break;
+        case AF_CHECKSUM_AUTO:
+        default:
+                s->sha = strcmp(c->scheme, "http") == 0;
+                s->crc = !part && st >= 0;
+                s->md5 = part || st <= 0;
+                break;
+        }
+        if (!s->sha)
+                snprintf(s->sha_hex, sizeof(s->sha_hex), "UNSIGNED-PAYLOAD");
+}
+
+static void sums_finish(struct sums *s, struct af_digest *sha, struct af_digest *md5,
+                        uint32_t crc)
+{
+        uint8_t d[AF_SHA256_LEN];
+        uint8_t be[4] = { (uint8_t)(crc >> 24), (uint8_t)(crc >> 16), (uint8_t)(crc >> 8),
+                          (uint8_t)crc };
+
+        if (s->sha) {
+                af_digest_final(sha, d);
+                af_hex(d, AF_SHA256_LEN, s->sha_hex);
+        }
+        if (s->md5) {
+                af_digest_final(md5, d);
+                af_base64(d, AF_MD5_LEN, s->md5_b64);
+                af_hex(d, AF_MD5_LEN, s->md5_hex);
+        }
+        if (s->crc)
+                af_base64(be, 4, s->crc_b64);
+}
+
+/* The planned checksums of @size bytes of @fd from @base, read once in chunks. */
+static int sum_fd(int fd, uint64_t base, uint64_t size, struct sums *s)
+{
+        struct af_digest sha = { 0 }, md5 = { 0 };
+        char *buf = NULL;
+        uint64_t off = 0;
+        uint32_t crc = 0;
+        int r = 0;
+
+        if (!s->sha && !s->md5 && !s->crc)
+                return 0;
+        buf = malloc(READ_CHUNK);
         if (!buf)
                 return -ENOMEM;
-        r = af_digest_init(&sha, AF_DIGEST_SHA256);
-        if (r < 0)
-                goto out_buf;
-        r = af_digest_init(&md5, AF_DIGEST_MD5);
-        if (r < 0) {
-                af_digest_abandon(&sha);
-                goto out_buf;
-        }
+        if ((s->sha && (r = af_digest_init(&sha, AF_DIGEST_SHA256)) < 0) ||
+            (s->md5 && (r = af_digest_init(&md5, AF_DIGEST_MD5)) < 0))
+                goto out;
         while (off < size) {
                 size_t want = size - off < READ_CHUNK ? (size_t)(size - off) : READ_CHUNK;
                 ssize_t n = pread(fd, buf, want, (off_t)(base + off));
@@ -483,23 +558,62 @@ static int hash_file(int fd, uint64_t base, uint64_t size, char sha_hex[2 * AF_S
                         r = -ESTALE; /* shrank while we read it */
                         goto out;
                 }
-                af_digest_update(&sha, buf, (size_t)n);
-                af_digest_update(&md5, buf, (size_t)n);
+                if (s->sha)
+                        af_digest_update(&sha, buf, (size_t)n);
+                if (s->md5)
+                        af_digest_update(&md5, buf, (size_t)n);
+                if (s->crc)
+                        crc = af_crc32c(crc, buf, (size_t)n);
                 off += (uint64_t)n;
         }
-        af_digest_final(&sha, dsha);
-        af_digest_final(&md5, dmd5);
-        af_hex(dsha, sizeof(dsha), sha_hex);
-        af_base64(dmd5, sizeof(dmd5), md5_b64);
-        if (md5_hex)
-                af_hex(dmd5, sizeof(dmd5), md5_hex);
-        r = 0;
+        sums_finish(s, &sha, &md5, crc);
 out:
         af_digest_abandon(&sha);
         af_digest_abandon(&md5);
-out_buf:
         free(buf);
         return r;
+}
+
+static int sum_mem(const void *data, size_t n, struct sums *s)
+{
+        struct af_digest sha = { 0 }, md5 = { 0 };
+        int r = 0;
+
+        if ((s->sha && (r = af_digest_init(&sha, AF_DIGEST_SHA256)) < 0) ||
+            (s->md5 && (r = af_digest_init(&md5, AF_DIGEST_MD5)) < 0)) {
+                af_digest_abandon(&sha);
+                return r;
+        }
+        if (s->sha)
+                af_digest_update(&sha, data, n);
+        if (s->md5)
+                af_digest_update(&md5, data, n);
+        sums_finish(s, &sha, &md5, s->crc ? af_crc32c(0, data, n) : 0);
+        af_digest_abandon(&sha);
+        af_digest_abandon(&md5);
+        return 0;
+}
+
+/* auto: did the server echo our CRC32C (it verified it), or not (it ignores it)? */
+static void learn_crc(const struct af_s3_client *c, const struct sums *s, const char *echo)
+{
+        int unknown = 0;
+
+        if (c->checksum != AF_CHECKSUM_AUTO || !s->crc)
+                return;
+        if (echo[0] && strcmp(echo, s->crc_b64) == 0)
+                atomic_store(&crc_state, 1);
+        else if (atomic_compare_exchange_strong(&crc_state, &unknown, -1))
+                af_log_info("op=checksum endpoint=%s msg=\"the server does not echo "
+                            "x-amz-checksum-crc32c, so it does not verify it; using Content-MD5, "
+                            "which it does\"",
+                            af_q(c->host));
+}
+
+static void read_error(struct af_s3_error *err, int r)
+{
+        snprintf(err->code, sizeof(err->code), "ReadError");
+        snprintf(err->message, sizeof(err->message), "reading the spool file: %s", strerror(-r));
 }
 
 static int build_uri(const char *bucket, const char *key, struct af_buf *uri)
@@ -763,57 +877,41 @@ static void response_init(struct response *resp)
         af_buf_init(&resp->body, BODY_CAP + 1);
 }
 
-static void hash_mem(const void *data, size_t n, char sha_hex[2 * AF_SHA256_LEN + 1],
-                     char md5_b64[25], char md5_hex[2 * AF_MD5_LEN + 1])
-{
-        struct af_digest md5;
-        uint8_t dsha[AF_SHA256_LEN], dmd5[AF_MD5_LEN];
-
-        af_sha256(data, n, dsha);
-        af_hex(dsha, sizeof(dsha), sha_hex);
-        if (af_digest_init(&md5, AF_DIGEST_MD5) < 0) {
-                md5_b64[0] = '\0';
-                md5_hex[0] = '\0';
-                return;
-        }
-        af_digest_update(&md5, data, n);
-        af_digest_final(&md5, dmd5);
-        af_base64(dmd5, sizeof(dmd5), md5_b64);
-        af_hex(dmd5, sizeof(dmd5), md5_hex);
-}
-
-/* PUT of a body already hashed; @query may be NULL (PutObject) or partNumber+uploadId. */
+/* PUT of a body already summed; @query may be NULL (PutObject) or partNumber+uploadId. */
 static int put_body(struct af_s3_client *c, const char *bucket, const char *key,
                     const struct af_sigv4_param *query, size_t nquery, struct body_src *body,
-                    const char *sha_hex, const char *md5_b64, char *ret_etag, size_t etag_n,
-                    char *ret_version, size_t version_n, struct af_s3_error *err)
+                    const struct sums *sm, char *ret_etag, size_t etag_n, char *ret_version,
+                    size_t version_n, struct af_s3_error *err)
 {
         struct af_sigv4_header extra[MAX_EXTRA];
         char names[MAX_EXTRA][80];
-        size_t ne = 0;
-
-        if (md5_b64[0])
-                extra[ne++] = (struct af_sigv4_header){ "content-md5", md5_b64 };
-        if (!query) /* PutObject, not UploadPart: the object's own headers */
-                ne += object_headers(c, key, extra + ne, MAX_EXTRA - ne, names, true);
-        struct request rq = { .method = "PUT",
-                              .bucket = bucket,
-                              .key = key,
-                              .query = query,
-                              .nquery = nquery,
-                              .extra = extra,
-                              .nextra = ne,
-                              .payload_hash = sha_hex,
-                              .body = body };
         struct response resp;
+        struct request rq;
+        size_t ne = 0;
         int r;
 
+        if (sm->md5)
+                extra[ne++] = (struct af_sigv4_header){ "content-md5", sm->md5_b64 };
+        if (sm->crc)
+                extra[ne++] = (struct af_sigv4_header){ "x-amz-checksum-crc32c", sm->crc_b64 };
+        if (!query) /* PutObject, not UploadPart: the object's own headers */
+                ne += object_headers(c, key, extra + ne, MAX_EXTRA - ne, names, true);
+        rq = (struct request){ .method = "PUT",
+                               .bucket = bucket,
+                               .key = key,
+                               .query = query,
+                               .nquery = nquery,
+                               .extra = extra,
+                               .nextra = ne,
+                               .payload_hash = sm->sha_hex,
+                               .body = body };
         response_init(&resp);
         r = perform(c, &rq, &resp, err);
         if (r == 0) {
                 snprintf(ret_etag, etag_n, "%s", resp.etag);
                 if (ret_version)
                         snprintf(ret_version, version_n, "%s", resp.version_id);
+                learn_crc(c, sm, resp.crc32c);
         }
         af_buf_done(&resp.body);
         return r;
@@ -846,56 +944,64 @@ int af_s3_put_object_mem(struct af_s3_client *c, const char *bucket, const char 
                          const void *data, size_t len, struct af_s3_put_result *ret,
                          struct af_s3_error *err)
 {
-        char sha_hex[2 * AF_SHA256_LEN + 1], md5_b64[25], md5_hex[2 * AF_MD5_LEN + 1];
         struct body_src body = { .mem = data ? data : "", .size = len };
+        struct sums sm;
         int r;
 
         memset(err, 0, sizeof(*err));
-        hash_mem(data ? data : "", len, sha_hex, md5_b64, md5_hex);
-        r = put_body(c, bucket, key, NULL, 0, &body, sha_hex, md5_b64, ret->etag,
-                     sizeof(ret->etag), ret->version_id, sizeof(ret->version_id), err);
-        return check_own_object(c, bucket, key, md5_hex, len, r, ret->etag, sizeof(ret->etag),
-                                err);
+        plan(c, false, &sm);
+        sm.md5 = sm.md5 || (c->object && c->object->no_overwrite); /* to recognise our own */
+        r = sum_mem(data ? data : "", len, &sm);
+        if (r == 0)
+                r = put_body(c, bucket, key, NULL, 0, &body, &sm, ret->etag, sizeof(ret->etag),
+                             ret->version_id, sizeof(ret->version_id), err);
+        return check_own_object(c, bucket, key, sm.md5 ? sm.md5_hex : "", len, r, ret->etag,
+                                sizeof(ret->etag), err);
 }
 
 int af_s3_upload_part_mem(struct af_s3_client *c, const char *bucket, const char *key,
                           const char *upload_id, unsigned part_number, const void *data,
                           size_t len, struct af_s3_part *ret, struct af_s3_error *err)
 {
-        char sha_hex[2 * AF_SHA256_LEN + 1], md5_b64[25], num[16];
-        char md5_hex[2 * AF_MD5_LEN + 1];
         struct body_src body = { .mem = data, .size = len };
         struct af_sigv4_param q[2];
+        struct sums sm;
+        char num[16];
+        int r;
 
         memset(err, 0, sizeof(*err));
-        hash_mem(data, len, sha_hex, md5_b64, md5_hex);
+        plan(c, true, &sm);
+        r = sum_mem(data, len, &sm);
+        if (r < 0)
+                return r;
         snprintf(num, sizeof(num), "%u", part_number);
         q[0] = (struct af_sigv4_param){ "partNumber", num };
         q[1] = (struct af_sigv4_param){ "uploadId", upload_id };
         ret->number = part_number;
-        return put_body(c, bucket, key, q, 2, &body, sha_hex, md5_b64, ret->etag,
-                        sizeof(ret->etag), NULL, 0, err);
+        snprintf(ret->crc32c, sizeof(ret->crc32c), "%s", sm.crc ? sm.crc_b64 : "");
+        return put_body(c, bucket, key, q, 2, &body, &sm, ret->etag, sizeof(ret->etag), NULL, 0,
+                        err);
 }
 
 int af_s3_put_object_fd(struct af_s3_client *c, const char *bucket, const char *key, int fd,
                         uint64_t size, struct af_s3_put_result *ret, struct af_s3_error *err)
 {
-        char sha_hex[2 * AF_SHA256_LEN + 1], md5_b64[25], md5_hex[2 * AF_MD5_LEN + 1];
         struct body_src body = { .fd = fd, .size = size };
+        struct sums sm;
         int r;
 
         memset(err, 0, sizeof(*err));
-        r = hash_file(fd, 0, size, sha_hex, md5_b64, md5_hex);
+        plan(c, false, &sm);
+        sm.md5 = sm.md5 || (c->object && c->object->no_overwrite); /* to recognise our own */
+        r = sum_fd(fd, 0, size, &sm);
         if (r < 0) {
-                snprintf(err->code, sizeof(err->code), "ReadError");
-                snprintf(err->message, sizeof(err->message), "reading the spool file: %s",
-                         strerror(-r));
+                read_error(err, r);
                 return r;
         }
-        r = put_body(c, bucket, key, NULL, 0, &body, sha_hex, md5_b64, ret->etag,
-                     sizeof(ret->etag), ret->version_id, sizeof(ret->version_id), err);
-        return check_own_object(c, bucket, key, md5_hex, size, r, ret->etag, sizeof(ret->etag),
-                                err);
+        r = put_body(c, bucket, key, NULL, 0, &body, &sm, ret->etag, sizeof(ret->etag),
+                     ret->version_id, sizeof(ret->version_id), err);
+        return check_own_object(c, bucket, key, sm.md5 ? sm.md5_hex : "", size, r, ret->etag,
+                                sizeof(ret->etag), err);
 }
 
 static const char empty_sha256[] =
@@ -965,6 +1071,9 @@ int af_s3_create_multipart(struct af_s3_client *c, const char *bucket, const cha
         int r;
 
         rq.nextra = object_headers(c, key, extra, MAX_EXTRA, names, false);
+        if (c->checksum == AF_CHECKSUM_CRC32C) /* parts will carry CRC32C: say so up front */
+                extra[rq.nextra++] = (struct af_sigv4_header){ "x-amz-checksum-algorithm",
+                                                               "CRC32C" };
         response_init(&resp);
         r = perform(c, &rq, &resp, err);
         if (r == 0) {
@@ -986,43 +1095,26 @@ int af_s3_upload_part_fd(struct af_s3_client *c, const char *bucket, const char 
                          const char *upload_id, unsigned part_number, int fd, uint64_t off,
                          uint64_t len, struct af_s3_part *ret, struct af_s3_error *err)
 {
-        char sha_hex[2 * AF_SHA256_LEN + 1], md5_b64[25], num[16];
         struct body_src body = { .fd = fd, .base = off, .size = len };
         struct af_sigv4_param q[2];
-        struct af_sigv4_header extra[1];
-        struct response resp;
-        struct request rq;
+        struct sums sm;
+        char num[16];
         int r;
 
         memset(err, 0, sizeof(*err));
-        r = hash_file(fd, off, len, sha_hex, md5_b64, NULL);
+        plan(c, true, &sm);
+        r = sum_fd(fd, off, len, &sm);
         if (r < 0) {
-                snprintf(err->code, sizeof(err->code), "ReadError");
-                snprintf(err->message, sizeof(err->message), "reading the spool file: %s",
-                         strerror(-r));
+                read_error(err, r);
                 return r;
         }
         snprintf(num, sizeof(num), "%u", part_number);
         q[0] = (struct af_sigv4_param){ "partNumber", num };
         q[1] = (struct af_sigv4_param){ "uploadId", upload_id };
-        extra[0] = (struct af_sigv4_header){ "content-md5", md5_b64 };
-        rq = (struct request){ .method = "PUT",
-                               .bucket = bucket,
-                               .key = key,
-                               .query = q,
-                               .nquery = 2,
-                               .extra = extra,
-                               .nextra = 1,
-                               .payload_hash = sha_hex,
-                               .body = &body };
-        response_init(&resp);
-        r = perform(c, &rq, &resp, err);
-        if (r == 0) {
-                ret->number = part_number;
-                snprintf(ret->etag, sizeof(ret->etag), "%s", resp.etag);
-        }
-        af_buf_done(&resp.body);
-        return r;
+        ret->number = part_number;
+        snprintf(ret->crc32c, sizeof(ret->crc32c), "%s", sm.crc ? sm.crc_b64 : "");
+        return put_body(c, bucket, key, q, 2, &body, &sm, ret->etag, sizeof(ret->etag), NULL, 0,
+                        err);
 }
 
 int af_s3_complete_multipart(struct af_s3_client *c, const char *bucket, const char *key,
@@ -1041,9 +1133,15 @@ int af_s3_complete_multipart(struct af_s3_client *c, const char *bucket, const c
 
         af_buf_init(&xml, (size_t)64 << 20);
         r = af_buf_adds(&xml, "<CompleteMultipartUpload>");
-        for (size_t i = 0; r == 0 && i < nparts; i++)
-                r = af_buf_addf(&xml, "<Part><PartNumber>%u</PartNumber><ETag>%s</ETag></Part>",
+        for (size_t i = 0; r == 0 && i < nparts; i++) {
+                r = af_buf_addf(&xml, "<Part><PartNumber>%u</PartNumber><ETag>%s</ETag>",
                                 parts[i].number, parts[i].etag);
+                if (r == 0 && parts[i].crc32c[0])
+                        r = af_buf_addf(&xml, "<ChecksumCRC32C>%s</ChecksumCRC32C>",
+                                        parts[i].crc32c);
+                if (r == 0)
+                        r = af_buf_adds(&xml, "</Part>");
+        }
         if (r == 0)
                 r = af_buf_adds(&xml, "</CompleteMultipartUpload>");
         if (r < 0) {
@@ -1130,7 +1228,7 @@ int af_s3_list_parts(struct af_s3_client *c, const char *bucket, const char *key
                 }
                 b = af_buf_str(&resp.body);
                 for (part = strstr(b, "<Part>"); part; part = strstr(part + 6, "<Part>")) {
-                        char num[16], etag[130], size[32];
+                        char num[16], etag[130], size[32], crc[12];
                         const char *endp = strstr(part, "</Part>");
 
                         if (!endp)
@@ -1138,6 +1236,7 @@ int af_s3_list_parts(struct af_s3_client *c, const char *bucket, const char *key
                         xml_get(part, "PartNumber", num, sizeof(num));
                         xml_get(part, "ETag", etag, sizeof(etag));
                         xml_get(part, "Size", size, sizeof(size));
+                        xml_get(part, "ChecksumCRC32C", crc, sizeof(crc));
                         if (n == a) {
                                 size_t na = a ? a * 2 : 64;
                                 struct af_s3_part *np = realloc(parts, na * sizeof(*np));
@@ -1154,6 +1253,7 @@ int af_s3_list_parts(struct af_s3_client *c, const char *bucket, const char *key
                         }
                         parts[n].number = (unsigned)strtoul(num, NULL, 10);
                         snprintf(parts[n].etag, sizeof(parts[n].etag), "%s", etag);
+                        snprintf(parts[n].crc32c, sizeof(parts[n].crc32c), "%s", crc);
                         sizes[n] = strtoull(size, NULL, 10);
                         n++;
                 }

@@ -46,6 +46,14 @@ struct af_s3_object_opts {
  * "application/octet-stream". */
 const char *af_s3_content_type(const char *key);
 
+enum af_checksum {
+        AF_CHECKSUM_AUTO = 0, /* see s3.c: CRC32C where the server verifies it, else MD5 */
+        AF_CHECKSUM_CRC32C,
+        AF_CHECKSUM_SHA256,
+        AF_CHECKSUM_MD5,
+        AF_CHECKSUM_NONE,
+};
+
 struct af_s3_config {
         const char *endpoint; /* "http://127.0.0.1:7480", "https://s3.eu-west-1.amazonaws.com" */
         const char *region;
@@ -53,6 +61,7 @@ struct af_s3_config {
         long connect_timeout_ms; /* 0: 10 s */
         long low_speed_time_s;   /* a transfer below 1 KiB/s for this long fails; 0: 60 s */
         const struct af_s3_object_opts *object; /* borrowed; NULL: none */
+        enum af_checksum checksum;
 };
 
 struct af_s3_error {
@@ -110,6 +119,7 @@ int af_s3_head_bucket(struct af_s3_client *c, const char *bucket, struct af_s3_e
 struct af_s3_part {
         unsigned number; /* 1-based */
         char etag[130];
+        char crc32c[12]; /* base64, when the part carried one */
 };
 
 /**

@@ -74,6 +74,7 @@ enum {
         OPT_RETRY_FOR,
         OPT_LOW_SPEED_TIME,
         OPT_CONNECT_TIMEOUT,
+        OPT_CHECKSUM,
 };
 
 #define MAX_TAGS 10
@@ -116,6 +117,7 @@ static const struct option long_options[] = {
         { "retry-for", required_argument, NULL, OPT_RETRY_FOR },
         { "low-speed-time", required_argument, NULL, OPT_LOW_SPEED_TIME },
         { "connect-timeout", required_argument, NULL, OPT_CONNECT_TIMEOUT },
+        { "checksum", required_argument, NULL, OPT_CHECKSUM },
         { "allow-other", no_argument, NULL, OPT_ALLOW_OTHER },
         { "no-check", no_argument, NULL, OPT_NO_CHECK },
         { "log-file", required_argument, NULL, OPT_LOG_FILE },
@@ -156,6 +158,7 @@ struct opts {
         long retry_for_ms; /* -1: not given */
         long low_speed_time_s;
         long connect_timeout_ms;
+        enum af_checksum checksum;
         bool foreground;
         bool allow_other;
         bool no_check;
@@ -242,6 +245,10 @@ static const char usage_text[] =
         "  --retry-for SEC      ...and keep retrying for at least SEC seconds (default 120;\n"
         "                       0 with --upload-attempts given)\n"
         "  --connect-timeout SEC    default 10\n"
+        "  --checksum auto|crc32c|sha256|md5|none\n"
+        "                       what each PUT and part carries for the server to verify:\n"
+        "                       auto (default) signs the payload over http and sends CRC32C\n"
+        "                       where the server verifies it, else Content-MD5\n"
         "  --low-speed-time SEC a transfer slower than 1 KiB/s for SEC seconds is cut and\n"
         "                       retried (default 60)\n"
         "  --multipart-threshold SIZE  files this large or larger use a multipart upload\n"
@@ -502,6 +509,19 @@ static int apply(struct opts *o, int id, const char *val, const char *source)
         case OPT_MANIFEST:
                 o->manifest = val;
                 break;
+        case OPT_CHECKSUM: {
+                static const char *const names[] = { "auto", "crc32c", "sha256", "md5", "none" };
+                size_t i;
+
+                for (i = 0; i < sizeof(names) / sizeof(names[0]); i++)
+                        if (strcmp(val, names[i]) == 0)
+                                break;
+                if (i == sizeof(names) / sizeof(names[0]))
+                        return die("%s: '%s' is not auto, crc32c, sha256, md5 or none", source,
+                                   val);
+                o->checksum = (enum af_checksum)i;
+                break;
+        }
         case OPT_RETRY_FOR:
                 if (parse_uint(val, 86400 * 7, &v) < 0)
                         return die("%s: '%s' is not a number of seconds", source, val);
@@ -1642,6 +1662,7 @@ static int cmd_mount(struct opts *o, int argc, char **argv, char **run_argv)
         s3c.ca_file = o->ca_file;
         s3c.object = &o->object;
         s3c.low_speed_time_s = o->low_speed_time_s;
+        s3c.checksum = o->checksum;
         s3c.connect_timeout_ms = o->connect_timeout_ms;
         if (af_s3_global_init() < 0) {
                 r = die("cannot initialise libcurl");
@@ -1941,6 +1962,7 @@ static int cmd_drain(struct opts *o, int argc, char **argv)
         s3c.ca_file = o->ca_file;
         s3c.object = &o->object;
         s3c.low_speed_time_s = o->low_speed_time_s;
+        s3c.checksum = o->checksum;
         s3c.connect_timeout_ms = o->connect_timeout_ms;
         if (af_s3_global_init() < 0) {
                 r = die("cannot initialise libcurl");

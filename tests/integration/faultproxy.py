@@ -163,6 +163,7 @@ class _Conn:
                 self.proxy._record(rec)
                 # Decided before the request goes up: the answer may come back at once.
                 self.drop_response = self.proxy._take_drop(rec)
+                corrupt = self.proxy._take_corrupt(rec)
                 self._send_up(head, rec, body=False)
                 length = rec["content_length"]
                 if length is None:
@@ -177,6 +178,13 @@ class _Conn:
                             raise _Reset()
                         self.buf = data
                     piece, self.buf = self.buf[:left], self.buf[left:]
+                    if corrupt and piece:
+                        # One bit flipped in flight: what a bad NIC or middlebox does.
+                        mid = len(piece) // 2
+                        piece = piece[:mid] + bytes([piece[mid] ^ 0x01]) + piece[mid + 1:]
+                        corrupt = False
+                        rec["outcome"] = "corrupted"
+                        self.proxy._count("corrupted")
                     self._send_up(piece, rec)
                     left -= len(piece)
         except (_Reset, OSError, ValueError):
@@ -343,6 +351,23 @@ class FaultProxy:
             self._drop_times = int(times)
             self._drop_match = match
 
+    def corrupt_body(self, times=1, match=None):
+        """Flip one bit in the body of each of the next @times requests with a body
+        (matching @match, as for reset_after). corrupt_body(0) disarms."""
+        match = self._matcher(match)
+        with self._lock:
+            self._corrupt_times = int(times)
+            self._corrupt_match = match
+
+    def _take_corrupt(self, rec):
+        with self._lock:
+            if not getattr(self, "_corrupt_times", 0) or not rec.get("content_length"):
+                return False
+            if self._corrupt_match is not None and not self._corrupt_match(rec):
+                return False
+            self._corrupt_times -= 1
+            return True
+
     @staticmethod
     def _matcher(match):
         if match is None or callable(match):
@@ -396,7 +421,8 @@ class FaultProxy:
         with self._lock:
             s = dict(self._c)
             for k in ("bytes_up", "body_bytes_up", "bytes_down", "requests", "connections",
-                      "refused_connections", "resets", "slowdowns", "dropped_responses"):
+                      "refused_connections", "resets", "slowdowns", "dropped_responses",
+                      "corrupted"):
                 s.setdefault(k, 0)
             s["by_method"] = dict(self._by_method)
             s["requests_log"] = [dict(r) for r in self._requests]
