@@ -43,6 +43,7 @@ struct af_s3_client {
         const struct af_s3_object_opts *object; /* borrowed from the config */
         uint64_t last_serial; /* which credentials signed the last request */
         enum af_checksum checksum;
+        enum af_addressing addressing;
 };
 
 int af_s3_global_init(void)
@@ -84,6 +85,7 @@ int af_s3_client_new(const struct af_s3_config *cfg, struct af_creds_provider *c
         c->low_speed_time_s = cfg->low_speed_time_s ? cfg->low_speed_time_s : 60;
         c->object = cfg->object;
         c->checksum = cfg->checksum;
+        c->addressing = cfg->addressing;
         if (!c->curl || !c->scheme || !c->host || !c->region || (cfg->ca_file && !c->ca_file)) {
                 af_s3_client_free(c);
                 return -ENOMEM;
@@ -616,14 +618,49 @@ static void read_error(struct af_s3_error *err, int r)
         snprintf(err->message, sizeof(err->message), "reading the spool file: %s", strerror(-r));
 }
 
+/* A bucket name that can be a DNS label (and, with TLS, one that the certificate covers). */
+static bool dns_bucket(const char *b, bool tls)
+{
+        size_t n = strlen(b);
+
+        if (n < 3 || n > 63 || b[0] == '-' || b[n - 1] == '-' || b[0] == '.' || b[n - 1] == '.')
+                return false;
+        for (const char *p = b; *p; p++)
+                if (!((*p >= 'a' && *p <= 'z') || (*p >= '0' && *p <= '9') || *p == '-' ||
+                      (*p == '.' && !tls)))
+                        return false;
+        return true;
+}
+
+static bool virtual_hosted(const struct af_s3_client *c, const char *bucket)
+{
+        bool tls = strcmp(c->scheme, "https") == 0;
+        size_t hl = strcspn(c->host, ":");
+
+        switch (c->addressing) {
+        case AF_ADDRESSING_PATH:
+                return false;
+        case AF_ADDRESSING_VIRTUAL:
+                return true;
+        case AF_ADDRESSING_AUTO:
+        default:
+                /* AWS itself prefers virtual-hosted requests; S3-compatible servers (MinIO,
+                 * Ceph) are usually set up for path style. */
+                return dns_bucket(bucket, tls) &&
+                       ((hl > 14 && strncmp(c->host + hl - 14, ".amazonaws.com", 14) == 0) ||
+                        (hl > 17 && strncmp(c->host + hl - 17, ".amazonaws.com.cn", 17) == 0));
+        }
+}
+
 static int build_uri(const char *bucket, const char *key, struct af_buf *uri)
 {
         int r = af_buf_addc(uri, '/');
 
-        if (r == 0)
+        if (r == 0 && bucket)
                 r = af_sigv4_uri_encode(bucket, strlen(bucket), true, uri);
         if (r == 0 && key) {
-                r = af_buf_addc(uri, '/');
+                if (bucket)
+                        r = af_buf_addc(uri, '/');
                 /* S3 keys are URI-encoded once, '/' kept, in both the URL and the signature. */
                 if (r == 0)
                         r = af_sigv4_uri_encode(key, strlen(key), false, uri);
@@ -659,7 +696,7 @@ static int perform_once(struct af_s3_client *c, const struct request *rq, struct
 {
         struct af_sigv4_header hdrs[8 + MAX_EXTRA];
         struct af_sigv4_req sreq;
-        struct af_buf uri, query, url, auth, line;
+        struct af_buf uri, host, query, url, auth, line;
         struct curl_slist *list = NULL;
         char amz_date[17], curl_err[CURL_ERROR_SIZE] = "";
         struct af_creds creds;
@@ -671,6 +708,7 @@ static int perform_once(struct af_s3_client *c, const struct request *rq, struct
 
         memset(err, 0, sizeof(*err));
         af_buf_init(&uri, 0);
+        af_buf_init(&host, 512);
         af_buf_init(&query, 0);
         af_buf_init(&url, 0);
         af_buf_init(&auth, 0);
@@ -682,18 +720,27 @@ static int perform_once(struct af_s3_client *c, const struct request *rq, struct
                 snprintf(err->message, sizeof(err->message), "no AWS credentials available");
                 goto out;
         }
-        r = build_uri(rq->bucket, rq->key, &uri);
+        /* Virtual-hosted style: the bucket is part of the host name, not of the path. */
+        if (virtual_hosted(c, rq->bucket)) {
+                r = af_buf_addf(&host, "%s.%s", rq->bucket, c->host);
+                if (r == 0)
+                        r = build_uri(NULL, rq->key, &uri);
+        } else {
+                r = af_buf_adds(&host, c->host);
+                if (r == 0)
+                        r = build_uri(rq->bucket, rq->key, &uri);
+        }
         if (r == 0)
                 r = af_sigv4_canonical_query(rq->query, rq->nquery, &query);
         if (r == 0)
-                r = af_buf_addf(&url, "%s://%s%s%s%s", c->scheme, c->host, af_buf_str(&uri),
-                                query.len ? "?" : "", af_buf_str(&query));
+                r = af_buf_addf(&url, "%s://%s%s%s%s", c->scheme, af_buf_str(&host),
+                                af_buf_str(&uri), query.len ? "?" : "", af_buf_str(&query));
         if (r < 0)
                 goto out;
 
         now = time(NULL) + atomic_load(&clock_offset);
         af_sigv4_amz_date(now, amz_date);
-        hdrs[nh++] = (struct af_sigv4_header){ "host", c->host };
+        hdrs[nh++] = (struct af_sigv4_header){ "host", af_buf_str(&host) };
         hdrs[nh++] = (struct af_sigv4_header){ "x-amz-date", amz_date };
         hdrs[nh++] = (struct af_sigv4_header){ "x-amz-content-sha256", rq->payload_hash };
         if (creds.session_token[0])
@@ -808,6 +855,7 @@ out:
         explicit_bzero(&creds, sizeof(creds));
         curl_slist_free_all(list);
         af_buf_done(&uri);
+        af_buf_done(&host);
         af_buf_done(&query);
         af_buf_done(&url);
         af_buf_done(&auth);

@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /**
  * @file s3.h
- * A small S3 client on libcurl with SigV4 (path-style addressing).
+ * A small S3 client on libcurl with SigV4 (path-style or virtual-hosted addressing).
  *
  * One struct af_s3_client per thread: it owns a curl easy handle whose connection cache
  * keeps connections alive between requests. Clients share the credentials provider.
@@ -54,6 +54,12 @@ enum af_checksum {
         AF_CHECKSUM_NONE,
 };
 
+enum af_addressing {
+        AF_ADDRESSING_AUTO = 0, /* virtual-hosted on AWS endpoints, path style elsewhere */
+        AF_ADDRESSING_PATH,
+        AF_ADDRESSING_VIRTUAL,
+};
+
 struct af_s3_config {
         const char *endpoint; /* "http://127.0.0.1:7480", "https://s3.eu-west-1.amazonaws.com" */
         const char *region;
@@ -62,6 +68,7 @@ struct af_s3_config {
         long low_speed_time_s;   /* a transfer below 1 KiB/s for this long fails; 0: 60 s */
         const struct af_s3_object_opts *object; /* borrowed; NULL: none */
         enum af_checksum checksum;
+        enum af_addressing addressing;
 };
 
 struct af_s3_error {

@@ -75,6 +75,7 @@ enum {
         OPT_LOW_SPEED_TIME,
         OPT_CONNECT_TIMEOUT,
         OPT_CHECKSUM,
+        OPT_ADDRESSING,
 };
 
 #define MAX_TAGS 10
@@ -118,6 +119,7 @@ static const struct option long_options[] = {
         { "low-speed-time", required_argument, NULL, OPT_LOW_SPEED_TIME },
         { "connect-timeout", required_argument, NULL, OPT_CONNECT_TIMEOUT },
         { "checksum", required_argument, NULL, OPT_CHECKSUM },
+        { "addressing", required_argument, NULL, OPT_ADDRESSING },
         { "allow-other", no_argument, NULL, OPT_ALLOW_OTHER },
         { "no-check", no_argument, NULL, OPT_NO_CHECK },
         { "log-file", required_argument, NULL, OPT_LOG_FILE },
@@ -159,6 +161,7 @@ struct opts {
         long low_speed_time_s;
         long connect_timeout_ms;
         enum af_checksum checksum;
+        enum af_addressing addressing;
         bool foreground;
         bool allow_other;
         bool no_check;
@@ -234,8 +237,10 @@ static const char usage_text[] =
         "\n"
         "S3:\n"
         "  --endpoint URL       http(s)://host[:port] (default: $AWS_ENDPOINT_URL_S3,\n"
-        "                       $AWS_ENDPOINT_URL, else https://s3.REGION.amazonaws.com);\n"
-        "                       requests use path-style addressing\n"
+        "                       $AWS_ENDPOINT_URL, else https://s3.REGION.amazonaws.com)\n"
+        "  --addressing auto|path|virtual\n"
+        "                       bucket in the path or in the host name (default auto:\n"
+        "                       virtual-hosted on AWS, path style elsewhere)\n"
         "  --region REGION      default: $AWS_REGION, $AWS_DEFAULT_REGION, else us-east-1\n"
         "  --ca-file FILE       PEM bundle to trust instead of the system's\n"
         "  credentials          $AWS_ACCESS_KEY_ID, $AWS_SECRET_ACCESS_KEY, $AWS_SESSION_TOKEN\n"
@@ -522,6 +527,16 @@ static int apply(struct opts *o, int id, const char *val, const char *source)
                 o->checksum = (enum af_checksum)i;
                 break;
         }
+        case OPT_ADDRESSING:
+                if (strcmp(val, "auto") == 0)
+                        o->addressing = AF_ADDRESSING_AUTO;
+                else if (strcmp(val, "path") == 0)
+                        o->addressing = AF_ADDRESSING_PATH;
+                else if (strcmp(val, "virtual") == 0)
+                        o->addressing = AF_ADDRESSING_VIRTUAL;
+                else
+                        return die("%s: '%s' is not auto, path or virtual", source, val);
+                break;
         case OPT_RETRY_FOR:
                 if (parse_uint(val, 86400 * 7, &v) < 0)
                         return die("%s: '%s' is not a number of seconds", source, val);
@@ -1663,6 +1678,7 @@ static int cmd_mount(struct opts *o, int argc, char **argv, char **run_argv)
         s3c.object = &o->object;
         s3c.low_speed_time_s = o->low_speed_time_s;
         s3c.checksum = o->checksum;
+        s3c.addressing = o->addressing;
         s3c.connect_timeout_ms = o->connect_timeout_ms;
         if (af_s3_global_init() < 0) {
                 r = die("cannot initialise libcurl");
@@ -1963,6 +1979,7 @@ static int cmd_drain(struct opts *o, int argc, char **argv)
         s3c.object = &o->object;
         s3c.low_speed_time_s = o->low_speed_time_s;
         s3c.checksum = o->checksum;
+        s3c.addressing = o->addressing;
         s3c.connect_timeout_ms = o->connect_timeout_ms;
         if (af_s3_global_init() < 0) {
                 r = die("cannot initialise libcurl");
