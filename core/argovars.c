@@ -3,18 +3,59 @@
 #include "argovars.h"
 
 #include <errno.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+/* The length of the valid UTF-8 sequence at @p (1-4), or 0 if it is not one. */
+static size_t utf8_len(const unsigned char *p)
+{
+        if (p[0] < 0x80)
+                return 1;
+        if (p[0] >= 0xc2 && p[0] <= 0xdf)
+                return (p[1] & 0xc0) == 0x80 ? 2 : 0;
+        if (p[0] >= 0xe0 && p[0] <= 0xef) {
+                if ((p[1] & 0xc0) != 0x80 || (p[2] & 0xc0) != 0x80)
+                        return 0;
+                if ((p[0] == 0xe0 && p[1] < 0xa0) || (p[0] == 0xed && p[1] > 0x9f))
+                        return 0; /* overlong, or a UTF-16 surrogate */
+                return 3;
+        }
+        if (p[0] >= 0xf0 && p[0] <= 0xf4) {
+                if ((p[1] & 0xc0) != 0x80 || (p[2] & 0xc0) != 0x80 || (p[3] & 0xc0) != 0x80)
+                        return 0;
+                if ((p[0] == 0xf0 && p[1] < 0x90) || (p[0] == 0xf4 && p[1] > 0x8f))
+                        return 0;
+                return 4;
+        }
+        return 0;
+}
+
 int af_json_quote(struct af_buf *out, const char *s)
 {
         static const char hex[] = "0123456789abcdef";
+        size_t start = out->len;
         int r = af_buf_addc(out, '"');
 
-        for (const unsigned char *p = (const unsigned char *)s; r == 0 && *p; p++) {
+        for (const unsigned char *p = (const unsigned char *)s; r == 0 && *p;) {
+                size_t l = utf8_len(p);
                 char esc[7];
 
+                if (l == 0) {
+                        /* Go replaces invalid UTF-8 with U+FFFD */
+                        r = af_buf_adds(out, "\\ufffd");
+                        p++;
+                        continue;
+                }
+                if (l > 1) {
+                        if (l == 3 && p[0] == 0xe2 && p[1] == 0x80 && (p[2] == 0xa8 || p[2] == 0xa9))
+                                r = af_buf_adds(out, p[2] == 0xa8 ? "\\u2028" : "\\u2029");
+                        else
+                                r = af_buf_add(out, p, l);
+                        p += l;
+                        continue;
+                }
                 switch (*p) {
                 case '"':
                         r = af_buf_adds(out, "\\\"");
@@ -31,21 +72,28 @@ int af_json_quote(struct af_buf *out, const char *s)
                 case '\t':
                         r = af_buf_adds(out, "\\t");
                         break;
+                case '\b':
+                        r = af_buf_adds(out, "\\b"); /* Go 1.22+ */
+                        break;
+                case '\f':
+                        r = af_buf_adds(out, "\\f");
+                        break;
                 default:
-                        /* Go escapes control bytes and, for HTML safety, < > &; also U+2028/9. */
+                        /* Go escapes other control bytes and, for HTML safety, < > &. */
                         if (*p < 0x20 || *p == '<' || *p == '>' || *p == '&') {
-                                snprintf(esc, sizeof(esc), "\\u00%c%c", hex[*p >> 4], hex[*p & 15]);
+                                snprintf(esc, sizeof(esc), "\\u00%c%c", hex[*p >> 4],
+                                         hex[*p & 15]);
                                 r = af_buf_adds(out, esc);
-                        } else if (p[0] == 0xe2 && p[1] == 0x80 && (p[2] == 0xa8 || p[2] == 0xa9)) {
-                                r = af_buf_adds(out, p[2] == 0xa8 ? "\\u2028" : "\\u2029");
-                                p += 2;
                         } else {
                                 r = af_buf_addc(out, (char)*p);
                         }
                 }
+                p++;
         }
         if (r == 0)
                 r = af_buf_addc(out, '"');
+        if (r < 0)
+                af_buf_truncate(out, start);
         return r;
 }
 
@@ -62,6 +110,10 @@ static int kv_json(const struct af_kv *kv, size_t n, struct af_buf *out)
 
         if (!sorted)
                 return -ENOMEM;
+        if (n == 0) { /* Go marshals a nil map as null */
+                free(sorted);
+                return af_buf_adds(out, "null");
+        }
         for (size_t i = 0; i < n; i++)
                 sorted[i] = &kv[i];
         if (n > 1)
@@ -90,8 +142,9 @@ static int set_prefixed(struct af_vars *vars, const char *prefix, const char *na
 {
         char full[AF_VAR_NAME_MAX];
 
-        if ((size_t)snprintf(full, sizeof(full), "%s%s", prefix, name) >= sizeof(full))
-                return -EINVAL;
+        if ((size_t)snprintf(full, sizeof(full), "%s%s", prefix, name) >= sizeof(full) ||
+            strlen(value) >= AF_VAR_VALUE_MAX)
+                return 0; /* a name or value no key could use: leave it out, do not fail */
         return af_vars_set(vars, full, value, "spec", false);
 }
 
@@ -106,13 +159,58 @@ static int set_kv_vars(struct af_vars *vars, const char *prefix, const struct af
                 r = set_prefixed(vars, prefix, kv[i].key, kv[i].value);
         if (r < 0)
                 return r;
-        af_buf_init(&json, AF_VAR_VALUE_MAX);
+        af_buf_init(&json, AF_VAR_VALUE_MAX - 1);
         r = kv_json(kv, n, &json);
         snprintf(jname, sizeof(jname), "%sjson", prefix);
         if (r == 0)
                 r = af_vars_set(vars, jname, af_buf_str(&json), "spec", false);
+        /* Argo sets the bare name ("workflow.labels") to the same JSON. */
+        snprintf(jname, sizeof(jname), "%.*s", (int)strlen(prefix) - 1, prefix);
+        if (r == 0)
+                r = af_vars_set(vars, jname, af_buf_str(&json), "spec", false);
         af_buf_done(&json);
-        return r == -E2BIG ? 0 : r; /* a huge map: no .json variable, the rest still works */
+        /* A map too large for a variable: no .json variable; the rest still works. */
+        return r == -E2BIG || r == -EINVAL ? 0 : r;
+}
+
+static int json_field(struct af_buf *out, const char *name, const char *v)
+{
+        int r;
+
+        if (!v)
+                return 0;
+        r = af_buf_addf(out, ",\"%s\":", name);
+        return r < 0 ? r : af_json_quote(out, v);
+}
+
+static int param_json(struct af_buf *out, const struct af_param *p, bool comma)
+{
+        int r = af_buf_adds(out, comma ? ",{\"name\":" : "{\"name\":");
+
+        if (r == 0)
+                r = af_json_quote(out, p->name);
+        if (r == 0)
+                r = json_field(out, "default", p->def);
+        if (r == 0)
+                r = json_field(out, "value", p->given_value);
+        if (r == 0)
+                r = json_field(out, "globalName", p->global_name);
+        if (r == 0 && p->nenums) {
+                r = af_buf_adds(out, ",\"enum\":[");
+                for (size_t i = 0; r == 0 && i < p->nenums; i++) {
+                        if (i)
+                                r = af_buf_addc(out, ',');
+                        if (r == 0)
+                                r = af_json_quote(out, p->enums[i]);
+                }
+                if (r == 0)
+                        r = af_buf_addc(out, ']');
+        }
+        if (r == 0)
+                r = json_field(out, "description", p->description);
+        if (r == 0)
+                r = af_buf_addc(out, '}');
+        return r;
 }
 
 int af_argo_vars_from_spec(struct af_vars *vars, const struct af_spec *spec)
@@ -122,7 +220,10 @@ int af_argo_vars_from_spec(struct af_vars *vars, const struct af_spec *spec)
 
         if (!spec)
                 return 0;
-        if (spec->name)
+        /* Only a Workflow's own name is the workflow's: one made from a (Cluster)Workflow-
+         * Template or a CronWorkflow gets a generated name, which --var or the environment
+         * must give. */
+        if (spec->name && (!spec->kind || strcmp(spec->kind, "Workflow") == 0))
                 r = af_vars_set(vars, "workflow.name", spec->name, "spec", false);
         if (r == 0 && spec->namespace)
                 r = af_vars_set(vars, "workflow.namespace", spec->namespace, "spec", false);
@@ -133,6 +234,8 @@ int af_argo_vars_from_spec(struct af_vars *vars, const struct af_spec *spec)
                                 "spec", false);
         if (r == 0 && spec->entrypoint)
                 r = af_vars_set(vars, "workflow.mainEntrypoint", spec->entrypoint, "spec", false);
+        if (r == 0 && spec->priority)
+                r = af_vars_set(vars, "workflow.priority", spec->priority, "spec", false);
         if (r == 0 && !spec->is_resolved_template)
                 r = set_kv_vars(vars, "workflow.labels.", spec->labels, spec->nlabels);
         if (r == 0 && !spec->is_resolved_template)
@@ -148,28 +251,21 @@ int af_argo_vars_from_spec(struct af_vars *vars, const struct af_spec *spec)
                                          spec->inputs[i].value);
         if (r < 0 || spec->is_resolved_template)
                 return r;
-        /* workflow.parameters.json: the parameters as Argo's []Parameter marshals them. */
-        af_buf_init(&json, AF_VAR_VALUE_MAX);
-        r = af_buf_addc(&json, '[');
-        for (size_t i = 0; r == 0 && i < spec->nparams; i++) {
-                r = af_buf_adds(&json, i ? ",{\"name\":" : "{\"name\":");
-                if (r == 0)
-                        r = af_json_quote(&json, spec->params[i].name);
-                if (r == 0 && spec->params[i].value) {
-                        r = af_buf_adds(&json, ",\"value\":");
-                        if (r == 0)
-                                r = af_json_quote(&json, spec->params[i].value);
-                }
-                if (r == 0)
-                        r = af_buf_addc(&json, '}');
-        }
-        if (r == 0)
+        /* workflow.parameters.json: the parameters as Argo's []Parameter marshals them:
+         * fields in struct order, empty ones left out, a nil list as null. */
+        af_buf_init(&json, AF_VAR_VALUE_MAX - 1);
+        r = spec->nparams ? af_buf_addc(&json, '[') : af_buf_adds(&json, "null");
+        for (size_t i = 0; r == 0 && i < spec->nparams; i++)
+                r = param_json(&json, &spec->params[i], i > 0);
+        if (r == 0 && spec->nparams)
                 r = af_buf_addc(&json, ']');
         if (r == 0)
                 r = af_vars_set(vars, "workflow.parameters.json", af_buf_str(&json), "spec",
                                 false);
+        if (r == 0)
+                r = af_vars_set(vars, "workflow.parameters", af_buf_str(&json), "spec", false);
         af_buf_done(&json);
-        return r == -E2BIG ? 0 : r;
+        return r == -E2BIG || r == -EINVAL ? 0 : r;
 }
 
 static const char *const months[] = { "January", "February", "March",     "April",
@@ -301,8 +397,15 @@ int af_rfc3339_parse(const char *s, time_t *ret_t, int *ret_offset_s)
             digits(s + 11, 2, &h) || s[13] != ':' || digits(s + 14, 2, &m) || s[16] != ':' ||
             digits(s + 17, 2, &sec))
                 return -EINVAL;
-        if (M < 1 || M > 12 || D < 1 || D > 31 || h > 23 || m > 59 || sec > 60)
-                return -EINVAL;
+        {
+                static const int mdays[] = { 31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31 };
+                bool leap = (Y % 4 == 0 && Y % 100 != 0) || Y % 400 == 0;
+
+                /* As Go's time.Parse: impossible dates and leap seconds are errors. */
+                if (M < 1 || M > 12 || D < 1 || D > mdays[M - 1] + (M == 2 && leap) ||
+                    h > 23 || m > 59 || sec > 59)
+                        return -EINVAL;
+        }
         p = s + 19;
         if (*p == '.') {
                 p++;

@@ -159,6 +159,42 @@ static int parse_bool(const char *s, bool *ret)
         return -EINVAL;
 }
 
+static int parse_enum(struct ctx *c, const yaml_node_t *e, struct af_param *p)
+{
+        size_t n;
+
+        if (!e)
+                return 0;
+        if (e->type != YAML_SEQUENCE_NODE)
+                return fail_at(c, e, "parameter enum must be a list", NULL);
+        n = (size_t)(e->data.sequence.items.top - e->data.sequence.items.start);
+        p->enums = calloc(n ? n : 1, sizeof(*p->enums));
+        if (!p->enums)
+                return -ENOMEM;
+        for (size_t i = 0; i < n; i++) {
+                const char *v = scalar(node_at(c, e->data.sequence.items.start[i]));
+
+                p->enums[i] = strdup(v ? v : "");
+                if (!p->enums[i])
+                        return -ENOMEM;
+                p->nenums++;
+        }
+        return 0;
+}
+
+static void param_done(struct af_param *p)
+{
+        free(p->name);
+        free(p->value);
+        free(p->def);
+        free(p->given_value);
+        free(p->global_name);
+        free(p->description);
+        for (size_t i = 0; i < p->nenums; i++)
+                free(p->enums[i]);
+        free(p->enums);
+}
+
 /* A list of {name, value} mappings (arguments.parameters, inputs.parameters). */
 static int parse_param_list(struct ctx *c, const yaml_node_t *ps, const char *what,
                             struct af_param **ret, size_t *ret_n)
@@ -184,7 +220,23 @@ static int parse_param_list(struct ctx *c, const yaml_node_t *ps, const char *wh
                 if (!(*ret)[i].name)
                         return -ENOMEM;
                 (*ret_n)++;
-                r = dup_field(c, p, "value", &(*ret)[i].value);
+                r = dup_field(c, p, "value", &(*ret)[i].given_value);
+                if (r == 0)
+                        r = dup_field(c, p, "default", &(*ret)[i].def);
+                if (r == 0)
+                        r = dup_field(c, p, "globalName", &(*ret)[i].global_name);
+                if (r == 0)
+                        r = dup_field(c, p, "description", &(*ret)[i].description);
+                if (r < 0)
+                        return r;
+                /* Argo uses the default when no value is given. */
+                if ((*ret)[i].given_value || (*ret)[i].def) {
+                        (*ret)[i].value = strdup((*ret)[i].given_value ? (*ret)[i].given_value
+                                                                       : (*ret)[i].def);
+                        if (!(*ret)[i].value)
+                                return -ENOMEM;
+                }
+                r = parse_enum(c, map_get(c, p, "enum"), &(*ret)[i]);
                 if (r < 0)
                         return r;
         }
@@ -446,13 +498,40 @@ static int parse_workflow(struct ctx *c, const yaml_node_t *root, const char *te
         if (!spec || spec->type != YAML_MAPPING_NODE)
                 return fail_at(c, root, "document has no spec", NULL);
         if (s->kind && strcmp(s->kind, "CronWorkflow") == 0) {
+                yaml_node_t *wm = map_get(c, spec, "workflowMetadata");
+
+                /* The workflows a CronWorkflow makes carry spec.workflowMetadata's labels and
+                 * annotations, not the CronWorkflow's own. */
+                for (size_t i = 0; i < s->nlabels; i++) {
+                        free(s->labels[i].key);
+                        free(s->labels[i].value);
+                }
+                for (size_t i = 0; i < s->nannotations; i++) {
+                        free(s->annotations[i].key);
+                        free(s->annotations[i].value);
+                }
+                free(s->labels);
+                free(s->annotations);
+                s->labels = s->annotations = NULL;
+                s->nlabels = s->nannotations = 0;
+                r = parse_kv_map(c, map_get(c, wm, "labels"), "workflowMetadata.labels",
+                                 &s->labels, &s->nlabels);
+                if (r == 0)
+                        r = parse_kv_map(c, map_get(c, wm, "annotations"),
+                                         "workflowMetadata.annotations", &s->annotations,
+                                         &s->nannotations);
+                if (r < 0)
+                        return r;
                 spec = map_get(c, spec, "workflowSpec");
                 if (!spec || spec->type != YAML_MAPPING_NODE)
                         return fail_at(c, root, "CronWorkflow has no spec.workflowSpec", NULL);
         }
+
         r = dup_field(c, spec, "entrypoint", &s->entrypoint);
         if (r == 0)
                 r = dup_field(c, spec, "serviceAccountName", &s->service_account);
+        if (r == 0)
+                r = dup_field(c, spec, "priority", &s->priority);
         if (r < 0)
                 return r;
         r = parse_params(c, spec, s);
@@ -535,14 +614,10 @@ void af_spec_done(struct af_spec *s)
 {
         for (size_t i = 0; i < s->nartifacts; i++)
                 artifact_done(&s->artifacts[i]);
-        for (size_t i = 0; i < s->nparams; i++) {
-                free(s->params[i].name);
-                free(s->params[i].value);
-        }
-        for (size_t i = 0; i < s->ninputs; i++) {
-                free(s->inputs[i].name);
-                free(s->inputs[i].value);
-        }
+        for (size_t i = 0; i < s->nparams; i++)
+                param_done(&s->params[i]);
+        for (size_t i = 0; i < s->ninputs; i++)
+                param_done(&s->inputs[i]);
         for (size_t i = 0; i < s->nlabels; i++) {
                 free(s->labels[i].key);
                 free(s->labels[i].value);
@@ -555,6 +630,7 @@ void af_spec_done(struct af_spec *s)
         free(s->labels);
         free(s->annotations);
         free(s->uid);
+        free(s->priority);
         free(s->service_account);
         af_s3_location_done(&s->archive_location);
         free(s->artifacts);
@@ -735,6 +811,9 @@ static int repository_from_root(struct ctx *c, const yaml_node_t *root, const ch
                 data = map_get(c, root, "data");
                 if (!data || data->type != YAML_MAPPING_NODE)
                         return fail_at(c, root, "ConfigMap has no data", NULL);
+                /* workflow-controller-configmap: the controller's default repository. */
+                if (!want && map_get(c, data, "artifactRepository"))
+                        want = "artifactRepository";
                 if (want) {
                         value = map_get(c, data, want);
                         if (!value)

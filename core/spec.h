@@ -46,7 +46,13 @@ struct af_artifact {
 
 struct af_param {
         char *name;
-        char *value; /* NULL when the spec gives no default */
+        char *value;       /* value, else default; NULL when the spec gives neither */
+        char *def;         /* default, as written; NULL if not */
+        char *given_value; /* value, as written; NULL if not */
+        char *global_name;
+        char *description;
+        char **enums;
+        size_t nenums;
 };
 
 struct af_kv {
@@ -83,6 +89,7 @@ struct af_spec {
         struct af_kv *annotations;
         size_t nannotations;
         char *uid;             /* metadata.uid, or NULL */
+        char *priority;        /* spec.priority, or NULL */
         char *service_account; /* spec.serviceAccountName, or NULL */
         /* A resolved template (Argo's /var/run/argo/template) names where its outputs go. */
         bool is_resolved_template;

@@ -19,7 +19,7 @@
 #include "buf.h"
 
 #define AF_VAR_NAME_MAX 256
-#define AF_VAR_VALUE_MAX 4096
+#define AF_VAR_VALUE_MAX ((size_t)1 << 20) /* kubectl annotations can be large */
 #define AF_TEMPLATE_MAX 4096 /* longest template and longest expansion */
 
 struct af_var {
