@@ -109,6 +109,7 @@ struct af_queue {
                 struct outcome *outcomes;
         } locked; /* only with lock held */
         pthread_cond_t done; /* an outcome was recorded */
+        atomic_bool cancel;  /* shutting down: transfers in flight stop, jobs stay journaled */
 };
 
 static uint64_t now_ms(void)
@@ -528,8 +529,10 @@ static void *mpu_thread(void *arg)
         struct af_buf e;
 
         af_buf_init(&e, 1024);
-        if (af_s3_client_new(m->q->cfg.s3, m->q->cfg.creds, &s3, &e) == 0)
+        if (af_s3_client_new(m->q->cfg.s3, m->q->cfg.creds, &s3, &e) == 0) {
+                af_s3_client_set_cancel(s3, &m->q->cancel);
                 mpu_send(m, s3); /* else the calling thread sends everything */
+        }
         af_s3_client_free(s3);
         af_buf_done(&e);
         return NULL;
@@ -702,7 +705,13 @@ static int upload_multipart(struct af_queue *q, struct af_s3_client *s3, const s
         r = m.locked.err;
         if (r < 0) {
                 *err = m.locked.s3err;
+                if (atomic_load(&q->cancel))
+                        goto out; /* keep the upload: the journal has it, a restart resumes */
                 goto abort;
+        }
+        if (atomic_load(&q->cancel)) {
+                r = -ECANCELED; /* shutting down: Complete on resume, from the journal */
+                goto out;
         }
         r = complete_with_retries(q, s3, t, upload_id, &m, res, err);
         if (r == 0) {
@@ -1043,6 +1052,16 @@ static void run_job(struct af_queue *q, struct af_s3_client *s3, struct job *j,
                             (unsigned long long)(now_ms() - t0), af_q(res.etag));
                 goto finished;
         }
+        if (r == -ECANCELED || atomic_load(&q->cancel)) {
+                /* Shutdown past the drain timeout: not a failure. The job and its journal
+                 * record stay (a multipart upload keeps its id and finished parts) for the
+                 * next mount or drain; af_queue_free logs it as left. */
+                pthread_mutex_lock(&q->lock);
+                j->state = JOB_QUEUED;
+                pthread_mutex_unlock(&q->lock);
+                af_buf_done(&msg);
+                return;
+        }
         if (r == -ENOENT && err.http_status == 0 && !err.code[0]) {
                 /* Renamed or deleted before we got to it: nothing to upload under this name. */
                 af_log_info("op=upload status=skipped path=%s reason=\"no longer in the spool\"",
@@ -1170,6 +1189,7 @@ static void *worker(void *arg)
                 return NULL;
         }
         af_buf_done(&err);
+        af_s3_client_set_cancel(s3, &q->cancel);
         pthread_mutex_lock(&q->lock);
         while (!q->locked.stopping) {
                 uint64_t wait = 0;
@@ -1433,6 +1453,7 @@ void af_queue_free(struct af_queue *q)
                 return;
         pthread_mutex_lock(&q->lock);
         q->locked.stopping = true;
+        atomic_store(&q->cancel, true);
         pthread_cond_broadcast(&q->work);
         pthread_cond_broadcast(&q->done);
         pthread_mutex_unlock(&q->lock);

@@ -44,6 +44,7 @@ struct af_s3_client {
         uint64_t last_serial; /* which credentials signed the last request */
         enum af_checksum checksum;
         enum af_addressing addressing;
+        const atomic_bool *cancel; /* set: transfers in flight stop (shutdown) */
 };
 
 int af_s3_global_init(void)
@@ -284,6 +285,8 @@ static int curl_errno(CURLcode cc)
                 return -ETIMEDOUT;
         case CURLE_OUT_OF_MEMORY:
                 return -ENOMEM;
+        case CURLE_ABORTED_BY_CALLBACK:
+                return -ECANCELED;
         case CURLE_READ_ERROR:
                 return -EIO;
         case CURLE_SSL_CACERT_BADFILE:
@@ -691,6 +694,24 @@ static void fill_error(struct af_s3_error *err, const struct response *resp)
         }
 }
 
+/* Stops a transfer when the owner says so (shutdown past the drain timeout). */
+static int on_progress(void *userp, curl_off_t dltotal, curl_off_t dlnow, curl_off_t ultotal,
+                       curl_off_t ulnow)
+{
+        const struct af_s3_client *c = userp;
+
+        (void)dltotal;
+        (void)dlnow;
+        (void)ultotal;
+        (void)ulnow;
+        return atomic_load(c->cancel) ? 1 : 0;
+}
+
+void af_s3_client_set_cancel(struct af_s3_client *c, const atomic_bool *flag)
+{
+        c->cancel = flag;
+}
+
 static int perform_once(struct af_s3_client *c, const struct request *rq, struct response *resp,
                         struct af_s3_error *err)
 {
@@ -804,6 +825,11 @@ static int perform_once(struct af_s3_client *c, const struct request *rq, struct
         curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, on_body);
         curl_easy_setopt(h, CURLOPT_WRITEDATA, resp);
         curl_easy_setopt(h, CURLOPT_EXPECT_100_TIMEOUT_MS, 1000L);
+        if (c->cancel) {
+                curl_easy_setopt(h, CURLOPT_NOPROGRESS, 0L);
+                curl_easy_setopt(h, CURLOPT_XFERINFOFUNCTION, on_progress);
+                curl_easy_setopt(h, CURLOPT_XFERINFODATA, c);
+        }
         if (c->ca_file)
                 curl_easy_setopt(h, CURLOPT_CAINFO, c->ca_file);
         if (strcmp(rq->method, "HEAD") == 0) {

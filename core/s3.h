@@ -17,6 +17,7 @@
  */
 #pragma once
 
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
 
@@ -99,6 +100,9 @@ int af_s3_global_init(void);
 int af_s3_client_new(const struct af_s3_config *cfg, struct af_creds_provider *creds,
                      struct af_s3_client **ret, struct af_buf *err);
 void af_s3_client_free(struct af_s3_client *c);
+
+/** When *@flag becomes true, a transfer in flight stops with -ECANCELED (shutdown). */
+void af_s3_client_set_cancel(struct af_s3_client *c, const atomic_bool *flag);
 
 /**
  * PutObject of @size bytes of @fd from offset 0. Returns 0 and fills @ret, or a negative
