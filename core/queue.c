@@ -927,6 +927,9 @@ static int upload_once(struct af_queue *q, struct af_s3_client *s3, const struct
 {
         const char *bucket = t->bucket, *key = t->key;
         const struct fmt *f = &t->f;
+        char mode[16], uid[16], gid[16], mtime[24];
+        const struct af_s3_kv meta[4] = { { "mode", mode }, { "uid", uid }, { "gid", gid },
+                                          { "mtime", mtime } };
         struct stat st;
         int fd, r;
 
@@ -948,6 +951,14 @@ static int upload_once(struct af_queue *q, struct af_s3_client *s3, const struct
                 goto out;
         }
         *ret_size = (uint64_t)st.st_size;
+        /* --preserve-metadata: the names s3fs and rclone read, so they show the file right */
+        if (q->cfg.preserve_metadata && f->archive == AF_ARCHIVE_NONE) {
+                snprintf(mode, sizeof(mode), "%u", (unsigned)st.st_mode);
+                snprintf(uid, sizeof(uid), "%u", (unsigned)st.st_uid);
+                snprintf(gid, sizeof(gid), "%u", (unsigned)st.st_gid);
+                snprintf(mtime, sizeof(mtime), "%lld", (long long)st.st_mtime);
+                af_s3_client_set_file_meta(s3, meta, 4);
+        }
         if (f->archive != AF_ARCHIVE_NONE)
                 r = upload_archive(q, s3, bucket, key, fd, &st, f, res, err);
         else if ((uint64_t)st.st_size >= q->cfg.multipart_threshold)
@@ -955,6 +966,7 @@ static int upload_once(struct af_queue *q, struct af_s3_client *s3, const struct
         else
                 r = af_s3_put_object_fd(s3, bucket, key, fd, (uint64_t)st.st_size, res, err);
 out:
+        af_s3_client_set_file_meta(s3, NULL, 0);
         close(fd);
         return r;
 }

@@ -33,6 +33,7 @@ struct af_queue_config {
         int spool_dirfd; /* borrowed; relative paths are opened under it */
         bool journal;     /* keep a durable record of each pending upload */
         int manifest_fd;  /* > 0: one JSON line per uploaded object is appended here */
+        bool preserve_metadata; /* x-amz-meta-mode/uid/gid/mtime from the spool file */
         int journal_dirfd; /* borrowed; where the records are (with journal) */
         unsigned workers;      /* 0: 4 */
         unsigned max_attempts; /* 0: 10 */

@@ -45,6 +45,8 @@ struct af_s3_client {
         enum af_checksum checksum;
         enum af_addressing addressing;
         const atomic_bool *cancel; /* set: transfers in flight stop (shutdown) */
+        const struct af_s3_kv *file_meta; /* this file's own x-amz-meta-*, see set_file_meta */
+        size_t nfile_meta;
 };
 
 int af_s3_global_init(void)
@@ -364,6 +366,22 @@ const char *af_s3_content_type(const char *key)
         return "application/octet-stream";
 }
 
+static size_t add_file_meta(const struct af_s3_client *c, struct af_sigv4_header *h, size_t n,
+                            size_t max, char names[][80])
+{
+        for (size_t i = 0; i < c->nfile_meta && n < max; i++) {
+                snprintf(names[i], 80, "x-amz-meta-%s", c->file_meta[i].key);
+                h[n++] = (struct af_sigv4_header){ names[i], c->file_meta[i].value };
+        }
+        return n;
+}
+
+void af_s3_client_set_file_meta(struct af_s3_client *c, const struct af_s3_kv *meta, size_t n)
+{
+        c->file_meta = meta;
+        c->nfile_meta = n;
+}
+
 /* The headers a new object gets. The names in @names back the metadata header names. */
 static size_t object_headers(const struct af_s3_client *c, const char *key,
                              struct af_sigv4_header *h, size_t max, char names[][80],
@@ -375,7 +393,7 @@ static size_t object_headers(const struct af_s3_client *c, const char *key,
         if (!o || !o->no_content_type)
                 h[n++] = (struct af_sigv4_header){ "content-type", af_s3_content_type(key) };
         if (!o)
-                return n;
+                return add_file_meta(c, h, n, max, names);
         if (o->sse)
                 h[n++] = (struct af_sigv4_header){ "x-amz-server-side-encryption", o->sse };
         if (o->sse_kms_key_id)
@@ -393,7 +411,7 @@ static size_t object_headers(const struct af_s3_client *c, const char *key,
                 snprintf(names[i], 80, "x-amz-meta-%s", o->metadata[i].key);
                 h[n++] = (struct af_sigv4_header){ names[i], o->metadata[i].value };
         }
-        return n;
+        return add_file_meta(c, h, n, max, names + o->nmetadata);
 }
 
 /* ---- the request ----------------------------------------------------------------------- */

@@ -101,6 +101,13 @@ int af_s3_client_new(const struct af_s3_config *cfg, struct af_creds_provider *c
                      struct af_s3_client **ret, struct af_buf *err);
 void af_s3_client_free(struct af_s3_client *c);
 
+/**
+ * Metadata (x-amz-meta-<key>) for the objects this client creates next (PutObject and
+ * CreateMultipartUpload), on top of the configured ones: a file's own mode, owner and mtime.
+ * Borrowed until set again (NULL, 0 clears).
+ */
+void af_s3_client_set_file_meta(struct af_s3_client *c, const struct af_s3_kv *meta, size_t n);
+
 /** When *@flag becomes true, a transfer in flight stops with -ECANCELED (shutdown). */
 void af_s3_client_set_cancel(struct af_s3_client *c, const atomic_bool *flag);
 

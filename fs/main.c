@@ -76,6 +76,7 @@ enum {
         OPT_CONNECT_TIMEOUT,
         OPT_CHECKSUM,
         OPT_ADDRESSING,
+        OPT_PRESERVE_METADATA,
 };
 
 #define MAX_TAGS 10
@@ -120,6 +121,7 @@ static const struct option long_options[] = {
         { "connect-timeout", required_argument, NULL, OPT_CONNECT_TIMEOUT },
         { "checksum", required_argument, NULL, OPT_CHECKSUM },
         { "addressing", required_argument, NULL, OPT_ADDRESSING },
+        { "preserve-metadata", no_argument, NULL, OPT_PRESERVE_METADATA },
         { "allow-other", no_argument, NULL, OPT_ALLOW_OTHER },
         { "no-check", no_argument, NULL, OPT_NO_CHECK },
         { "log-file", required_argument, NULL, OPT_LOG_FILE },
@@ -167,6 +169,7 @@ struct opts {
         bool no_check;
         bool json;
         bool sync_close;
+        bool preserve_metadata;
         int verbosity;
         struct af_vars vars; /* --var */
         struct af_s3_object_opts object;
@@ -267,6 +270,8 @@ static const char usage_text[] =
         "  --no-overwrite       never replace an existing object (If-None-Match: *); an\n"
         "                       existing key is reported as a failure, not retried\n"
         "                       (Content-Type is set from the file name)\n"
+        "  --preserve-metadata  send each file's mode, uid, gid and mtime as x-amz-meta-mode,\n"
+        "                       -uid, -gid, -mtime (the names s3fs and rclone read)\n"
         "  --no-check           do not check at start-up that the endpoint answers\n"
         "\n"
         "Mount:\n"
@@ -510,6 +515,9 @@ static int apply(struct opts *o, int id, const char *val, const char *source)
                 break;
         case OPT_SYNC_CLOSE:
                 o->sync_close = true;
+                break;
+        case OPT_PRESERVE_METADATA:
+                o->preserve_metadata = true;
                 break;
         case OPT_MANIFEST:
                 o->manifest = val;
@@ -1728,6 +1736,7 @@ static int cmd_mount(struct opts *o, int argc, char **argv, char **run_argv)
         qc.retry_for_ms = o->retry_for_ms;
         qc.part_size = o->part_size;
         qc.part_concurrency = o->part_concurrency;
+        qc.preserve_metadata = o->preserve_metadata;
         qc.multipart_threshold = o->multipart_threshold;
         qc.s3 = &s3c;
         qc.router = &s.router;
@@ -1993,6 +2002,7 @@ static int cmd_drain(struct opts *o, int argc, char **argv)
         qc.retry_for_ms = o->retry_for_ms;
         qc.part_size = o->part_size;
         qc.part_concurrency = o->part_concurrency;
+        qc.preserve_metadata = o->preserve_metadata;
         qc.multipart_threshold = o->multipart_threshold;
         qc.s3 = &s3c;
         qc.creds = &creds;

@@ -75,3 +75,22 @@ def test_bad_object_options_are_rejected(s3env, tmp_path):
         r = subprocess.run([BIN, "mount", *args, "--artifact-repository", f"s3://{BUCKET}/x",
                             str(tmp_path)], capture_output=True, text=True)
         assert r.returncode == 1 and word in r.stderr, (args, r.stderr)
+
+
+def test_preserve_metadata_as_s3fs_and_rclone_name_it(mount, s3, names):
+    """Mode, owner and mtime are read when the upload starts, at the last close: set them
+    on the open descriptor, as cp -p and rsync -a do, before closing."""
+    m = mount(args=["--preserve-metadata", "--part-size", "5M", "--multipart-threshold", "5M"])
+    for name, size in (("small.txt", 10), ("big.bin", 6 << 20)):
+        with open(m.path(name), "wb") as f:
+            f.write(b"x" * size)
+            f.flush()
+            os.fchmod(f.fileno(), 0o640)
+            os.fchown(f.fileno(), 1234, 5678)
+            os.utime(f.fileno(), (1700000000, 1700000000))
+    assert m.unmount() == 0, m.log()
+    for name in ("small.txt", "big.bin"):
+        meta = s3.head_object(Bucket=BUCKET, Key=f"{names['prefix']}/{name}")["Metadata"]
+        assert meta["mode"] == str(0o100640), meta
+        assert meta["uid"] == "1234" and meta["gid"] == "5678"
+        assert meta["mtime"] == "1700000000"
