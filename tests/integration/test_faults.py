@@ -123,7 +123,7 @@ def wait_until(pred, timeout, what):
 
 # -- b + f. connections reset in the middle of parts of a large file -------------------------
 
-def test_reset_mid_part_of_large_file(proxy, fmount, s3, names, record_property):
+def test_reset_mid_part_of_large_file(proxy, fmount, s3, names):
     """A 200 MiB file (issue case 2) in 40 parts of 5 MiB; a connection is reset (RST,
     mid-request) every 13 MiB of what goes through the proxy, three times, each time inside
     whichever part is on the wire (parts go 4 at a time). Each interrupted part is sent
@@ -148,7 +148,6 @@ def test_reset_mid_part_of_large_file(proxy, fmount, s3, names, record_property)
              for r in st["requests_log"] if r["outcome"] == "reset"]
     part_retries = log_lines(m, "op=upload_part")
     file_retries = log_lines(m, "op=upload status=retry")
-    record_property("bytes_resent", resent)
     print(f"\n[faults b/f] file {size} B; PUT body bytes through the proxy {sent} B; "
           f"re-sent {resent} B ({resent / size:.3f} of the file); resets (method, part, "
           f"body bytes sent) {where}; part retries logged {len(part_retries)}, file-level "
