@@ -1248,6 +1248,48 @@ static int daemonize(int *ret_notify_fd)
         return 0;
 }
 
+/* ---- S3 and queue settings from the options (mount, run and drain share them) --------- */
+
+/*
+ * The S3 client settings: flags win, then @repo_region/@repo_endpoint (the repository's or
+ * the journal's, may be NULL or ""), then the AWS environment. @endpoint_buf backs a default.
+ */
+static void s3_config_from(struct opts *o, const char *repo_region, const char *repo_endpoint,
+                           char *endpoint_buf, size_t n, struct af_s3_config *s3c)
+{
+        s3c->region = o->region                              ? o->region
+                      : repo_region && *repo_region ? repo_region
+                                                    : default_region();
+        s3c->endpoint = o->endpoint                            ? o->endpoint
+                        : repo_endpoint && *repo_endpoint ? repo_endpoint
+                                                          : default_endpoint(s3c->region,
+                                                                             endpoint_buf, n);
+        s3c->ca_file = o->ca_file;
+        s3c->object = &o->object;
+        s3c->low_speed_time_s = o->low_speed_time_s;
+        s3c->connect_timeout_ms = o->connect_timeout_ms;
+        s3c->checksum = o->checksum;
+        s3c->addressing = o->addressing;
+}
+
+static void queue_config_from(const struct opts *o, int files_fd, int journal_fd,
+                              const struct af_s3_config *s3c, struct af_creds_provider *creds,
+                              struct af_queue_config *qc)
+{
+        qc->spool_dirfd = files_fd;
+        qc->journal = true;
+        qc->journal_dirfd = journal_fd;
+        qc->workers = o->concurrency;
+        qc->max_attempts = o->attempts;
+        qc->retry_for_ms = o->retry_for_ms;
+        qc->part_size = o->part_size;
+        qc->part_concurrency = o->part_concurrency;
+        qc->preserve_metadata = o->preserve_metadata;
+        qc->multipart_threshold = o->multipart_threshold;
+        qc->s3 = s3c;
+        qc->creds = creds;
+}
+
 /* ---- the spool: files/ (what the mount serves) and journal/ (pending uploads) ---------- */
 
 struct spool {
@@ -1675,19 +1717,7 @@ static int cmd_mount(struct opts *o, int argc, char **argv, char **run_argv)
         }
         have_creds = true;
         /* Flags win; then the repository (Argo's own config); then the AWS environment. */
-        s3c.region = o->region                                ? o->region
-                     : s.repo.region && *s.repo.region ? s.repo.region
-                                                       : default_region();
-        s3c.endpoint = o->endpoint    ? o->endpoint
-                       : s.endpoint[0] ? s.endpoint
-                                       : default_endpoint(s3c.region, endpoint_buf,
-                                                          sizeof(endpoint_buf));
-        s3c.ca_file = o->ca_file;
-        s3c.object = &o->object;
-        s3c.low_speed_time_s = o->low_speed_time_s;
-        s3c.checksum = o->checksum;
-        s3c.addressing = o->addressing;
-        s3c.connect_timeout_ms = o->connect_timeout_ms;
+        s3_config_from(o, s.repo.region, s.endpoint, endpoint_buf, sizeof(endpoint_buf), &s3c);
         if (af_s3_global_init() < 0) {
                 r = die("cannot initialise libcurl");
                 goto out;
@@ -1728,19 +1758,8 @@ static int cmd_mount(struct opts *o, int argc, char **argv, char **run_argv)
                 }
                 qc.manifest_fd = manifest_fd;
         }
-        qc.spool_dirfd = spool_fd;
-        qc.journal = true;
-        qc.journal_dirfd = sp.journal_fd;
-        qc.workers = o->concurrency;
-        qc.max_attempts = o->attempts;
-        qc.retry_for_ms = o->retry_for_ms;
-        qc.part_size = o->part_size;
-        qc.part_concurrency = o->part_concurrency;
-        qc.preserve_metadata = o->preserve_metadata;
-        qc.multipart_threshold = o->multipart_threshold;
-        qc.s3 = &s3c;
+        queue_config_from(o, spool_fd, sp.journal_fd, &s3c, &creds, &qc);
         qc.router = &s.router;
-        qc.creds = &creds;
         r = af_queue_new(&qc, &queue, &err);
         if (r < 0) {
                 r = die("%s", af_buf_str(&err));
@@ -1979,33 +1998,12 @@ static int cmd_drain(struct opts *o, int argc, char **argv)
         }
         have_creds = true;
         log_credentials(&creds);
-        s3c.region = o->region ? o->region : first.region[0] ? first.region : default_region();
-        s3c.endpoint = o->endpoint    ? o->endpoint
-                       : first.endpoint[0] ? first.endpoint
-                                        : default_endpoint(s3c.region, endpoint_buf,
-                                                           sizeof(endpoint_buf));
-        s3c.ca_file = o->ca_file;
-        s3c.object = &o->object;
-        s3c.low_speed_time_s = o->low_speed_time_s;
-        s3c.checksum = o->checksum;
-        s3c.addressing = o->addressing;
-        s3c.connect_timeout_ms = o->connect_timeout_ms;
+        s3_config_from(o, first.region, first.endpoint, endpoint_buf, sizeof(endpoint_buf), &s3c);
         if (af_s3_global_init() < 0) {
                 r = die("cannot initialise libcurl");
                 goto out;
         }
-        qc.spool_dirfd = sp.files_fd;
-        qc.journal = true;
-        qc.journal_dirfd = sp.journal_fd;
-        qc.workers = o->concurrency;
-        qc.max_attempts = o->attempts;
-        qc.retry_for_ms = o->retry_for_ms;
-        qc.part_size = o->part_size;
-        qc.part_concurrency = o->part_concurrency;
-        qc.preserve_metadata = o->preserve_metadata;
-        qc.multipart_threshold = o->multipart_threshold;
-        qc.s3 = &s3c;
-        qc.creds = &creds;
+        queue_config_from(o, sp.files_fd, sp.journal_fd, &s3c, &creds, &qc);
         r = af_queue_new(&qc, &queue, &err);
         if (r < 0) {
                 r = die("%s", af_buf_str(&err));
