@@ -328,7 +328,22 @@ static void note_outcome_locked(struct af_queue *q, const char *relpath, uint64_
         pthread_cond_broadcast(&q->done);
 }
 
+static int submit(struct af_queue *q, const char *relpath, const char *bucket, const char *key,
+                  bool settle);
+
 int af_queue_submit(struct af_queue *q, const char *relpath, const char *bucket, const char *key)
+{
+        return submit(q, relpath, bucket, key, true);
+}
+
+/*
+ * @settle: start the upload only after settle_ms. A program that closes "out.tmp" and
+ * renames it to "out.csv" (rsync, editors, atomic saves) usually does so within
+ * milliseconds: the rename then finds the job not yet started, the old name's upload is
+ * skipped and only the final name goes up. fsync and --sync-close do not wait.
+ */
+static int submit(struct af_queue *q, const char *relpath, const char *bucket, const char *key,
+                  bool settle)
 {
         struct af_route route = { 0 };
         bool routed = false;
@@ -366,7 +381,7 @@ int af_queue_submit(struct af_queue *q, const char *relpath, const char *bucket,
                 j->seq = ++q->locked.submit_seq;
                 j->attempts = 0;
                 j->first_failure_ms = 0;
-                j->not_before_ms = 0;
+                j->not_before_ms = settle ? now_ms() + q->cfg.settle_ms : 0;
                 if (r == 0) {
                         struct fmt f;
 
@@ -384,6 +399,7 @@ int af_queue_submit(struct af_queue *q, const char *relpath, const char *bucket,
                 goto out;
         }
         j->seq = ++q->locked.submit_seq;
+        j->not_before_ms = settle ? now_ms() + q->cfg.settle_ms : 0;
         {
                 struct fmt f;
 
@@ -934,7 +950,10 @@ static int upload_once(struct af_queue *q, struct af_s3_client *s3, const struct
         int fd, r;
 
         memset(err, 0, sizeof(*err));
-        fd = openat(q->cfg.spool_dirfd, t->relpath, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+        /* O_NONBLOCK: if the name is now a FIFO (or a device), opening it must not wait for
+         * a writer; the fstat below turns away what is not a regular file or directory. */
+        fd = openat(q->cfg.spool_dirfd, t->relpath,
+                    O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK);
         if (fd < 0)
                 return -errno;
         if (fstat(fd, &st) < 0) {
@@ -947,7 +966,7 @@ static int upload_once(struct af_queue *q, struct af_s3_client *s3, const struct
                 goto out;
         }
         if (!S_ISREG(st.st_mode)) {
-                r = -EISDIR;
+                r = -ENOENT; /* the name now holds a FIFO, a device...: nothing to upload */
                 goto out;
         }
         *ret_size = (uint64_t)st.st_size;
@@ -1076,7 +1095,8 @@ static void run_job(struct af_queue *q, struct af_s3_client *s3, struct job *j,
         }
         if (r == -ENOENT && err.http_status == 0 && !err.code[0]) {
                 /* Renamed or deleted before we got to it: nothing to upload under this name. */
-                af_log_info("op=upload status=skipped path=%s reason=\"no longer in the spool\"",
+                af_log_info("op=upload status=skipped path=%s reason=\"no longer a regular file "
+                            "in the spool\"",
                             af_q(relpath));
                 goto finished;
         }
@@ -1266,6 +1286,10 @@ int af_queue_new(const struct af_queue_config *cfg, struct af_queue **ret, struc
                 q->cfg.part_concurrency = 4;
         if (q->cfg.part_concurrency > AF_QUEUE_MAX_PART_CONCURRENCY)
                 q->cfg.part_concurrency = AF_QUEUE_MAX_PART_CONCURRENCY;
+        if (q->cfg.settle_ms < 0)
+                q->cfg.settle_ms = 0;
+        else if (!q->cfg.settle_ms)
+                q->cfg.settle_ms = 200;
         if (q->cfg.multipart_threshold < q->cfg.part_size)
                 q->cfg.multipart_threshold = q->cfg.part_size;
         pthread_mutex_init(&q->lock, NULL);
@@ -1291,7 +1315,7 @@ int af_queue_new(const struct af_queue_config *cfg, struct af_queue **ret, struc
 }
 
 static int sync_one(struct af_queue *q, const char *relpath, const char *bucket,
-                    const char *key, bool submit, long timeout_ms);
+                    const char *key, bool submit_now, long timeout_ms);
 
 int af_queue_submit_wait(struct af_queue *q, const char *relpath, const char *bucket,
                          const char *key, long timeout_ms)
@@ -1305,7 +1329,7 @@ int af_queue_wait(struct af_queue *q, const char *relpath, long timeout_ms)
 }
 
 static int sync_one(struct af_queue *q, const char *relpath, const char *bucket,
-                    const char *key, bool submit, long timeout_ms)
+                    const char *key, bool submit_now, long timeout_ms)
 {
         uint64_t deadline = timeout_ms < 0 ? UINT64_MAX : now_ms() + (uint64_t)timeout_ms;
         struct outcome *o;
@@ -1328,7 +1352,7 @@ static int sync_one(struct af_queue *q, const char *relpath, const char *bucket,
         o->waiters++;
         pthread_mutex_unlock(&q->lock);
 
-        r = submit ? af_queue_submit(q, relpath, bucket, key) : 0;
+        r = submit_now ? submit(q, relpath, bucket, key, false) : 0;
 
         pthread_mutex_lock(&q->lock);
         if (r == 0) {

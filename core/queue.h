@@ -43,6 +43,8 @@ struct af_queue_config {
         uint64_t part_size;           /* 0: 8 MiB; grown so any object fits 10,000 parts */
         uint64_t multipart_threshold; /* 0: 16 MiB; smaller files go in one PutObject */
         unsigned part_concurrency;    /* parts of one file in flight at once; 0: 4 */
+        long settle_ms; /* a closed file goes up this long after its close (0: 200 ms; < 0:
+                         * at once), so write-temp-then-rename uploads only the final name */
         /* Borrowed, optional: how to package each file (archive strategy, member name).
          * Without it every file is uploaded as it is. */
         const struct af_router *router;

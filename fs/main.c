@@ -10,6 +10,7 @@
 #include <limits.h>
 #include <signal.h>
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -1534,13 +1535,16 @@ static int cmd_flush(struct opts *o, int argc, char **argv)
 
 /* ---- artifuse run: the child, its signals, its end --------------------------------- */
 
-static volatile sig_atomic_t run_child_pid;
+/* Read in a signal handler on another thread than the one that resets it: atomic. */
+static _Atomic pid_t run_child_pid;
 
 /* SIGTERM/SIGINT/SIGHUP go to the program; its exit is what ends the mount. */
 static void forward_signal(int sig)
 {
-        if (run_child_pid > 0)
-                kill((pid_t)run_child_pid, sig);
+        pid_t pid = atomic_load(&run_child_pid);
+
+        if (pid > 0)
+                kill(pid, sig);
 }
 
 struct run_state {
@@ -1557,9 +1561,15 @@ static void *run_waiter(void *arg)
 {
         struct run_state *rs = arg;
 
+        siginfo_t si;
+
+        /* Wait without reaping, stop forwarding, then reap: the pid cannot be reused by
+         * another process while a signal could still be sent to it. */
+        while (waitid(P_PID, (id_t)rs->child, &si, WEXITED | WNOWAIT) < 0 && errno == EINTR)
+                ;
+        atomic_store(&run_child_pid, 0);
         while (waitpid(rs->child, &rs->status, 0) < 0 && errno == EINTR)
                 ;
-        run_child_pid = 0;
         fuse_session_exit(rs->se);
         if (umount2(rs->mnt, MNT_DETACH) < 0) {
                 pid_t p = fork();
@@ -1866,7 +1876,7 @@ static int cmd_mount(struct opts *o, int argc, char **argv, char **run_argv)
                         r = die("cannot run %s: %s", run_argv[0], strerror(-r));
                         goto out;
                 }
-                run_child_pid = rs.child;
+                atomic_store(&run_child_pid, rs.child);
                 t_start = time(NULL);
                 if (pthread_create(&rs.waiter, NULL, run_waiter, &rs) != 0) {
                         kill(rs.child, SIGKILL);

@@ -16,8 +16,13 @@
  * descriptor (chmod, truncate, open) go through /proc/self/fd/N, which the kernel resolves to
  * the file itself, however it was renamed.
  *
- * Lock order: fs->lock (the node table, nlookup and writer counts) is the only lock here and
- * is never held across a syscall on file data or a call into the queue.
+ * Hard links: a node's descriptor knows the file by one name (the kernel's "NAME (deleted)"
+ * once that one is unlinked), so the other names lookups, links and renames show are kept
+ * on the node, and a changed file is handed over under every name that still leads to it.
+ *
+ * Lock order: fs->lock (the node table, nlookup, writer counts, the names of hard-linked
+ * files, open directory handles) is the only lock here and is never held across a syscall
+ * on file data or a call into the queue.
  */
 #include "fs.h"
 
@@ -40,6 +45,7 @@
 #include "log.h"
 
 #define NODE_BUCKETS 4096
+#define NAMES_MAX 4096
 
 struct node {
         struct node *hnext; /* hash chain; with fs->lock */
@@ -49,6 +55,11 @@ struct node {
         uint64_t nlookup; /* with fs->lock */
         unsigned writers; /* open writable handles; with fs->lock */
         atomic_bool dirty; /* written since last handed to the queue */
+        /* Other names of a hard-linked file, seen by lookup, link or rename: spool-relative,
+         * each NUL-terminated, at most NAMES_MAX bytes; stale ones are skipped at use
+         * (submit_names()). With fs->lock. */
+        char *names;
+        size_t names_len;
 };
 
 struct af_fs {
@@ -60,12 +71,16 @@ struct af_fs {
         pthread_mutex_t lock;
         struct node root;
         struct node *buckets[NODE_BUCKETS]; /* with lock */
+        /* Open directory handles. An unmount drops the RELEASEDIRs still queued in the
+         * kernel, so af_fs_free() closes what is left. With lock. */
+        struct dir_handle *dirs;
 };
 
 struct dir_handle {
         DIR *dp;
         struct dirent *entry; /* read but not yet returned: it did not fit the last reply */
         off_t offset;         /* telldir() after the last entry returned */
+        struct dir_handle *next, **pprev; /* in af_fs.dirs; with its lock */
 };
 
 static struct af_fs *fs_of(fuse_req_t req)
@@ -107,11 +122,23 @@ static struct node *find_locked(struct af_fs *fs, dev_t dev, ino_t ino)
 
 /* ---- the upload trigger ---------------------------------------------------------------- */
 
+/* Whether spool-relative @rel names the file @st describes. */
+static bool names_file(struct af_fs *fs, const char *rel, const struct stat *st)
+{
+        struct stat s;
+
+        return fstatat(fs->root.fd, rel, &s, AT_SYMLINK_NOFOLLOW) == 0 && s.st_dev == st->st_dev &&
+               s.st_ino == st->st_ino;
+}
+
 /* The path of open descriptor @fd relative to the spool, or -ENOENT if it is not (any
- * longer) in the spool, e.g. unlinked. */
+ * longer) in the spool, e.g. unlinked. The kernel's name for an unlinked file ends in
+ * " (deleted)", as a real name can, and the file may live on under another hard link: only
+ * a name that still leads to the file itself counts. */
 static int relpath_of(struct af_fs *fs, int fd, char *out, size_t n)
 {
         char link[64], target[PATH_MAX];
+        struct stat st;
         ssize_t l;
 
         proc_path(link, fd);
@@ -122,17 +149,64 @@ static int relpath_of(struct af_fs *fs, int fd, char *out, size_t n)
         if ((size_t)l <= fs->spool_len || strncmp(target, fs->spool, fs->spool_len) != 0 ||
             target[fs->spool_len] != '/')
                 return -ENOENT;
-        if (l > 10 && strcmp(target + l - 10, " (deleted)") == 0) {
-                struct stat st;
-
-                /* A name that really ends in " (deleted)" still has links. */
-                if (fstat(fd, &st) < 0 || st.st_nlink == 0)
-                        return -ENOENT;
-        }
+        if (fstat(fd, &st) < 0 || !names_file(fs, target + fs->spool_len + 1, &st))
+                return -ENOENT;
         if ((size_t)l - fs->spool_len >= n)
                 return -ENAMETOOLONG;
         memcpy(out, target + fs->spool_len + 1, (size_t)l - fs->spool_len);
         return 0;
+}
+
+/* The spool-relative path of @name in directory @dirfd. */
+static int join_relpath(struct af_fs *fs, int dirfd, const char *name, char *out, size_t n)
+{
+        size_t dl = 0, nl = strlen(name);
+        int r;
+
+        if (dirfd != fs->root.fd) {
+                r = relpath_of(fs, dirfd, out, n);
+                if (r < 0)
+                        return r;
+                dl = strlen(out);
+                out[dl++] = '/';
+        }
+        if (dl + nl >= n)
+                return -ENAMETOOLONG;
+        memcpy(out + dl, name, nl + 1);
+        return 0;
+}
+
+/* Remembers @rel as a name of @n's file, which has more than one (a hard link): the
+ * descriptor behind the node knows only the name it was opened by. */
+static void add_name_locked(struct node *n, const char *rel)
+{
+        size_t l = strlen(rel) + 1;
+        char *p;
+
+        for (p = n->names; p && p < n->names + n->names_len; p += strlen(p) + 1)
+                if (strcmp(p, rel) == 0)
+                        return;
+        if (n->names_len + l > NAMES_MAX)
+                return; /* a file with this many links: the names seen first are enough */
+        p = realloc(n->names, n->names_len + l);
+        if (!p)
+                return;
+        memcpy(p + n->names_len, rel, l);
+        n->names = p;
+        n->names_len += l;
+}
+
+/* A copy of @n's other names (NULL if none), and its length in @ret_len. */
+static char *names_copy(struct af_fs *fs, struct node *n, size_t *ret_len)
+{
+        char *c = NULL;
+
+        pthread_mutex_lock(&fs->lock);
+        if (n->names_len && (c = malloc(n->names_len)))
+                memcpy(c, n->names, n->names_len);
+        *ret_len = c ? n->names_len : 0;
+        pthread_mutex_unlock(&fs->lock);
+        return c;
 }
 
 /*
@@ -177,7 +251,8 @@ static int submit_relpath(struct af_fs *fs, const char *relpath, const char *why
         return ret;
 }
 
-/* Hands the file behind @fd to the queue if it is a regular file still in the spool. */
+/* Hands the file behind @fd to the queue, under the name @fd knows, if it is a regular file
+ * still in the spool. */
 static void submit_fd(struct af_fs *fs, int fd, const char *why)
 {
         char rel[PATH_MAX];
@@ -190,6 +265,62 @@ static void submit_fd(struct af_fs *fs, int fd, const char *why)
         (void)submit_relpath(fs, rel, why, false);
 }
 
+/* One name @p of file @st for submit_names(): skipped if empty or if it no longer names the
+ * file; the first one kept is copied to @first and submitted with @wait (its result in
+ * @r), the others without waiting. Nothing is submitted without @why. */
+static void submit_name(struct af_fs *fs, const char *p, const struct stat *st, const char *why,
+                        bool wait, char *first, int *r)
+{
+        if (!p[0] || !names_file(fs, p, st))
+                return;
+        if (!first[0]) {
+                memcpy(first, p, strlen(p) + 1);
+                if (why)
+                        *r = submit_relpath(fs, p, why, wait);
+        } else if (why) {
+                (void)submit_relpath(fs, p, why, false);
+        }
+}
+
+/*
+ * Hands the file behind @fd, of node @n, to the queue under each of its names, so that a
+ * change made through any hard link reaches every name's object: the name @fd was opened
+ * by, the name of the node's own descriptor (both follow renames), and the other names seen
+ * (n->names); each only if it still names this file. The first name goes as
+ * submit_relpath() with @wait, and its result is returned; the others go without waiting.
+ * Without @why nothing is submitted. In @ret_first (PATH_MAX bytes, may be NULL): that
+ * first name, or "" if the file has no name left (unlinked while open: nothing to upload).
+ */
+static int submit_names(struct af_fs *fs, struct node *n, int fd, const char *why, bool wait,
+                        char *ret_first)
+{
+        char fd_name[PATH_MAX] = "", node_name[PATH_MAX] = "", first[PATH_MAX] = "";
+        char *names = NULL;
+        size_t len = 0;
+        struct stat st;
+        int r = 0;
+
+        if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode))
+                goto out;
+        (void)relpath_of(fs, fd, fd_name, sizeof(fd_name));
+        submit_name(fs, fd_name, &st, why, wait, first, &r);
+        if (first[0] && st.st_nlink == 1)
+                goto out; /* its only name */
+        /* Not the same as @fd's when the handle came from create on an existing name. */
+        if (n->fd != fd && relpath_of(fs, n->fd, node_name, sizeof(node_name)) == 0 &&
+            strcmp(node_name, fd_name) != 0)
+                submit_name(fs, node_name, &st, why, wait, first, &r);
+        names = names_copy(fs, n, &len);
+        for (const char *p = names; p && p < names + len; p += strlen(p) + 1)
+                if (strcmp(p, fd_name) != 0 && strcmp(p, node_name) != 0)
+                        submit_name(fs, p, &st, why, wait, first, &r);
+out:
+        free(names);
+        if (ret_first)
+                memcpy(ret_first, first, strlen(first) + 1);
+        return r;
+}
+
 /*
  * fsync() and --sync-close: returns once the file's current content is in S3 (0), or why it
  * could not get there (-EIO: the program sees EIO, the log says why). A file that was not
@@ -199,16 +330,18 @@ static void submit_fd(struct af_fs *fs, int fd, const char *why)
 static int sync_fd(struct af_fs *fs, struct node *n, int fd, const char *why)
 {
         char rel[PATH_MAX];
-        struct stat st;
         int r;
 
-        if (!fs->cfg.queue || fstat(fd, &st) < 0 || !S_ISREG(st.st_mode) ||
-            relpath_of(fs, fd, rel, sizeof(rel)) < 0)
+        if (!fs->cfg.queue)
                 return 0;
-        if (atomic_exchange(&n->dirty, false))
-                r = submit_relpath(fs, rel, why, true);
-        else
+        if (atomic_exchange(&n->dirty, false)) {
+                r = submit_names(fs, n, fd, why, true, NULL);
+        } else {
+                (void)submit_names(fs, n, fd, NULL, false, rel);
+                if (!rel[0])
+                        return 0;
                 r = af_queue_wait(fs->cfg.queue, rel, -1);
+        }
         return r < 0 ? -EIO : 0;
 }
 
@@ -260,6 +393,16 @@ static int do_lookup(fuse_req_t req, fuse_ino_t parent, const char *name,
                 fs->buckets[b] = n;
                 pthread_mutex_unlock(&fs->lock);
         }
+        if (S_ISREG(e->attr.st_mode) && e->attr.st_nlink > 1) {
+                char rel[PATH_MAX];
+
+                /* Our lookup count keeps @n alive until we reply. */
+                if (join_relpath(fs, fd_of(req, parent), name, rel, sizeof(rel)) == 0) {
+                        pthread_mutex_lock(&fs->lock);
+                        add_name_locked(n, rel);
+                        pthread_mutex_unlock(&fs->lock);
+                }
+        }
         e->ino = n == &fs->root ? FUSE_ROOT_ID : (fuse_ino_t)(uintptr_t)n;
         return 0;
 }
@@ -284,6 +427,7 @@ static void forget_one(struct af_fs *fs, fuse_ino_t ino, uint64_t nlookup)
         }
         pthread_mutex_unlock(&fs->lock);
         close(n->fd);
+        free(n->names);
         free(n);
 }
 
@@ -396,7 +540,7 @@ static void op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int va
                 writers = n->writers > 0;
                 pthread_mutex_unlock(&fs->lock);
                 if (!writers && atomic_exchange(&n->dirty, false))
-                        submit_fd(fs, n->fd, "truncate");
+                        (void)submit_names(fs, n, n->fd, "truncate", false, NULL);
         }
         op_getattr(req, ino, fi);
         return;
@@ -494,6 +638,7 @@ static void op_symlink(fuse_req_t req, const char *link, fuse_ino_t parent, cons
  * last close. O_PATH: the name may be a FIFO or a device, which must not be opened. */
 static void arrived(struct af_fs *fs, int dirfd, const char *name, const char *why)
 {
+        char rel[PATH_MAX];
         struct stat st;
         struct node *n;
         bool open_for_write = false;
@@ -503,8 +648,12 @@ static void arrived(struct af_fs *fs, int dirfd, const char *name, const char *w
         if (fd < 0)
                 return;
         if (fstat(fd, &st) == 0 && S_ISREG(st.st_mode)) {
+                bool linked = st.st_nlink > 1 && relpath_of(fs, fd, rel, sizeof(rel)) == 0;
+
                 pthread_mutex_lock(&fs->lock);
                 n = find_locked(fs, st.st_dev, st.st_ino);
+                if (n && linked)
+                        add_name_locked(n, rel); /* a hard link renamed: its new name */
                 if (n && n->writers) {
                         atomic_store(&n->dirty, true);
                         open_for_write = true;
@@ -620,7 +769,7 @@ static void put_handle(struct af_fs *fs, struct node *n, int fd, int flags)
         last = n->writers == 0;
         pthread_mutex_unlock(&fs->lock);
         if (last && atomic_exchange(&n->dirty, false))
-                submit_fd(fs, fd, "close");
+                (void)submit_names(fs, n, fd, "close", false, NULL);
         close(fd);
 }
 
@@ -874,6 +1023,28 @@ static void op_removexattr(fuse_req_t req, fuse_ino_t ino, const char *name)
 
 /* ---- directories ----------------------------------------------------------------------- */
 
+static void dir_link(struct af_fs *fs, struct dir_handle *d)
+{
+        pthread_mutex_lock(&fs->lock);
+        d->next = fs->dirs;
+        d->pprev = &fs->dirs;
+        if (fs->dirs)
+                fs->dirs->pprev = &d->next;
+        fs->dirs = d;
+        pthread_mutex_unlock(&fs->lock);
+}
+
+static void dir_free(struct af_fs *fs, struct dir_handle *d)
+{
+        pthread_mutex_lock(&fs->lock);
+        *d->pprev = d->next;
+        if (d->next)
+                d->next->pprev = d->pprev;
+        pthread_mutex_unlock(&fs->lock);
+        closedir(d->dp);
+        free(d);
+}
+
 static void op_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
         struct dir_handle *d = calloc(1, sizeof(*d));
@@ -894,11 +1065,9 @@ static void op_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi
                 return;
         }
         fi->fh = (uint64_t)(uintptr_t)d;
-        if (fuse_reply_open(req, fi) != 0) {
-                /* Interrupted: no releasedir will come. */
-                closedir(d->dp);
-                free(d);
-        }
+        dir_link(fs_of(req), d);
+        if (fuse_reply_open(req, fi) != 0)
+                dir_free(fs_of(req), d); /* interrupted: no releasedir will come */
 }
 
 static bool is_dot_or_dotdot(const char *name)
@@ -1004,8 +1173,7 @@ static void op_releasedir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info 
         struct dir_handle *d = (struct dir_handle *)(uintptr_t)fi->fh;
 
         (void)ino;
-        closedir(d->dp);
-        free(d);
+        dir_free(fs_of(req), d);
         fuse_reply_err(req, 0);
 }
 
@@ -1145,7 +1313,8 @@ unsigned af_fs_submit_dirty(struct af_fs *fs)
                         if (!n)
                                 break;
                         if (fd >= 0) {
-                                submit_fd(fs, fd, "unmount");
+                                /* The session is over: no forget frees @n meanwhile. */
+                                (void)submit_names(fs, n, fd, "unmount", false, NULL);
                                 close(fd);
                                 count++;
                         }
@@ -1164,9 +1333,12 @@ void af_fs_free(struct af_fs *fs)
                 for (; n; n = next) {
                         next = n->hnext;
                         close(n->fd);
+                        free(n->names);
                         free(n);
                 }
         }
+        while (fs->dirs)
+                dir_free(fs, fs->dirs);
         close(fs->root.fd);
         pthread_mutex_destroy(&fs->lock);
         free(fs->spool);

@@ -26,7 +26,8 @@ os.environ.setdefault("AWS_EC2_METADATA_DISABLED", "true")
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 BIN = os.environ.get("ARTIFUSE_BIN", os.path.join(ROOT, "build", "fs", "artifuse"))
 BUCKET = "my-argo-artifacts-bucket"
-SANITIZER_MARKS = ("AddressSanitizer", "LeakSanitizer", "runtime error:", "UndefinedBehaviorSanitizer")
+SANITIZER_MARKS = ("AddressSanitizer", "LeakSanitizer", "runtime error:",
+                   "UndefinedBehaviorSanitizer", "WARNING: ThreadSanitizer")
 
 
 def _server_env():
