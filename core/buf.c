@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 void af_buf_init(struct af_buf *b, size_t cap)
 {
@@ -131,4 +132,23 @@ char *af_buf_take(struct af_buf *b)
         b->len = 0;
         b->alloc = 0;
         return p;
+}
+
+int af_buf_read_fd(struct af_buf *b, int fd)
+{
+        char chunk[65536];
+        ssize_t n;
+        int r = 0;
+
+        while ((n = read(fd, chunk, sizeof(chunk))) != 0) {
+                if (n < 0) {
+                        if (errno == EINTR)
+                                continue;
+                        return -errno;
+                }
+                r = af_buf_add(b, chunk, (size_t)n);
+                if (r < 0)
+                        return r;
+        }
+        return 0;
 }

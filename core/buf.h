@@ -44,6 +44,12 @@ int af_buf_sets(struct af_buf *b, const char *s);
 /** Shortens to @len (no-op if already shorter). */
 void af_buf_truncate(struct af_buf *b, size_t len);
 
+/**
+ * Appends everything @fd reads until end of file (retrying EINTR). -errno of a failed read,
+ * -ENOMEM or -E2BIG (past the cap); what was read before stays. Does not close @fd.
+ */
+int af_buf_read_fd(struct af_buf *b, int fd);
+
 /** The contents as a C string; "" when empty. Valid until the next change. */
 const char *af_buf_str(const struct af_buf *b);
 /** Hands the contents to the caller (free() them); NULL only on OOM. Leaves @b empty. */

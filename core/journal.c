@@ -399,24 +399,12 @@ static int cmp_str(const void *a, const void *b)
 
 static int read_all(int dirfd, const char *name, struct af_buf *out)
 {
-        char chunk[65536];
         int fd = openat(dirfd, name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
-        ssize_t n;
-        int r = 0;
+        int r;
 
         if (fd < 0)
                 return -errno;
-        while ((n = read(fd, chunk, sizeof(chunk))) != 0) {
-                if (n < 0) {
-                        if (errno == EINTR)
-                                continue;
-                        r = -errno;
-                        break;
-                }
-                r = af_buf_add(out, chunk, (size_t)n);
-                if (r < 0)
-                        break;
-        }
+        r = af_buf_read_fd(out, fd);
         close(fd);
         return r;
 }

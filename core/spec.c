@@ -249,6 +249,17 @@ static int parse_params(struct ctx *c, const yaml_node_t *wfspec, struct af_spec
                                 "arguments.parameters", &s->params, &s->nparams);
 }
 
+static void kv_free(struct af_kv **kv, size_t *n)
+{
+        for (size_t i = 0; i < *n; i++) {
+                free((*kv)[i].key);
+                free((*kv)[i].value);
+        }
+        free(*kv);
+        *kv = NULL;
+        *n = 0;
+}
+
 /* A string-to-string mapping (labels, annotations), in document order. */
 static int parse_kv_map(struct ctx *c, const yaml_node_t *m, const char *what,
                         struct af_kv **ret, size_t *ret_n)
@@ -502,18 +513,8 @@ static int parse_workflow(struct ctx *c, const yaml_node_t *root, const char *te
 
                 /* The workflows a CronWorkflow makes carry spec.workflowMetadata's labels and
                  * annotations, not the CronWorkflow's own. */
-                for (size_t i = 0; i < s->nlabels; i++) {
-                        free(s->labels[i].key);
-                        free(s->labels[i].value);
-                }
-                for (size_t i = 0; i < s->nannotations; i++) {
-                        free(s->annotations[i].key);
-                        free(s->annotations[i].value);
-                }
-                free(s->labels);
-                free(s->annotations);
-                s->labels = s->annotations = NULL;
-                s->nlabels = s->nannotations = 0;
+                kv_free(&s->labels, &s->nlabels);
+                kv_free(&s->annotations, &s->nannotations);
                 r = parse_kv_map(c, map_get(c, wm, "labels"), "workflowMetadata.labels",
                                  &s->labels, &s->nlabels);
                 if (r == 0)
@@ -618,17 +619,9 @@ void af_spec_done(struct af_spec *s)
                 param_done(&s->params[i]);
         for (size_t i = 0; i < s->ninputs; i++)
                 param_done(&s->inputs[i]);
-        for (size_t i = 0; i < s->nlabels; i++) {
-                free(s->labels[i].key);
-                free(s->labels[i].value);
-        }
-        for (size_t i = 0; i < s->nannotations; i++) {
-                free(s->annotations[i].key);
-                free(s->annotations[i].value);
-        }
+        kv_free(&s->labels, &s->nlabels);
+        kv_free(&s->annotations, &s->nannotations);
         free(s->inputs);
-        free(s->labels);
-        free(s->annotations);
         free(s->uid);
         free(s->priority);
         free(s->service_account);

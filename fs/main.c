@@ -695,24 +695,12 @@ static int parse_args(struct opts *o, int argc, char **argv)
 
 static int read_file(const char *path, struct af_buf *out)
 {
-        char chunk[65536];
         int fd = strcmp(path, "-") == 0 ? 0 : open(path, O_RDONLY | O_CLOEXEC);
-        ssize_t n;
-        int r = 0;
+        int r;
 
         if (fd < 0)
                 return -errno;
-        while ((n = read(fd, chunk, sizeof(chunk))) != 0) {
-                if (n < 0) {
-                        if (errno == EINTR)
-                                continue;
-                        r = -errno;
-                        break;
-                }
-                r = af_buf_add(out, chunk, (size_t)n);
-                if (r < 0)
-                        break;
-        }
+        r = af_buf_read_fd(out, fd);
         if (fd != 0)
                 close(fd);
         return r;
