@@ -938,7 +938,7 @@ static int upload_archive(struct af_queue *q, struct af_s3_client *s3, const cha
 
 /* One attempt. Returns 0, or a negative errno with @err filled for S3 errors. */
 static int upload_once(struct af_queue *q, struct af_s3_client *s3, const struct task *t,
-                       uint64_t *ret_size, struct af_s3_put_result *res,
+                       uint64_t *ret_size, struct stat *ret_st, struct af_s3_put_result *res,
                        struct af_s3_error *err)
 {
         const char *bucket = t->bucket, *key = t->key;
@@ -960,6 +960,7 @@ static int upload_once(struct af_queue *q, struct af_s3_client *s3, const struct
                 r = -errno;
                 goto out;
         }
+        *ret_st = st;
         if (S_ISDIR(st.st_mode) && f->archive != AF_ARCHIVE_NONE) {
                 *ret_size = 0;
                 r = upload_archive(q, s3, bucket, key, fd, &st, f, res, err);
@@ -1059,13 +1060,14 @@ static void run_job(struct af_queue *q, struct af_s3_client *s3, struct job *j,
         uint64_t size = 0, t0 = now_ms();
         const char *failure = NULL;
         uint64_t t0_wall;
-        bool size_known = false;
+        bool size_known = false, superseded = false;
+        struct stat st = { 0 };
         unsigned attempt;
         int r;
 
         af_buf_init(&msg, 1024);
         t0_wall = time_now_ms();
-        r = upload_once(q, s3, t, &size, &res, &err);
+        r = upload_once(q, s3, t, &size, &st, &res, &err);
 
         pthread_mutex_lock(&q->lock);
         attempt = ++j->attempts;
@@ -1141,6 +1143,7 @@ finished:
                 struct fmt f;
 
                 /* Changed while we uploaded: the record stays, for the newest version. */
+                superseded = true;
                 j->again = false;
                 j->attempts = 0;
                 j->state = JOB_QUEUED;
@@ -1164,6 +1167,17 @@ finished:
                 pthread_cond_broadcast(&q->idle);
         }
         pthread_mutex_unlock(&q->lock);
+        if (!failure && size_known && q->cfg.on_uploaded) {
+                struct af_queue_uploaded u = {
+                        .relpath = relpath, .bucket = bucket, .key = key, .etag = res.etag,
+                        .archive = t->f.archive, .is_dir = S_ISDIR(st.st_mode), .size = size,
+                        .dev = st.st_dev, .ino = st.st_ino,
+                        .mtime_ns = (int64_t)st.st_mtim.tv_sec * 1000000000 + st.st_mtim.tv_nsec,
+                        .superseded = superseded,
+                };
+
+                q->cfg.on_uploaded(q->cfg.on_uploaded_ctx, &u);
+        }
         af_buf_done(&msg);
 }
 

@@ -19,6 +19,7 @@
 
 #include <stdbool.h>
 #include <stdint.h>
+#include <sys/types.h>
 
 #include "buf.h"
 #include "creds.h"
@@ -26,6 +27,24 @@
 #include "s3.h"
 
 struct af_queue;
+
+/** What af_queue_config.on_uploaded is told about each object that reached S3. */
+struct af_queue_uploaded {
+        const char *relpath; /* in the spool */
+        const char *bucket;
+        const char *key;
+        const char *etag;
+        enum af_archive archive; /* as it was packaged */
+        bool is_dir;             /* a directory archive */
+        uint64_t size;           /* of the spool file (0 for a directory) */
+        /* The spool file as the upload found it when it opened it, so the caller can tell
+         * whether what is in the spool now is what went up. */
+        dev_t dev;
+        ino_t ino;
+        int64_t mtime_ns;
+        /* The file was handed over again while this upload ran: a newer version follows. */
+        bool superseded;
+};
 
 #define AF_QUEUE_MAX_PART_CONCURRENCY 64
 
@@ -50,6 +69,11 @@ struct af_queue_config {
         const struct af_router *router;
         const struct af_s3_config *s3;
         struct af_creds_provider *creds; /* borrowed */
+        /* Optional: called by a worker, with no queue lock held, after each object reaches
+         * S3 (after the journal and the manifest say so). Must not call back into the
+         * queue's waiting functions. */
+        void (*on_uploaded)(void *ctx, const struct af_queue_uploaded *u);
+        void *on_uploaded_ctx;
 };
 
 struct af_queue_stats {
