@@ -1488,6 +1488,16 @@ int af_queue_drain(struct af_queue *q, long timeout_ms)
         return r;
 }
 
+bool af_queue_pending(struct af_queue *q, const char *relpath)
+{
+        bool pending;
+
+        pthread_mutex_lock(&q->lock);
+        pending = find_locked(q, relpath) != NULL;
+        pthread_mutex_unlock(&q->lock);
+        return pending;
+}
+
 void af_queue_get_stats(struct af_queue *q, struct af_queue_stats *ret)
 {
         pthread_mutex_lock(&q->lock);

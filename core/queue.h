@@ -116,6 +116,9 @@ int af_queue_resume(struct af_queue *q);
  */
 int af_queue_drain(struct af_queue *q, long timeout_ms);
 
+/** Whether an upload of @relpath is queued or running (a retry waiting counts). */
+bool af_queue_pending(struct af_queue *q, const char *relpath);
+
 void af_queue_get_stats(struct af_queue *q, struct af_queue_stats *ret);
 
 /** Calls @fn for each file that failed for good (the first 1000), oldest first, and for

@@ -35,6 +35,7 @@
 
 #include "queue.h"
 #include "router.h"
+#include "space.h"
 
 struct af_fs;
 
@@ -44,10 +45,18 @@ struct af_fs_config {
         struct af_queue *queue;         /* borrowed; may be set later with af_fs_set_queue */
         double timeout;                 /* attribute and entry cache timeout, seconds */
         bool sync_close;                /* close() (FUSE flush) waits for the upload, as fsync */
+        /* Borrowed, optional: room accounting (--spool-limit, free space). A write that
+         * would pass it gets ENOSPC, or a short write; files already in S3 are evicted
+         * first to make room, unless @keep. */
+        struct af_space *space;
+        bool keep;
 };
 
 int af_fs_new(const struct af_fs_config *cfg, struct af_fs **ret);
 void af_fs_set_queue(struct af_fs *fs, struct af_queue *queue);
+/** Lets the mount tell the kernel about names it removed itself (evictions): starts a
+ * thread that sends the notifications; NULL stops it, before the session is destroyed. */
+void af_fs_set_session(struct af_fs *fs, struct fuse_session *se);
 /** Submits every file still dirty (open at unmount, or unmounted lazily). Returns how many. */
 unsigned af_fs_submit_dirty(struct af_fs *fs);
 void af_fs_free(struct af_fs *fs);

@@ -78,6 +78,8 @@ enum {
         OPT_CHECKSUM,
         OPT_ADDRESSING,
         OPT_PRESERVE_METADATA,
+        OPT_SPOOL_LIMIT,
+        OPT_KEEP,
 };
 
 #define MAX_TAGS 10
@@ -123,6 +125,8 @@ static const struct option long_options[] = {
         { "checksum", required_argument, NULL, OPT_CHECKSUM },
         { "addressing", required_argument, NULL, OPT_ADDRESSING },
         { "preserve-metadata", no_argument, NULL, OPT_PRESERVE_METADATA },
+        { "spool-limit", required_argument, NULL, OPT_SPOOL_LIMIT },
+        { "keep", no_argument, NULL, OPT_KEEP },
         { "allow-other", no_argument, NULL, OPT_ALLOW_OTHER },
         { "no-check", no_argument, NULL, OPT_NO_CHECK },
         { "log-file", required_argument, NULL, OPT_LOG_FILE },
@@ -171,6 +175,8 @@ struct opts {
         bool json;
         bool sync_close;
         bool preserve_metadata;
+        bool keep;
+        uint64_t spool_limit; /* 0: none */
         int verbosity;
         struct af_vars vars; /* --var */
         struct af_s3_object_opts object;
@@ -285,6 +291,12 @@ static const char usage_text[] =
         "                       stays in the spool and is logged\n"
         "  --sync-close         close() of an artifact returns only when it is in S3 (EIO\n"
         "                       if it cannot get there); fsync() always does\n"
+        "  --spool-limit SIZE   the most the spool's files may hold (e.g. 20G); a write that\n"
+        "                       would pass it, or the spool disk's free space, gets ENOSPC\n"
+        "                       after files already in S3 are removed from the spool to make\n"
+        "                       room, oldest upload first (they leave the mount too)\n"
+        "  --keep               never remove a file from the spool to make room: a full\n"
+        "                       spool gives ENOSPC until files are deleted\n"
         "  -f, --foreground     stay in the foreground (default: return once mounted)\n"
         "  --allow-other        let other users use the mount (FUSE allow_other)\n"
         "  -o OPTS              extra FUSE mount options\n"
@@ -519,6 +531,14 @@ static int apply(struct opts *o, int id, const char *val, const char *source)
                 break;
         case OPT_PRESERVE_METADATA:
                 o->preserve_metadata = true;
+                break;
+        case OPT_SPOOL_LIMIT:
+                if (parse_size(val, &o->spool_limit) < 0 || o->spool_limit == 0)
+                        return die("%s: '%s' is not a size of at least 1 byte (e.g. 512M, 20G)",
+                                   source, val);
+                break;
+        case OPT_KEEP:
+                o->keep = true;
                 break;
         case OPT_MANIFEST:
                 o->manifest = val;
@@ -1636,11 +1656,19 @@ static void print_problem(void *ctx, const char *relpath, const char *bucket, co
                 error);
 }
 
+/* The queue tells the spool's room which files are in S3, so they can be evicted. */
+static void on_uploaded(void *ctx, const struct af_queue_uploaded *u)
+{
+        if (!u->superseded && !u->is_dir)
+                af_space_uploaded(ctx, u->relpath, u->key, u->dev, u->ino, u->size, u->mtime_ns);
+}
+
 static int cmd_mount(struct opts *o, int argc, char **argv, char **run_argv)
 {
         char mnt[PATH_MAX], spool[PATH_MAX], spool_default[PATH_MAX], endpoint_buf[512];
         struct af_creds_provider creds;
         struct af_queue *queue = NULL;
+        struct af_space *space = NULL;
         struct af_fs *fs = NULL;
         struct fuse_session *se = NULL;
         struct fuse_loop_config *loop = NULL;
@@ -1756,8 +1784,22 @@ static int cmd_mount(struct opts *o, int argc, char **argv, char **run_argv)
                 }
                 qc.manifest_fd = manifest_fd;
         }
+        r = af_space_new(&(struct af_space_config){ .dirfd = spool_fd, .limit = o->spool_limit },
+                         &space);
+        if (r < 0) {
+                r = die("spool %s: %s", spool, strerror(-r));
+                goto out;
+        }
+        if (o->spool_limit)
+                af_log_info("op=mount spool_used=%llu spool_limit=%llu",
+                            (unsigned long long)af_space_used(space),
+                            (unsigned long long)o->spool_limit);
         queue_config_from(o, spool_fd, sp.journal_fd, &s3c, &creds, &qc);
         qc.router = &s.router;
+        if (!o->keep) {
+                qc.on_uploaded = on_uploaded;
+                qc.on_uploaded_ctx = space;
+        }
         r = af_queue_new(&qc, &queue, &err);
         if (r < 0) {
                 r = die("%s", af_buf_str(&err));
@@ -1774,7 +1816,9 @@ static int cmd_mount(struct opts *o, int argc, char **argv, char **run_argv)
                                               .router = &s.router,
                                               .queue = queue,
                                               .timeout = 1.0,
-                                              .sync_close = o->sync_close },
+                                              .sync_close = o->sync_close,
+                                              .space = space,
+                                              .keep = o->keep },
                       &fs);
         if (r < 0) {
                 r = die("spool %s: %s", spool, strerror(-r));
@@ -1814,6 +1858,7 @@ static int cmd_mount(struct opts *o, int argc, char **argv, char **run_argv)
                 r = die("cannot install signal handlers");
                 goto out;
         }
+        af_fs_set_session(fs, se);
         if (fuse_session_mount(se, mnt) != 0) {
                 r = die("cannot mount on %s (is /dev/fuse there, and are we allowed to mount?)",
                         mnt);
@@ -1926,10 +1971,13 @@ static int cmd_mount(struct opts *o, int argc, char **argv, char **run_argv)
         r = 0;
 out:
         control_stop(&ctl, sp.root);
+        if (fs)
+                af_fs_set_session(fs, NULL);
         if (se)
                 fuse_session_destroy(se);
         af_queue_free(queue);
         af_fs_free(fs);
+        af_space_free(space);
         spool_close(&sp);
         if (manifest_fd >= 0)
                 close(manifest_fd);

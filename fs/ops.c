@@ -40,6 +40,7 @@
 #include <sys/stat.h>
 #include <sys/statvfs.h>
 #include <sys/xattr.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "log.h"
@@ -54,6 +55,8 @@ struct node {
         ino_t ino;
         uint64_t nlookup; /* with fs->lock */
         unsigned writers; /* open writable handles; with fs->lock */
+        unsigned handles; /* open handles of any kind; with fs->lock */
+        bool evicted;     /* removed from the spool to make room (see evict()); with fs->lock */
         atomic_bool dirty; /* written since last handed to the queue */
         /* Other names of a hard-linked file, seen by lookup, link or rename: spool-relative,
          * each NUL-terminated, at most NAMES_MAX bytes; stale ones are skipped at use
@@ -69,11 +72,32 @@ struct af_fs {
         bool is_root;   /* running as root: new files get the caller's owner */
         bool dont_mask; /* the kernel leaves the caller's umask to us; set once, in init */
         pthread_mutex_t lock;
+        /* Held shared by the ops that open, make, link, rename or remove names, exclusive by
+         * evict(): a file is never evicted while an op is between finding it by name and
+         * registering its handle, or moving names around it. */
+        pthread_rwlock_t names_lock;
+        atomic_uint_least64_t enospc_logged_ms; /* rate limit of the "spool full" line */
+        /* Names the kernel must forget (evicted files), told by a thread of their own: a
+         * notification sent from inside an op can deadlock with the kernel (libfuse's rule). */
+        struct {
+                struct fuse_session *se;
+                struct notice *head; /* with lock */
+                bool stopping;       /* with lock */
+                bool running;
+                pthread_t thread;
+                pthread_cond_t cond;
+        } notify;
         struct node root;
         struct node *buckets[NODE_BUCKETS]; /* with lock */
         /* Open directory handles. An unmount drops the RELEASEDIRs still queued in the
          * kernel, so af_fs_free() closes what is left. With lock. */
         struct dir_handle *dirs;
+};
+
+struct notice {
+        struct notice *next;
+        fuse_ino_t parent;
+        char name[];
 };
 
 struct dir_handle {
@@ -350,6 +374,247 @@ static void mark_dirty(struct af_fs *fs, fuse_ino_t ino)
         atomic_store(&node_of(fs, ino)->dirty, true);
 }
 
+/* ---- room in the spool: --spool-limit, free space, eviction ------------------------------ */
+
+/* Asks the notifier to make the kernel drop its cached entry for spool-relative @rel, which
+ * is gone, so the name stops showing before the entry timeout. Only if the kernel knows the
+ * directory (it has a node): otherwise it caches nothing under it. */
+static void forget_name(struct af_fs *fs, const char *rel)
+{
+        const char *slash = strrchr(rel, '/'), *name = slash ? slash + 1 : rel;
+        fuse_ino_t parent = FUSE_ROOT_ID;
+        struct notice *nt;
+
+        if (!fs->notify.se)
+                return;
+        if (slash) {
+                char dir[PATH_MAX];
+                struct stat st;
+                struct node *n;
+
+                if ((size_t)(slash - rel) >= sizeof(dir))
+                        return;
+                memcpy(dir, rel, (size_t)(slash - rel));
+                dir[slash - rel] = '\0';
+                if (fstatat(fs->root.fd, dir, &st, AT_SYMLINK_NOFOLLOW) < 0)
+                        return;
+                pthread_mutex_lock(&fs->lock);
+                n = find_locked(fs, st.st_dev, st.st_ino);
+                parent = n ? (fuse_ino_t)(uintptr_t)n : 0;
+                pthread_mutex_unlock(&fs->lock);
+                if (!parent)
+                        return;
+        }
+        nt = malloc(sizeof(*nt) + strlen(name) + 1);
+        if (!nt)
+                return; /* the entry times out on its own */
+        nt->parent = parent;
+        memcpy(nt->name, name, strlen(name) + 1);
+        pthread_mutex_lock(&fs->lock);
+        nt->next = fs->notify.head;
+        fs->notify.head = nt;
+        pthread_cond_signal(&fs->notify.cond);
+        pthread_mutex_unlock(&fs->lock);
+}
+
+static void *notifier(void *arg)
+{
+        struct af_fs *fs = arg;
+
+        pthread_mutex_lock(&fs->lock);
+        for (;;) {
+                struct notice *nt = fs->notify.head;
+
+                if (!nt) {
+                        if (fs->notify.stopping)
+                                break;
+                        pthread_cond_wait(&fs->notify.cond, &fs->lock);
+                        continue;
+                }
+                fs->notify.head = nt->next;
+                pthread_mutex_unlock(&fs->lock);
+                /* A parent forgotten since (its number reused) only costs a lookup. */
+                (void)fuse_lowlevel_notify_inval_entry(fs->notify.se, nt->parent, nt->name,
+                                                       strlen(nt->name));
+                free(nt);
+                pthread_mutex_lock(&fs->lock);
+        }
+        pthread_mutex_unlock(&fs->lock);
+        return NULL;
+}
+
+void af_fs_set_session(struct af_fs *fs, struct fuse_session *se)
+{
+        if (se && !fs->notify.running) {
+                fs->notify.se = se;
+                fs->notify.stopping = false;
+                fs->notify.running = pthread_create(&fs->notify.thread, NULL, notifier, fs) == 0;
+                if (!fs->notify.running)
+                        fs->notify.se = NULL;
+        } else if (!se && fs->notify.running) {
+                pthread_mutex_lock(&fs->lock);
+                fs->notify.stopping = true;
+                pthread_cond_signal(&fs->notify.cond);
+                pthread_mutex_unlock(&fs->lock);
+                pthread_join(fs->notify.thread, NULL);
+                fs->notify.running = false;
+                fs->notify.se = NULL;
+        }
+}
+
+/*
+ * Removes candidate @c, a file already in S3, from the spool, if it is still what went up and
+ * nobody has it open or is about to: 1 when it is gone, 0 when it is busy now (try again
+ * later), < 0 when it is no longer a candidate (changed, renamed, gone, hard-linked).
+ * Its data is truncated away first, so the room comes back even while the kernel still holds
+ * the inode; an open of its stale name gets ENOENT (op_open()).
+ */
+static int evict_one(struct af_fs *fs, const struct af_space_candidate *c)
+{
+        struct stat st;
+        struct node *n;
+        int fd, r = -ESTALE;
+
+        pthread_rwlock_wrlock(&fs->names_lock);
+        fd = openat(fs->root.fd, c->relpath, O_WRONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
+        if (fd < 0 || fstat(fd, &st) < 0)
+                goto out;
+        if (!S_ISREG(st.st_mode) || st.st_nlink != 1 || st.st_dev != c->dev ||
+            st.st_ino != c->ino || (uint64_t)st.st_size != c->size ||
+            (int64_t)st.st_mtim.tv_sec * 1000000000 + st.st_mtim.tv_nsec != c->mtime_ns)
+                goto out;
+        pthread_mutex_lock(&fs->lock);
+        n = find_locked(fs, st.st_dev, st.st_ino);
+        if (n && (n->handles || atomic_load(&n->dirty))) {
+                pthread_mutex_unlock(&fs->lock);
+                r = 0;
+                goto out;
+        }
+        if (n)
+                n->evicted = true;
+        pthread_mutex_unlock(&fs->lock);
+        /* Checked after the handles: a last close hands the file over before it lets go of
+         * its handle, so a file with no handle left is either queued by now or clean. */
+        if (fs->cfg.queue && af_queue_pending(fs->cfg.queue, c->relpath)) {
+                r = 0;
+        } else if (ftruncate(fd, 0) < 0 || unlinkat(fs->root.fd, c->relpath, 0) < 0) {
+                r = -errno;
+                af_log_warn("op=evict path=%s err=%s", af_q(c->relpath), af_q(strerror(errno)));
+        } else {
+                r = 1;
+                forget_name(fs, c->relpath);
+                af_log_info("op=evict path=%s key=%s bytes=%llu msg=\"in S3; removed from the "
+                            "spool to make room\"",
+                            af_q(c->relpath), af_q(c->key), (unsigned long long)c->size);
+        }
+        if (r != 1 && n) {
+                pthread_mutex_lock(&fs->lock);
+                n->evicted = false;
+                pthread_mutex_unlock(&fs->lock);
+        }
+out:
+        if (fd >= 0)
+                close(fd);
+        pthread_rwlock_unlock(&fs->names_lock);
+        return r;
+}
+
+/* Evicts files in S3, oldest upload first, until @need bytes came back or none can go. */
+static void evict(struct af_fs *fs, uint64_t need)
+{
+        struct af_space *sp = fs->cfg.space;
+        size_t tries = af_space_candidates(sp);
+        struct af_space_candidate c;
+        uint64_t freed = 0;
+
+        while (freed < need && tries-- && af_space_next_candidate(sp, &c)) {
+                int r = evict_one(fs, &c);
+
+                if (r > 0) {
+                        freed += c.size;
+                        af_space_release(sp, c.size);
+                }
+                if (r == 0)
+                        af_space_requeue(sp, &c);
+                else
+                        af_space_candidate_done(&c);
+        }
+}
+
+/*
+ * Takes room in the spool for @growth more bytes, evicting files already in S3 if it must
+ * (not with --keep): all of it, or with @partial at least one byte (a short write). The
+ * bytes taken are in @ret, to settle with give_room(). -ENOSPC when there is no room.
+ */
+static int take_room(struct af_fs *fs, uint64_t growth, bool partial, uint64_t *ret)
+{
+        struct af_space *sp = fs->cfg.space;
+        uint64_t got, now;
+        struct timespec ts;
+
+        *ret = 0;
+        if (!sp || !growth)
+                return 0;
+        got = af_space_reserve(sp, growth);
+        if (got < growth && !fs->cfg.keep) {
+                evict(fs, growth - got);
+                got += af_space_reserve(sp, growth - got);
+        }
+        if (got == growth || (partial && got > 0)) {
+                *ret = got;
+                return 0;
+        }
+        af_space_release(sp, got);
+        clock_gettime(CLOCK_MONOTONIC, &ts);
+        now = (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+        if (now - atomic_exchange(&fs->enospc_logged_ms, now) >= 1000)
+                af_log_warn("op=write err=ENOSPC spool_used=%llu spool_limit=%llu "
+                            "msg=\"the spool is full: writes fail until uploads free room%s\"",
+                            (unsigned long long)af_space_used(sp),
+                            (unsigned long long)af_space_limit(sp),
+                            fs->cfg.keep ? " (--keep: nothing is evicted)" : "");
+        return -ENOSPC;
+}
+
+/* Settles a take_room() of @took bytes after a file's size changed from @before to @after. */
+static void give_room(struct af_fs *fs, uint64_t took, uint64_t before, uint64_t after)
+{
+        struct af_space *sp = fs->cfg.space;
+
+        if (!sp)
+                return;
+        if (after >= before) {
+                if (after - before < took)
+                        af_space_release(sp, took - (after - before));
+                else
+                        af_space_charge(sp, after - before - took);
+        } else {
+                af_space_release(sp, took + (before - after));
+        }
+}
+
+/* The size of the file behind @fd (any kind of descriptor), 0 if it cannot be told. */
+static uint64_t size_of(int fd)
+{
+        struct stat st;
+
+        if (fstatat(fd, "", &st, AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW) < 0 || !S_ISREG(st.st_mode))
+                return 0;
+        return (uint64_t)st.st_size;
+}
+
+/* The size @name in @dirfd gives back when it goes away: a regular file's own, unless another
+ * hard link keeps it. */
+static uint64_t freed_by_unlink(int dirfd, const char *name)
+{
+        struct stat st;
+
+        if (fstatat(dirfd, name, &st, AT_SYMLINK_NOFOLLOW) < 0 || !S_ISREG(st.st_mode) ||
+            st.st_nlink != 1)
+                return 0;
+        return (uint64_t)st.st_size;
+}
+
 /* ---- lookup and the node table --------------------------------------------------------- */
 
 static int do_lookup(fuse_req_t req, fuse_ino_t parent, const char *name,
@@ -511,8 +776,26 @@ static void op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int va
                         goto fail;
         }
         if (valid & FUSE_SET_ATTR_SIZE) {
+                uint64_t before = size_of(fi ? (int)fi->fh : n->fd), took = 0;
+                bool evicted;
+
+                pthread_mutex_lock(&fs->lock);
+                evicted = n->evicted;
+                pthread_mutex_unlock(&fs->lock);
+                if (evicted) {
+                        errno = ENOENT; /* a stale name of a file evicted to make room */
+                        goto fail;
+                }
+                if ((uint64_t)attr->st_size > before) {
+                        r = take_room(fs, (uint64_t)attr->st_size - before, false, &took);
+                        if (r < 0) {
+                                errno = -r;
+                                goto fail;
+                        }
+                }
                 mark_dirty(fs, ino);
                 r = fi ? ftruncate((int)fi->fh, attr->st_size) : truncate(path, attr->st_size);
+                give_room(fs, took, before, r < 0 ? before : (uint64_t)attr->st_size);
                 if (r < 0)
                         goto fail;
         }
@@ -674,7 +957,10 @@ static void op_link(fuse_req_t req, fuse_ino_t ino, fuse_ino_t newparent, const 
 
         proc_path(path, fd_of(req, ino));
         /* linkat(AT_EMPTY_PATH) needs CAP_DAC_READ_SEARCH; the /proc link does not. */
-        if (linkat(AT_FDCWD, path, nfd, newname, AT_SYMLINK_FOLLOW) < 0) {
+        pthread_rwlock_rdlock(&fs->names_lock);
+        r = linkat(AT_FDCWD, path, nfd, newname, AT_SYMLINK_FOLLOW);
+        pthread_rwlock_unlock(&fs->names_lock);
+        if (r < 0) {
                 fuse_reply_err(req, errno);
                 return;
         }
@@ -690,22 +976,54 @@ static void op_link(fuse_req_t req, fuse_ino_t ino, fuse_ino_t newparent, const 
 
 static void op_unlink(fuse_req_t req, fuse_ino_t parent, const char *name)
 {
-        fuse_reply_err(req, unlinkat(fd_of(req, parent), name, 0) < 0 ? errno : 0);
+        struct af_fs *fs = fs_of(req);
+        int dirfd = fd_of(req, parent), err = 0;
+        uint64_t freed;
+
+        pthread_rwlock_rdlock(&fs->names_lock);
+        freed = fs->cfg.space ? freed_by_unlink(dirfd, name) : 0;
+        if (unlinkat(dirfd, name, 0) < 0)
+                err = errno;
+        else if (freed)
+                af_space_release(fs->cfg.space, freed);
+        pthread_rwlock_unlock(&fs->names_lock);
+        fuse_reply_err(req, err);
 }
 
 static void op_rmdir(fuse_req_t req, fuse_ino_t parent, const char *name)
 {
-        fuse_reply_err(req, unlinkat(fd_of(req, parent), name, AT_REMOVEDIR) < 0 ? errno : 0);
+        struct af_fs *fs = fs_of(req);
+        int err;
+
+        pthread_rwlock_rdlock(&fs->names_lock);
+        err = unlinkat(fd_of(req, parent), name, AT_REMOVEDIR) < 0 ? errno : 0;
+        pthread_rwlock_unlock(&fs->names_lock);
+        fuse_reply_err(req, err);
 }
 
 static void op_rename(fuse_req_t req, fuse_ino_t parent, const char *name, fuse_ino_t newparent,
                       const char *newname, unsigned int flags)
 {
         struct af_fs *fs = fs_of(req);
-        int fd = fd_of(req, parent), nfd = fd_of(req, newparent);
+        int fd = fd_of(req, parent), nfd = fd_of(req, newparent), err = 0;
+        uint64_t freed = 0;
+        struct stat a, b;
 
-        if (renameat2(fd, name, nfd, newname, flags) < 0) {
-                fuse_reply_err(req, errno);
+        pthread_rwlock_rdlock(&fs->names_lock);
+        /* A file renamed over another replaces it: the other's room comes back (not when
+         * both names are links of one file, which leaves everything as it was). */
+        if (fs->cfg.space && !(flags & RENAME_EXCHANGE) &&
+            fstatat(fd, name, &a, AT_SYMLINK_NOFOLLOW) == 0 &&
+            fstatat(nfd, newname, &b, AT_SYMLINK_NOFOLLOW) == 0 &&
+            (a.st_dev != b.st_dev || a.st_ino != b.st_ino))
+                freed = freed_by_unlink(nfd, newname);
+        if (renameat2(fd, name, nfd, newname, flags) < 0)
+                err = errno;
+        else if (freed)
+                af_space_release(fs->cfg.space, freed);
+        pthread_rwlock_unlock(&fs->names_lock);
+        if (err) {
+                fuse_reply_err(req, err);
                 return;
         }
         fuse_reply_err(req, 0);
@@ -751,14 +1069,27 @@ static int spool_flags(int flags)
         return (flags & ~(O_APPEND | O_DIRECT | O_NOFOLLOW)) | O_CLOEXEC;
 }
 
-static void add_writer(struct af_fs *fs, fuse_ino_t ino)
+/* Counts a new handle on @ino, unless the file was evicted (then -ENOENT: its name was
+ * stale). With fs->names_lock held shared, from before the spool file was found by name. */
+static int add_handle(struct af_fs *fs, fuse_ino_t ino, int flags)
 {
+        struct node *n = node_of(fs, ino);
+        int r = 0;
+
         pthread_mutex_lock(&fs->lock);
-        node_of(fs, ino)->writers++;
+        if (n->evicted) {
+                r = -ENOENT;
+        } else {
+                n->handles++;
+                if (writable(flags))
+                        n->writers++;
+        }
         pthread_mutex_unlock(&fs->lock);
+        return r;
 }
 
-/* Closes handle @fd on @n opened with @flags; the last writer hands a changed file over. */
+/* Closes handle @fd on @n opened with @flags; the last writer hands a changed file over
+ * (before the handle stops counting, so evict_one() never sees it clean and unqueued). */
 static void put_handle(struct af_fs *fs, struct node *n, int fd, int flags)
 {
         bool last;
@@ -771,6 +1102,10 @@ static void put_handle(struct af_fs *fs, struct node *n, int fd, int flags)
         if (last && atomic_exchange(&n->dirty, false))
                 (void)submit_names(fs, n, fd, "close", false, NULL);
         close(fd);
+        pthread_mutex_lock(&fs->lock);
+        if (n->handles)
+                n->handles--;
+        pthread_mutex_unlock(&fs->lock);
 }
 
 static void op_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode,
@@ -779,15 +1114,29 @@ static void op_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_
         struct af_fs *fs = fs_of(req);
         struct fuse_entry_param e;
         int dirfd = fd_of(req, parent), fd, r;
+        struct stat old;
+        bool truncates;
 
+        pthread_rwlock_rdlock(&fs->names_lock);
+        truncates = fs->cfg.space && (fi->flags & O_TRUNC) &&
+                    fstatat(dirfd, name, &old, AT_SYMLINK_NOFOLLOW) == 0 && S_ISREG(old.st_mode);
         fd = openat(dirfd, name, spool_flags(fi->flags) | O_CREAT, new_mode(req, dirfd, mode));
         if (fd < 0) {
+                pthread_rwlock_unlock(&fs->names_lock);
                 fuse_reply_err(req, errno);
                 return;
         }
+        if (truncates)
+                af_space_release(fs->cfg.space, (uint64_t)old.st_size);
         r = own(req, dirfd, name);
         if (r == 0)
                 r = do_lookup(req, parent, name, &e);
+        if (r == 0) {
+                r = add_handle(fs, e.ino, fi->flags);
+                if (r < 0)
+                        forget_one(fs, e.ino, 1);
+        }
+        pthread_rwlock_unlock(&fs->names_lock);
         if (r < 0) {
                 close(fd);
                 fuse_reply_err(req, -r);
@@ -795,8 +1144,6 @@ static void op_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_
         }
         fi->fh = (uint64_t)fd;
         mark_dirty(fs, e.ino); /* a new file is uploaded even if nothing is written */
-        if (writable(fi->flags))
-                add_writer(fs, e.ino);
         if (fuse_reply_create(req, &e, fi) != 0) {
                 /* The caller was interrupted: no release and no forget will come. */
                 put_handle(fs, node_of(fs, e.ino), fd, fi->flags);
@@ -807,20 +1154,37 @@ static void op_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_
 static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
         struct af_fs *fs = fs_of(req);
+        uint64_t before = 0;
         char path[64];
-        int fd;
+        int fd, r;
 
         proc_path(path, fd_of(req, ino));
-        fd = open(path, spool_flags(fi->flags));
-        if (fd < 0) {
-                fuse_reply_err(req, errno);
+        pthread_rwlock_rdlock(&fs->names_lock);
+        r = add_handle(fs, ino, fi->flags);
+        if (r < 0) {
+                pthread_rwlock_unlock(&fs->names_lock);
+                fuse_reply_err(req, -r);
                 return;
         }
+        if (fs->cfg.space && (fi->flags & O_TRUNC))
+                before = size_of(fd_of(req, ino));
+        fd = open(path, spool_flags(fi->flags));
+        pthread_rwlock_unlock(&fs->names_lock);
+        if (fd < 0) {
+                r = errno;
+                pthread_mutex_lock(&fs->lock);
+                node_of(fs, ino)->handles--;
+                if (writable(fi->flags))
+                        node_of(fs, ino)->writers--;
+                pthread_mutex_unlock(&fs->lock);
+                fuse_reply_err(req, r);
+                return;
+        }
+        if (before)
+                af_space_release(fs->cfg.space, before);
         fi->fh = (uint64_t)fd;
         if (fi->flags & O_TRUNC)
                 mark_dirty(fs, ino);
-        if (writable(fi->flags))
-                add_writer(fs, ino);
         if (fuse_reply_open(req, fi) != 0)
                 put_handle(fs, node_of(fs, ino), fd, fi->flags); /* interrupted: no release */
 }
@@ -890,17 +1254,61 @@ static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
         fuse_reply_data(req, &buf, FUSE_BUF_SPLICE_MOVE);
 }
 
+/* With room accounting (fs->cfg.space): how much of a write of @len bytes at @off to @fd may
+ * be made, the file's size before it in @before and the room taken in @took. */
+static int write_room(struct af_fs *fs, int fd, off_t off, size_t len, uint64_t *before,
+                      uint64_t *took, size_t *allowed)
+{
+        uint64_t end = (uint64_t)off + len;
+        int r;
+
+        *before = size_of(fd);
+        *allowed = len;
+        if (end <= *before)
+                return 0;
+        r = take_room(fs, end - *before, true, took);
+        if (r < 0)
+                return r;
+        /* A short write: up to where the room ends, when that is past @off. */
+        if (*before + *took < end) {
+                if (*before + *took <= (uint64_t)off) {
+                        af_space_release(fs->cfg.space, *took);
+                        *took = 0;
+                        return -ENOSPC;
+                }
+                *allowed = (size_t)(*before + *took - (uint64_t)off);
+        }
+        return 0;
+}
+
 static void op_write_buf(fuse_req_t req, fuse_ino_t ino, struct fuse_bufvec *in, off_t off,
                          struct fuse_file_info *fi)
 {
-        struct fuse_bufvec out = FUSE_BUFVEC_INIT(fuse_buf_size(in));
+        struct af_fs *fs = fs_of(req);
+        size_t len = fuse_buf_size(in);
+        uint64_t before = 0, took = 0;
+        struct fuse_bufvec out;
         ssize_t n;
 
+        if (fs->cfg.space) {
+                int r = write_room(fs, (int)fi->fh, off, len, &before, &took, &len);
+
+                if (r < 0) {
+                        fuse_reply_err(req, -r);
+                        return;
+                }
+        }
+        out = (struct fuse_bufvec)FUSE_BUFVEC_INIT(len);
         out.buf[0].flags = FUSE_BUF_IS_FD | FUSE_BUF_FD_SEEK;
         out.buf[0].fd = (int)fi->fh;
         out.buf[0].pos = off;
-        mark_dirty(fs_of(req), ino);
+        mark_dirty(fs, ino);
         n = fuse_buf_copy(&out, in, 0);
+        if (fs->cfg.space) {
+                uint64_t end = (uint64_t)off + (n > 0 ? (uint64_t)n : 0);
+
+                give_room(fs, took, before, end > before ? end : before);
+        }
         if (n < 0)
                 fuse_reply_err(req, (int)-n);
         else
@@ -911,8 +1319,29 @@ static void op_write_buf(fuse_req_t req, fuse_ino_t ino, struct fuse_bufvec *in,
 static void op_fallocate(fuse_req_t req, fuse_ino_t ino, int mode, off_t off, off_t len,
                          struct fuse_file_info *fi)
 {
-        mark_dirty(fs_of(req), ino);
-        fuse_reply_err(req, fallocate((int)fi->fh, mode, off, len) < 0 ? errno : 0);
+        struct af_fs *fs = fs_of(req);
+        uint64_t before = 0, took = 0, grow = 0;
+        int r, err = 0;
+
+        if (fs->cfg.space) {
+                before = size_of((int)fi->fh);
+                if (mode & FALLOC_FL_INSERT_RANGE)
+                        grow = (uint64_t)len;
+                else if (!(mode & (FALLOC_FL_KEEP_SIZE | FALLOC_FL_COLLAPSE_RANGE)) &&
+                         (uint64_t)(off + len) > before)
+                        grow = (uint64_t)(off + len) - before;
+                r = take_room(fs, grow, false, &took);
+                if (r < 0) {
+                        fuse_reply_err(req, -r);
+                        return;
+                }
+        }
+        mark_dirty(fs, ino);
+        if (fallocate((int)fi->fh, mode, off, len) < 0)
+                err = errno;
+        if (fs->cfg.space)
+                give_room(fs, took, before, size_of((int)fi->fh));
+        fuse_reply_err(req, err);
 }
 
 /* SEEK_DATA and SEEK_HOLE only (the kernel answers the others): the spool knows where the
@@ -936,12 +1365,28 @@ static void op_copy_file_range(fuse_req_t req, fuse_ino_t ino_in, off_t off_in,
                                struct fuse_file_info *fi_in, fuse_ino_t ino_out, off_t off_out,
                                struct fuse_file_info *fi_out, size_t len, int flags)
 {
+        struct af_fs *fs = fs_of(req);
+        uint64_t before = 0, took = 0;
+        off_t start = off_out;
         ssize_t n;
 
         (void)ino_in;
-        mark_dirty(fs_of(req), ino_out);
+        if (fs->cfg.space) {
+                int r = write_room(fs, (int)fi_out->fh, off_out, len, &before, &took, &len);
+
+                if (r < 0) {
+                        fuse_reply_err(req, -r);
+                        return;
+                }
+        }
+        mark_dirty(fs, ino_out);
         n = copy_file_range((int)fi_in->fh, &off_in, (int)fi_out->fh, &off_out, len,
                             (unsigned int)flags);
+        if (fs->cfg.space) {
+                uint64_t end = (uint64_t)start + (n > 0 ? (uint64_t)n : 0);
+
+                give_room(fs, took, before, end > before ? end : before);
+        }
         if (n < 0)
                 fuse_reply_err(req, errno);
         else
@@ -1281,6 +1726,8 @@ int af_fs_new(const struct af_fs_config *cfg, struct af_fs **ret)
         fs->root.ino = st.st_ino;
         fs->root.nlookup = 2;
         pthread_mutex_init(&fs->lock, NULL);
+        pthread_rwlock_init(&fs->names_lock, NULL);
+        pthread_cond_init(&fs->notify.cond, NULL);
         *ret = fs;
         return 0;
 }
@@ -1327,6 +1774,14 @@ void af_fs_free(struct af_fs *fs)
 {
         if (!fs)
                 return;
+        af_fs_set_session(fs, NULL);
+        while (fs->notify.head) {
+                struct notice *nt = fs->notify.head;
+
+                fs->notify.head = nt->next;
+                free(nt);
+        }
+        pthread_cond_destroy(&fs->notify.cond);
         for (size_t b = 0; b < NODE_BUCKETS; b++) {
                 struct node *n = fs->buckets[b], *next;
 
@@ -1341,6 +1796,7 @@ void af_fs_free(struct af_fs *fs)
                 dir_free(fs, fs->dirs);
         close(fs->root.fd);
         pthread_mutex_destroy(&fs->lock);
+        pthread_rwlock_destroy(&fs->names_lock);
         free(fs->spool);
         free(fs);
 }
