@@ -50,6 +50,7 @@ struct af_fs_config {
          * first to make room, unless @keep. */
         struct af_space *space;
         bool keep;
+        bool no_xattr; /* the xattr ops are left out of the table: no POSIX ACLs either */
 };
 
 int af_fs_new(const struct af_fs_config *cfg, struct af_fs **ret);

@@ -1645,7 +1645,8 @@ static void op_init(void *userdata, struct fuse_conn_info *conn)
         /* POSIX ACLs set through the mount are enforced by the kernel, as on the spool's own
          * filesystem; without this they would be stored but ignored. Needs default_permissions,
          * and the umask with it (see new_mode()). */
-        if ((conn->capable & FUSE_CAP_POSIX_ACL) && (conn->capable & FUSE_CAP_DONT_MASK)) {
+        if (!fs->cfg.no_xattr && (conn->capable & FUSE_CAP_POSIX_ACL) &&
+            (conn->capable & FUSE_CAP_DONT_MASK)) {
                 conn->want |= FUSE_CAP_POSIX_ACL | FUSE_CAP_DONT_MASK;
                 fs->dont_mask = true;
         }
