@@ -1131,6 +1131,97 @@ int af_s3_head_bucket(struct af_s3_client *c, const char *bucket, struct af_s3_e
         return r;
 }
 
+/* ---- copy and delete --------------------------------------------------------------------- */
+
+/* x-amz-copy-source: "/bucket/key", URI-encoded like a path ('/' kept), as S3 documents. */
+static int copy_source(const char *bucket, const char *key, struct af_buf *out)
+{
+        return build_uri(bucket, key, out);
+}
+
+int af_s3_copy_object(struct af_s3_client *c, const char *src_bucket, const char *src_key,
+                      const char *src_etag, const char *bucket, const char *key, uint64_t size,
+                      struct af_s3_put_result *ret, struct af_s3_error *err)
+{
+        struct af_sigv4_header extra[MAX_EXTRA];
+        char names[MAX_EXTRA][80];
+        struct body_src body = { .mem = "", .size = 0 };
+        struct af_buf src;
+        struct response resp;
+        struct request rq;
+        size_t ne = 0;
+        int r;
+
+        memset(err, 0, sizeof(*err));
+        if (size > AF_S3_MAX_PART)
+                return -EFBIG;
+        if (c->object && c->object->no_overwrite)
+                return -EOPNOTSUPP;
+        af_buf_init(&src, 0);
+        r = copy_source(src_bucket, src_key, &src);
+        if (r < 0) {
+                af_buf_done(&src);
+                return r;
+        }
+        extra[ne++] = (struct af_sigv4_header){ "x-amz-copy-source", af_buf_str(&src) };
+        if (src_etag && src_etag[0])
+                extra[ne++] = (struct af_sigv4_header){ "x-amz-copy-source-if-match", src_etag };
+        /* REPLACE: the new key's Content-Type and this mount's options, not the source's. */
+        extra[ne++] = (struct af_sigv4_header){ "x-amz-metadata-directive", "REPLACE" };
+        if (c->object && c->object->tagging)
+                extra[ne++] = (struct af_sigv4_header){ "x-amz-tagging-directive", "REPLACE" };
+        ne += object_headers(c, key, extra + ne, MAX_EXTRA - ne, names, false);
+        rq = (struct request){ .method = "PUT",
+                               .bucket = bucket,
+                               .key = key,
+                               .extra = extra,
+                               .nextra = ne,
+                               .payload_hash = empty_sha256,
+                               .body = &body };
+        response_init(&resp);
+        r = perform(c, &rq, &resp, err);
+        /* Like CompleteMultipartUpload, a copy may answer 200 and fail in the body. */
+        if (r == 0 && strstr(af_buf_str(&resp.body), "<Error>")) {
+                fill_error(err, &resp);
+                r = status_errno(500, err->code);
+        }
+        if (r == 0) {
+                xml_get(af_buf_str(&resp.body), "ETag", ret->etag, sizeof(ret->etag));
+                snprintf(ret->version_id, sizeof(ret->version_id), "%s", resp.version_id);
+                if (!ret->etag[0]) {
+                        snprintf(err->code, sizeof(err->code), "BadResponse");
+                        snprintf(err->message, sizeof(err->message),
+                                 "CopyObject answer has no ETag");
+                        err->http_status = (int)resp.status;
+                        r = -EPROTO;
+                }
+        }
+        af_buf_done(&resp.body);
+        af_buf_done(&src);
+        return r;
+}
+
+int af_s3_delete_object(struct af_s3_client *c, const char *bucket, const char *key,
+                        struct af_s3_error *err)
+{
+        struct request rq = { .method = "DELETE",
+                              .bucket = bucket,
+                              .key = key,
+                              .payload_hash = empty_sha256 };
+        struct response resp;
+        int r;
+
+        response_init(&resp);
+        r = perform(c, &rq, &resp, err);
+        /* Gone already (S3 says 204, some servers 404): what we wanted. */
+        if (r == -ENOENT && strcmp(err->code, "NoSuchBucket") != 0) {
+                memset(err, 0, sizeof(*err));
+                r = 0;
+        }
+        af_buf_done(&resp.body);
+        return r;
+}
+
 /* ---- multipart upload ------------------------------------------------------------------ */
 
 uint64_t af_s3_part_size(uint64_t object_size, uint64_t min_part)
