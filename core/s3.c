@@ -1186,9 +1186,14 @@ int af_s3_copy_object(struct af_s3_client *c, const char *src_bucket, const char
                 r = status_errno(500, err->code);
         }
         if (r == 0) {
-                xml_get(af_buf_str(&resp.body), "ETag", ret->etag, sizeof(ret->etag));
+                char etag[sizeof(ret->etag) - 2];
+
+                /* Quoted, as in every other answer (radosgw leaves the quotes out here). */
+                xml_get(af_buf_str(&resp.body), "ETag", etag, sizeof(etag));
+                snprintf(ret->etag, sizeof(ret->etag), etag[0] && etag[0] != '"' ? "\"%s\"" : "%s",
+                         etag);
                 snprintf(ret->version_id, sizeof(ret->version_id), "%s", resp.version_id);
-                if (!ret->etag[0]) {
+                if (!etag[0]) {
                         snprintf(err->code, sizeof(err->code), "BadResponse");
                         snprintf(err->message, sizeof(err->message),
                                  "CopyObject answer has no ETag");

@@ -230,6 +230,23 @@ int af_uploaded_take(struct af_uploaded *u, const char *relpath, struct af_uploa
         return 0;
 }
 
+int af_uploaded_get(struct af_uploaded *u, const char *relpath, struct af_uploaded_entry **ret)
+{
+        struct ent *e, *c = NULL;
+
+        pthread_mutex_lock(&u->lock);
+        e = find_locked(u, relpath, hash2(relpath, NULL));
+        if (e)
+                c = ent_new(&e->pub);
+        pthread_mutex_unlock(&u->lock);
+        if (!e)
+                return -ENOENT;
+        if (!c)
+                return -ENOMEM;
+        *ret = &c->pub;
+        return 0;
+}
+
 bool af_uploaded_key_held(struct af_uploaded *u, const char *bucket, const char *key)
 {
         uint64_t h = hash2(bucket, key);

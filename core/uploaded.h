@@ -58,6 +58,8 @@ int af_uploaded_put(struct af_uploaded *u, const struct af_uploaded_entry *e);
  * af_uploaded_entry_free). -ENOENT when there is none.
  */
 int af_uploaded_take(struct af_uploaded *u, const char *relpath, struct af_uploaded_entry **ret);
+/** A copy of the entry of @relpath, which stays. -ENOENT, -ENOMEM. */
+int af_uploaded_get(struct af_uploaded *u, const char *relpath, struct af_uploaded_entry **ret);
 void af_uploaded_entry_free(struct af_uploaded_entry *e);
 
 /** Whether some name's last upload put @bucket/@key. */

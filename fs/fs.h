@@ -34,6 +34,7 @@
 #include <fuse_lowlevel.h>
 
 #include "queue.h"
+#include "remote.h"
 #include "router.h"
 
 struct af_fs;
@@ -44,6 +45,7 @@ struct af_fs_config {
         struct af_queue *queue;         /* borrowed; may be set later with af_fs_set_queue */
         double timeout;                 /* attribute and entry cache timeout, seconds */
         bool sync_close;                /* close() (FUSE flush) waits for the upload, as fsync */
+        struct af_remote *remote; /* borrowed, optional: copies on rename, deletes on unlink */
 };
 
 int af_fs_new(const struct af_fs_config *cfg, struct af_fs **ret);

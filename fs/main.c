@@ -78,6 +78,7 @@ enum {
         OPT_CHECKSUM,
         OPT_ADDRESSING,
         OPT_PRESERVE_METADATA,
+        OPT_DELETE_ON_UNLINK,
 };
 
 #define MAX_TAGS 10
@@ -123,6 +124,7 @@ static const struct option long_options[] = {
         { "checksum", required_argument, NULL, OPT_CHECKSUM },
         { "addressing", required_argument, NULL, OPT_ADDRESSING },
         { "preserve-metadata", no_argument, NULL, OPT_PRESERVE_METADATA },
+        { "delete-on-unlink", no_argument, NULL, OPT_DELETE_ON_UNLINK },
         { "allow-other", no_argument, NULL, OPT_ALLOW_OTHER },
         { "no-check", no_argument, NULL, OPT_NO_CHECK },
         { "log-file", required_argument, NULL, OPT_LOG_FILE },
@@ -171,6 +173,7 @@ struct opts {
         bool json;
         bool sync_close;
         bool preserve_metadata;
+        bool delete_on_unlink;
         int verbosity;
         struct af_vars vars; /* --var */
         struct af_s3_object_opts object;
@@ -285,6 +288,11 @@ static const char usage_text[] =
         "                       stays in the spool and is logged\n"
         "  --sync-close         close() of an artifact returns only when it is in S3 (EIO\n"
         "                       if it cannot get there); fsync() always does\n"
+        "  --delete-on-unlink   when a name this mount uploaded is unlinked, renamed away or\n"
+        "                       replaced, delete the object its last upload put (never one\n"
+        "                       a newer upload wrote); default: such objects are left as is.\n"
+        "                       A rename of an uploaded, unchanged file is a server-side\n"
+        "                       copy to the new key either way\n"
         "  -f, --foreground     stay in the foreground (default: return once mounted)\n"
         "  --allow-other        let other users use the mount (FUSE allow_other)\n"
         "  -o OPTS              extra FUSE mount options\n"
@@ -519,6 +527,9 @@ static int apply(struct opts *o, int id, const char *val, const char *source)
                 break;
         case OPT_PRESERVE_METADATA:
                 o->preserve_metadata = true;
+                break;
+        case OPT_DELETE_ON_UNLINK:
+                o->delete_on_unlink = true;
                 break;
         case OPT_MANIFEST:
                 o->manifest = val;
@@ -1641,6 +1652,7 @@ static int cmd_mount(struct opts *o, int argc, char **argv, char **run_argv)
         char mnt[PATH_MAX], spool[PATH_MAX], spool_default[PATH_MAX], endpoint_buf[512];
         struct af_creds_provider creds;
         struct af_queue *queue = NULL;
+        struct af_remote *remote = NULL;
         struct af_fs *fs = NULL;
         struct fuse_session *se = NULL;
         struct fuse_loop_config *loop = NULL;
@@ -1758,11 +1770,23 @@ static int cmd_mount(struct opts *o, int argc, char **argv, char **run_argv)
         }
         queue_config_from(o, spool_fd, sp.journal_fd, &s3c, &creds, &qc);
         qc.router = &s.router;
+        /* What the mount uploaded, for copies on rename and --delete-on-unlink. */
+        r = af_remote_new(&(struct af_remote_config){ .spool_fd = spool_fd,
+                                                      .router = &s.router,
+                                                      .delete_on_unlink = o->delete_on_unlink },
+                          &remote);
+        if (r < 0) {
+                r = die("out of memory");
+                goto out;
+        }
+        qc.on_uploaded = af_remote_on_uploaded;
+        qc.on_uploaded_ctx = remote;
         r = af_queue_new(&qc, &queue, &err);
         if (r < 0) {
                 r = die("%s", af_buf_str(&err));
                 goto out;
         }
+        af_remote_set_queue(remote, queue);
         r = af_queue_resume(queue);
         if (r > 0)
                 af_log_info("op=resume files=%d msg=\"uploads an earlier run left are queued\"",
@@ -1774,7 +1798,8 @@ static int cmd_mount(struct opts *o, int argc, char **argv, char **run_argv)
                                               .router = &s.router,
                                               .queue = queue,
                                               .timeout = 1.0,
-                                              .sync_close = o->sync_close },
+                                              .sync_close = o->sync_close,
+                                              .remote = remote },
                       &fs);
         if (r < 0) {
                 r = die("spool %s: %s", spool, strerror(-r));
@@ -1929,6 +1954,7 @@ out:
         if (se)
                 fuse_session_destroy(se);
         af_queue_free(queue);
+        af_remote_free(remote); /* after the queue: its workers call into it */
         af_fs_free(fs);
         spool_close(&sp);
         if (manifest_fd >= 0)

@@ -635,8 +635,11 @@ static void op_symlink(fuse_req_t req, const char *link, fuse_ino_t parent, cons
 
 /* A file that arrives at an artifact path by rename or link (write "out.tmp", rename or link
  * it to "out.csv") is uploaded under its new name; one still open for writing goes at its
- * last close. O_PATH: the name may be a FIFO or a device, which must not be opened. */
-static void arrived(struct af_fs *fs, int dirfd, const char *name, const char *why)
+ * last close. O_PATH: the name may be a FIFO or a device, which must not be opened. A file
+ * renamed from @from (spool-relative; NULL for a link) that went up unchanged under that
+ * name may be copied in S3 instead (remote.h). */
+static void arrived(struct af_fs *fs, int dirfd, const char *name, const char *why,
+                    const char *from, const char *to)
 {
         char rel[PATH_MAX];
         struct stat st;
@@ -659,7 +662,8 @@ static void arrived(struct af_fs *fs, int dirfd, const char *name, const char *w
                         open_for_write = true;
                 }
                 pthread_mutex_unlock(&fs->lock);
-                if (!open_for_write)
+                if (!open_for_write &&
+                    !(from && af_remote_moved(fs->cfg.remote, from, to, fd)))
                         submit_fd(fs, fd, why);
         }
         close(fd);
@@ -685,12 +689,23 @@ static void op_link(fuse_req_t req, fuse_ino_t ino, fuse_ino_t newparent, const 
         }
         reply_entry(req, &e);
         /* @req is gone; @newname lives in the request buffer until we return. */
-        arrived(fs, nfd, newname, "link");
+        arrived(fs, nfd, newname, "link", NULL, NULL);
 }
 
 static void op_unlink(fuse_req_t req, fuse_ino_t parent, const char *name)
 {
-        fuse_reply_err(req, unlinkat(fd_of(req, parent), name, 0) < 0 ? errno : 0);
+        struct af_fs *fs = fs_of(req);
+        int fd = fd_of(req, parent);
+        char rel[PATH_MAX];
+        bool named = fs->cfg.remote && join_relpath(fs, fd, name, rel, sizeof(rel)) == 0;
+
+        if (unlinkat(fd, name, 0) < 0) {
+                fuse_reply_err(req, errno);
+                return;
+        }
+        fuse_reply_err(req, 0);
+        if (named)
+                af_remote_unlinked(fs->cfg.remote, rel);
 }
 
 static void op_rmdir(fuse_req_t req, fuse_ino_t parent, const char *name)
@@ -703,16 +718,24 @@ static void op_rename(fuse_req_t req, fuse_ino_t parent, const char *name, fuse_
 {
         struct af_fs *fs = fs_of(req);
         int fd = fd_of(req, parent), nfd = fd_of(req, newparent);
+        char from[PATH_MAX], to[PATH_MAX];
+        /* Both names, before the rename moves them, for what the old objects become. */
+        bool named = fs->cfg.remote && join_relpath(fs, fd, name, from, sizeof(from)) == 0 &&
+                     join_relpath(fs, nfd, newname, to, sizeof(to)) == 0;
+        bool exchange = flags & RENAME_EXCHANGE;
 
         if (renameat2(fd, name, nfd, newname, flags) < 0) {
                 fuse_reply_err(req, errno);
                 return;
         }
         fuse_reply_err(req, 0);
-        arrived(fs, nfd, newname, "rename");
+        /* An exchange is uploaded on both sides (copying each over the other would race). */
+        arrived(fs, nfd, newname, "rename", named && !exchange ? from : NULL, to);
         /* RENAME_EXCHANGE moved the other file too. */
-        if (flags & RENAME_EXCHANGE)
-                arrived(fs, fd, name, "rename");
+        if (exchange)
+                arrived(fs, fd, name, "rename", NULL, NULL);
+        if (named)
+                af_remote_renamed(fs->cfg.remote, from, to, exchange);
 }
 
 static void op_readlink(fuse_req_t req, fuse_ino_t ino)

@@ -27,6 +27,12 @@ static void test_put_take_copies_everything(void)
         rel[0] = key[0] = 'X'; /* the registry keeps its own copies */
         CHECK_INT_EQ(af_uploaded_count(u), 1);
         CHECK_INT_EQ(af_uploaded_take(u, "X/out.csv", &e), -ENOENT);
+        CHECK_INT_EQ(af_uploaded_get(u, "X/out.csv", &e), -ENOENT);
+        if (CHECK_INT_EQ(af_uploaded_get(u, "a/out.csv", &e), 0)) {
+                CHECK_STR_EQ(e->key, "p/out.csv");
+                af_uploaded_entry_free(e);
+        }
+        CHECK_INT_EQ(af_uploaded_count(u), 1); /* get leaves it */
         if (CHECK_INT_EQ(af_uploaded_take(u, "a/out.csv", &e), 0)) {
                 CHECK_STR_EQ(e->relpath, "a/out.csv");
                 CHECK_STR_EQ(e->bucket, "b");
