@@ -1106,6 +1106,44 @@ static int64_t mtime_ns_of(const struct stat *st)
 }
 
 /*
+ * CopyObject, making sure it copies what we put: S3 refuses a source whose ETag changed
+ * (x-amz-copy-source-if-match), but some servers ignore that header (Ceph radosgw 16 does),
+ * so the source is looked at first, and a copy of a single-part object (whose ETag is its
+ * MD5, kept by the copy) must come out with the same ETag. -ESTALE otherwise: upload.
+ */
+static int copy_checked(struct af_queue *q, struct af_s3_client *s3, const struct copy_src *c,
+                        const struct task *t, uint64_t size, struct af_s3_put_result *res,
+                        struct af_s3_error *err)
+{
+        const struct af_s3_object_opts *o = q->cfg.s3->object;
+        /* With SSE-KMS an ETag is not the MD5 of the data. */
+        bool md5_etags = !(o && o->sse && strcmp(o->sse, "aws:kms") == 0);
+        struct af_s3_head_result head;
+        int r;
+
+        r = af_s3_head_object(s3, c->bucket, c->key, &head, err);
+        if (r < 0)
+                return r;
+        if ((c->etag[0] && strcmp(head.etag, c->etag) != 0) || head.size != size) {
+                snprintf(err->code, sizeof(err->code), "SourceChanged");
+                snprintf(err->message, sizeof(err->message),
+                         "the source object is no longer the one this mount put (ETag %s)",
+                         head.etag);
+                return -ESTALE;
+        }
+        r = af_s3_copy_object(s3, c->bucket, c->key, c->etag, t->bucket, t->key, size, res,
+                              err);
+        if (r == 0 && md5_etags && c->etag[0] && !strchr(c->etag, '-') &&
+            strcmp(res->etag, c->etag) != 0) {
+                snprintf(err->code, sizeof(err->code), "SourceChanged");
+                snprintf(err->message, sizeof(err->message),
+                         "the copy has ETag %s, not the source's %s", res->etag, c->etag);
+                return -ESTALE;
+        }
+        return r;
+}
+
+/*
  * A renamed file that is still exactly what went up under its old name (same inode, size
  * and mtime): CopyObject from the old key instead of sending the bytes again. 0 when copied;
  * otherwise the caller uploads from the spool (-ECANCELED: shutting down, do not).
@@ -1126,8 +1164,7 @@ static int try_copy(struct af_queue *q, struct af_s3_client *s3, const struct ta
                             af_q(t->relpath), af_q(c->key), af_q(t->key));
                 return -ESTALE;
         }
-        r = af_s3_copy_object(s3, c->bucket, c->key, c->etag, t->bucket, t->key,
-                              (uint64_t)st->st_size, res, &cerr);
+        r = copy_checked(q, s3, c, t, (uint64_t)st->st_size, res, &cerr);
         if (r == 0) {
                 af_log_info("op=copy status=done path=%s src_bucket=%s src_key=%s bucket=%s "
                             "key=%s bytes=%llu ms=%llu etag=%s",

@@ -247,6 +247,16 @@ int af_uploaded_get(struct af_uploaded *u, const char *relpath, struct af_upload
         return 0;
 }
 
+bool af_uploaded_has(struct af_uploaded *u, const char *relpath)
+{
+        bool has;
+
+        pthread_mutex_lock(&u->lock);
+        has = find_locked(u, relpath, hash2(relpath, NULL)) != NULL;
+        pthread_mutex_unlock(&u->lock);
+        return has;
+}
+
 bool af_uploaded_key_held(struct af_uploaded *u, const char *bucket, const char *key)
 {
         uint64_t h = hash2(bucket, key);

@@ -62,6 +62,9 @@ int af_uploaded_take(struct af_uploaded *u, const char *relpath, struct af_uploa
 int af_uploaded_get(struct af_uploaded *u, const char *relpath, struct af_uploaded_entry **ret);
 void af_uploaded_entry_free(struct af_uploaded_entry *e);
 
+/** Whether @relpath has an entry. */
+bool af_uploaded_has(struct af_uploaded *u, const char *relpath);
+
 /** Whether some name's last upload put @bucket/@key. */
 bool af_uploaded_key_held(struct af_uploaded *u, const char *bucket, const char *key);
 

@@ -703,9 +703,10 @@ static void op_unlink(fuse_req_t req, fuse_ino_t parent, const char *name)
                 fuse_reply_err(req, errno);
                 return;
         }
-        fuse_reply_err(req, 0);
+        /* Before the answer: a name the program re-creates next must go up after this. */
         if (named)
                 af_remote_unlinked(fs->cfg.remote, rel);
+        fuse_reply_err(req, 0);
 }
 
 static void op_rmdir(fuse_req_t req, fuse_ino_t parent, const char *name)
@@ -723,12 +724,16 @@ static void op_rename(fuse_req_t req, fuse_ino_t parent, const char *name, fuse_
         bool named = fs->cfg.remote && join_relpath(fs, fd, name, from, sizeof(from)) == 0 &&
                      join_relpath(fs, nfd, newname, to, sizeof(to)) == 0;
         bool exchange = flags & RENAME_EXCHANGE;
+        /* Copies and deletes are queued before the answer (see af_remote_involved); a plain
+         * rename is answered first and uploaded after, as ever. */
+        bool first = named && af_remote_involved(fs->cfg.remote, from, to);
 
         if (renameat2(fd, name, nfd, newname, flags) < 0) {
                 fuse_reply_err(req, errno);
                 return;
         }
-        fuse_reply_err(req, 0);
+        if (!first)
+                fuse_reply_err(req, 0);
         /* An exchange is uploaded on both sides (copying each over the other would race). */
         arrived(fs, nfd, newname, "rename", named && !exchange ? from : NULL, to);
         /* RENAME_EXCHANGE moved the other file too. */
@@ -736,6 +741,8 @@ static void op_rename(fuse_req_t req, fuse_ino_t parent, const char *name, fuse_
                 arrived(fs, fd, name, "rename", NULL, NULL);
         if (named)
                 af_remote_renamed(fs->cfg.remote, from, to, exchange);
+        if (first)
+                fuse_reply_err(req, 0);
 }
 
 static void op_readlink(fuse_req_t req, fuse_ino_t ino)

@@ -151,6 +151,11 @@ out:
         return copied;
 }
 
+bool af_remote_involved(struct af_remote *r, const char *from, const char *to)
+{
+        return r && (af_uploaded_has(r->uploaded, from) || af_uploaded_has(r->uploaded, to));
+}
+
 void af_remote_renamed(struct af_remote *r, const char *from, const char *to, bool exchange)
 {
         struct af_uploaded_entry *ef = NULL, *et = NULL;

@@ -56,10 +56,18 @@ void af_remote_on_uploaded(void *ctx, const struct af_queue_uploaded *u);
  */
 bool af_remote_moved(struct af_remote *r, const char *from, const char *to, int fd);
 
+/**
+ * Whether a rename from @from to @to may copy or delete objects (either name went up). The
+ * mount then does it all before answering the rename, so that what the program does next
+ * (re-creating @from, say) is ordered after it in the queue.
+ */
+bool af_remote_involved(struct af_remote *r, const char *from, const char *to);
+
 /** After a rename (and af_remote_moved): forgets what @from and the replaced @to put, and
  * with --delete-on-unlink deletes it (see above). @exchange: RENAME_EXCHANGE, where both
  * names still exist: nothing is deleted. */
 void af_remote_renamed(struct af_remote *r, const char *from, const char *to, bool exchange);
 
-/** @rel was unlinked: forgets its object, and with --delete-on-unlink deletes it. */
+/** @rel was unlinked: forgets its object, and with --delete-on-unlink deletes it. Call it
+ * before answering the unlink, so that a re-created @rel is handed over after the delete. */
 void af_remote_unlinked(struct af_remote *r, const char *rel);

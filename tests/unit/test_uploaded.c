@@ -33,6 +33,8 @@ static void test_put_take_copies_everything(void)
                 af_uploaded_entry_free(e);
         }
         CHECK_INT_EQ(af_uploaded_count(u), 1); /* get leaves it */
+        CHECK(af_uploaded_has(u, "a/out.csv"));
+        CHECK(!af_uploaded_has(u, "X/out.csv"));
         if (CHECK_INT_EQ(af_uploaded_take(u, "a/out.csv", &e), 0)) {
                 CHECK_STR_EQ(e->relpath, "a/out.csv");
                 CHECK_STR_EQ(e->bucket, "b");
