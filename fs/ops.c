@@ -741,6 +741,8 @@ static void op_rename(fuse_req_t req, fuse_ino_t parent, const char *name, fuse_
                 arrived(fs, fd, name, "rename", NULL, NULL);
         if (named)
                 af_remote_renamed(fs->cfg.remote, from, to, exchange);
+        if (named && !exchange)
+                af_remote_dir_renamed(fs->cfg.remote, from, to);
         if (first)
                 fuse_reply_err(req, 0);
 }

@@ -5,8 +5,12 @@
  */
 #include "remote.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
+#include <stdio.h>
+#include <unistd.h>
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
@@ -194,4 +198,92 @@ void af_remote_unlinked(struct af_remote *r, const char *rel)
                 return;
         delete_entry(r, e, NULL, NULL, "unlink");
         af_uploaded_entry_free(e);
+}
+
+/* ---- a renamed directory --------------------------------------------------------------- */
+
+/* The file @to_rel (descriptor @fd), known as @from_rel before its directory was renamed:
+ * copied or uploaded under its new name, and its old name's object handled as a rename. */
+static void dir_file_moved(struct af_remote *r, struct af_queue *q, const char *from_rel,
+                           const char *to_rel, int fd)
+{
+        struct af_route route = { 0 };
+        int err;
+
+        if (!af_remote_moved(r, from_rel, to_rel, fd)) {
+                af_buf_init(&route.key, 0);
+                if (own_object(r, to_rel, &route)) {
+                        err = af_queue_submit(q, to_rel, route.bucket, af_buf_str(&route.key));
+                        if (err < 0)
+                                af_log_error("op=submit path=%s err=%s msg=\"file kept in the "
+                                             "spool\"",
+                                             af_q(to_rel), af_q(strerror(-err)));
+                }
+                af_buf_done(&route.key);
+        }
+        af_remote_renamed(r, from_rel, to_rel, false);
+}
+
+/* Walks directory @dfd (taken), named @from and @to (PATH_MAX buffers, modified in place
+ * and restored). */
+static void walk(struct af_remote *r, struct af_queue *q, int dfd, char *from, char *to,
+                 unsigned depth)
+{
+        size_t fl = strlen(from), tl = strlen(to);
+        DIR *d = fdopendir(dfd);
+        struct dirent *de;
+
+        if (!d) {
+                close(dfd);
+                return;
+        }
+        while ((de = readdir(d))) {
+                struct stat st;
+                int fd;
+
+                if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0)
+                        continue;
+                if ((size_t)snprintf(from + fl, PATH_MAX - fl, "/%s", de->d_name) >=
+                            PATH_MAX - fl ||
+                    (size_t)snprintf(to + tl, PATH_MAX - tl, "/%s", de->d_name) >= PATH_MAX - tl)
+                        goto next;
+                fd = openat(dirfd(d), de->d_name, O_PATH | O_NOFOLLOW | O_CLOEXEC);
+                if (fd < 0 || fstat(fd, &st) < 0) {
+                        if (fd >= 0)
+                                close(fd);
+                        goto next;
+                }
+                if (S_ISREG(st.st_mode)) {
+                        dir_file_moved(r, q, from, to, fd);
+                        close(fd);
+                } else if (S_ISDIR(st.st_mode) && depth < 256) {
+                        close(fd);
+                        fd = openat(dirfd(d), de->d_name,
+                                    O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+                        if (fd >= 0)
+                                walk(r, q, fd, from, to, depth + 1);
+                } else {
+                        close(fd);
+                }
+next:
+                from[fl] = '\0';
+                to[tl] = '\0';
+        }
+        closedir(d);
+}
+
+void af_remote_dir_renamed(struct af_remote *r, const char *from, const char *to)
+{
+        struct af_queue *q = r ? atomic_load(&r->queue) : NULL;
+        char f[PATH_MAX], t[PATH_MAX];
+        int fd;
+
+        if (!q || strlen(from) >= sizeof(f) || strlen(to) >= sizeof(t))
+                return;
+        fd = openat(r->cfg.spool_fd, to, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+        if (fd < 0)
+                return; /* not a directory */
+        memcpy(f, from, strlen(from) + 1);
+        memcpy(t, to, strlen(to) + 1);
+        walk(r, q, fd, f, t, 0);
 }

@@ -68,6 +68,15 @@ bool af_remote_involved(struct af_remote *r, const char *from, const char *to);
  * names still exist: nothing is deleted. */
 void af_remote_renamed(struct af_remote *r, const char *from, const char *to, bool exchange);
 
+/**
+ * A directory was renamed from @from to @to: each regular file under it is handled as if it
+ * had been renamed on its own (a copy or an upload under its new name; with
+ * --delete-on-unlink its old object deleted), as S3 has no directories to rename. Without
+ * this, files waiting for their upload under the old name would never go up. Nothing when
+ * @to is not a directory.
+ */
+void af_remote_dir_renamed(struct af_remote *r, const char *from, const char *to);
+
 /** @rel was unlinked: forgets its object, and with --delete-on-unlink deletes it. Call it
  * before answering the unlink, so that a re-created @rel is handed over after the delete. */
 void af_remote_unlinked(struct af_remote *r, const char *rel);

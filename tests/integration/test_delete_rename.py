@@ -162,6 +162,30 @@ def test_copy_of_a_source_overwritten_behind_our_back_is_not_made(pmount, s3, na
     assert log_lines(m, "op=copy status=fallback"), m.log()
 
 
+@pytest.mark.parametrize("delete", [False, True], ids=["default", "delete-on-unlink"])
+def test_rename_of_a_directory_moves_every_file(pmount, proxy, s3, names, delete):
+    """mv out out2: each file under it goes to its new key: copied if it went up unchanged
+    (out/a.txt, out/sub/c.txt), uploaded if it had not gone up yet (out/b.txt, renamed
+    before its upload started). The old keys stay by default, and go with the flag."""
+    m = pmount(args=["--delete-on-unlink"] if delete else [])
+    os.makedirs(m.path("out/sub"))
+    uploaded(m, s3, names, "out/a.txt", b"a\n")
+    uploaded(m, s3, names, "out/sub/c.txt", b"c\n")
+    write(m, "out/b.txt", b"b\n")
+    os.rename(m.path("out"), m.path("out2"))
+    assert m.unmount() == 0, m.log()
+    for rel, data in (("a.txt", b"a\n"), ("b.txt", b"b\n"), ("sub/c.txt", b"c\n")):
+        assert get_bytes(s3, key_of(names, "out2/" + rel)) == data, rel
+    assert log_lines(m, "op=copy status=done", 'path="out2/a.txt"'), m.log()
+    assert log_lines(m, "op=copy status=done", 'path="out2/sub/c.txt"'), m.log()
+    assert put_body_bytes(proxy, "/out2/a.txt") == 0
+    old = [k for k in list_keys(s3, names["prefix"]) if "/out/" in k]
+    if delete:
+        assert old == []
+    else:
+        assert old == [key_of(names, "out/a.txt"), key_of(names, "out/sub/c.txt")]
+
+
 # ---- unlink -------------------------------------------------------------------------------
 
 @pytest.mark.parametrize("delete", [False, True], ids=["default", "delete-on-unlink"])
