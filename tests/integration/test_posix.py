@@ -1218,8 +1218,9 @@ def test_posix_locks_between_processes(both):
 
 
 @pytest.fixture
-def shared_mount(mount, tmp_path):
-    """A mount other users may enter (FUSE allow_other), for tests that switch user."""
+def shared_dirs(mount, tmp_path):
+    """(local directory, mount point) that other users may enter (FUSE allow_other), for
+    tests that switch user."""
     spec = tmp_path / "no-upload.yaml"
     spec.write_text(NO_UPLOAD_SPEC)
     m = mount(spec=spec, args=["--allow-other"])
@@ -1229,24 +1230,23 @@ def shared_mount(mount, tmp_path):
     # difference, see the report); open it like the local directory so others can enter.
     os.chmod(m.mnt, 0o755)
     os.chmod(local, 0o755)
-    yield lambda scenario: compare(local, m.mnt, scenario)
+    yield local, m.mnt
     shutil.rmtree(local, ignore_errors=True)
 
 
-def test_listxattr_shows_trusted_names_to_other_users(mount, tmp_path):
+@pytest.fixture
+def shared_mount(shared_dirs):
+    return lambda scenario: compare(*shared_dirs, scenario)
+
+
+def test_listxattr_shows_trusted_names_to_other_users(shared_dirs):
     """Documented difference: listxattr by a user without CAP_SYS_ADMIN also lists trusted.*
     names (the daemon, as root, reads them, and the kernel does not filter a FUSE server's
     answer); reading their values is still refused."""
     if os.geteuid() != 0:
         pytest.skip("needs root to set trusted.* and switch user")
-    spec = tmp_path / "no-upload.yaml"
-    spec.write_text(NO_UPLOAD_SPEC)
-    m = mount(spec=spec, args=["--allow-other"])
-    local = os.path.join(os.path.dirname(m.spool), "local")
-    os.mkdir(local, 0o755)
-    os.chmod(m.mnt, 0o755)
     out = []
-    for d in (local, m.mnt):
+    for d in shared_dirs:
         write_file(os.path.join(d, "f"), b"x")
         os.setxattr(os.path.join(d, "f"), "trusted.t", b"1")
         os.setxattr(os.path.join(d, "f"), "user.u", b"1")
@@ -1254,6 +1254,55 @@ def test_listxattr_shows_trusted_names_to_other_users(mount, tmp_path):
                                                         res(os.getxattr, "f", "trusted.t"))))
     assert out[0] == (["user.u"], "ENODATA")
     assert out[1] == (["trusted.t", "user.u"], "ENODATA")
+
+
+FILL = """
+import os, sys
+fd, n = os.open(sys.argv[1], os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644), 0
+try:
+    while n < 200:
+        os.write(fd, b"x" * (1 << 20))
+        n += 1
+except OSError as e:
+    print(n, e.strerror)
+os.close(fd)
+os.unlink(sys.argv[1])
+"""
+
+
+def test_root_reserved_blocks_serve_other_users_through_the_mount(mount, tmp_path):
+    """Documented difference: the daemon (root) writes the data, so a user without
+    CAP_SYS_RESOURCE can fill the blocks ext4 reserves for root (here 50% of a 40 MiB
+    filesystem): ENOSPC comes only when the disk is really full. Permission checks are the
+    kernel's (default_permissions), as locally."""
+    if os.geteuid() != 0 or not shutil.which("mkfs.ext4"):
+        pytest.skip("needs root and mkfs.ext4 (a loop-mounted ext4)")
+    img, fsdir = tmp_path / "fs.img", tmp_path / "fs"
+    fsdir.mkdir()
+    with open(img, "wb") as f:
+        f.truncate(40 << 20)
+    subprocess.run(["mkfs.ext4", "-q", "-m", "50", str(img)], check=True)
+    subprocess.run(["mount", "-o", "loop", str(img), str(fsdir)], check=True)
+    try:
+        spec = tmp_path / "no-upload.yaml"
+        spec.write_text(NO_UPLOAD_SPEC)
+        m = mount(spec=spec, args=["--allow-other"], spool_root=str(fsdir / "spool"))
+        os.chmod(m.mnt, 0o1777)
+        local = fsdir / "local"
+        local.mkdir(mode=0o1777)
+        os.chmod(local, 0o1777)
+        got = {}
+        for name, d in (("local", str(local)), ("mount", m.mnt)):
+            r = subprocess.run(["setpriv", "--reuid", str(NOBODY), "--regid", str(NOBODY),
+                                "--clear-groups", sys.executable, "-c", FILL, "big"],
+                               cwd=d, capture_output=True, text=True, timeout=120)
+            assert r.returncode == 0, r.stderr
+            got[name] = r.stdout.split(None, 1)
+        m.unmount()
+    finally:
+        subprocess.run(["umount", "-l", str(fsdir)])
+    assert got["local"][1].strip() == got["mount"][1].strip() == "No space left on device"
+    assert int(got["mount"][0]) > int(got["local"][0]) + 10, got
 
 
 def test_access_with_each_mode(shared_mount):
