@@ -2062,6 +2062,7 @@ struct status_ctx {
         bool json;
         struct af_buf failed; /* the failed files' lines (text) or objects (json) */
         unsigned corrupt;
+        uint64_t deletes; /* --delete-on-unlink deletes not done yet: no output is missing */
 };
 
 static void status_one(void *arg, struct af_journal_rec *rec)
@@ -2072,6 +2073,10 @@ static void status_one(void *arg, struct af_journal_rec *rec)
                                 ? (uint64_t)st.st_size
                                 : 0;
 
+        if (rec->op == AF_JOURNAL_DELETE) {
+                c->deletes++;
+                return;
+        }
         c->n[rec->state]++;
         c->bytes[rec->state] += size;
         if (rec->upload_id && rec->state == AF_JOURNAL_PENDING)
@@ -2135,11 +2140,12 @@ static int cmd_status(struct opts *o, int argc, char **argv)
                        "\"uploading\":{\"files\":%llu},"
                        "\"done\":{\"files\":%llu,\"bytes\":%llu},"
                        "\"failed\":{\"files\":%llu,\"bytes\":%llu,\"list\":[%s]},"
-                       "\"corrupt_records\":%u}\n",
+                       "\"corrupt_records\":%u,\"deletes_pending\":%llu}\n",
                        af_buf_str(&q), (unsigned long long)c.n[0], (unsigned long long)c.bytes[0],
                        (unsigned long long)c.uploading, (unsigned long long)done_files,
                        (unsigned long long)done_bytes, (unsigned long long)c.n[1],
-                       (unsigned long long)c.bytes[1], af_buf_str(&c.failed), c.corrupt);
+                       (unsigned long long)c.bytes[1], af_buf_str(&c.failed), c.corrupt,
+                       (unsigned long long)c.deletes);
                 af_buf_done(&q);
                 r = 0;
         } else {
@@ -2150,6 +2156,10 @@ static int cmd_status(struct opts *o, int argc, char **argv)
                        (unsigned long long)c.uploading, (unsigned long long)done_files,
                        (unsigned long long)done_bytes, (unsigned long long)c.n[1],
                        (unsigned long long)c.bytes[1], af_buf_str(&c.failed));
+                if (c.deletes)
+                        printf("  deletes:   %llu objects of unlinked names still to delete "
+                               "(--delete-on-unlink)\n",
+                               (unsigned long long)c.deletes);
                 r = 0;
         }
         af_buf_done(&c.failed);

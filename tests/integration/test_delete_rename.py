@@ -14,7 +14,7 @@ import time
 
 import pytest
 
-from conftest import BUCKET, get_bytes, list_keys, wait_for
+from conftest import BIN, BUCKET, get_bytes, list_keys, wait_for
 from faultproxy import FaultProxy
 from test_seed import write_spec
 
@@ -278,6 +278,10 @@ def test_kill9_with_a_pending_delete_then_mount_again(pmount, proxy, s3, names):
     subprocess.run(["fusermount3", "-u", "-z", m.mnt])
     proxy.accept()
     assert has(s3, key_of(names, "c.txt"))
+    st = subprocess.run([BIN, "status", "--spool", m.spool_root], capture_output=True,
+                        text=True)
+    # a pending delete is reported, and is not a missing output (exit 0)
+    assert st.returncode == 0 and "deletes:   1 " in st.stdout, st.stdout + st.stderr
     m2 = pmount(args=["--delete-on-unlink"], spool_root=m.spool_root)
     assert m2.unmount() == 0, m2.log()
     assert not has(s3, key_of(names, "c.txt"))
