@@ -303,3 +303,46 @@ def test_a_delete_never_removes_what_someone_else_wrote(pmount, proxy, s3, names
     wait_for(lambda: log_lines(m, "op=delete status=skipped"), what="the delete skipped")
     assert m.unmount() == 0, m.log()
     assert get_bytes(s3, key_of(names, "c.txt")) == b"someone else\n"
+
+
+# ---- CopyObject's own answers ----------------------------------------------------------------
+
+def test_copy_answered_200_with_an_error_inside_falls_back(mount, names):
+    """CopyObject may answer 200 and fail in the body (<Error>): that is a failed copy, and
+    the file is uploaded. Against a stand-in S3 that answers every copy that way; the
+    x-amz-copy-source header is /bucket/key, URI-encoded once ('/' kept)."""
+    import hashlib
+    from creds_standins import S3Recorder
+
+    class CopyFails(S3Recorder):
+        objects = {}
+
+        def handle(self, req):
+            if req.method == "PUT" and "x-amz-copy-source" in req.headers:
+                return 200, [("x-amz-request-id", "copyfails")], (
+                    b'<?xml version="1.0" encoding="UTF-8"?>\n<Error><Code>InternalError</Code>'
+                    b"<Message>copy failed late</Message><RequestId>copyfails</RequestId>"
+                    b"</Error>")
+            if req.method == "PUT":
+                self.objects[req.path] = req.body
+            if req.method == "HEAD" and req.path in self.objects:
+                body = self.objects[req.path]
+                return 200, [("ETag", '"%s"' % hashlib.md5(body).hexdigest())], body
+            return super().handle(req)
+
+    with CopyFails() as rec:
+        port = rec.url.rsplit(":", 1)[1]
+        m = mount(args=["--endpoint", f"http://localhost:{port}"])
+        write(m, "a b+c.txt", b"hello\n")
+        wait_for(lambda: log_lines(m, "op=upload status=done", 'path="a b+c.txt"'),
+                 what="the first upload")
+        os.rename(m.path("a b+c.txt"), m.path("d.txt"))
+        assert m.unmount() == 0, m.log()
+        puts = [r for r in rec.puts() if r.path.endswith("/d.txt")]
+    assert [("x-amz-copy-source" in p.headers, p.body) for p in puts] == \
+        [(True, b""), (False, b"hello\n")]
+    assert puts[0].headers["x-amz-copy-source"] == \
+        f"/{BUCKET}/{names['prefix']}/a%20b%2Bc.txt"
+    fallback = log_lines(m, "op=copy status=fallback", 'path="d.txt"')
+    assert fallback and "http_status=200" in fallback[0] and 's3_code="InternalError"' in \
+        fallback[0], m.log()
