@@ -12,6 +12,12 @@
  * jitter, max_attempts times and for at least retry_for_ms; permanent ones fail at once. A failed file stays in the spool and
  * is logged with the operation, bucket/key, HTTP status, S3 code and request id.
  *
+ * Renames and --delete-on-unlink: an upload may be a server-side copy of an object the
+ * file already went up as (af_queue_submit_copy), and the queue also deletes objects
+ * (af_queue_submit_delete). Those jobs are ordered by key: a copy or a delete does not start
+ * while a job submitted before it, or running, writes, copies or deletes one of its keys.
+ * Plain uploads are not ordered among themselves.
+ *
  * Threads: af_queue_submit, af_queue_drain and af_queue_get_stats may be called from any
  * thread. Workers log each upload's outcome (they are where the decision is made).
  */
