@@ -1139,6 +1139,76 @@ static int copy_source(const char *bucket, const char *key, struct af_buf *out)
         return build_uri(bucket, key, out);
 }
 
+/* @s with the five XML special characters escaped. */
+static int xml_escape(struct af_buf *out, const char *s)
+{
+        int r = 0;
+
+        for (; r == 0 && *s; s++) {
+                switch (*s) {
+                case '&':
+                        r = af_buf_adds(out, "&amp;");
+                        break;
+                case '<':
+                        r = af_buf_adds(out, "&lt;");
+                        break;
+                case '>':
+                        r = af_buf_adds(out, "&gt;");
+                        break;
+                case '"':
+                        r = af_buf_adds(out, "&quot;");
+                        break;
+                case '\'':
+                        r = af_buf_adds(out, "&apos;");
+                        break;
+                default:
+                        r = af_buf_addc(out, *s);
+                }
+        }
+        return r;
+}
+
+/* PutObjectTagging with the configured tags (S3 wants the body's Content-MD5). */
+static int put_object_tagging(struct af_s3_client *c, const char *bucket, const char *key,
+                              struct af_s3_error *err)
+{
+        static const struct af_sigv4_param q[] = { { "tagging", NULL } };
+        const struct af_s3_object_opts *o = c->object;
+        struct body_src body = { 0 };
+        struct af_buf xml;
+        struct sums sm;
+        char etag[130];
+        int r;
+
+        af_buf_init(&xml, 64 * 1024);
+        r = af_buf_adds(&xml, "<Tagging><TagSet>");
+        for (size_t i = 0; r == 0 && i < o->ntags; i++) {
+                r = af_buf_adds(&xml, "<Tag><Key>");
+                if (r == 0)
+                        r = xml_escape(&xml, o->tags[i].key);
+                if (r == 0)
+                        r = af_buf_adds(&xml, "</Key><Value>");
+                if (r == 0)
+                        r = xml_escape(&xml, o->tags[i].value);
+                if (r == 0)
+                        r = af_buf_adds(&xml, "</Value></Tag>");
+        }
+        if (r == 0)
+                r = af_buf_adds(&xml, "</TagSet></Tagging>");
+        if (r == 0) {
+                plan(c, true, &sm);
+                sm.md5 = true;
+                sm.crc = false;
+                r = sum_mem(xml.ptr, xml.len, &sm);
+        }
+        if (r == 0) {
+                body = (struct body_src){ .mem = xml.ptr, .size = xml.len };
+                r = put_body(c, bucket, key, q, 1, &body, &sm, etag, sizeof(etag), NULL, 0, err);
+        }
+        af_buf_done(&xml);
+        return r;
+}
+
 int af_s3_copy_object(struct af_s3_client *c, const char *src_bucket, const char *src_key,
                       const char *src_etag, const char *bucket, const char *key, uint64_t size,
                       struct af_s3_put_result *ret, struct af_s3_error *err)
@@ -1201,6 +1271,8 @@ int af_s3_copy_object(struct af_s3_client *c, const char *src_bucket, const char
                         r = -EPROTO;
                 }
         }
+        if (r == 0 && c->object && c->object->ntags)
+                r = put_object_tagging(c, bucket, key, err);
         af_buf_done(&resp.body);
         af_buf_done(&src);
         return r;

@@ -695,8 +695,11 @@ static int parse_args(struct opts *o, int argc, char **argv)
                     af_sigv4_uri_encode(v, strlen(v), true, &o->tagging) < 0)
                         return die("out of memory");
         }
-        if (o->ntags)
+        if (o->ntags) {
                 o->object.tagging = af_buf_str(&o->tagging);
+                o->object.tags = o->tags;
+                o->object.ntags = o->ntags;
+        }
         if (o->verbosity > 0)
                 af_log_set_level(AF_LOG_DEBUG);
         else if (o->verbosity < 0)

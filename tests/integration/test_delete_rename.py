@@ -109,6 +109,28 @@ def test_rename_of_an_uploaded_file_is_a_copy(pmount, proxy, s3, names, delete):
         assert list_keys(s3, names["prefix"]) == [key_of(names, "a.bin"), key_of(names, "b.csv")]
 
 
+def test_a_copy_gets_the_object_options_an_upload_would(pmount, proxy, s3, names):
+    """Tags, metadata, storage class, --preserve-metadata and the new name's Content-Type:
+    the copied object carries what an upload of the new name would (REPLACE directives)."""
+    m = pmount(args=["--tag", "team=data eng", "--metadata", "Owner=alice",
+                     "--storage-class", "STANDARD", "--preserve-metadata"])
+    uploaded(m, s3, names, "a.bin", b"{}\n")
+    os.chmod(m.path("a.bin"), 0o640)  # mode is metadata: a chmod does not stop the copy
+    os.rename(m.path("a.bin"), m.path("r.json"))
+    assert m.unmount() == 0, m.log()
+    assert log_lines(m, "op=copy status=done", 'path="r.json"'), m.log()
+    key = key_of(names, "r.json")
+    head = s3.head_object(Bucket=BUCKET, Key=key)
+    assert head["ContentType"] == "application/json"
+    assert head["Metadata"]["owner"] == "alice"
+    assert head["Metadata"]["mode"] == str(0o100640)
+    assert head.get("StorageClass", "STANDARD") == "STANDARD"
+    tags = {t["Key"]: t["Value"]
+            for t in s3.get_object_tagging(Bucket=BUCKET, Key=key).get("TagSet", [])}
+    assert tags == {"team": "data eng"}
+    assert get_bytes(s3, key) == b"{}\n"
+
+
 def test_rename_of_a_changed_file_uploads_it(pmount, proxy, s3, names):
     """Changed after its upload (appended, closed, renamed before the settle delay ends): the
     new name gets the new bytes, uploaded, not a copy of the old object."""
