@@ -79,6 +79,8 @@ def uploaded(m, s3, names, rel, data):
     write(m, rel, data)
     wait_object(s3, key_of(names, rel), data)
     wait_for(lambda: log_lines(m, "status=done", f'path="{rel}"'), what=f"{rel}'s upload logged")
+    # The worker records the upload (on_uploaded) just after it logs it.
+    time.sleep(0.2)
 
 
 # ---- rename: a server-side copy ------------------------------------------------------------
