@@ -184,6 +184,13 @@ static size_t on_body(char *data, size_t size, size_t nmemb, void *userp)
         return len;
 }
 
+/* The five XML entities: xml_get() reads them, xml_escape() writes them. */
+static const struct {
+        const char *ent;
+        char c;
+} xml_ents[] = { { "&lt;", '<' }, { "&gt;", '>' }, { "&amp;", '&' }, { "&quot;", '"' },
+                 { "&apos;", '\'' } };
+
 /* The text of the first <tag>...</tag> in @xml, unescaping the five XML entities. */
 static void xml_get(const char *xml, const char *tag, char *out, size_t n)
 {
@@ -202,18 +209,13 @@ static void xml_get(const char *xml, const char *tag, char *out, size_t n)
         if (!b)
                 return;
         while (a < b && o + 1 < n) {
-                static const struct {
-                        const char *ent;
-                        char c;
-                } ents[] = { { "&lt;", '<' }, { "&gt;", '>' }, { "&amp;", '&' },
-                             { "&quot;", '"' }, { "&apos;", '\'' } };
                 bool done = false;
 
-                for (size_t i = 0; i < sizeof(ents) / sizeof(ents[0]) && *a == '&'; i++) {
-                        size_t el = strlen(ents[i].ent);
+                for (size_t i = 0; i < sizeof(xml_ents) / sizeof(xml_ents[0]) && *a == '&'; i++) {
+                        size_t el = strlen(xml_ents[i].ent);
 
-                        if ((size_t)(b - a) >= el && strncmp(a, ents[i].ent, el) == 0) {
-                                out[o++] = ents[i].c;
+                        if ((size_t)(b - a) >= el && strncmp(a, xml_ents[i].ent, el) == 0) {
+                                out[o++] = xml_ents[i].c;
                                 a += el;
                                 done = true;
                                 break;
@@ -1145,25 +1147,12 @@ static int xml_escape(struct af_buf *out, const char *s)
         int r = 0;
 
         for (; r == 0 && *s; s++) {
-                switch (*s) {
-                case '&':
-                        r = af_buf_adds(out, "&amp;");
-                        break;
-                case '<':
-                        r = af_buf_adds(out, "&lt;");
-                        break;
-                case '>':
-                        r = af_buf_adds(out, "&gt;");
-                        break;
-                case '"':
-                        r = af_buf_adds(out, "&quot;");
-                        break;
-                case '\'':
-                        r = af_buf_adds(out, "&apos;");
-                        break;
-                default:
-                        r = af_buf_addc(out, *s);
-                }
+                size_t i = 0;
+
+                while (i < sizeof(xml_ents) / sizeof(xml_ents[0]) && xml_ents[i].c != *s)
+                        i++;
+                r = i < sizeof(xml_ents) / sizeof(xml_ents[0]) ? af_buf_adds(out, xml_ents[i].ent)
+                                                                : af_buf_addc(out, *s);
         }
         return r;
 }

@@ -114,7 +114,7 @@ def test_rename_of_an_uploaded_file_is_a_copy(pmount, proxy, s3, names, delete):
 def test_a_copy_gets_the_object_options_an_upload_would(pmount, proxy, s3, names):
     """Tags, metadata, storage class, --preserve-metadata and the new name's Content-Type:
     the copied object carries what an upload of the new name would (REPLACE directives)."""
-    m = pmount(args=["--tag", "team=data eng", "--metadata", "Owner=alice",
+    m = pmount(args=["--tag", "team=data eng", "--tag", "run=42&x", "--metadata", "Owner=alice",
                      "--storage-class", "STANDARD", "--preserve-metadata"])
     uploaded(m, s3, names, "a.bin", b"{}\n")
     os.chmod(m.path("a.bin"), 0o640)  # mode is metadata: a chmod does not stop the copy
@@ -129,7 +129,7 @@ def test_a_copy_gets_the_object_options_an_upload_would(pmount, proxy, s3, names
     assert head.get("StorageClass", "STANDARD") == "STANDARD"
     tags = {t["Key"]: t["Value"]
             for t in s3.get_object_tagging(Bucket=BUCKET, Key=key).get("TagSet", [])}
-    assert tags == {"team": "data eng"}
+    assert tags == {"team": "data eng", "run": "42&x"}  # '&' XML-escaped in PutObjectTagging
     assert get_bytes(s3, key) == b"{}\n"
 
 
