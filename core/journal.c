@@ -28,6 +28,7 @@ void af_journal_rec_done(struct af_journal_rec *rec)
         free(rec->upload_id);
         free(rec->parts);
         free(rec->error);
+        free(rec->etag);
         memset(rec, 0, sizeof(*rec));
 }
 
@@ -69,6 +70,8 @@ int af_journal_encode(const struct af_journal_rec *rec, struct af_buf *out)
         int r;
 
         r = af_buf_addf(out, MAGIC "\n");
+        if (r == 0 && rec->op == AF_JOURNAL_DELETE)
+                r = field(out, "op", "delete");
         if (r == 0)
                 r = field(out, "path", rec->path);
         if (r == 0)
@@ -104,6 +107,8 @@ int af_journal_encode(const struct af_journal_rec *rec, struct af_buf *out)
         }
         if (r == 0)
                 r = field(out, "error", rec->error);
+        if (r == 0)
+                r = field(out, "etag", rec->etag);
         if (r == 0)
                 r = af_buf_adds(out, "end\n");
         if (r < 0)
@@ -259,10 +264,19 @@ int af_journal_decode(const char *data, size_t len, struct af_journal_rec *ret,
                         dst = &rec.upload_id;
                 else if (K("error"))
                         dst = &rec.error;
+                else if (K("etag"))
+                        dst = &rec.etag;
                 if (dst) {
                         free(*dst);
                         *dst = value(sp, vl);
                         if (!*dst)
+                                r = -EINVAL;
+                } else if (K("op")) {
+                        if (vl == 6 && memcmp(sp, "delete", 6) == 0)
+                                rec.op = AF_JOURNAL_DELETE;
+                        else if (vl == 6 && memcmp(sp, "upload", 6) == 0)
+                                rec.op = AF_JOURNAL_UPLOAD;
+                        else
                                 r = -EINVAL;
                 } else if (K("archive")) {
                         if (vl == 4 && memcmp(sp, "none", 4) == 0)
@@ -338,6 +352,38 @@ void af_journal_name(const char *path, char out[40])
         snprintf(out, 40, "%.32s.rec", hex);
 }
 
+/* A delete's record is named after its object, so it never replaces the record of an
+ * upload of the same name (rm out; echo new > out keeps both until each is done). */
+static void delete_name(const char *bucket, const char *key, char out[40])
+{
+        struct af_buf id;
+
+        af_buf_init(&id, 0);
+        if (af_buf_addf(&id, "delete\n%s\n%s", bucket, key) < 0)
+                af_journal_name(key, out); /* OOM: still a stable name */
+        else
+                af_journal_name(af_buf_str(&id), out);
+        af_buf_done(&id);
+}
+
+void af_journal_rec_name(const struct af_journal_rec *rec, char out[40])
+{
+        if (rec->op == AF_JOURNAL_DELETE)
+                delete_name(rec->bucket, rec->key, out);
+        else
+                af_journal_name(rec->path, out);
+}
+
+int af_journal_remove_delete(int dirfd, const char *bucket, const char *key)
+{
+        char name[40];
+
+        delete_name(bucket, key, name);
+        if (unlinkat(dirfd, name, 0) < 0 && errno != ENOENT)
+                return -errno;
+        return 0;
+}
+
 int af_journal_write(int dirfd, const struct af_journal_rec *rec)
 {
         char name[40], tmp[48];
@@ -349,7 +395,7 @@ int af_journal_write(int dirfd, const struct af_journal_rec *rec)
         r = af_journal_encode(rec, &b);
         if (r < 0)
                 goto out;
-        af_journal_name(rec->path, name);
+        af_journal_rec_name(rec, name);
         snprintf(tmp, sizeof(tmp), "%s.tmp", name);
         fd = openat(dirfd, tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
         if (fd < 0) {

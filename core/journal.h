@@ -37,8 +37,16 @@ enum af_journal_state {
         AF_JOURNAL_FAILED,      /* gave up for now (a permanent error, or attempts spent) */
 };
 
+/* What a record asks for. Records without an "op" line are uploads (older writers). */
+enum af_journal_op {
+        AF_JOURNAL_UPLOAD = 0,
+        AF_JOURNAL_DELETE, /* --delete-on-unlink: remove bucket/key if it still has etag */
+};
+
 struct af_journal_rec {
-        char *path;     /* relative to the spool's files directory */
+        enum af_journal_op op;
+        char *path;     /* relative to the spool's files directory (a delete: the name that
+                         * was unlinked or renamed away, for status) */
         char *bucket;
         char *key;
         char *endpoint; /* may be NULL: then the drainer's own */
@@ -55,6 +63,7 @@ struct af_journal_rec {
         struct af_s3_part *parts; /* finished parts, any order */
         size_t nparts;
         char *error;     /* the last error, for status */
+        char *etag;      /* a delete: the ETag the object had when this mount put it */
         time_t updated;
 };
 
@@ -73,10 +82,18 @@ int af_journal_decode(const char *data, size_t len, struct af_journal_rec *ret,
 /** The record's file name for @path: 32 hex digits of SHA-256(path) and ".rec". */
 void af_journal_name(const char *path, char out[40]);
 
-/** Writes @rec atomically under @dirfd. */
+/**
+ * The record's file name: af_journal_name() of its path for an upload (one record per file);
+ * for a delete, of "delete", bucket and key (one per object, apart from the uploads).
+ */
+void af_journal_rec_name(const struct af_journal_rec *rec, char out[40]);
+
+/** Writes @rec atomically under @dirfd, as af_journal_rec_name() says. */
 int af_journal_write(int dirfd, const struct af_journal_rec *rec);
 /** Removes the record of @path (no error if there is none). */
 int af_journal_remove(int dirfd, const char *path);
+/** Removes the delete record of @bucket/@key (no error if there is none). */
+int af_journal_remove_delete(int dirfd, const char *bucket, const char *key);
 
 /**
  * Calls @fn for each valid record under @dirfd, in name order. A record that cannot be read

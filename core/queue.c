@@ -24,6 +24,23 @@ enum job_state {
         JOB_RUNNING,
 };
 
+/* Uploads are the queue's job; deletes (--delete-on-unlink) ride along, ordered by key. */
+enum job_kind {
+        JOB_UPLOAD = 0,
+        JOB_DELETE,
+};
+
+/* A server-side copy source for a renamed file (af_queue_submit_copy). */
+struct copy_src {
+        char *bucket;
+        char *key;
+        char *etag;
+        dev_t dev;
+        ino_t ino;
+        uint64_t size;
+        int64_t mtime_ns;
+};
+
 /* How a job's file is packaged: as it is, or as an archive. */
 struct fmt {
         enum af_archive archive;
@@ -44,6 +61,9 @@ struct task {
         uint64_t rec_size;
         int64_t rec_mtime_ns;
         uint64_t rec_part_size;
+        enum job_kind kind;
+        char *etag;            /* a delete: the ETag the object must still have */
+        struct copy_src *copy; /* an upload that may be a copy */
 };
 
 struct job {
@@ -70,6 +90,9 @@ struct job {
         unsigned attempts;  /* failed attempts so far */
         uint64_t not_before_ms; /* backoff: not picked before this monotonic time */
         uint64_t first_failure_ms; /* when this file first failed, for the retry window */
+        enum job_kind kind;
+        char *etag;            /* a delete: the ETag the object must still have */
+        struct copy_src *copy; /* an upload that may be a copy, see af_queue_submit_copy */
 };
 
 /* The last upload outcome of a file someone is waiting on (fsync, --sync-close). */
@@ -151,10 +174,39 @@ unsigned af_backoff_ms(unsigned attempt, unsigned base_ms, unsigned max_ms, doub
         return (unsigned)((double)cap * rnd);
 }
 
+static void copy_src_free(struct copy_src *c)
+{
+        if (!c)
+                return;
+        free(c->bucket);
+        free(c->key);
+        free(c->etag);
+        free(c);
+}
+
+static struct copy_src *copy_src_dup(const struct copy_src *c)
+{
+        struct copy_src *d = calloc(1, sizeof(*d));
+
+        if (!d)
+                return NULL;
+        *d = *c;
+        d->bucket = strdup(c->bucket);
+        d->key = strdup(c->key);
+        d->etag = strdup(c->etag);
+        if (!d->bucket || !d->key || !d->etag) {
+                copy_src_free(d);
+                return NULL;
+        }
+        return d;
+}
+
 static void job_free(struct job *j)
 {
         if (!j)
                 return;
+        free(j->etag);
+        copy_src_free(j->copy);
         free(j->relpath);
         free(j->bucket);
         free(j->key);
@@ -215,7 +267,7 @@ static void unlink_job_locked(struct af_queue *q, struct job *j)
 static struct job *find_locked(struct af_queue *q, const char *relpath)
 {
         for (struct job *j = q->locked.head; j; j = j->next)
-                if (strcmp(j->relpath, relpath) == 0)
+                if (j->kind == JOB_UPLOAD && strcmp(j->relpath, relpath) == 0)
                         return j;
         return NULL;
 }
@@ -227,7 +279,8 @@ static void enqueue_locked(struct af_queue *q, struct job *j)
         else
                 q->locked.head = j;
         q->locked.tail = j;
-        q->locked.stats.pending_files++;
+        if (j->kind == JOB_UPLOAD) /* deletes are not files to upload */
+                q->locked.stats.pending_files++;
         pthread_cond_signal(&q->work);
 }
 
@@ -329,11 +382,64 @@ static void note_outcome_locked(struct af_queue *q, const char *relpath, uint64_
 }
 
 static int submit(struct af_queue *q, const char *relpath, const char *bucket, const char *key,
-                  bool settle);
+                  bool settle, const struct copy_src *copy);
 
 int af_queue_submit(struct af_queue *q, const char *relpath, const char *bucket, const char *key)
 {
-        return submit(q, relpath, bucket, key, true);
+        return submit(q, relpath, bucket, key, true, NULL);
+}
+
+int af_queue_submit_copy(struct af_queue *q, const char *relpath, const char *bucket,
+                         const char *key, const struct af_queue_copy *src)
+{
+        struct copy_src c = { .bucket = (char *)src->bucket,
+                              .key = (char *)src->key,
+                              .etag = (char *)(src->etag ? src->etag : ""),
+                              .dev = src->dev,
+                              .ino = src->ino,
+                              .size = src->size,
+                              .mtime_ns = src->mtime_ns };
+
+        return submit(q, relpath, bucket, key, true, &c);
+}
+
+static bool same_key(const char *b1, const char *k1, const char *b2, const char *k2)
+{
+        return strcmp(k1, k2) == 0 && strcmp(b1, b2) == 0;
+}
+
+/* An upload to @bucket/@key was submitted: deletes of that key not yet started are moot
+ * (the newer content replaces the object) and, left queued, would remove the new content. */
+static void drop_deletes_locked(struct af_queue *q, const char *bucket, const char *key)
+{
+        struct job *j = q->locked.head, *next;
+
+        for (; j; j = next) {
+                next = j->next;
+                if (j->kind != JOB_DELETE || j->state != JOB_QUEUED ||
+                    !same_key(j->bucket, j->key, bucket, key))
+                        continue;
+                af_log_info("op=delete status=dropped path=%s bucket=%s key=%s msg=\"a newer "
+                            "upload writes the key\"",
+                            af_q(j->relpath), af_q(bucket), af_q(key));
+                if (q->cfg.journal)
+                        (void)af_journal_remove_delete(q->cfg.journal_dirfd, bucket, key);
+                unlink_job_locked(q, j);
+                job_free(j);
+                pthread_cond_broadcast(&q->idle);
+        }
+}
+
+/* Sets (or, with NULL, clears) @j's copy source. */
+static int set_copy(struct job *j, const struct copy_src *copy)
+{
+        struct copy_src *c = copy ? copy_src_dup(copy) : NULL;
+
+        if (copy && !c)
+                return -ENOMEM;
+        copy_src_free(j->copy);
+        j->copy = c;
+        return 0;
 }
 
 /*
@@ -343,7 +449,7 @@ int af_queue_submit(struct af_queue *q, const char *relpath, const char *bucket,
  * skipped and only the final name goes up. fsync and --sync-close do not wait.
  */
 static int submit(struct af_queue *q, const char *relpath, const char *bucket, const char *key,
-                  bool settle)
+                  bool settle, const struct copy_src *copy)
 {
         struct af_route route = { 0 };
         bool routed = false;
@@ -376,6 +482,10 @@ static int submit(struct af_queue *q, const char *relpath, const char *bucket, c
                         r = set_str(&j->key, key);
                 if (r == 0)
                         r = set_format(j, routed ? &route : NULL);
+                if (r == 0)
+                        r = set_copy(j, copy);
+                if (r == 0)
+                        drop_deletes_locked(q, bucket, key);
                 if (j->state == JOB_RUNNING)
                         j->again = true;
                 j->seq = ++q->locked.submit_seq;
@@ -393,11 +503,13 @@ static int submit(struct af_queue *q, const char *relpath, const char *bucket, c
         }
         j = calloc(1, sizeof(*j));
         if (!j || !(j->relpath = strdup(relpath)) || !(j->bucket = strdup(bucket)) ||
-            !(j->key = strdup(key)) || set_format(j, routed ? &route : NULL) < 0) {
+            !(j->key = strdup(key)) || set_format(j, routed ? &route : NULL) < 0 ||
+            set_copy(j, copy) < 0) {
                 job_free(j);
                 r = -ENOMEM;
                 goto out;
         }
+        drop_deletes_locked(q, bucket, key);
         j->seq = ++q->locked.submit_seq;
         j->not_before_ms = settle ? now_ms() + q->cfg.settle_ms : 0;
         {
@@ -415,14 +527,65 @@ out:
 }
 
 
-/* The first queued job whose backoff has passed; else how long until one is ready. */
+/* A delete, or an upload that may be a copy: these are ordered by key (see blocked_locked). */
+static bool keyed(const struct job *j)
+{
+        return j->kind == JOB_DELETE || j->copy;
+}
+
+/* Whether @j reads or writes @bucket/@key. */
+static bool touches(const struct job *j, const char *bucket, const char *key)
+{
+        return same_key(j->bucket, j->key, bucket, key) ||
+               (j->copy && same_key(j->copy->bucket, j->copy->key, bucket, key));
+}
+
+static bool conflict(const struct job *a, const struct job *b)
+{
+        return (keyed(a) || keyed(b)) &&
+               (touches(a, b->bucket, b->key) ||
+                (b->copy && touches(a, b->copy->bucket, b->copy->key)));
+}
+
+/*
+ * Whether @j must wait because a job before it in the queue (submitted earlier), or one
+ * running, touches one of its keys: a delete must not overtake the upload or copy it
+ * follows, nor a copy the upload of its source. Plain uploads among themselves are not
+ * ordered (a file's newest version is handled by its single job).
+ */
+static bool blocked_locked(struct af_queue *q, const struct job *j)
+{
+        bool before = true;
+
+        for (struct job *i = q->locked.head; i; i = i->next) {
+                if (i == j) {
+                        before = false;
+                        continue;
+                }
+                if ((before || i->state == JOB_RUNNING) && conflict(i, j))
+                        return true;
+        }
+        return false;
+}
+
+/* The first queued job whose backoff has passed and that no earlier job holds back; else
+ * how long until one may be ready. */
 static struct job *pick_locked(struct af_queue *q, uint64_t *wait_ms)
 {
         uint64_t now = now_ms(), soonest = UINT64_MAX;
+        bool any_keyed = false;
 
+        for (struct job *j = q->locked.head; j && !any_keyed; j = j->next)
+                any_keyed = keyed(j);
         for (struct job *j = q->locked.head; j; j = j->next) {
                 if (j->state != JOB_QUEUED)
                         continue;
+                if (j->not_before_ms <= now && any_keyed && blocked_locked(q, j)) {
+                        /* Woken when a job finishes; the poll is a safety net. */
+                        if (soonest > 200)
+                                soonest = 200;
+                        continue;
+                }
                 if (j->not_before_ms <= now)
                         return j;
                 if (j->not_before_ms - now < soonest)
@@ -882,7 +1045,8 @@ void af_queue_foreach_problem(struct af_queue *q,
         for (f = rev; f; f = f->next)
                 fn(ctx, f->relpath, f->bucket, f->key, f->error);
         for (struct job *j = q->locked.head; j; j = j->next)
-                fn(ctx, j->relpath, j->bucket, j->key, "still pending");
+                if (j->kind == JOB_UPLOAD) /* a pending delete loses no output */
+                        fn(ctx, j->relpath, j->bucket, j->key, "still pending");
         pthread_mutex_unlock(&q->lock);
         for (f = rev; f; f = next) {
                 next = f->next;
@@ -936,6 +1100,102 @@ static int upload_archive(struct af_queue *q, struct af_s3_client *s3, const cha
         return r;
 }
 
+static int64_t mtime_ns_of(const struct stat *st)
+{
+        return (int64_t)st->st_mtim.tv_sec * 1000000000 + st->st_mtim.tv_nsec;
+}
+
+/*
+ * CopyObject, making sure it copies what we put: S3 refuses a source whose ETag changed
+ * (x-amz-copy-source-if-match), but some servers ignore that header (Ceph radosgw 16 does),
+ * so the source is looked at first, and a copy of a single-part object (whose ETag is its
+ * MD5, kept by the copy) must come out with the same ETag. -ESTALE otherwise: upload.
+ */
+static int copy_checked(struct af_queue *q, struct af_s3_client *s3, const struct copy_src *c,
+                        const struct task *t, uint64_t size, struct af_s3_put_result *res,
+                        struct af_s3_error *err)
+{
+        const struct af_s3_object_opts *o = q->cfg.s3->object;
+        /* With SSE-KMS an ETag is not the MD5 of the data. */
+        bool md5_etags = !(o && o->sse && strcmp(o->sse, "aws:kms") == 0);
+        struct af_s3_head_result head;
+        int r;
+
+        r = af_s3_head_object(s3, c->bucket, c->key, &head, err);
+        if (r < 0)
+                return r;
+        if ((c->etag[0] && strcmp(head.etag, c->etag) != 0) || head.size != size) {
+                snprintf(err->code, sizeof(err->code), "SourceChanged");
+                snprintf(err->message, sizeof(err->message),
+                         "the source object is no longer the one this mount put (ETag %s)",
+                         head.etag);
+                return -ESTALE;
+        }
+        r = af_s3_copy_object(s3, c->bucket, c->key, c->etag, t->bucket, t->key, size, res,
+                              err);
+        if (r == 0 && md5_etags && c->etag[0] && !strchr(c->etag, '-') &&
+            strcmp(res->etag, c->etag) != 0) {
+                snprintf(err->code, sizeof(err->code), "SourceChanged");
+                snprintf(err->message, sizeof(err->message),
+                         "the copy has ETag %s, not the source's %s", res->etag, c->etag);
+                return -ESTALE;
+        }
+        return r;
+}
+
+/*
+ * A renamed file that is still exactly what went up under its old name (same inode, size
+ * and mtime): CopyObject from the old key instead of sending the bytes again. 0 when copied;
+ * otherwise the caller uploads from the spool (-ECANCELED: shutting down, do not).
+ */
+static int try_copy(struct af_queue *q, struct af_s3_client *s3, const struct task *t,
+                    const struct stat *st, struct af_s3_put_result *res, struct af_s3_error *err)
+{
+        const struct copy_src *c = t->copy;
+        struct af_s3_error cerr;
+        struct af_buf msg;
+        uint64_t t0 = now_ms();
+        int r;
+
+        if (st->st_dev != c->dev || st->st_ino != c->ino || (uint64_t)st->st_size != c->size ||
+            mtime_ns_of(st) != c->mtime_ns) {
+                af_log_info("op=copy status=skipped path=%s src_key=%s key=%s msg=\"the file "
+                            "changed since it went up; uploading it\"",
+                            af_q(t->relpath), af_q(c->key), af_q(t->key));
+                return -ESTALE;
+        }
+        r = copy_checked(q, s3, c, t, (uint64_t)st->st_size, res, &cerr);
+        if (r == 0) {
+                af_log_info("op=copy status=done path=%s src_bucket=%s src_key=%s bucket=%s "
+                            "key=%s bytes=%llu ms=%llu etag=%s",
+                            af_q(t->relpath), af_q(c->bucket), af_q(c->key), af_q(t->bucket),
+                            af_q(t->key), (unsigned long long)st->st_size,
+                            (unsigned long long)(now_ms() - t0), af_q(res->etag));
+                return 0;
+        }
+        if (r == -ECANCELED || atomic_load(&q->cancel)) {
+                *err = cerr;
+                return -ECANCELED;
+        }
+        af_buf_init(&msg, 1024);
+        if (r == -EFBIG)
+                (void)af_buf_adds(&msg, "over CopyObject's 5 GiB");
+        else if (r == -EOPNOTSUPP)
+                (void)af_buf_adds(&msg, "--no-overwrite: copies cannot be conditional");
+        else if (cerr.http_status || cerr.code[0])
+                af_s3_error_format(&cerr, &msg);
+        else
+                (void)af_buf_adds(&msg, strerror(-r));
+        af_log_warn("op=copy status=fallback path=%s src_bucket=%s src_key=%s bucket=%s key=%s "
+                    "http_status=%d s3_code=%s request_id=%s err=%s msg=\"uploading from the "
+                    "spool instead\"",
+                    af_q(t->relpath), af_q(c->bucket), af_q(c->key), af_q(t->bucket),
+                    af_q(t->key), cerr.http_status, af_q(cerr.code), af_q(cerr.request_id),
+                    af_q(af_buf_str(&msg)));
+        af_buf_done(&msg);
+        return r;
+}
+
 /* One attempt. Returns 0, or a negative errno with @err filled for S3 errors. */
 static int upload_once(struct af_queue *q, struct af_s3_client *s3, const struct task *t,
                        uint64_t *ret_size, struct stat *ret_st, struct af_s3_put_result *res,
@@ -978,6 +1238,11 @@ static int upload_once(struct af_queue *q, struct af_s3_client *s3, const struct
                 snprintf(gid, sizeof(gid), "%u", (unsigned)st.st_gid);
                 snprintf(mtime, sizeof(mtime), "%lld", (long long)st.st_mtime);
                 af_s3_client_set_file_meta(s3, meta, 4);
+        }
+        if (t->copy && f->archive == AF_ARCHIVE_NONE) {
+                r = try_copy(q, s3, t, &st, res, err);
+                if (r == 0 || r == -ECANCELED)
+                        goto out;
         }
         if (f->archive != AF_ARCHIVE_NONE)
                 r = upload_archive(q, s3, bucket, key, fd, &st, f, res, err);
@@ -1165,6 +1430,7 @@ finished:
                 q->locked.stats.pending_files--;
                 job_free(j);
                 pthread_cond_broadcast(&q->idle);
+                pthread_cond_broadcast(&q->work); /* jobs it held back may go */
         }
         pthread_mutex_unlock(&q->lock);
         if (!failure && size_known && q->cfg.on_uploaded) {
@@ -1181,6 +1447,188 @@ finished:
         af_buf_done(&msg);
 }
 
+/* ---- deletes (--delete-on-unlink) --------------------------------------------------------- */
+
+static void journal_put_delete_locked(struct af_queue *q, const struct job *j,
+                                      enum af_journal_state state, const char *error)
+{
+        struct af_journal_rec rec = { .op = AF_JOURNAL_DELETE,
+                                      .path = j->relpath,
+                                      .bucket = j->bucket,
+                                      .key = j->key,
+                                      .etag = j->etag,
+                                      .level = -1,
+                                      .state = state,
+                                      .error = (char *)error,
+                                      .updated = time(NULL) };
+        int r;
+
+        if (!q->cfg.journal)
+                return;
+        rec.endpoint = (char *)q->cfg.s3->endpoint;
+        rec.region = (char *)q->cfg.s3->region;
+        r = af_journal_write(q->cfg.journal_dirfd, &rec);
+        if (r < 0)
+                af_log_warn("op=journal path=%s key=%s err=%s msg=\"cannot record the pending "
+                            "delete; a crash now would leave the object in S3\"",
+                            af_q(j->relpath), af_q(j->key), af_q(strerror(-r)));
+}
+
+/* The record of @j's key now belongs to the next delete of that key, if one is queued. */
+static void journal_delete_done_locked(struct af_queue *q, const struct job *j)
+{
+        for (struct job *i = q->locked.head; i; i = i->next)
+                if (i != j && i->kind == JOB_DELETE && same_key(i->bucket, i->key, j->bucket, j->key)) {
+                        journal_put_delete_locked(q, i, AF_JOURNAL_PENDING, NULL);
+                        return;
+                }
+        if (q->cfg.journal)
+                (void)af_journal_remove_delete(q->cfg.journal_dirfd, j->bucket, j->key);
+}
+
+/*
+ * One attempt: the object goes only if it is still the one we put (its ETag), so a key
+ * someone wrote since, by this mount or another writer, is left alone. 1 when left alone.
+ */
+static int delete_once(struct af_s3_client *s3, const struct task *t, struct af_s3_error *err)
+{
+        struct af_s3_head_result head;
+        int r;
+
+        memset(err, 0, sizeof(*err));
+        r = af_s3_head_object(s3, t->bucket, t->key, &head, err);
+        if (r == -ENOENT)
+                return 0; /* nothing there: done */
+        if (r < 0)
+                return r;
+        if (t->etag && t->etag[0] && strcmp(head.etag, t->etag) != 0)
+                return 1;
+        return af_s3_delete_object(s3, t->bucket, t->key, err);
+}
+
+static void run_delete(struct af_queue *q, struct af_s3_client *s3, struct job *j,
+                       const struct task *t)
+{
+        struct af_s3_error err;
+        struct af_buf msg;
+        uint64_t t0 = now_ms();
+        unsigned attempt;
+        int r = delete_once(s3, t, &err);
+
+        af_buf_init(&msg, 1024);
+        pthread_mutex_lock(&q->lock);
+        attempt = ++j->attempts;
+        pthread_mutex_unlock(&q->lock);
+        if (r == 0)
+                af_log_info("op=delete status=done path=%s bucket=%s key=%s ms=%llu",
+                            af_q(t->relpath), af_q(t->bucket), af_q(t->key),
+                            (unsigned long long)(now_ms() - t0));
+        else if (r == 1)
+                af_log_info("op=delete status=skipped path=%s bucket=%s key=%s etag=%s "
+                            "msg=\"the object changed since this mount put it; left as is\"",
+                            af_q(t->relpath), af_q(t->bucket), af_q(t->key), af_q(t->etag));
+        if (r >= 0)
+                goto finished;
+        if (r == -ECANCELED || atomic_load(&q->cancel)) {
+                pthread_mutex_lock(&q->lock);
+                j->state = JOB_QUEUED; /* journaled: the next mount or drain does it */
+                pthread_mutex_unlock(&q->lock);
+                af_buf_done(&msg);
+                return;
+        }
+        if (err.http_status || err.code[0])
+                af_s3_error_format(&err, &msg);
+        else
+                (void)af_buf_addf(&msg, "%s", strerror(-r));
+        if (!j->first_failure_ms)
+                j->first_failure_ms = now_ms();
+        if (af_s3_retryable(r) && (attempt < q->cfg.max_attempts ||
+                                   now_ms() - j->first_failure_ms < (uint64_t)q->cfg.retry_for_ms)) {
+                unsigned delay = af_backoff_ms(attempt, q->cfg.backoff_base_ms,
+                                               q->cfg.backoff_max_ms, jitter());
+
+                af_log_warn("op=delete status=retry path=%s bucket=%s key=%s attempt=%u "
+                            "http_status=%d s3_code=%s request_id=%s delay_ms=%u err=%s",
+                            af_q(t->relpath), af_q(t->bucket), af_q(t->key), attempt,
+                            err.http_status, af_q(err.code), af_q(err.request_id), delay,
+                            af_q(af_buf_str(&msg)));
+                pthread_mutex_lock(&q->lock);
+                j->state = JOB_QUEUED;
+                j->not_before_ms = now_ms() + delay;
+                pthread_mutex_unlock(&q->lock);
+                af_buf_done(&msg);
+                return;
+        }
+        af_log_error("op=delete status=failed path=%s bucket=%s key=%s attempts=%u "
+                     "http_status=%d s3_code=%s request_id=%s err=%s msg=\"the object is left "
+                     "in S3\"",
+                     af_q(t->relpath), af_q(t->bucket), af_q(t->key), attempt, err.http_status,
+                     af_q(err.code), af_q(err.request_id), af_q(af_buf_str(&msg)));
+finished:
+        pthread_mutex_lock(&q->lock);
+        if (r < 0)
+                journal_put_delete_locked(q, j, AF_JOURNAL_FAILED, af_buf_str(&msg));
+        else
+                journal_delete_done_locked(q, j);
+        unlink_job_locked(q, j);
+        job_free(j);
+        pthread_cond_broadcast(&q->idle);
+        pthread_cond_broadcast(&q->work); /* jobs it held back may go */
+        pthread_mutex_unlock(&q->lock);
+        af_buf_done(&msg);
+}
+
+/* A delete job (a new one, or from a journal record). */
+static struct job *delete_job_new(const char *relpath, const char *bucket, const char *key,
+                                  const char *etag)
+{
+        struct job *j = calloc(1, sizeof(*j));
+
+        if (!j)
+                return NULL;
+        j->kind = JOB_DELETE;
+        j->level = -1;
+        if (!(j->relpath = strdup(relpath)) || !(j->bucket = strdup(bucket)) ||
+            !(j->key = strdup(key)) || !(j->etag = strdup(etag ? etag : ""))) {
+                job_free(j);
+                return NULL;
+        }
+        return j;
+}
+
+int af_queue_submit_delete(struct af_queue *q, const char *relpath, const char *bucket,
+                           const char *key, const char *etag)
+{
+        struct job *j = delete_job_new(relpath, bucket, key, etag);
+        int r = 0;
+
+        if (!j)
+                return -ENOMEM;
+        pthread_mutex_lock(&q->lock);
+        if (q->locked.stopping) {
+                r = -ESHUTDOWN;
+                goto out;
+        }
+        j->seq = ++q->locked.submit_seq;
+        journal_put_delete_locked(q, j, AF_JOURNAL_PENDING, NULL);
+        enqueue_locked(q, j);
+        j = NULL;
+out:
+        pthread_mutex_unlock(&q->lock);
+        job_free(j);
+        return r;
+}
+
+bool af_queue_pending(struct af_queue *q, const char *relpath)
+{
+        bool pending;
+
+        pthread_mutex_lock(&q->lock);
+        pending = find_locked(q, relpath) != NULL;
+        pthread_mutex_unlock(&q->lock);
+        return pending;
+}
+
 static void task_done(struct task *t)
 {
         free(t->relpath);
@@ -1190,6 +1638,8 @@ static void task_done(struct task *t)
         free(t->f.zip_file_member);
         free(t->upload_id);
         free(t->done);
+        free(t->etag);
+        copy_src_free(t->copy);
         memset(t, 0, sizeof(*t));
 }
 
@@ -1204,8 +1654,12 @@ static int task_take_locked(struct job *j, struct task *t)
         t->f.level = j->level;
         t->f.member = j->member ? strdup(j->member) : NULL;
         t->f.zip_file_member = j->zip_file_member ? strdup(j->zip_file_member) : NULL;
+        t->kind = j->kind;
+        t->etag = j->etag ? strdup(j->etag) : NULL;
+        t->copy = j->copy ? copy_src_dup(j->copy) : NULL;
         if (!t->relpath || !t->bucket || !t->key || (j->member && !t->f.member) ||
-            (j->zip_file_member && !t->f.zip_file_member)) {
+            (j->zip_file_member && !t->f.zip_file_member) || (j->etag && !t->etag) ||
+            (j->copy && !t->copy)) {
                 task_done(t);
                 return -ENOMEM;
         }
@@ -1255,7 +1709,10 @@ static void *worker(void *arg)
                 /* Private copies: a submit may replace the job's strings while we upload. */
                 if (task_take_locked(j, &t) == 0) {
                         pthread_mutex_unlock(&q->lock);
-                        run_job(q, s3, j, &t);
+                        if (t.kind == JOB_DELETE)
+                                run_delete(q, s3, j, &t);
+                        else
+                                run_job(q, s3, j, &t);
                 } else {
                         j->state = JOB_QUEUED;
                         j->not_before_ms = now_ms() + 1000;
@@ -1366,7 +1823,7 @@ static int sync_one(struct af_queue *q, const char *relpath, const char *bucket,
         o->waiters++;
         pthread_mutex_unlock(&q->lock);
 
-        r = submit_now ? submit(q, relpath, bucket, key, false) : 0;
+        r = submit_now ? submit(q, relpath, bucket, key, false, NULL) : 0;
 
         pthread_mutex_lock(&q->lock);
         if (r == 0) {
@@ -1408,6 +1865,25 @@ struct resume_ctx {
         int queued;
 };
 
+/* A delete an earlier run had queued: it goes again (its ETag check keeps it safe). */
+static void resume_delete(struct resume_ctx *rc, const struct af_journal_rec *rec)
+{
+        struct af_queue *q = rc->q;
+        struct job *j = delete_job_new(rec->path, rec->bucket, rec->key, rec->etag);
+
+        if (!j) {
+                af_log_error("op=resume path=%s err=\"out of memory\"", af_q(rec->path));
+                return;
+        }
+        af_log_info("op=resume path=%s key=%s state=%s delete=pending", af_q(rec->path),
+                    af_q(rec->key), rec->state == AF_JOURNAL_FAILED ? "failed" : "pending");
+        pthread_mutex_lock(&q->lock);
+        j->seq = ++q->locked.submit_seq;
+        enqueue_locked(q, j);
+        pthread_mutex_unlock(&q->lock);
+        rc->queued++;
+}
+
 static void resume_one(void *arg, struct af_journal_rec *rec)
 {
         struct resume_ctx *rc = arg;
@@ -1415,6 +1891,10 @@ static void resume_one(void *arg, struct af_journal_rec *rec)
         struct stat st;
         struct job *j;
 
+        if (rec->op == AF_JOURNAL_DELETE) {
+                resume_delete(rc, rec);
+                return;
+        }
         if (fstatat(q->cfg.spool_dirfd, rec->path, &st, AT_SYMLINK_NOFOLLOW) < 0) {
                 af_log_warn("op=resume path=%s key=%s msg=\"the file is no longer in the spool; "
                             "its record is dropped\"",
@@ -1488,16 +1968,6 @@ int af_queue_drain(struct af_queue *q, long timeout_ms)
         return r;
 }
 
-bool af_queue_pending(struct af_queue *q, const char *relpath)
-{
-        bool pending;
-
-        pthread_mutex_lock(&q->lock);
-        pending = find_locked(q, relpath) != NULL;
-        pthread_mutex_unlock(&q->lock);
-        return pending;
-}
-
 void af_queue_get_stats(struct af_queue *q, struct af_queue_stats *ret)
 {
         pthread_mutex_lock(&q->lock);
@@ -1521,9 +1991,15 @@ void af_queue_free(struct af_queue *q)
                 pthread_join(q->threads[i], NULL);
         for (j = q->locked.head; j; j = next) {
                 next = j->next;
-                af_log_error("op=upload status=left path=%s bucket=%s key=%s msg=\"not uploaded; "
-                             "file kept in the spool\"",
-                             af_q(j->relpath), af_q(j->bucket), af_q(j->key));
+                if (j->kind == JOB_DELETE)
+                        af_log_warn("op=delete status=left path=%s bucket=%s key=%s "
+                                    "msg=\"not deleted yet; journaled for the next mount or "
+                                    "drain\"",
+                                    af_q(j->relpath), af_q(j->bucket), af_q(j->key));
+                else
+                        af_log_error("op=upload status=left path=%s bucket=%s key=%s "
+                                     "msg=\"not uploaded; file kept in the spool\"",
+                                     af_q(j->relpath), af_q(j->bucket), af_q(j->key));
                 job_free(j);
         }
         for (struct failure *f = q->locked.failures, *fn; f; f = fn) {

@@ -12,6 +12,12 @@
  * jitter, max_attempts times and for at least retry_for_ms; permanent ones fail at once. A failed file stays in the spool and
  * is logged with the operation, bucket/key, HTTP status, S3 code and request id.
  *
+ * Renames and --delete-on-unlink: an upload may be a server-side copy of an object the
+ * file already went up as (af_queue_submit_copy), and the queue also deletes objects
+ * (af_queue_submit_delete). Those jobs are ordered by key: a copy or a delete does not start
+ * while a job submitted before it, or running, writes, copies or deletes one of its keys.
+ * Plain uploads are not ordered among themselves.
+ *
  * Threads: af_queue_submit, af_queue_drain and af_queue_get_stats may be called from any
  * thread. Workers log each upload's outcome (they are where the decision is made).
  */
@@ -89,6 +95,44 @@ int af_queue_new(const struct af_queue_config *cfg, struct af_queue **ret, struc
 /** Queues @relpath for upload to @bucket/@key. -ESHUTDOWN once the queue is stopping. */
 int af_queue_submit(struct af_queue *q, const char *relpath, const char *bucket, const char *key);
 
+/** Where a renamed file's bytes already are in S3 (what the upload of its old name put). */
+struct af_queue_copy {
+        const char *bucket;
+        const char *key;
+        const char *etag; /* the copy happens only if the object still has it */
+        /* The spool file that upload read: the copy happens only if the file is still it. */
+        dev_t dev;
+        ino_t ino;
+        uint64_t size;
+        int64_t mtime_ns;
+};
+
+/**
+ * Like af_queue_submit, but the upload first tries a server-side copy from @src (CopyObject,
+ * logged as op=copy) when the file is still exactly what @src describes and goes up as it is
+ * (archive none). If the copy cannot be made, for any reason, the file is uploaded from the
+ * spool as usual, so the output is never lost. The job waits for every job queued before it,
+ * or running, that writes or deletes @src's key. The journal records a plain upload: after a
+ * crash the file is uploaded. A later af_queue_submit of the same file drops the copy.
+ */
+int af_queue_submit_copy(struct af_queue *q, const char *relpath, const char *bucket,
+                         const char *key, const struct af_queue_copy *src);
+
+/**
+ * Queues the deletion of @bucket/@key, the object the last upload of @relpath put there with
+ * ETag @etag (--delete-on-unlink; @relpath is only for logs and status). It runs after every
+ * job queued before it, or running, that writes or copies the key; it is dropped when an
+ * upload to the key is submitted before it starts (the newer content wins); it is skipped
+ * when the object no longer has @etag (someone wrote the key since). Journaled (a restart
+ * resumes it), retried like an upload. A delete that fails for good is logged (the object is
+ * left in S3); it is never counted as a failed file, and never holds up an upload.
+ */
+int af_queue_submit_delete(struct af_queue *q, const char *relpath, const char *bucket,
+                           const char *key, const char *etag);
+
+/** Whether an upload of @relpath is queued or running. */
+bool af_queue_pending(struct af_queue *q, const char *relpath);
+
 /**
  * Like af_queue_submit, then waits until an upload of the file that started after this call
  * has finished (or @timeout_ms passes; < 0: no limit). 0 when it is in S3; else the upload's
@@ -115,9 +159,6 @@ int af_queue_resume(struct af_queue *q);
  * 0 when drained, -ETIMEDOUT otherwise.
  */
 int af_queue_drain(struct af_queue *q, long timeout_ms);
-
-/** Whether an upload of @relpath is queued or running (a retry waiting counts). */
-bool af_queue_pending(struct af_queue *q, const char *relpath);
 
 void af_queue_get_stats(struct af_queue *q, struct af_queue_stats *ret);
 

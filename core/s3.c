@@ -184,6 +184,13 @@ static size_t on_body(char *data, size_t size, size_t nmemb, void *userp)
         return len;
 }
 
+/* The five XML entities: xml_get() reads them, xml_escape() writes them. */
+static const struct {
+        const char *ent;
+        char c;
+} xml_ents[] = { { "&lt;", '<' }, { "&gt;", '>' }, { "&amp;", '&' }, { "&quot;", '"' },
+                 { "&apos;", '\'' } };
+
 /* The text of the first <tag>...</tag> in @xml, unescaping the five XML entities. */
 static void xml_get(const char *xml, const char *tag, char *out, size_t n)
 {
@@ -202,18 +209,13 @@ static void xml_get(const char *xml, const char *tag, char *out, size_t n)
         if (!b)
                 return;
         while (a < b && o + 1 < n) {
-                static const struct {
-                        const char *ent;
-                        char c;
-                } ents[] = { { "&lt;", '<' }, { "&gt;", '>' }, { "&amp;", '&' },
-                             { "&quot;", '"' }, { "&apos;", '\'' } };
                 bool done = false;
 
-                for (size_t i = 0; i < sizeof(ents) / sizeof(ents[0]) && *a == '&'; i++) {
-                        size_t el = strlen(ents[i].ent);
+                for (size_t i = 0; i < sizeof(xml_ents) / sizeof(xml_ents[0]) && *a == '&'; i++) {
+                        size_t el = strlen(xml_ents[i].ent);
 
-                        if ((size_t)(b - a) >= el && strncmp(a, ents[i].ent, el) == 0) {
-                                out[o++] = ents[i].c;
+                        if ((size_t)(b - a) >= el && strncmp(a, xml_ents[i].ent, el) == 0) {
+                                out[o++] = xml_ents[i].c;
                                 a += el;
                                 done = true;
                                 break;
@@ -1127,6 +1129,161 @@ int af_s3_head_bucket(struct af_s3_client *c, const char *bucket, struct af_s3_e
 
         response_init(&resp);
         r = perform(c, &rq, &resp, err);
+        af_buf_done(&resp.body);
+        return r;
+}
+
+/* ---- copy and delete --------------------------------------------------------------------- */
+
+/* x-amz-copy-source: "/bucket/key", URI-encoded like a path ('/' kept), as S3 documents. */
+static int copy_source(const char *bucket, const char *key, struct af_buf *out)
+{
+        return build_uri(bucket, key, out);
+}
+
+/* @s with the five XML special characters escaped. */
+static int xml_escape(struct af_buf *out, const char *s)
+{
+        int r = 0;
+
+        for (; r == 0 && *s; s++) {
+                size_t i = 0;
+
+                while (i < sizeof(xml_ents) / sizeof(xml_ents[0]) && xml_ents[i].c != *s)
+                        i++;
+                r = i < sizeof(xml_ents) / sizeof(xml_ents[0]) ? af_buf_adds(out, xml_ents[i].ent)
+                                                                : af_buf_addc(out, *s);
+        }
+        return r;
+}
+
+/* PutObjectTagging with the configured tags (S3 wants the body's Content-MD5). */
+static int put_object_tagging(struct af_s3_client *c, const char *bucket, const char *key,
+                              struct af_s3_error *err)
+{
+        static const struct af_sigv4_param q[] = { { "tagging", NULL } };
+        const struct af_s3_object_opts *o = c->object;
+        struct body_src body = { 0 };
+        struct af_buf xml;
+        struct sums sm;
+        char etag[130];
+        int r;
+
+        af_buf_init(&xml, 64 * 1024);
+        r = af_buf_adds(&xml, "<Tagging><TagSet>");
+        for (size_t i = 0; r == 0 && i < o->ntags; i++) {
+                r = af_buf_adds(&xml, "<Tag><Key>");
+                if (r == 0)
+                        r = xml_escape(&xml, o->tags[i].key);
+                if (r == 0)
+                        r = af_buf_adds(&xml, "</Key><Value>");
+                if (r == 0)
+                        r = xml_escape(&xml, o->tags[i].value);
+                if (r == 0)
+                        r = af_buf_adds(&xml, "</Value></Tag>");
+        }
+        if (r == 0)
+                r = af_buf_adds(&xml, "</TagSet></Tagging>");
+        if (r == 0) {
+                plan(c, true, &sm);
+                sm.md5 = true;
+                sm.crc = false;
+                r = sum_mem(xml.ptr, xml.len, &sm);
+        }
+        if (r == 0) {
+                body = (struct body_src){ .mem = xml.ptr, .size = xml.len };
+                r = put_body(c, bucket, key, q, 1, &body, &sm, etag, sizeof(etag), NULL, 0, err);
+        }
+        af_buf_done(&xml);
+        return r;
+}
+
+int af_s3_copy_object(struct af_s3_client *c, const char *src_bucket, const char *src_key,
+                      const char *src_etag, const char *bucket, const char *key, uint64_t size,
+                      struct af_s3_put_result *ret, struct af_s3_error *err)
+{
+        struct af_sigv4_header extra[MAX_EXTRA];
+        char names[MAX_EXTRA][80];
+        struct body_src body = { .mem = "", .size = 0 };
+        struct af_buf src;
+        struct response resp;
+        struct request rq;
+        size_t ne = 0;
+        int r;
+
+        memset(err, 0, sizeof(*err));
+        if (size > AF_S3_MAX_PART)
+                return -EFBIG;
+        if (c->object && c->object->no_overwrite)
+                return -EOPNOTSUPP;
+        af_buf_init(&src, 0);
+        r = copy_source(src_bucket, src_key, &src);
+        if (r < 0) {
+                af_buf_done(&src);
+                return r;
+        }
+        extra[ne++] = (struct af_sigv4_header){ "x-amz-copy-source", af_buf_str(&src) };
+        if (src_etag && src_etag[0])
+                extra[ne++] = (struct af_sigv4_header){ "x-amz-copy-source-if-match", src_etag };
+        /* REPLACE: the new key's Content-Type and this mount's options, not the source's. */
+        extra[ne++] = (struct af_sigv4_header){ "x-amz-metadata-directive", "REPLACE" };
+        if (c->object && c->object->tagging)
+                extra[ne++] = (struct af_sigv4_header){ "x-amz-tagging-directive", "REPLACE" };
+        ne += object_headers(c, key, extra + ne, MAX_EXTRA - ne, names, false);
+        rq = (struct request){ .method = "PUT",
+                               .bucket = bucket,
+                               .key = key,
+                               .extra = extra,
+                               .nextra = ne,
+                               .payload_hash = empty_sha256,
+                               .body = &body };
+        response_init(&resp);
+        r = perform(c, &rq, &resp, err);
+        /* Like CompleteMultipartUpload, a copy may answer 200 and fail in the body. */
+        if (r == 0 && strstr(af_buf_str(&resp.body), "<Error>")) {
+                fill_error(err, &resp);
+                r = status_errno(500, err->code);
+        }
+        if (r == 0) {
+                char etag[sizeof(ret->etag) - 2];
+
+                /* Quoted, as in every other answer (radosgw leaves the quotes out here). */
+                xml_get(af_buf_str(&resp.body), "ETag", etag, sizeof(etag));
+                snprintf(ret->etag, sizeof(ret->etag), etag[0] && etag[0] != '"' ? "\"%s\"" : "%s",
+                         etag);
+                snprintf(ret->version_id, sizeof(ret->version_id), "%s", resp.version_id);
+                if (!etag[0]) {
+                        snprintf(err->code, sizeof(err->code), "BadResponse");
+                        snprintf(err->message, sizeof(err->message),
+                                 "CopyObject answer has no ETag");
+                        err->http_status = (int)resp.status;
+                        r = -EPROTO;
+                }
+        }
+        if (r == 0 && c->object && c->object->ntags)
+                r = put_object_tagging(c, bucket, key, err);
+        af_buf_done(&resp.body);
+        af_buf_done(&src);
+        return r;
+}
+
+int af_s3_delete_object(struct af_s3_client *c, const char *bucket, const char *key,
+                        struct af_s3_error *err)
+{
+        struct request rq = { .method = "DELETE",
+                              .bucket = bucket,
+                              .key = key,
+                              .payload_hash = empty_sha256 };
+        struct response resp;
+        int r;
+
+        response_init(&resp);
+        r = perform(c, &rq, &resp, err);
+        /* Gone already (S3 says 204, some servers 404): what we wanted. */
+        if (r == -ENOENT && strcmp(err->code, "NoSuchBucket") != 0) {
+                memset(err, 0, sizeof(*err));
+                r = 0;
+        }
         af_buf_done(&resp.body);
         return r;
 }

@@ -37,6 +37,8 @@ struct af_s3_object_opts {
         const char *sse_kms_key_id; /* with aws:kms */
         const char *storage_class;  /* x-amz-storage-class */
         const char *tagging;        /* x-amz-tagging, already URL-encoded: "k=v&k2=v2" */
+        const struct af_s3_kv *tags; /* the same tags, for PutObjectTagging after a copy */
+        size_t ntags;
         const struct af_s3_kv *metadata; /* x-amz-meta-<key>: value */
         size_t nmetadata;
         bool no_overwrite;          /* If-None-Match: * (a 412 is reported, not retried) */
@@ -127,6 +129,26 @@ int af_s3_put_object_mem(struct af_s3_client *c, const char *bucket, const char 
 int af_s3_head_object(struct af_s3_client *c, const char *bucket, const char *key,
                       struct af_s3_head_result *ret, struct af_s3_error *err);
 int af_s3_head_bucket(struct af_s3_client *c, const char *bucket, struct af_s3_error *err);
+
+/**
+ * CopyObject: a server-side copy of @src_bucket/@src_key to @bucket/@key, only if the source's
+ * ETag is still @src_etag (x-amz-copy-source-if-match; NULL or "": any). The new object gets
+ * the headers a PutObject of @key would (Content-Type from @key, SSE, storage class, tags,
+ * metadata, the file metadata set with af_s3_client_set_file_meta): metadata and tagging
+ * directives are REPLACE, so a copy is indistinguishable from an upload of the same bytes.
+ * With tags configured, a PutObjectTagging follows the copy (Ceph radosgw drops tags on a
+ * copy that replaces metadata, and ignores x-amz-tagging there); its failure fails the copy.
+ * -EFBIG for @size over 5 GiB (CopyObject's limit: re-upload instead), -EOPNOTSUPP with
+ * no_overwrite (CopyObject has no If-None-Match everywhere: re-upload instead), -EEXIST
+ * when the source changed (412), -ENOENT when it is gone. A 200 answer carrying an <Error>
+ * is an error.
+ */
+int af_s3_copy_object(struct af_s3_client *c, const char *src_bucket, const char *src_key,
+                      const char *src_etag, const char *bucket, const char *key, uint64_t size,
+                      struct af_s3_put_result *ret, struct af_s3_error *err);
+/** DeleteObject. 0 also when there was nothing to delete (S3 answers 204 either way). */
+int af_s3_delete_object(struct af_s3_client *c, const char *bucket, const char *key,
+                        struct af_s3_error *err);
 
 /* ---- multipart upload (S3 API: CreateMultipartUpload, UploadPart, Complete, Abort) ---- */
 

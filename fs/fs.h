@@ -14,19 +14,10 @@
  * checks every permission, access() included, as for a local filesystem, and enforces POSIX
  * ACLs) and a daemon running as root or as the only user of the mount.
  *
- * Where the mount still differs from a local filesystem, and why:
- * - O_TMPFILE fails with EOPNOTSUPP: libfuse 3.14 has no tmpfile operation (callers such as
- *   Python's tempfile fall back to a named file).
- * - O_DIRECT is honoured by the kernel's page cache only: unaligned O_DIRECT I/O succeeds
- *   where a local filesystem says EINVAL (FUSE does not pass the caller's buffer alignment).
- * - ioctls (chattr/lsattr flags, FIEMAP, FICLONE) fail with ENOTTY: none is implemented.
- * - listxattr by a caller without CAP_SYS_ADMIN also lists trusted.* names (the daemon, as
- *   root, sees them; the kernel does not filter FUSE replies).
- * - Data is written by the daemon: as root, it may use the blocks a filesystem reserves for
- *   root and is not held to disk quotas, so a full disk gives a non-root writer ENOSPC later.
- * - Attributes and names are cached for af_fs_config.timeout: changes made in the spool
- *   behind the mount's back are seen that much later. Changes through the mount are seen at
- *   once.
+ * Where the mount still differs from a local filesystem, and why: README.md, "Where the mount
+ * differs from a local filesystem, and why" (O_TMPFILE, unaligned O_DIRECT, nosuid/nodev,
+ * ioctls, trusted.* listing, the root-reserved blocks root cannot use here, the attribute and entry cache timeout,
+ * st_dev, old objects on rename and unlink); each is checked by a test in test_posix.py.
  */
 #pragma once
 
@@ -34,6 +25,7 @@
 #include <fuse_lowlevel.h>
 
 #include "queue.h"
+#include "remote.h"
 #include "router.h"
 #include "space.h"
 
@@ -51,6 +43,7 @@ struct af_fs_config {
         struct af_space *space;
         bool keep;
         bool no_xattr; /* the xattr ops are left out of the table: no POSIX ACLs either */
+        struct af_remote *remote; /* borrowed, optional: copies on rename, deletes on unlink */
 };
 
 int af_fs_new(const struct af_fs_config *cfg, struct af_fs **ret);

@@ -81,6 +81,7 @@ enum {
         OPT_SPOOL_LIMIT,
         OPT_KEEP,
         OPT_NO_XATTR,
+        OPT_DELETE_ON_UNLINK,
 };
 
 #define MAX_TAGS 10
@@ -129,6 +130,7 @@ static const struct option long_options[] = {
         { "spool-limit", required_argument, NULL, OPT_SPOOL_LIMIT },
         { "keep", no_argument, NULL, OPT_KEEP },
         { "no-xattr", no_argument, NULL, OPT_NO_XATTR },
+        { "delete-on-unlink", no_argument, NULL, OPT_DELETE_ON_UNLINK },
         { "allow-other", no_argument, NULL, OPT_ALLOW_OTHER },
         { "no-check", no_argument, NULL, OPT_NO_CHECK },
         { "log-file", required_argument, NULL, OPT_LOG_FILE },
@@ -180,6 +182,7 @@ struct opts {
         bool keep;
         bool no_xattr;
         uint64_t spool_limit; /* 0: none */
+        bool delete_on_unlink;
         int verbosity;
         struct af_vars vars; /* --var */
         struct af_s3_object_opts object;
@@ -300,6 +303,11 @@ static const char usage_text[] =
         "                       room, oldest upload first (they leave the mount too)\n"
         "  --keep               never remove a file from the spool to make room: a full\n"
         "                       spool gives ENOSPC until files are deleted\n"
+        "  --delete-on-unlink   when a name this mount uploaded is unlinked, renamed away or\n"
+        "                       replaced, delete the object its last upload put (never one\n"
+        "                       a newer upload wrote); default: such objects are left as is.\n"
+        "                       A rename of an uploaded, unchanged file is a server-side\n"
+        "                       copy to the new key either way\n"
         "  -f, --foreground     stay in the foreground (default: return once mounted)\n"
         "  --allow-other        let other users use the mount (FUSE allow_other)\n"
         "  --no-xattr           no extended attributes (nor POSIX ACLs): the kernel then\n"
@@ -549,6 +557,9 @@ static int apply(struct opts *o, int id, const char *val, const char *source)
         case OPT_NO_XATTR:
                 o->no_xattr = true;
                 break;
+        case OPT_DELETE_ON_UNLINK:
+                o->delete_on_unlink = true;
+                break;
         case OPT_MANIFEST:
                 o->manifest = val;
                 break;
@@ -713,8 +724,11 @@ static int parse_args(struct opts *o, int argc, char **argv)
                     af_sigv4_uri_encode(v, strlen(v), true, &o->tagging) < 0)
                         return die("out of memory");
         }
-        if (o->ntags)
+        if (o->ntags) {
                 o->object.tagging = af_buf_str(&o->tagging);
+                o->object.tags = o->tags;
+                o->object.ntags = o->ntags;
+        }
         if (o->verbosity > 0)
                 af_log_set_level(AF_LOG_DEBUG);
         else if (o->verbosity < 0)
@@ -1665,11 +1679,22 @@ static void print_problem(void *ctx, const char *relpath, const char *bucket, co
                 error);
 }
 
-/* The queue tells the spool's room which files are in S3, so they can be evicted. */
+/* Who hears of each object that reached S3: the registry of what the mount put there (for
+ * copies on rename and --delete-on-unlink) and the spool's room (eviction candidates; not
+ * with --keep). */
+struct uploaded_sinks {
+        struct af_remote *remote;
+        struct af_space *space;
+};
+
 static void on_uploaded(void *ctx, const struct af_queue_uploaded *u)
 {
-        if (!u->superseded && !u->is_dir)
-                af_space_uploaded(ctx, u->relpath, u->key, u->dev, u->ino, u->size, u->mtime_ns);
+        struct uploaded_sinks *sk = ctx;
+
+        af_remote_on_uploaded(sk->remote, u);
+        if (sk->space && !u->superseded && !u->is_dir)
+                af_space_uploaded(sk->space, u->relpath, u->key, u->dev, u->ino, u->size,
+                                  u->mtime_ns);
 }
 
 static int cmd_mount(struct opts *o, int argc, char **argv, char **run_argv)
@@ -1678,6 +1703,8 @@ static int cmd_mount(struct opts *o, int argc, char **argv, char **run_argv)
         struct af_creds_provider creds;
         struct af_queue *queue = NULL;
         struct af_space *space = NULL;
+        struct af_remote *remote = NULL;
+        struct uploaded_sinks sinks;
         struct af_fs *fs = NULL;
         struct fuse_session *se = NULL;
         struct fuse_loop_config *loop = NULL;
@@ -1806,15 +1833,24 @@ static int cmd_mount(struct opts *o, int argc, char **argv, char **run_argv)
                             (unsigned long long)o->spool_limit);
         queue_config_from(o, spool_fd, sp.journal_fd, &s3c, &creds, &qc);
         qc.router = &s.router;
-        if (!o->keep) {
-                qc.on_uploaded = on_uploaded;
-                qc.on_uploaded_ctx = space;
+        /* What the mount uploaded, for copies on rename and --delete-on-unlink. */
+        r = af_remote_new(&(struct af_remote_config){ .spool_fd = spool_fd,
+                                                      .router = &s.router,
+                                                      .delete_on_unlink = o->delete_on_unlink },
+                          &remote);
+        if (r < 0) {
+                r = die("out of memory");
+                goto out;
         }
+        sinks = (struct uploaded_sinks){ .remote = remote, .space = o->keep ? NULL : space };
+        qc.on_uploaded = on_uploaded;
+        qc.on_uploaded_ctx = &sinks;
         r = af_queue_new(&qc, &queue, &err);
         if (r < 0) {
                 r = die("%s", af_buf_str(&err));
                 goto out;
         }
+        af_remote_set_queue(remote, queue);
         r = af_queue_resume(queue);
         if (r > 0)
                 af_log_info("op=resume files=%d msg=\"uploads an earlier run left are queued\"",
@@ -1829,7 +1865,8 @@ static int cmd_mount(struct opts *o, int argc, char **argv, char **run_argv)
                                               .sync_close = o->sync_close,
                                               .space = space,
                                               .keep = o->keep,
-                                              .no_xattr = o->no_xattr },
+                                              .no_xattr = o->no_xattr,
+                                              .remote = remote },
                       &fs);
         if (r < 0) {
                 r = die("spool %s: %s", spool, strerror(-r));
@@ -1996,6 +2033,7 @@ out:
         if (se)
                 fuse_session_destroy(se);
         af_queue_free(queue);
+        af_remote_free(remote); /* after the queue: its workers call into it */
         af_fs_free(fs);
         af_space_free(space);
         spool_close(&sp);
@@ -2104,6 +2142,7 @@ struct status_ctx {
         bool json;
         struct af_buf failed; /* the failed files' lines (text) or objects (json) */
         unsigned corrupt;
+        uint64_t deletes; /* --delete-on-unlink deletes not done yet: no output is missing */
 };
 
 static void status_one(void *arg, struct af_journal_rec *rec)
@@ -2114,6 +2153,10 @@ static void status_one(void *arg, struct af_journal_rec *rec)
                                 ? (uint64_t)st.st_size
                                 : 0;
 
+        if (rec->op == AF_JOURNAL_DELETE) {
+                c->deletes++;
+                return;
+        }
         c->n[rec->state]++;
         c->bytes[rec->state] += size;
         if (rec->upload_id && rec->state == AF_JOURNAL_PENDING)
@@ -2177,11 +2220,12 @@ static int cmd_status(struct opts *o, int argc, char **argv)
                        "\"uploading\":{\"files\":%llu},"
                        "\"done\":{\"files\":%llu,\"bytes\":%llu},"
                        "\"failed\":{\"files\":%llu,\"bytes\":%llu,\"list\":[%s]},"
-                       "\"corrupt_records\":%u}\n",
+                       "\"corrupt_records\":%u,\"deletes_pending\":%llu}\n",
                        af_buf_str(&q), (unsigned long long)c.n[0], (unsigned long long)c.bytes[0],
                        (unsigned long long)c.uploading, (unsigned long long)done_files,
                        (unsigned long long)done_bytes, (unsigned long long)c.n[1],
-                       (unsigned long long)c.bytes[1], af_buf_str(&c.failed), c.corrupt);
+                       (unsigned long long)c.bytes[1], af_buf_str(&c.failed), c.corrupt,
+                       (unsigned long long)c.deletes);
                 af_buf_done(&q);
                 r = 0;
         } else {
@@ -2192,6 +2236,10 @@ static int cmd_status(struct opts *o, int argc, char **argv)
                        (unsigned long long)c.uploading, (unsigned long long)done_files,
                        (unsigned long long)done_bytes, (unsigned long long)c.n[1],
                        (unsigned long long)c.bytes[1], af_buf_str(&c.failed));
+                if (c.deletes)
+                        printf("  deletes:   %llu objects of unlinked names still to delete "
+                               "(--delete-on-unlink)\n",
+                               (unsigned long long)c.deletes);
                 r = 0;
         }
         af_buf_done(&c.failed);

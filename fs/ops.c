@@ -918,8 +918,11 @@ static void op_symlink(fuse_req_t req, const char *link, fuse_ino_t parent, cons
 
 /* A file that arrives at an artifact path by rename or link (write "out.tmp", rename or link
  * it to "out.csv") is uploaded under its new name; one still open for writing goes at its
- * last close. O_PATH: the name may be a FIFO or a device, which must not be opened. */
-static void arrived(struct af_fs *fs, int dirfd, const char *name, const char *why)
+ * last close. O_PATH: the name may be a FIFO or a device, which must not be opened. A file
+ * renamed from @from (spool-relative; NULL for a link) that went up unchanged under that
+ * name may be copied in S3 instead (remote.h). */
+static void arrived(struct af_fs *fs, int dirfd, const char *name, const char *why,
+                    const char *from, const char *to)
 {
         char rel[PATH_MAX];
         struct stat st;
@@ -942,7 +945,8 @@ static void arrived(struct af_fs *fs, int dirfd, const char *name, const char *w
                         open_for_write = true;
                 }
                 pthread_mutex_unlock(&fs->lock);
-                if (!open_for_write)
+                if (!open_for_write &&
+                    !(from && af_remote_moved(fs->cfg.remote, from, to, fd)))
                         submit_fd(fs, fd, why);
         }
         close(fd);
@@ -971,13 +975,15 @@ static void op_link(fuse_req_t req, fuse_ino_t ino, fuse_ino_t newparent, const 
         }
         reply_entry(req, &e);
         /* @req is gone; @newname lives in the request buffer until we return. */
-        arrived(fs, nfd, newname, "link");
+        arrived(fs, nfd, newname, "link", NULL, NULL);
 }
 
 static void op_unlink(fuse_req_t req, fuse_ino_t parent, const char *name)
 {
         struct af_fs *fs = fs_of(req);
         int dirfd = fd_of(req, parent), err = 0;
+        char rel[PATH_MAX];
+        bool named = fs->cfg.remote && join_relpath(fs, dirfd, name, rel, sizeof(rel)) == 0;
         uint64_t freed;
 
         pthread_rwlock_rdlock(&fs->names_lock);
@@ -987,6 +993,9 @@ static void op_unlink(fuse_req_t req, fuse_ino_t parent, const char *name)
         else if (freed)
                 af_space_release(fs->cfg.space, freed);
         pthread_rwlock_unlock(&fs->names_lock);
+        /* Before the answer: a name the program re-creates next must go up after this. */
+        if (!err && named)
+                af_remote_unlinked(fs->cfg.remote, rel);
         fuse_reply_err(req, err);
 }
 
@@ -1006,6 +1015,14 @@ static void op_rename(fuse_req_t req, fuse_ino_t parent, const char *name, fuse_
 {
         struct af_fs *fs = fs_of(req);
         int fd = fd_of(req, parent), nfd = fd_of(req, newparent), err = 0;
+        char from[PATH_MAX], to[PATH_MAX];
+        /* Both names, before the rename moves them, for what the old objects become. */
+        bool named = fs->cfg.remote && join_relpath(fs, fd, name, from, sizeof(from)) == 0 &&
+                     join_relpath(fs, nfd, newname, to, sizeof(to)) == 0;
+        bool exchange = flags & RENAME_EXCHANGE;
+        /* Copies and deletes are queued before the answer (see af_remote_involved); a plain
+         * rename is answered first and uploaded after, as ever. */
+        bool first = named && af_remote_involved(fs->cfg.remote, from, to);
         uint64_t freed = 0;
         struct stat a, b;
 
@@ -1026,11 +1043,19 @@ static void op_rename(fuse_req_t req, fuse_ino_t parent, const char *name, fuse_
                 fuse_reply_err(req, err);
                 return;
         }
-        fuse_reply_err(req, 0);
-        arrived(fs, nfd, newname, "rename");
+        if (!first)
+                fuse_reply_err(req, 0);
+        /* An exchange is uploaded on both sides (copying each over the other would race). */
+        arrived(fs, nfd, newname, "rename", named && !exchange ? from : NULL, to);
         /* RENAME_EXCHANGE moved the other file too. */
-        if (flags & RENAME_EXCHANGE)
-                arrived(fs, fd, name, "rename");
+        if (exchange)
+                arrived(fs, fd, name, "rename", NULL, NULL);
+        if (named)
+                af_remote_renamed(fs->cfg.remote, from, to, exchange);
+        if (named && !exchange)
+                af_remote_dir_renamed(fs->cfg.remote, from, to);
+        if (first)
+                fuse_reply_err(req, 0);
 }
 
 static void op_readlink(fuse_req_t req, fuse_ino_t ino)

@@ -46,7 +46,7 @@ def test_help_explains_the_commands():
     r = subprocess.run([BIN, "--help"], capture_output=True, text=True)
     assert r.returncode == 0
     for word in ("mount", "keys", "--artifact-repository", "--spec", "--var", "--endpoint",
-                 "fusermount3 -u", "Exit status"):
+                 "fusermount3 -u", "Exit status", "--delete-on-unlink"):
         assert word in r.stdout
 
 

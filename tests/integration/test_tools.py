@@ -524,25 +524,23 @@ def test_sqlite3(mount, s3, names, tmp_path, mode):
     print(f"FINDING: sqlite {mode}: strays in S3: { {k: len(objs[k]) for k in extra} } (bytes)")
 
 
-@pytest.mark.xfail(strict=True, reason="needs --delete-on-unlink (issue 6): the objects of "
-                   "sqlite's unlinked journal/WAL files stay in S3 next to the database")
 @pytest.mark.parametrize("mode", ["delete", "wal"])
 def test_sqlite3_directory_download(mount, s3, names, tmp_path, mode):
     """The database's directory as uploaded (a directory artifact, or all of <prefix>),
-    downloaded and opened, must have every row.
+    downloaded and opened, must have every row, with --delete-on-unlink.
 
-    FAILS today: the stray data.db-journal in S3 is a live journal of a transaction
+    Without it, the stray data.db-journal in S3 is a live journal of a transaction
     (uploaded by its fsync, then unlinked by the commit, and its object never removed). Next
     to the final db it is a "hot journal": sqlite rolls the db back to that transaction's
     start, truncating it ("database disk image is malformed", rows lost). The stray
     data.db-wal likewise replays stale frames (the db comes back empty: "no such table").
-    Fix (queue/design): an object that this mount uploaded for a name that is then unlinked
-    or renamed away should be deleted (the design's --delete-on-unlink, on by default for
-    objects this mount created), so that S3 ends up holding what the spool holds."""
-    m = mount(args=["-v"])
+    --delete-on-unlink deletes the object of each name the program unlinks, so S3 ends up
+    holding what the spool holds: the prefix lists data.db alone."""
+    m = mount(args=["-v", "--delete-on-unlink"])
     want = sqlite_session(m, mode, 2)
     assert m.unmount() == 0, m.log()
     objs = objects(s3, names)
+    assert sorted(objs) == sorted(tree_files(m.spool)), "S3 is not the spool"
     for k, v in objs.items():
         (tmp_path / k).write_bytes(v)
     assert sqlite_rows(tmp_path / "data.db") == want, \
