@@ -16,8 +16,9 @@
  *
  * Where the mount still differs from a local filesystem, and why: README.md, "Where the mount
  * differs from a local filesystem, and why" (O_TMPFILE, unaligned O_DIRECT, nosuid/nodev,
- * ioctls, trusted.* listing, the root-reserved blocks root cannot use here, the attribute and entry cache timeout,
- * st_dev, old objects on rename and unlink); each is checked by a test in test_posix.py.
+ * ioctls, trusted.* listing, the root-reserved blocks that root cannot use here, the
+ * attribute and entry cache timeout, st_dev, old objects on rename and unlink); each is
+ * checked by a test in test_posix.py.
  */
 #pragma once
 
