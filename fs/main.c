@@ -71,6 +71,7 @@ enum {
         OPT_PART_CONCURRENCY,
         OPT_JSON,
         OPT_SYNC_CLOSE,
+        OPT_NO_STREAMING,
         OPT_MANIFEST,
         OPT_RETRY_FOR,
         OPT_LOW_SPEED_TIME,
@@ -116,6 +117,7 @@ static const struct option long_options[] = {
         { "part-concurrency", required_argument, NULL, OPT_PART_CONCURRENCY },
         { "json", no_argument, NULL, OPT_JSON },
         { "sync-close", no_argument, NULL, OPT_SYNC_CLOSE },
+        { "no-streaming", no_argument, NULL, OPT_NO_STREAMING },
         { "manifest", required_argument, NULL, OPT_MANIFEST },
         { "retry-for", required_argument, NULL, OPT_RETRY_FOR },
         { "low-speed-time", required_argument, NULL, OPT_LOW_SPEED_TIME },
@@ -170,6 +172,7 @@ struct opts {
         bool no_check;
         bool json;
         bool sync_close;
+        bool no_streaming;
         bool preserve_metadata;
         int verbosity;
         struct af_vars vars; /* --var */
@@ -285,6 +288,9 @@ static const char usage_text[] =
         "                       stays in the spool and is logged\n"
         "  --sync-close         close() of an artifact returns only when it is in S3 (EIO\n"
         "                       if it cannot get there); fsync() always does\n"
+        "  --no-streaming       upload every file after its last close; by default a file\n"
+        "                       written in order starts its multipart upload once it passes\n"
+        "                       --multipart-threshold, while it is still being written\n"
         "  -f, --foreground     stay in the foreground (default: return once mounted)\n"
         "  --allow-other        let other users use the mount (FUSE allow_other)\n"
         "  -o OPTS              extra FUSE mount options\n"
@@ -513,6 +519,9 @@ static int apply(struct opts *o, int id, const char *val, const char *source)
         }
         case OPT_JSON:
                 o->json = true;
+                break;
+        case OPT_NO_STREAMING:
+                o->no_streaming = true;
                 break;
         case OPT_SYNC_CLOSE:
                 o->sync_close = true;
@@ -1774,7 +1783,8 @@ static int cmd_mount(struct opts *o, int argc, char **argv, char **run_argv)
                                               .router = &s.router,
                                               .queue = queue,
                                               .timeout = 1.0,
-                                              .sync_close = o->sync_close },
+                                              .sync_close = o->sync_close,
+                                              .streaming = !o->no_streaming },
                       &fs);
         if (r < 0) {
                 r = die("spool %s: %s", spool, strerror(-r));

@@ -20,9 +20,16 @@
  * once that one is unlinked), so the other names lookups, links and renames show are kept
  * on the node, and a changed file is handed over under every name that still leads to it.
  *
- * Lock order: fs->lock (the node table, nlookup, writer counts, the names of hard-linked
- * files, open directory handles) is the only lock here and is never held across a syscall
- * on file data or a call into the queue.
+ * Streaming (fs.h): each node tracks how far its file was written in order (seq). While
+ * that is below the threshold, a write costs a few atomics and no lock. From there on, the
+ * node's writes, truncates and the like take its stream_lock, which keeps every check
+ * ("is this below the parts handed over?") and the write it guards together, so no byte of a
+ * handed-over part changes while the stream lives.
+ *
+ * Lock order: a node's stream_lock, then fs->lock (the node table, nlookup, writer counts,
+ * the names of hard-linked files, open directory handles); then the queue's. fs->lock is
+ * never held across a syscall on file data or a call into the queue; stream_lock is held
+ * across the write it guards and calls into the queue (which never waits for S3 there).
  */
 #include "fs.h"
 
@@ -60,7 +67,19 @@ struct node {
          * (submit_names()). With fs->lock. */
         char *names;
         size_t names_len;
+        /* Streaming. seq: bytes [0, seq) were written in order since the node was made or
+         * the file truncated to 0 (SEQ_BROKEN: not). big: seq reached the threshold once, so
+         * writes take stream_lock. writing: writes under way without stream_lock. */
+        _Atomic uint64_t seq;
+        atomic_bool big;
+        atomic_uint writing;
+        pthread_mutex_t stream_lock;
+        struct af_stream *stream; /* with stream_lock */
+        uint64_t handed;   /* with stream_lock: bytes [0, handed) are the stream's parts */
+        uint64_t retry_at; /* with stream_lock: seq at which starting a stream is tried again */
 };
+
+#define SEQ_BROKEN UINT64_MAX
 
 struct af_fs {
         struct af_fs_config cfg;
@@ -68,6 +87,8 @@ struct af_fs {
         size_t spool_len;
         bool is_root;   /* running as root: new files get the caller's owner */
         bool dont_mask; /* the kernel leaves the caller's umask to us; set once, in init */
+        uint64_t stream_threshold; /* 0: no streaming; set with the queue, before the session */
+        uint64_t stream_part;
         pthread_mutex_t lock;
         struct node root;
         struct node *buckets[NODE_BUCKETS]; /* with lock */
@@ -350,6 +371,131 @@ static void mark_dirty(struct af_fs *fs, fuse_ino_t ino)
         atomic_store(&node_of(fs, ino)->dirty, true);
 }
 
+/* ---- streaming --------------------------------------------------------------------------- */
+
+/* Records a write of @n bytes at @off in @nd->seq: the written prefix grows, or, past a gap,
+ * the file is no longer written in order. */
+static void seq_note(struct node *nd, uint64_t off, uint64_t n)
+{
+        uint64_t s = atomic_load(&nd->seq), v;
+
+        do {
+                if (s == SEQ_BROKEN)
+                        return;
+                v = off > s ? SEQ_BROKEN : off + n > s ? off + n : s;
+                if (v == s)
+                        return;
+        } while (!atomic_compare_exchange_weak(&nd->seq, &s, v));
+}
+
+/* Ends @nd's stream, if it has one, because of @why; @seq is where in-order writing stands
+ * now (0 after a truncate to 0, else SEQ_BROKEN). With stream_lock. */
+static void stream_break_locked(struct node *nd, const char *why, uint64_t seq)
+{
+        if (nd->stream)
+                af_stream_abandon(nd->stream, why);
+        nd->stream = NULL;
+        nd->handed = 0;
+        nd->retry_at = 0;
+        atomic_store(&nd->seq, seq);
+}
+
+/* stream_break_locked() for the operations that change a file other than by write. */
+static void stream_break(struct af_fs *fs, struct node *nd, const char *why, uint64_t seq)
+{
+        if (!fs->stream_threshold)
+                return;
+        pthread_mutex_lock(&nd->stream_lock);
+        stream_break_locked(nd, why, seq);
+        pthread_mutex_unlock(&nd->stream_lock);
+}
+
+/* A stream for @nd's file if it is a regular file with one name that the router uploads as
+ * it is; it reads the parts through a descriptor of its own. -EPERM when it is not to
+ * stream. With stream_lock. */
+static int stream_start_locked(struct af_fs *fs, struct node *nd)
+{
+        struct af_route route = { 0 };
+        char path[64], rel[PATH_MAX];
+        struct stat st;
+        int fd, r;
+
+        proc_path(path, nd->fd);
+        fd = open(path, O_RDONLY | O_CLOEXEC);
+        if (fd < 0)
+                return -errno;
+        if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode) || st.st_nlink != 1 ||
+            relpath_of(fs, fd, rel, sizeof(rel)) < 0) {
+                close(fd);
+                return -EPERM;
+        }
+        af_buf_init(&route.key, 0);
+        r = af_router_route(fs->cfg.router, rel, &route);
+        if (r <= 0 || route.deferred || route.archive != AF_ARCHIVE_NONE) {
+                af_log_debug("op=stream path=%s msg=\"not uploaded as it is; no streaming\"",
+                             af_q(rel));
+                close(fd);
+                r = -EPERM;
+        } else {
+                r = af_queue_stream_start(fs->cfg.queue, rel, route.bucket,
+                                          af_buf_str(&route.key), fd, &nd->stream);
+        }
+        af_buf_done(&route.key);
+        return r;
+}
+
+/*
+ * After a write: hands the stream every whole part the in-order prefix now covers, starting
+ * the stream once the prefix reaches the threshold. Nothing is handed over while a write
+ * that began without stream_lock is still under way (it may be behind the new parts): the
+ * next write does it. With stream_lock.
+ */
+static void stream_advance_locked(struct af_fs *fs, struct node *nd)
+{
+        uint64_t seq = atomic_load(&nd->seq), handed;
+        int r;
+
+        if (seq == SEQ_BROKEN || seq < fs->stream_threshold || atomic_load(&nd->writing))
+                return;
+        if (nd->stream && seq < nd->handed + fs->stream_part)
+                return; /* no new whole part */
+        for (int tries = 0; tries < 2; tries++) {
+                if (!nd->stream) {
+                        if (seq < nd->retry_at)
+                                return;
+                        /* Not at every write: after a refusal, one part later. */
+                        nd->retry_at = seq + fs->stream_part;
+                        if (stream_start_locked(fs, nd) < 0)
+                                return;
+                        nd->handed = 0;
+                }
+                r = af_stream_extend(nd->stream, seq, &handed);
+                if (r == 0) {
+                        nd->handed = handed;
+                        return;
+                }
+                /* Taken over by an upload (fsync): a new stream starts from part 1. */
+                af_stream_release(nd->stream);
+                nd->stream = NULL;
+                nd->handed = 0;
+                nd->retry_at = 0;
+        }
+}
+
+/* Before a write at @off with stream_lock: a write behind the parts handed over, or past
+ * the in-order end, ends the stream. */
+static void stream_check_write_locked(struct node *nd, uint64_t off)
+{
+        uint64_t seq = atomic_load(&nd->seq);
+
+        if (seq == SEQ_BROKEN)
+                return;
+        if (off < nd->handed)
+                stream_break_locked(nd, "write behind the parts sent", SEQ_BROKEN);
+        else if (off > seq && nd->stream)
+                stream_break_locked(nd, "write past the end (a gap)", SEQ_BROKEN);
+}
+
 /* ---- lookup and the node table --------------------------------------------------------- */
 
 static int do_lookup(fuse_req_t req, fuse_ino_t parent, const char *name,
@@ -389,6 +535,7 @@ static int do_lookup(fuse_req_t req, fuse_ino_t parent, const char *name,
                 n->dev = e->attr.st_dev;
                 n->ino = e->attr.st_ino;
                 n->nlookup = 1;
+                pthread_mutex_init(&n->stream_lock, NULL);
                 n->hnext = fs->buckets[b];
                 fs->buckets[b] = n;
                 pthread_mutex_unlock(&fs->lock);
@@ -405,6 +552,18 @@ static int do_lookup(fuse_req_t req, fuse_ino_t parent, const char *name,
         }
         e->ino = n == &fs->root ? FUSE_ROOT_ID : (fuse_ino_t)(uintptr_t)n;
         return 0;
+}
+
+/* The kernel forgot the node, or the session is over. A stream it still has is left to the
+ * upload its close queued, which takes it over (an unlinked file's was abandoned). */
+static void node_free(struct node *n)
+{
+        if (n->stream)
+                af_stream_release(n->stream);
+        pthread_mutex_destroy(&n->stream_lock);
+        close(n->fd);
+        free(n->names);
+        free(n);
 }
 
 static void forget_one(struct af_fs *fs, fuse_ino_t ino, uint64_t nlookup)
@@ -426,9 +585,7 @@ static void forget_one(struct af_fs *fs, fuse_ino_t ino, uint64_t nlookup)
                 }
         }
         pthread_mutex_unlock(&fs->lock);
-        close(n->fd);
-        free(n->names);
-        free(n);
+        node_free(n);
 }
 
 /* Replies with an entry do_lookup() counted; a reply the kernel never gets (the caller was
@@ -512,7 +669,14 @@ static void op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int va
         }
         if (valid & FUSE_SET_ATTR_SIZE) {
                 mark_dirty(fs, ino);
+                if (fs->stream_threshold) {
+                        /* A truncate to 0 starts in-order writing afresh. */
+                        pthread_mutex_lock(&n->stream_lock);
+                        stream_break_locked(n, "truncate", attr->st_size == 0 ? 0 : SEQ_BROKEN);
+                }
                 r = fi ? ftruncate((int)fi->fh, attr->st_size) : truncate(path, attr->st_size);
+                if (fs->stream_threshold)
+                        pthread_mutex_unlock(&n->stream_lock);
                 if (r < 0)
                         goto fail;
         }
@@ -659,6 +823,10 @@ static void arrived(struct af_fs *fs, int dirfd, const char *name, const char *w
                         open_for_write = true;
                 }
                 pthread_mutex_unlock(&fs->lock);
+                /* Its key may have changed, or it has a second name: no more streaming. The
+                 * kernel holds the inode for this request, so @n cannot be forgotten. */
+                if (n && atomic_load(&n->big))
+                        stream_break(fs, n, why, SEQ_BROKEN);
                 if (!open_for_write)
                         submit_fd(fs, fd, why);
         }
@@ -688,9 +856,34 @@ static void op_link(fuse_req_t req, fuse_ino_t ino, fuse_ino_t newparent, const 
         arrived(fs, nfd, newname, "link");
 }
 
+/* The node of the regular file @dirfd/@name, if it streams (it may, once it is big). The
+ * kernel holds the inode while the request that names it runs. */
+static struct node *streaming_node(struct af_fs *fs, int dirfd, const char *name)
+{
+        struct stat st;
+        struct node *n = NULL;
+
+        if (!fs->stream_threshold || fstatat(dirfd, name, &st, AT_SYMLINK_NOFOLLOW) < 0 ||
+            !S_ISREG(st.st_mode))
+                return NULL;
+        pthread_mutex_lock(&fs->lock);
+        n = find_locked(fs, st.st_dev, st.st_ino);
+        pthread_mutex_unlock(&fs->lock);
+        return n && n != &fs->root && atomic_load(&n->big) ? n : NULL;
+}
+
 static void op_unlink(fuse_req_t req, fuse_ino_t parent, const char *name)
 {
-        fuse_reply_err(req, unlinkat(fd_of(req, parent), name, 0) < 0 ? errno : 0);
+        struct af_fs *fs = fs_of(req);
+        struct node *n = streaming_node(fs, fd_of(req, parent), name);
+
+        if (unlinkat(fd_of(req, parent), name, 0) < 0) {
+                fuse_reply_err(req, errno);
+                return;
+        }
+        if (n)
+                stream_break(fs, n, "unlink", SEQ_BROKEN);
+        fuse_reply_err(req, 0);
 }
 
 static void op_rmdir(fuse_req_t req, fuse_ino_t parent, const char *name)
@@ -703,11 +896,15 @@ static void op_rename(fuse_req_t req, fuse_ino_t parent, const char *name, fuse_
 {
         struct af_fs *fs = fs_of(req);
         int fd = fd_of(req, parent), nfd = fd_of(req, newparent);
+        /* A file the rename replaces is gone from the spool like an unlinked one. */
+        struct node *replaced = flags & RENAME_EXCHANGE ? NULL : streaming_node(fs, nfd, newname);
 
         if (renameat2(fd, name, nfd, newname, flags) < 0) {
                 fuse_reply_err(req, errno);
                 return;
         }
+        if (replaced)
+                stream_break(fs, replaced, "replaced by a rename", SEQ_BROKEN);
         fuse_reply_err(req, 0);
         arrived(fs, nfd, newname, "rename");
         /* RENAME_EXCHANGE moved the other file too. */
@@ -795,6 +992,10 @@ static void op_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_
         }
         fi->fh = (uint64_t)fd;
         mark_dirty(fs, e.ino); /* a new file is uploaded even if nothing is written */
+        /* An empty file (new, or truncated now) is written in order from its start; a node
+         * left from an earlier file with the same inode number must not say otherwise. */
+        if ((fi->flags & O_TRUNC) || e.attr.st_size == 0)
+                stream_break(fs, node_of(fs, e.ino), "truncate (O_TRUNC)", 0);
         if (writable(fi->flags))
                 add_writer(fs, e.ino);
         if (fuse_reply_create(req, &e, fi) != 0) {
@@ -811,6 +1012,8 @@ static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
         int fd;
 
         proc_path(path, fd_of(req, ino));
+        if ((fi->flags & O_TRUNC) && writable(fi->flags))
+                stream_break(fs, node_of(fs, ino), "truncate (O_TRUNC)", 0);
         fd = open(path, spool_flags(fi->flags));
         if (fd < 0) {
                 fuse_reply_err(req, errno);
@@ -890,17 +1093,56 @@ static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
         fuse_reply_data(req, &buf, FUSE_BUF_SPLICE_MOVE);
 }
 
-static void op_write_buf(fuse_req_t req, fuse_ino_t ino, struct fuse_bufvec *in, off_t off,
-                         struct fuse_file_info *fi)
+static ssize_t write_spool(struct fuse_bufvec *in, off_t off, struct fuse_file_info *fi)
 {
         struct fuse_bufvec out = FUSE_BUFVEC_INIT(fuse_buf_size(in));
-        ssize_t n;
 
         out.buf[0].flags = FUSE_BUF_IS_FD | FUSE_BUF_FD_SEEK;
         out.buf[0].fd = (int)fi->fh;
         out.buf[0].pos = off;
-        mark_dirty(fs_of(req), ino);
-        n = fuse_buf_copy(&out, in, 0);
+        return fuse_buf_copy(&out, in, 0);
+}
+
+/*
+ * A write below the streaming threshold costs two atomics on the node and no lock; the
+ * `writing` count lets the first hand-over of parts wait for such writes to end (see
+ * stream_advance_locked()). From the threshold on, the check and the write go together
+ * under stream_lock. The kernel already sends one file's write() calls one at a time, so
+ * the lock costs nothing there; mmap write-back is the other source of writes.
+ */
+static void op_write_buf(fuse_req_t req, fuse_ino_t ino, struct fuse_bufvec *in, off_t off,
+                         struct fuse_file_info *fi)
+{
+        struct af_fs *fs = fs_of(req);
+        struct node *nd = node_of(fs, ino);
+        ssize_t n;
+
+        mark_dirty(fs, ino);
+        if (!fs->stream_threshold) {
+                n = write_spool(in, off, fi);
+        } else if (atomic_fetch_add(&nd->writing, 1), !atomic_load(&nd->big)) {
+                n = write_spool(in, off, fi);
+                if (n > 0)
+                        seq_note(nd, (uint64_t)off, (uint64_t)n);
+                atomic_fetch_sub(&nd->writing, 1);
+                if (n > 0 && atomic_load(&nd->seq) != SEQ_BROKEN &&
+                    atomic_load(&nd->seq) >= fs->stream_threshold) {
+                        pthread_mutex_lock(&nd->stream_lock);
+                        atomic_store(&nd->big, true);
+                        stream_advance_locked(fs, nd);
+                        pthread_mutex_unlock(&nd->stream_lock);
+                }
+        } else {
+                atomic_fetch_sub(&nd->writing, 1);
+                pthread_mutex_lock(&nd->stream_lock);
+                stream_check_write_locked(nd, (uint64_t)off);
+                n = write_spool(in, off, fi);
+                if (n > 0) {
+                        seq_note(nd, (uint64_t)off, (uint64_t)n);
+                        stream_advance_locked(fs, nd);
+                }
+                pthread_mutex_unlock(&nd->stream_lock);
+        }
         if (n < 0)
                 fuse_reply_err(req, (int)-n);
         else
@@ -911,8 +1153,21 @@ static void op_write_buf(fuse_req_t req, fuse_ino_t ino, struct fuse_bufvec *in,
 static void op_fallocate(fuse_req_t req, fuse_ino_t ino, int mode, off_t off, off_t len,
                          struct fuse_file_info *fi)
 {
-        mark_dirty(fs_of(req), ino);
-        fuse_reply_err(req, fallocate((int)fi->fh, mode, off, len) < 0 ? errno : 0);
+        struct af_fs *fs = fs_of(req);
+        struct node *nd = node_of(fs, ino);
+        int r;
+
+        mark_dirty(fs, ino);
+        /* Plain allocation changes no byte that was written; the other modes do. */
+        if (!fs->stream_threshold || !(mode & ~FALLOC_FL_KEEP_SIZE)) {
+                r = fallocate((int)fi->fh, mode, off, len);
+        } else {
+                pthread_mutex_lock(&nd->stream_lock);
+                stream_break_locked(nd, "fallocate", SEQ_BROKEN);
+                r = fallocate((int)fi->fh, mode, off, len);
+                pthread_mutex_unlock(&nd->stream_lock);
+        }
+        fuse_reply_err(req, r < 0 ? errno : 0);
 }
 
 /* SEEK_DATA and SEEK_HOLE only (the kernel answers the others): the spool knows where the
@@ -940,6 +1195,7 @@ static void op_copy_file_range(fuse_req_t req, fuse_ino_t ino_in, off_t off_in,
 
         (void)ino_in;
         mark_dirty(fs_of(req), ino_out);
+        stream_break(fs_of(req), node_of(fs_of(req), ino_out), "copy_file_range", SEQ_BROKEN);
         n = copy_file_range((int)fi_in->fh, &off_in, (int)fi_out->fh, &off_out, len,
                             (unsigned int)flags);
         if (n < 0)
@@ -1280,7 +1536,9 @@ int af_fs_new(const struct af_fs_config *cfg, struct af_fs **ret)
         fs->root.dev = st.st_dev;
         fs->root.ino = st.st_ino;
         fs->root.nlookup = 2;
+        pthread_mutex_init(&fs->root.stream_lock, NULL);
         pthread_mutex_init(&fs->lock, NULL);
+        af_fs_set_queue(fs, cfg->queue);
         *ret = fs;
         return 0;
 }
@@ -1288,6 +1546,8 @@ int af_fs_new(const struct af_fs_config *cfg, struct af_fs **ret)
 void af_fs_set_queue(struct af_fs *fs, struct af_queue *queue)
 {
         fs->cfg.queue = queue;
+        fs->stream_threshold = queue && fs->cfg.streaming ? af_queue_multipart_threshold(queue) : 0;
+        fs->stream_part = queue ? af_queue_stream_part_size(queue) : 0;
 }
 
 unsigned af_fs_submit_dirty(struct af_fs *fs)
@@ -1332,13 +1592,12 @@ void af_fs_free(struct af_fs *fs)
 
                 for (; n; n = next) {
                         next = n->hnext;
-                        close(n->fd);
-                        free(n->names);
-                        free(n);
+                        node_free(n);
                 }
         }
         while (fs->dirs)
                 dir_free(fs, fs->dirs);
+        pthread_mutex_destroy(&fs->root.stream_lock);
         close(fs->root.fd);
         pthread_mutex_destroy(&fs->lock);
         free(fs->spool);
