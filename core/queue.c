@@ -515,6 +515,53 @@ static void timed_wait(pthread_cond_t *c, pthread_mutex_t *m, uint64_t ms)
         pthread_cond_timedwait(c, m, &ts);
 }
 
+/* The wait before @attempt + 1 of a part (or a request of a multipart upload) retried in
+ * place. */
+static void retry_pause(struct af_queue *q, unsigned attempt)
+{
+        usleep(af_backoff_ms(attempt, q->cfg.backoff_base_ms, q->cfg.backoff_max_ms, jitter()) *
+               1000u);
+}
+
+static bool stream_open(struct af_queue *q, const struct af_stream *s);
+
+/* UploadPart of bytes [@off, @off + @len) of @fd as part @num. A retryable failure is tried
+ * again here, PART_ATTEMPTS times in all (resending a part is cheaper than the file), and for
+ * a stream's part (@s) only while the stream is open. */
+static int send_part(struct af_queue *q, struct af_s3_client *s3, const char *bucket,
+                     const char *key, const char *upload_id, unsigned num, int fd, uint64_t off,
+                     uint64_t len, const struct af_stream *s, struct af_s3_part *ret,
+                     struct af_s3_error *err)
+{
+        int r;
+
+        for (unsigned attempt = 0;; attempt++) {
+                r = af_s3_upload_part_fd(s3, bucket, key, upload_id, num, fd, off, len, ret, err);
+                if (r == 0 || !af_s3_retryable(r) || attempt + 1 >= PART_ATTEMPTS ||
+                    (s && !stream_open(q, s)))
+                        return r;
+                af_log_debug("op=upload_part key=%s part=%u attempt=%u err=%s", af_q(key), num,
+                             attempt + 1, af_q(err->code));
+                retry_pause(q, attempt);
+        }
+}
+
+/* An S3 client for a thread of @q's, whose transfers stop at shutdown; NULL (logged) when
+ * it cannot be made, which af_queue_new's check leaves to OOM. */
+static struct af_s3_client *thread_client(struct af_queue *q)
+{
+        struct af_s3_client *s3 = NULL;
+        struct af_buf err;
+
+        af_buf_init(&err, 1024);
+        if (af_s3_client_new(q->cfg.s3, q->cfg.creds, &s3, &err) < 0)
+                af_log_error("op=worker err=%s", af_q(af_buf_str(&err)));
+        else
+                af_s3_client_set_cancel(s3, &q->cancel);
+        af_buf_done(&err);
+        return s3;
+}
+
 /* The parts of one multipart upload, shared by the threads that send them. */
 struct mpu {
         struct af_queue *q;
@@ -554,11 +601,11 @@ static void mpu_record(struct mpu *m)
         pthread_mutex_unlock(&m->q->lock);
 }
 
-/* Sends parts until none are left or one has failed. A part that fails with a retryable
- * error is tried again here a few times (resending a part is cheaper than the file). */
+/* Sends parts until none are left or one has failed (send_part() retries each). */
 static void mpu_send(struct mpu *m, struct af_s3_client *s3)
 {
         struct af_s3_error err;
+        struct af_s3_part done;
 
         for (;;) {
                 size_t i;
@@ -575,24 +622,12 @@ static void mpu_send(struct mpu *m, struct af_s3_client *s3)
                         continue; /* finished before a restart (ListParts said so) */
                 off = (uint64_t)i * m->part;
                 len = m->size - off < m->part ? m->size - off : m->part;
-                for (unsigned attempt = 0;; attempt++) {
-                        struct af_s3_part done;
-
-                        r = af_s3_upload_part_fd(s3, m->bucket, m->key, m->upload_id,
-                                                 (unsigned)i + 1, m->fd, off, len, &done, &err);
-                        if (r == 0) {
-                                pthread_mutex_lock(&m->lock);
-                                m->parts[i] = done;
-                                pthread_mutex_unlock(&m->lock);
-                        }
-                        if (r == 0 || !af_s3_retryable(r) || attempt + 1 >= PART_ATTEMPTS)
-                                break;
-                        af_log_debug("op=upload_part key=%s part=%zu attempt=%u err=%s",
-                                     af_q(m->key), i + 1, attempt + 1, af_q(err.code));
-                        usleep(af_backoff_ms(attempt, m->q->cfg.backoff_base_ms,
-                                             m->q->cfg.backoff_max_ms,
-                                             jitter()) *
-                               1000u);
+                r = send_part(m->q, s3, m->bucket, m->key, m->upload_id, (unsigned)i + 1, m->fd,
+                              off, len, NULL, &done, &err);
+                if (r == 0) {
+                        pthread_mutex_lock(&m->lock);
+                        m->parts[i] = done;
+                        pthread_mutex_unlock(&m->lock);
                 }
                 if (r < 0) {
                         pthread_mutex_lock(&m->lock);
@@ -610,16 +645,11 @@ static void mpu_send(struct mpu *m, struct af_s3_client *s3)
 static void *mpu_thread(void *arg)
 {
         struct mpu *m = arg;
-        struct af_s3_client *s3 = NULL;
-        struct af_buf e;
+        struct af_s3_client *s3 = thread_client(m->q);
 
-        af_buf_init(&e, 1024);
-        if (af_s3_client_new(m->q->cfg.s3, m->q->cfg.creds, &s3, &e) == 0) {
-                af_s3_client_set_cancel(s3, &m->q->cancel);
+        if (s3)
                 mpu_send(m, s3); /* else the calling thread sends everything */
-        }
         af_s3_client_free(s3);
-        af_buf_done(&e);
         return NULL;
 }
 
@@ -744,9 +774,7 @@ static int complete_with_retries(struct af_queue *q, struct af_s3_client *s3,
                 if (!af_s3_retryable(r))
                         return r;
                 lost = err->http_status == 0; /* no answer: it may have been done */
-                usleep(af_backoff_ms(attempt, q->cfg.backoff_base_ms, q->cfg.backoff_max_ms,
-                                     jitter()) *
-                       1000u);
+                retry_pause(q, attempt);
         }
         return r;
 }
@@ -865,9 +893,7 @@ static void stream_create(struct af_queue *q, struct af_s3_client *s3, struct af
                 if (r == 0 || !af_s3_retryable(r) || attempt + 1 >= PART_ATTEMPTS ||
                     !stream_open(q, s))
                         break;
-                usleep(af_backoff_ms(attempt, q->cfg.backoff_base_ms, q->cfg.backoff_max_ms,
-                                     jitter()) *
-                       1000u);
+                retry_pause(q, attempt);
         }
         pthread_mutex_lock(&q->lock);
         s->creating = false;
@@ -901,16 +927,8 @@ static void stream_part(struct af_queue *q, struct af_s3_client *s3, struct af_s
         struct af_s3_error err;
         int r;
 
-        for (unsigned attempt = 0;; attempt++) {
-                r = af_s3_upload_part_fd(s3, s->bucket, s->key, s->upload_id, (unsigned)i + 1,
-                                         s->fd, off, s->part, &done, &err);
-                if (r == 0 || !af_s3_retryable(r) || attempt + 1 >= PART_ATTEMPTS ||
-                    !stream_open(q, s))
-                        break;
-                usleep(af_backoff_ms(attempt, q->cfg.backoff_base_ms, q->cfg.backoff_max_ms,
-                                     jitter()) *
-                       1000u);
-        }
+        r = send_part(q, s3, s->bucket, s->key, s->upload_id, (unsigned)i + 1, s->fd, off,
+                      s->part, s, &done, &err);
         pthread_mutex_lock(&q->lock);
         s->sending--;
         if (r == 0) {
@@ -974,17 +992,10 @@ static void stream_abort(struct af_queue *q, struct af_s3_client *s3, struct af_
 static void *stream_thread(void *arg)
 {
         struct af_queue *q = arg;
-        struct af_s3_client *s3 = NULL;
-        struct af_buf err;
+        struct af_s3_client *s3 = thread_client(q);
 
-        af_buf_init(&err, 1024);
-        if (af_s3_client_new(q->cfg.s3, q->cfg.creds, &s3, &err) < 0) {
-                af_log_error("op=stream err=%s", af_q(af_buf_str(&err))); /* OOM only */
-                af_buf_done(&err);
+        if (!s3)
                 return NULL;
-        }
-        af_buf_done(&err);
-        af_s3_client_set_cancel(s3, &q->cancel);
         pthread_mutex_lock(&q->lock);
         while (!q->locked.stopping) {
                 struct af_stream *s = NULL;
@@ -1316,9 +1327,7 @@ static int stream_flush_part(struct stream_up *u, size_t len)
                                           &u->parts[u->nparts], u->err);
                 if (r == 0 || !af_s3_retryable(r) || attempt + 1 >= PART_ATTEMPTS)
                         break;
-                usleep(af_backoff_ms(attempt, u->q->cfg.backoff_base_ms, u->q->cfg.backoff_max_ms,
-                                     jitter()) *
-                       1000u);
+                retry_pause(u->q, attempt);
         }
         if (r < 0)
                 return r;
@@ -1750,18 +1759,10 @@ static int task_take_locked(struct job *j, struct task *t)
 static void *worker(void *arg)
 {
         struct af_queue *q = arg;
-        struct af_s3_client *s3 = NULL;
-        struct af_buf err;
+        struct af_s3_client *s3 = thread_client(q);
 
-        af_buf_init(&err, 1024);
-        if (af_s3_client_new(q->cfg.s3, q->cfg.creds, &s3, &err) < 0) {
-                /* Checked in af_queue_new, so only OOM gets here. */
-                af_log_error("op=worker err=%s", af_q(af_buf_str(&err)));
-                af_buf_done(&err);
+        if (!s3)
                 return NULL;
-        }
-        af_buf_done(&err);
-        af_s3_client_set_cancel(s3, &q->cancel);
         pthread_mutex_lock(&q->lock);
         while (!q->locked.stopping) {
                 uint64_t wait = 0;

@@ -554,11 +554,15 @@ static int do_lookup(fuse_req_t req, fuse_ino_t parent, const char *name,
         return 0;
 }
 
-/* The kernel forgot the node, or the session is over. A stream it still has is left to the
- * upload its close queued, which takes it over (an unlinked file's was abandoned). */
-static void node_free(struct node *n)
+/* The kernel forgot the node (@abandon), or the session is over and the queue may be gone.
+ * A node made again for the same file would not know which bytes its stream holds, so a
+ * forgotten node's stream is abandoned; at the end, the queue has taken over or journaled
+ * every stream. */
+static void node_free(struct node *n, bool abandon)
 {
-        if (n->stream)
+        if (n->stream && abandon)
+                af_stream_abandon(n->stream, "inode forgotten");
+        else if (n->stream)
                 af_stream_release(n->stream);
         pthread_mutex_destroy(&n->stream_lock);
         close(n->fd);
@@ -585,7 +589,7 @@ static void forget_one(struct af_fs *fs, fuse_ino_t ino, uint64_t nlookup)
                 }
         }
         pthread_mutex_unlock(&fs->lock);
-        node_free(n);
+        node_free(n, true);
 }
 
 /* Replies with an entry do_lookup() counted; a reply the kernel never gets (the caller was
@@ -1104,12 +1108,54 @@ static ssize_t write_spool(struct fuse_bufvec *in, off_t off, struct fuse_file_i
 }
 
 /*
- * A write below the streaming threshold costs two atomics on the node and no lock; the
- * `writing` count lets the first hand-over of parts wait for such writes to end (see
- * stream_advance_locked()). From the threshold on, the check and the write go together
- * under stream_lock. The kernel already sends one file's write() calls one at a time, so
- * the lock costs nothing there; mmap write-back is the other source of writes.
+ * A write to a file below the streaming threshold: no lock, and the atomics of the
+ * `writing` count, which lets the first hand-over of parts wait for such writes to end (see
+ * stream_advance_locked()), and of seq. Returns false, having written nothing, when the file
+ * is past the threshold: then write_streaming().
  */
+static bool write_small(struct af_fs *fs, struct node *nd, struct fuse_bufvec *in, off_t off,
+                        struct fuse_file_info *fi, ssize_t *ret)
+{
+        uint64_t seq;
+
+        atomic_fetch_add(&nd->writing, 1);
+        if (atomic_load(&nd->big)) {
+                atomic_fetch_sub(&nd->writing, 1);
+                return false;
+        }
+        *ret = write_spool(in, off, fi);
+        if (*ret > 0)
+                seq_note(nd, (uint64_t)off, (uint64_t)*ret);
+        atomic_fetch_sub(&nd->writing, 1);
+        seq = atomic_load(&nd->seq);
+        if (*ret > 0 && seq != SEQ_BROKEN && seq >= fs->stream_threshold) {
+                pthread_mutex_lock(&nd->stream_lock);
+                atomic_store(&nd->big, true);
+                stream_advance_locked(fs, nd);
+                pthread_mutex_unlock(&nd->stream_lock);
+        }
+        return true;
+}
+
+/* From the threshold on, the check and the write go together under stream_lock. The kernel
+ * sends one file's write() calls one at a time anyway, so the lock costs nothing there;
+ * mmap write-back is the other source of writes. */
+static ssize_t write_streaming(struct af_fs *fs, struct node *nd, struct fuse_bufvec *in,
+                               off_t off, struct fuse_file_info *fi)
+{
+        ssize_t n;
+
+        pthread_mutex_lock(&nd->stream_lock);
+        stream_check_write_locked(nd, (uint64_t)off);
+        n = write_spool(in, off, fi);
+        if (n > 0) {
+                seq_note(nd, (uint64_t)off, (uint64_t)n);
+                stream_advance_locked(fs, nd);
+        }
+        pthread_mutex_unlock(&nd->stream_lock);
+        return n;
+}
+
 static void op_write_buf(fuse_req_t req, fuse_ino_t ino, struct fuse_bufvec *in, off_t off,
                          struct fuse_file_info *fi)
 {
@@ -1118,31 +1164,10 @@ static void op_write_buf(fuse_req_t req, fuse_ino_t ino, struct fuse_bufvec *in,
         ssize_t n;
 
         mark_dirty(fs, ino);
-        if (!fs->stream_threshold) {
+        if (!fs->stream_threshold)
                 n = write_spool(in, off, fi);
-        } else if (atomic_fetch_add(&nd->writing, 1), !atomic_load(&nd->big)) {
-                n = write_spool(in, off, fi);
-                if (n > 0)
-                        seq_note(nd, (uint64_t)off, (uint64_t)n);
-                atomic_fetch_sub(&nd->writing, 1);
-                if (n > 0 && atomic_load(&nd->seq) != SEQ_BROKEN &&
-                    atomic_load(&nd->seq) >= fs->stream_threshold) {
-                        pthread_mutex_lock(&nd->stream_lock);
-                        atomic_store(&nd->big, true);
-                        stream_advance_locked(fs, nd);
-                        pthread_mutex_unlock(&nd->stream_lock);
-                }
-        } else {
-                atomic_fetch_sub(&nd->writing, 1);
-                pthread_mutex_lock(&nd->stream_lock);
-                stream_check_write_locked(nd, (uint64_t)off);
-                n = write_spool(in, off, fi);
-                if (n > 0) {
-                        seq_note(nd, (uint64_t)off, (uint64_t)n);
-                        stream_advance_locked(fs, nd);
-                }
-                pthread_mutex_unlock(&nd->stream_lock);
-        }
+        else if (!write_small(fs, nd, in, off, fi, &n))
+                n = write_streaming(fs, nd, in, off, fi);
         if (n < 0)
                 fuse_reply_err(req, (int)-n);
         else
@@ -1592,7 +1617,7 @@ void af_fs_free(struct af_fs *fs)
 
                 for (; n; n = next) {
                         next = n->hnext;
-                        node_free(n);
+                        node_free(n, false);
                 }
         }
         while (fs->dirs)

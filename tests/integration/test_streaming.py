@@ -55,6 +55,37 @@ def log_lines(m, *needles):
     return [l for l in m.log().splitlines() if all(n in l for n in needles)]
 
 
+def open_streaming(m, s3, key, rel, data, parts, mode="wb"):
+    """Opens @rel, writes @data and returns the file, still open, once S3 holds @parts parts
+    of its stream."""
+    f = open(m.path(rel), mode)
+    try:
+        write_chunks(f, data)
+        wait_for(lambda: len(parts_of(s3, key)) >= parts, 60, f"{parts} parts of {rel} up")
+    except BaseException:
+        f.close()
+        raise
+    return f
+
+
+def journaled(m, part):
+    """Whether the journal records the CRC-32C of part @part of a stream."""
+    jdir = os.path.join(m.spool_root, "journal")
+    return any(f"\npartsum {part} " in open(os.path.join(jdir, n)).read()
+               for n in os.listdir(jdir) if n.endswith(".rec"))
+
+
+def kill9(m, f):
+    """kill -9 of the daemon under the open file @f, then the mount cleaned away."""
+    m.proc.send_signal(signal.SIGKILL)
+    m.proc.wait(timeout=30)
+    try:
+        f.close()
+    except OSError:
+        pass  # the mount is gone under it
+    subprocess.run(["fusermount3", "-u", "-z", m.mnt])
+
+
 def assert_object(s3, key, data):
     body = get_bytes(s3, key)
     assert len(body) == len(data)
@@ -128,9 +159,7 @@ def test_write_behind_abandons_and_the_file_goes_up_whole(mount, s3, names):
     m = mount(args=ARGS)
     key = f"{names['prefix']}/behind.bin"
     data = bytearray(os.urandom(30 * MiB))
-    with open(m.path("behind.bin"), "wb") as f:
-        write_chunks(f, bytes(data[:20 * MiB]))
-        wait_for(lambda: len(parts_of(s3, key)) >= 2, 60, "2 parts up")
+    with open_streaming(m, s3, key, "behind.bin", bytes(data[:20 * MiB]), 2) as f:
         os.pwrite(f.fileno(), b"REWRITTEN", 0)
         data[0:9] = b"REWRITTEN"
         wait_for(lambda: log_lines(m, "op=stream status=abandon", "behind.bin"), 10,
@@ -153,9 +182,7 @@ def test_ftruncate_abandons(mount, s3, names):
     m = mount(args=ARGS)
     key = f"{names['prefix']}/trunc.bin"
     data = os.urandom(24 * MiB)
-    with open(m.path("trunc.bin"), "wb") as f:
-        write_chunks(f, data)
-        wait_for(lambda: len(parts_of(s3, key)) >= 2, 60, "2 parts up")
+    with open_streaming(m, s3, key, "trunc.bin", data, 2) as f:
         os.ftruncate(f.fileno(), 7 * MiB)
         wait_for(lambda: log_lines(m, "op=stream status=abandon", "reason=\"truncate\""), 10,
                  "the abandon line")
@@ -212,9 +239,7 @@ def test_mmap_write_behind_abandons(mount, s3, names):
     m = mount(args=ARGS)
     key = f"{names['prefix']}/mapped.bin"
     data = bytearray(os.urandom(22 * MiB))
-    with open(m.path("mapped.bin"), "w+b") as f:
-        write_chunks(f, bytes(data))
-        wait_for(lambda: len(parts_of(s3, key)) >= 2, 60, "2 parts up")
+    with open_streaming(m, s3, key, "mapped.bin", bytes(data), 2, mode="w+b") as f:
         with mmap.mmap(f.fileno(), len(data)) as mm:
             mm[100:110] = b"0123456789"
             mm.flush()  # msync: the kernel writes the page back through the mount
@@ -233,22 +258,9 @@ def test_kill9_mid_stream_then_mount_again(mount, s3, names):
     m = mount(args=args)
     key = f"{names['prefix']}/killed.bin"
     data = os.urandom(27 * MiB)
-    f = open(m.path("killed.bin"), "wb")
-    try:
-        write_chunks(f, data)
-        wait_for(lambda: len(parts_of(s3, key)) >= 5, 60, "the 5 whole parts")
-        jdir = os.path.join(m.spool_root, "journal")
-        wait_for(lambda: any("partsum 5 " in open(os.path.join(jdir, n)).read()
-                             for n in os.listdir(jdir) if n.endswith(".rec")), 10,
-                 "5 parts journaled")
-        m.proc.send_signal(signal.SIGKILL)
-        m.proc.wait(timeout=30)
-    finally:
-        try:
-            f.close()
-        except OSError:
-            pass  # the mount is gone under it
-    subprocess.run(["fusermount3", "-u", "-z", m.mnt])
+    f = open_streaming(m, s3, key, "killed.bin", data, 5)
+    wait_for(lambda: journaled(m, 5), 10, "5 parts journaled")
+    kill9(m, f)
     assert list_keys(s3, names["prefix"]) == []
     assert len(uploads_for(s3, key)) == 1  # left open by the kill, and journaled
 
@@ -268,19 +280,9 @@ def test_kill9_stream_with_changed_file_restarts_cleanly(mount, s3, names):
     m = mount(args=args)
     key = f"{names['prefix']}/changed.bin"
     data = bytearray(os.urandom(17 * MiB))
-    f = open(m.path("changed.bin"), "wb")
-    try:
-        write_chunks(f, bytes(data))
-        wait_for(lambda: len(parts_of(s3, key)) >= 3, 60, "the 3 whole parts")
-        time.sleep(0.5)  # their journal records
-        m.proc.send_signal(signal.SIGKILL)
-        m.proc.wait(timeout=30)
-    finally:
-        try:
-            f.close()
-        except OSError:
-            pass
-    subprocess.run(["fusermount3", "-u", "-z", m.mnt])
+    f = open_streaming(m, s3, key, "changed.bin", bytes(data), 3)
+    wait_for(lambda: journaled(m, 3), 10, "3 parts journaled")
+    kill9(m, f)
     with open(os.path.join(m.spool, "changed.bin"), "r+b") as g:
         g.seek(6 * MiB)
         g.write(b"CHANGED")  # inside part 2
@@ -343,3 +345,69 @@ def test_archived_and_undeclared_files_never_stream(mount, s3, names, tmp_path):
     p = names["prefix"]
     assert list_keys(s3, p) == [f"{p}/packed.tgz", f"{p}/raw.bin"]
     assert_object(s3, f"{p}/raw.bin", raw)
+
+
+# -- fsync and shutdown while streaming ---------------------------------------------------
+
+def test_fsync_while_streaming_means_the_current_content_is_in_s3(mount, s3, names):
+    """fsync() takes the stream over: when it returns, the object is the file so far. The
+    writing goes on, streams again from part 1, and the close gives the final content."""
+    m = mount(args=ARGS)
+    key = f"{names['prefix']}/synced.bin"
+    first, second = os.urandom(13 * MiB), os.urandom(9 * MiB)
+    with open(m.path("synced.bin"), "wb") as f:
+        write_chunks(f, first)
+        wait_for(lambda: len(parts_of(s3, key)) >= 2, 60, "2 parts up")
+        os.fsync(f.fileno())
+        assert get_bytes(s3, key) == first  # no waiting: fsync said it is there
+        assert log_lines(m, "op=stream status=handover", "synced.bin")
+        write_chunks(f, second)
+        wait_for(lambda: len(parts_of(s3, key)) >= 3, 60, "the new stream's parts")
+    assert m.unmount() == 0, m.log()
+    assert len(log_lines(m, "op=stream status=start", "synced.bin")) == 2
+    assert_object(s3, key, first + second)
+    assert open_uploads(s3, names["prefix"]) == []
+
+
+def test_sigterm_while_a_streaming_file_is_open(mount, s3, names):
+    """A file still open for writing at shutdown goes up as the spool holds it (as any open
+    file does), through its stream: its parts are reused and nothing is left open."""
+    m = mount(args=ARGS)
+    key = f"{names['prefix']}/open.bin"
+    data = os.urandom(18 * MiB)
+    f = open_streaming(m, s3, key, "open.bin", data, 3)
+    try:
+        m.proc.send_signal(signal.SIGTERM)
+        assert m.proc.wait(timeout=60) == 0, m.log()
+    finally:
+        try:
+            f.close()
+        except OSError:
+            pass  # the mount went away under the open file
+    subprocess.run(["fusermount3", "-u", "-z", m.mnt])
+    assert log_lines(m, "op=stream status=handover", "open.bin", "parts_sent=3")
+    assert_object(s3, key, data)
+    assert open_uploads(s3, names["prefix"]) == []
+
+
+def test_a_streamed_part_failing_every_attempt_goes_up_at_close(proxy, mount, s3, names):
+    """Part 2 is reset on each of the stream's attempts: the stream stops sending (it does
+    not give up the parts it has), and the close's upload sends part 2 and the rest under
+    the same upload, with no file-level retry. Intact object, nothing left open."""
+    m = mount(args=["--endpoint", proxy.endpoint, *ARGS])
+    key = f"{names['prefix']}/flaky.bin"
+    data = os.urandom(17 * MiB)
+    proxy.reset_after(MiB, times=4, match=("PUT", "partNumber=2&"))  # 4 = the part's tries
+    with open(m.path("flaky.bin"), "wb") as f:
+        write_chunks(f, data)
+        wait_for(lambda: log_lines(m, "op=stream status=stalled", "part=2"), 60,
+                 "the stream giving up on part 2")
+    assert m.unmount() == 0, m.log()
+    st = proxy.stats()
+    assert st["resets"] == 4, st["resets"]
+    assert st["by_method"].get("DELETE", 0) == 0, st["by_method"]  # nothing aborted
+    assert st["by_method"].get("POST", 0) == 2, st["by_method"]  # 1 Create + 1 Complete
+    assert not log_lines(m, "op=upload status=retry")
+    assert log_lines(m, "op=stream status=handover", "flaky.bin")
+    assert_object(s3, key, data)
+    assert open_uploads(s3, names["prefix"]) == []
