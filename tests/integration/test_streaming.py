@@ -411,3 +411,21 @@ def test_a_streamed_part_failing_every_attempt_goes_up_at_close(proxy, mount, s3
     assert log_lines(m, "op=stream status=handover", "flaky.bin")
     assert_object(s3, key, data)
     assert open_uploads(s3, names["prefix"]) == []
+
+
+def test_kill9_mid_stream_then_drain(mount, s3, names, s3env):
+    """The same, finished by `artifuse drain` instead of a new mount."""
+    from conftest import BIN
+    m = mount(args=["--part-size", "5M", "--multipart-threshold", "5M"])
+    key = f"{names['prefix']}/drained.bin"
+    data = os.urandom(16 * MiB)
+    f = open_streaming(m, s3, key, "drained.bin", data, 3)
+    wait_for(lambda: journaled(m, 3), 10, "3 parts journaled")
+    kill9(m, f)
+    r = subprocess.run([BIN, "drain", "--spool", m.spool_root, "--part-size", "5M",
+                        "--multipart-threshold", "5M"], env=dict(os.environ, **s3env),
+                       capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr
+    assert re.search(r"status=resume .*parts_done=3", r.stderr), r.stderr
+    assert_object(s3, key, data)
+    assert open_uploads(s3, names["prefix"]) == []
