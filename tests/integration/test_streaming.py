@@ -429,3 +429,35 @@ def test_kill9_mid_stream_then_drain(mount, s3, names, s3env):
     assert re.search(r"status=resume .*parts_done=3", r.stderr), r.stderr
     assert_object(s3, key, data)
     assert open_uploads(s3, names["prefix"]) == []
+
+
+# -- rename and unlink while streaming --------------------------------------------------------
+
+def test_rename_while_streaming_abandons_and_the_new_name_goes_up(mount, s3, names):
+    """The key follows the name, so the stream under the old key is aborted; the file goes
+    up whole, under its new name, at close."""
+    m = mount(args=ARGS)
+    old, new = f"{names['prefix']}/part.tmp", f"{names['prefix']}/final.bin"
+    data = os.urandom(16 * MiB)
+    with open_streaming(m, s3, old, "part.tmp", data[:12 * MiB], 2) as f:
+        os.rename(m.path("part.tmp"), m.path("final.bin"))
+        wait_for(lambda: uploads_for(s3, old) == [], 20, "the old key's upload aborted")
+        write_chunks(f, data[12 * MiB:])
+    assert m.unmount() == 0, m.log()
+    assert log_lines(m, "op=stream status=abandon", "part.tmp", "reason=\"rename\"")
+    assert list_keys(s3, names["prefix"]) == [new]
+    assert_object(s3, new, data)
+    assert open_uploads(s3, names["prefix"]) == []
+
+
+def test_unlink_while_streaming_leaves_nothing(mount, s3, names):
+    m = mount(args=ARGS)
+    key = f"{names['prefix']}/gone.bin"
+    with open_streaming(m, s3, key, "gone.bin", os.urandom(12 * MiB), 2) as f:
+        os.unlink(m.path("gone.bin"))
+        wait_for(lambda: uploads_for(s3, key) == [], 20, "the upload aborted")
+        f.write(b"more, into the unlinked file")
+    assert m.unmount() == 0, m.log()
+    assert log_lines(m, "op=stream status=abandon", "reason=\"unlink\"")
+    assert list_keys(s3, names["prefix"]) == []
+    assert open_uploads(s3, names["prefix"]) == []
