@@ -984,8 +984,8 @@ static void stream_abort(struct af_queue *q, struct af_s3_client *s3, struct af_
                             af_q(s->bucket), af_q(s->key), af_q(s->upload_id), err.http_status,
                             af_q(err.code));
         else if (s->upload_id[0])
-                af_log_debug("op=stream status=aborted path=%s upload_id=%s", af_q(s->relpath),
-                             af_q(s->upload_id));
+                af_log_debug("op=stream status=aborted path=%s upload_id=%s reason=%s",
+                             af_q(s->relpath), af_q(s->upload_id), af_q(s->why));
         stream_unref(s);
 }
 

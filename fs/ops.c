@@ -411,8 +411,9 @@ static void stream_break(struct af_fs *fs, struct node *nd, const char *why, uin
 }
 
 /* A stream for @nd's file if it is a regular file with one name that the router uploads as
- * it is; it reads the parts through a descriptor of its own. -EPERM when it is not to
- * stream. With stream_lock. */
+ * it is; it reads the parts through a descriptor of its own. -EPERM when the file is not to
+ * stream as it is now (what would change that, a rename or a link, also resets the node).
+ * With stream_lock. */
 static int stream_start_locked(struct af_fs *fs, struct node *nd)
 {
         struct af_route route = { 0 };
@@ -463,10 +464,13 @@ static void stream_advance_locked(struct af_fs *fs, struct node *nd)
                 if (!nd->stream) {
                         if (seq < nd->retry_at)
                                 return;
-                        /* Not at every write: after a refusal, one part later. */
-                        nd->retry_at = seq + fs->stream_part;
-                        if (stream_start_locked(fs, nd) < 0)
+                        /* Not at every write: after a refusal (the queue busy with the
+                         * file), one part later; a file not to stream, not again. */
+                        r = stream_start_locked(fs, nd);
+                        if (r < 0) {
+                                nd->retry_at = r == -EPERM ? UINT64_MAX : seq + fs->stream_part;
                                 return;
+                        }
                         nd->handed = 0;
                 }
                 r = af_stream_extend(nd->stream, seq, &handed);

@@ -461,3 +461,40 @@ def test_unlink_while_streaming_leaves_nothing(mount, s3, names):
     assert log_lines(m, "op=stream status=abandon", "reason=\"unlink\"")
     assert list_keys(s3, names["prefix"]) == []
     assert open_uploads(s3, names["prefix"]) == []
+
+
+# -- other changes behind the parts sent ------------------------------------------------------
+
+def _punch_hole(fd, off, length):
+    import ctypes
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.fallocate.argtypes = [ctypes.c_int, ctypes.c_int, ctypes.c_long, ctypes.c_long]
+    if libc.fallocate(fd, 0x02 | 0x01, off, length) != 0:  # PUNCH_HOLE | KEEP_SIZE
+        raise OSError(ctypes.get_errno(), "fallocate")
+
+
+def _copy_into(m, fd):
+    with open(m.path("src.txt"), "wb") as src:
+        src.write(b"S" * 8192)
+    with open(m.path("src.txt"), "rb") as src:
+        assert os.copy_file_range(src.fileno(), fd, 8192, 0, 0) == 8192
+
+
+@pytest.mark.parametrize("change,reason", [
+    (lambda m, fd: os.pwrite(fd, b"past the end", 13 * MiB), "gap"),
+    (lambda m, fd: _punch_hole(fd, 0, 65536), "fallocate"),
+    (_copy_into, "copy_file_range"),
+])
+def test_other_changes_abandon(mount, s3, names, change, reason):
+    m = mount(args=ARGS)
+    key = f"{names['prefix']}/changed.bin"
+    with open_streaming(m, s3, key, "changed.bin", os.urandom(12 * MiB), 2, "w+b") as f:
+        change(m, f.fileno())
+        wait_for(lambda: log_lines(m, "op=stream status=abandon", "changed.bin", reason), 10,
+                 "the abandon line")
+        wait_for(lambda: uploads_for(s3, key) == [], 20, "the stream's upload aborted")
+    with open(m.path("changed.bin"), "rb") as f:
+        want = f.read()
+    assert m.unmount() == 0, m.log()
+    assert_object(s3, key, want)
+    assert open_uploads(s3, names["prefix"]) == []
