@@ -144,6 +144,7 @@ struct af_queue {
                 uint64_t submit_seq;
                 struct outcome *outcomes;
                 struct af_stream *streams;
+                unsigned aborting; /* streams abandoned and not yet aborted (drain waits) */
         } locked; /* only with lock held */
         pthread_cond_t done; /* an outcome was recorded */
         pthread_cond_t stream_work; /* a stream has something for the part threads */
@@ -960,9 +961,18 @@ static void stream_abort(struct af_queue *q, struct af_s3_client *s3, struct af_
         struct job *j;
         int r = 0;
 
-        if (s->upload_id[0])
+        for (unsigned attempt = 0; s->upload_id[0]; attempt++) {
                 r = af_s3_abort_multipart(s3, s->bucket, s->key, s->upload_id, &err);
+                if (r == 0 || r == -ENOENT || !af_s3_retryable(r) ||
+                    attempt + 1 >= PART_ATTEMPTS || atomic_load(&q->cancel))
+                        break;
+                retry_pause(q, attempt);
+        }
+        if (r == -ENOENT)
+                r = 0; /* NoSuchUpload: already gone */
         pthread_mutex_lock(&q->lock);
+        q->locked.aborting--;
+        pthread_cond_broadcast(&q->idle);
         j = find_locked(q, s->relpath);
         if (r < 0) {
                 /* Still open on the server: the record keeps it for the next run to abort or
@@ -1137,6 +1147,7 @@ void af_stream_abandon(struct af_stream *s, const char *why)
         was_open = s->state == STREAM_OPEN;
         if (was_open) {
                 s->state = STREAM_ABANDONED;
+                q->locked.aborting++;
                 snprintf(s->why, sizeof(s->why), "%s", why);
                 for (size_t i = 0; i < s->nparts; i++)
                         sent += s->parts[i].number != 0;
@@ -2012,7 +2023,7 @@ int af_queue_drain(struct af_queue *q, long timeout_ms)
         int r = 0;
 
         pthread_mutex_lock(&q->lock);
-        while (q->locked.head) {
+        while (q->locked.head || q->locked.aborting) {
                 uint64_t now = now_ms();
 
                 if (now >= deadline) {

@@ -116,7 +116,8 @@ int af_queue_wait(struct af_queue *q, const char *relpath, long timeout_ms);
 int af_queue_resume(struct af_queue *q);
 
 /**
- * Waits until no job is queued or running, or @timeout_ms passes (< 0: no limit).
+ * Waits until no job is queued or running and every abandoned stream is aborted, or
+ * @timeout_ms passes (< 0: no limit).
  * 0 when drained, -ETIMEDOUT otherwise.
  */
 int af_queue_drain(struct af_queue *q, long timeout_ms);
