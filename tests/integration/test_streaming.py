@@ -498,3 +498,32 @@ def test_other_changes_abandon(mount, s3, names, change, reason):
     assert m.unmount() == 0, m.log()
     assert_object(s3, key, want)
     assert open_uploads(s3, names["prefix"]) == []
+
+
+def test_sync_close_of_a_streaming_file(mount, s3, names):
+    """--sync-close: close() returns once the object is in S3, and it took the stream's
+    parts rather than sending the file again."""
+    m = mount(args=[*ARGS, "--sync-close"])
+    key = f"{names['prefix']}/closed.bin"
+    data = os.urandom(17 * MiB)
+    with open_streaming(m, s3, key, "closed.bin", data, 3):
+        pass
+    assert get_bytes(s3, key) == data  # no waiting: close() said it is there
+    assert log_lines(m, "op=stream status=handover", "closed.bin", "parts=4")
+    assert m.unmount() == 0, m.log()
+    assert open_uploads(s3, names["prefix"]) == []
+
+
+def test_hard_link_while_streaming_abandons(mount, s3, names):
+    """A second name: both names' objects must be the file, so it goes up whole."""
+    m = mount(args=ARGS)
+    a, b = f"{names['prefix']}/a.bin", f"{names['prefix']}/b.bin"
+    data = os.urandom(14 * MiB)
+    with open_streaming(m, s3, a, "a.bin", data[:11 * MiB], 2) as f:
+        os.link(m.path("a.bin"), m.path("b.bin"))
+        wait_for(lambda: uploads_for(s3, a) == [], 20, "the stream's upload aborted")
+        write_chunks(f, data[11 * MiB:])
+    assert m.unmount() == 0, m.log()
+    assert log_lines(m, "op=stream status=abandon", "reason=\"link\"")
+    assert_object(s3, a, data)
+    assert_object(s3, b, data)
