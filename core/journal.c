@@ -97,12 +97,17 @@ int af_journal_encode(const struct af_journal_rec *rec, struct af_buf *out)
                 r = field(out, "upload", rec->upload_id);
                 if (r == 0)
                         r = af_buf_addf(out, "partsize %" PRIu64 "\n", rec->part_size);
+                if (r == 0 && rec->stream)
+                        r = af_buf_adds(out, "stream 1\n");
                 for (size_t i = 0; r == 0 && i < rec->nparts; i++) {
                         r = af_buf_addf(out, "part %u ", rec->parts[i].number);
                         if (r == 0)
                                 r = add_value(out, rec->parts[i].etag);
                         if (r == 0)
                                 r = af_buf_addc(out, '\n');
+                        if (r == 0 && rec->parts[i].has_sum)
+                                r = af_buf_addf(out, "partsum %u %08" PRIx32 "\n",
+                                                rec->parts[i].number, rec->parts[i].sum);
                 }
         }
         if (r == 0)
@@ -198,11 +203,41 @@ static int add_part(struct af_journal_rec *rec, const char *v, size_t n)
                 return -ENOMEM;
         }
         rec->parts = p;
+        memset(&p[rec->nparts], 0, sizeof(*p));
         p[rec->nparts].number = (unsigned)num;
         memcpy(p[rec->nparts].etag, etag, strlen(etag) + 1);
         rec->nparts++;
         free(etag);
         return 0;
+}
+
+/* "partsum N HEX": the CRC-32C of part N, which a "part N" line before it named. */
+static int add_part_sum(struct af_journal_rec *rec, const char *v, size_t n)
+{
+        const char *sp = memchr(v, ' ', n);
+        char hex[9], *end;
+        uint64_t num;
+        size_t hl;
+
+        if (!sp || parse_u64(v, (size_t)(sp - v), &num) < 0)
+                return -EINVAL;
+        hl = n - (size_t)(sp + 1 - v);
+        if (hl == 0 || hl > 8)
+                return -EINVAL;
+        memcpy(hex, sp + 1, hl);
+        hex[hl] = '\0';
+        for (size_t i = rec->nparts; i-- > 0;) {
+                if (rec->parts[i].number == num) {
+                        unsigned long x = strtoul(hex, &end, 16);
+
+                        if (*end)
+                                return -EINVAL;
+                        rec->parts[i].sum = (uint32_t)x;
+                        rec->parts[i].has_sum = true;
+                        return 0;
+                }
+        }
+        return -EINVAL;
 }
 
 int af_journal_decode(const char *data, size_t len, struct af_journal_rec *ret,
@@ -316,6 +351,10 @@ int af_journal_decode(const char *data, size_t len, struct af_journal_rec *ret,
                         rec.updated = (time_t)v;
                 } else if (K("part")) {
                         r = add_part(&rec, sp, vl);
+                } else if (K("partsum")) {
+                        r = add_part_sum(&rec, sp, vl);
+                } else if (K("stream")) {
+                        rec.stream = vl == 1 && sp[0] == '1';
                 } /* unknown fields are skipped: a newer writer may add some */
 #undef K
                 if (r < 0 && !err->len)

@@ -16,6 +16,7 @@
  *     path out/results.csv
  *     ...
  *     part 1 "etag"
+ *     partsum 1 1a2b3c4d
  *     end
  *
  * Encoding and decoding are pure; the I/O functions take the journal directory's fd.
@@ -60,7 +61,10 @@ struct af_journal_rec {
         int64_t mtime_ns;
         char *upload_id; /* a multipart upload in progress, or NULL */
         uint64_t part_size;
-        struct af_s3_part *parts; /* finished parts, any order */
+        struct af_s3_part *parts; /* finished parts, any order; "partsum" lines: their CRC-32C */
+        /* The upload was started while the file was still being written (a stream): size and
+         * mtime say nothing then, and a resume checks each part's CRC-32C against the file. */
+        bool stream;
         size_t nparts;
         char *error;     /* the last error, for status */
         char *etag;      /* a delete: the ETag the object had when this mount put it */

@@ -1,5 +1,5 @@
 /* SPDX-License-Identifier: Apache-2.0 */
-/* Upload workers. See queue.h. Lock order: q->lock is the only lock here. */
+/* Upload workers and part threads. See queue.h. Lock order: q->lock, then an mpu's lock. */
 #include "queue.h"
 
 #include <errno.h>
@@ -14,6 +14,7 @@
 
 #include "archive.h"
 #include "argovars.h"
+#include "crypto.h"
 #include "journal.h"
 #include "log.h"
 
@@ -64,6 +65,7 @@ struct task {
         enum job_kind kind;
         char *etag;            /* a delete: the ETag the object must still have */
         struct copy_src *copy; /* an upload that may be a copy */
+        bool rec_stream;
 };
 
 struct job {
@@ -84,6 +86,7 @@ struct job {
         uint64_t rec_size;
         int64_t rec_mtime_ns;
         uint64_t rec_part_size;
+        bool rec_stream;     /* the record was a stream's: parts are checked by CRC-32C */
         uint64_t seq;        /* the newest submit of this file (queue-wide counter) */
         uint64_t picked_seq; /* seq when the running upload started */
         bool again;         /* resubmitted while running: upload once more */
@@ -114,6 +117,39 @@ struct failure {
 
 #define MAX_FAILURES 1000
 
+enum stream_state {
+        STREAM_OPEN,      /* parts are handed over and sent */
+        STREAM_TAKEN,     /* an upload of the file took it over */
+        STREAM_ABANDONED, /* to be aborted by a part thread */
+};
+
+/*
+ * A multipart upload that started while its file was being written (queue.h). Part i
+ * (0-based) is bytes [i * part, (i + 1) * part) of the file; parts are handed over in order
+ * and sent by the part threads, at most part_concurrency of one stream at once.
+ */
+struct af_stream {
+        struct af_queue *q;
+        atomic_uint refs; /* the caller's, q->locked.streams', and one per part thread at work */
+        char *relpath;
+        char *bucket;
+        char *key;
+        int fd;        /* read-only; owned */
+        uint64_t part; /* part size */
+        /* Only with q->lock held: */
+        struct af_stream *next; /* in q->locked.streams while open, or abandoned until aborted */
+        enum stream_state state;
+        bool creating;    /* CreateMultipartUpload in flight */
+        bool stalled;     /* creating or a part failed for good: the close's upload sends the rest */
+        unsigned sending; /* parts in flight */
+        size_t next_part; /* the next part to send */
+        size_t nparts;    /* handed over: bytes [0, nparts * part) */
+        size_t aparts;
+        struct af_s3_part *parts; /* number 0: not sent (yet) */
+        char upload_id[1024];     /* "" until created (upload_id is written once) */
+        char why[64];             /* why it was abandoned */
+};
+
 struct af_queue {
         struct af_queue_config cfg;
         pthread_t *threads;
@@ -130,8 +166,14 @@ struct af_queue {
                 size_t nfailures;
                 uint64_t submit_seq;
                 struct outcome *outcomes;
+                struct af_stream *streams;
+                unsigned aborting; /* streams abandoned and not yet aborted (drain waits) */
         } locked; /* only with lock held */
         pthread_cond_t done; /* an outcome was recorded */
+        pthread_cond_t stream_work; /* a stream has something for the part threads */
+        pthread_cond_t stream_idle; /* a stream's part or CreateMultipartUpload finished */
+        pthread_t stream_threads[AF_QUEUE_MAX_PART_CONCURRENCY]; /* started with the first stream */
+        unsigned nstream_threads; /* with lock */
         atomic_bool cancel;  /* shutting down: transfers in flight stop, jobs stay journaled */
 };
 
@@ -292,7 +334,26 @@ struct mpu_progress {
         uint64_t part_size;
         const struct af_s3_part *parts; /* number 0 = not finished */
         size_t nparts;
+        bool stream;
 };
+
+static struct af_stream *stream_find_locked(struct af_queue *q, const char *relpath)
+{
+        for (struct af_stream *s = q->locked.streams; s; s = s->next)
+                if (s->state == STREAM_OPEN && strcmp(s->relpath, relpath) == 0)
+                        return s;
+        return NULL;
+}
+
+static void stream_progress_locked(const struct af_stream *s, struct mpu_progress *mp)
+{
+        *mp = (struct mpu_progress){ .upload_id = s->upload_id[0] ? s->upload_id : NULL,
+                                     .size = (uint64_t)s->nparts * s->part,
+                                     .part_size = s->part,
+                                     .parts = s->parts,
+                                     .nparts = s->nparts,
+                                     .stream = true };
+}
 
 /*
  * Writes the record of @relpath. All journal writes and removals happen with q->lock held,
@@ -305,10 +366,18 @@ static void journal_put_locked(struct af_queue *q, const char *relpath, const ch
 {
         struct af_journal_rec rec = { 0 };
         struct af_s3_part *parts = NULL;
+        struct af_stream *s = mp ? NULL : stream_find_locked(q, relpath);
+        struct mpu_progress smp;
         int r;
 
         if (!q->cfg.journal)
                 return;
+        if (s) {
+                /* The file's stream has an upload in progress: the record must keep it, or a
+                 * crash now would leave it open and unknown. */
+                stream_progress_locked(s, &smp);
+                mp = &smp;
+        }
         rec.path = (char *)relpath;
         rec.bucket = (char *)bucket;
         rec.key = (char *)key;
@@ -326,6 +395,7 @@ static void journal_put_locked(struct af_queue *q, const char *relpath, const ch
                 rec.size = mp->size;
                 rec.mtime_ns = mp->mtime_ns;
                 rec.part_size = mp->part_size;
+                rec.stream = mp->stream;
                 parts = calloc(mp->nparts ? mp->nparts : 1, sizeof(*parts));
                 for (size_t i = 0; parts && i < mp->nparts; i++)
                         if (mp->parts[i].number)
@@ -609,6 +679,53 @@ static void timed_wait(pthread_cond_t *c, pthread_mutex_t *m, uint64_t ms)
         pthread_cond_timedwait(c, m, &ts);
 }
 
+/* The wait before @attempt + 1 of a part (or a request of a multipart upload) retried in
+ * place. */
+static void retry_pause(struct af_queue *q, unsigned attempt)
+{
+        usleep(af_backoff_ms(attempt, q->cfg.backoff_base_ms, q->cfg.backoff_max_ms, jitter()) *
+               1000u);
+}
+
+static bool stream_open(struct af_queue *q, const struct af_stream *s);
+
+/* UploadPart of bytes [@off, @off + @len) of @fd as part @num. A retryable failure is tried
+ * again here, PART_ATTEMPTS times in all (resending a part is cheaper than the file), and for
+ * a stream's part (@s) only while the stream is open. */
+static int send_part(struct af_queue *q, struct af_s3_client *s3, const char *bucket,
+                     const char *key, const char *upload_id, unsigned num, int fd, uint64_t off,
+                     uint64_t len, const struct af_stream *s, struct af_s3_part *ret,
+                     struct af_s3_error *err)
+{
+        int r;
+
+        for (unsigned attempt = 0;; attempt++) {
+                r = af_s3_upload_part_fd(s3, bucket, key, upload_id, num, fd, off, len, ret, err);
+                if (r == 0 || !af_s3_retryable(r) || attempt + 1 >= PART_ATTEMPTS ||
+                    (s && !stream_open(q, s)))
+                        return r;
+                af_log_debug("op=upload_part key=%s part=%u attempt=%u err=%s", af_q(key), num,
+                             attempt + 1, af_q(err->code));
+                retry_pause(q, attempt);
+        }
+}
+
+/* An S3 client for a thread of @q's, whose transfers stop at shutdown; NULL (logged) when
+ * it cannot be made, which af_queue_new's check leaves to OOM. */
+static struct af_s3_client *thread_client(struct af_queue *q)
+{
+        struct af_s3_client *s3 = NULL;
+        struct af_buf err;
+
+        af_buf_init(&err, 1024);
+        if (af_s3_client_new(q->cfg.s3, q->cfg.creds, &s3, &err) < 0)
+                af_log_error("op=worker err=%s", af_q(af_buf_str(&err)));
+        else
+                af_s3_client_set_cancel(s3, &q->cancel);
+        af_buf_done(&err);
+        return s3;
+}
+
 /* The parts of one multipart upload, shared by the threads that send them. */
 struct mpu {
         struct af_queue *q;
@@ -648,11 +765,11 @@ static void mpu_record(struct mpu *m)
         pthread_mutex_unlock(&m->q->lock);
 }
 
-/* Sends parts until none are left or one has failed. A part that fails with a retryable
- * error is tried again here a few times (resending a part is cheaper than the file). */
+/* Sends parts until none are left or one has failed (send_part() retries each). */
 static void mpu_send(struct mpu *m, struct af_s3_client *s3)
 {
         struct af_s3_error err;
+        struct af_s3_part done;
 
         for (;;) {
                 size_t i;
@@ -669,24 +786,12 @@ static void mpu_send(struct mpu *m, struct af_s3_client *s3)
                         continue; /* finished before a restart (ListParts said so) */
                 off = (uint64_t)i * m->part;
                 len = m->size - off < m->part ? m->size - off : m->part;
-                for (unsigned attempt = 0;; attempt++) {
-                        struct af_s3_part done;
-
-                        r = af_s3_upload_part_fd(s3, m->bucket, m->key, m->upload_id,
-                                                 (unsigned)i + 1, m->fd, off, len, &done, &err);
-                        if (r == 0) {
-                                pthread_mutex_lock(&m->lock);
-                                m->parts[i] = done;
-                                pthread_mutex_unlock(&m->lock);
-                        }
-                        if (r == 0 || !af_s3_retryable(r) || attempt + 1 >= PART_ATTEMPTS)
-                                break;
-                        af_log_debug("op=upload_part key=%s part=%zu attempt=%u err=%s",
-                                     af_q(m->key), i + 1, attempt + 1, af_q(err.code));
-                        usleep(af_backoff_ms(attempt, m->q->cfg.backoff_base_ms,
-                                             m->q->cfg.backoff_max_ms,
-                                             jitter()) *
-                               1000u);
+                r = send_part(m->q, s3, m->bucket, m->key, m->upload_id, (unsigned)i + 1, m->fd,
+                              off, len, NULL, &done, &err);
+                if (r == 0) {
+                        pthread_mutex_lock(&m->lock);
+                        m->parts[i] = done;
+                        pthread_mutex_unlock(&m->lock);
                 }
                 if (r < 0) {
                         pthread_mutex_lock(&m->lock);
@@ -704,17 +809,44 @@ static void mpu_send(struct mpu *m, struct af_s3_client *s3)
 static void *mpu_thread(void *arg)
 {
         struct mpu *m = arg;
-        struct af_s3_client *s3 = NULL;
-        struct af_buf e;
+        struct af_s3_client *s3 = thread_client(m->q);
 
-        af_buf_init(&e, 1024);
-        if (af_s3_client_new(m->q->cfg.s3, m->q->cfg.creds, &s3, &e) == 0) {
-                af_s3_client_set_cancel(s3, &m->q->cancel);
+        if (s3)
                 mpu_send(m, s3); /* else the calling thread sends everything */
-        }
         af_s3_client_free(s3);
-        af_buf_done(&e);
         return NULL;
+}
+
+/* The CRC-32C the journal recorded for part @num of @t's old upload (-1: none). */
+static int64_t journaled_sum(const struct task *t, unsigned num)
+{
+        for (size_t i = 0; i < t->ndone; i++)
+                if (t->done[i].number == num && t->done[i].has_sum)
+                        return t->done[i].sum;
+        return -1;
+}
+
+/* Whether bytes [@off, @off + @len) of @fd have CRC-32C @sum (< 0: unknown, so no). */
+static bool file_holds(int fd, uint64_t off, uint64_t len, int64_t sum)
+{
+        size_t cap = 1 << 20;
+        char *buf = sum < 0 ? NULL : malloc(cap);
+        uint32_t crc = 0;
+        bool ok = buf != NULL;
+
+        while (ok && len) {
+                ssize_t n = pread(fd, buf, len < cap ? (size_t)len : cap, (off_t)off);
+
+                if (n <= 0) {
+                        ok = false;
+                        break;
+                }
+                crc = af_crc32c(crc, buf, (size_t)n);
+                off += (uint64_t)n;
+                len -= (uint64_t)n;
+        }
+        free(buf);
+        return ok && crc == (uint32_t)sum;
 }
 
 /*
@@ -733,8 +865,8 @@ static bool resume_parts(struct af_queue *q, struct af_s3_client *s3, const stru
         bool ok = false;
 
         (void)q;
-        if (t->rec_size != m->size || t->rec_mtime_ns != m->mtime_ns ||
-            t->rec_part_size != m->part) {
+        if (t->rec_part_size != m->part ||
+            (!t->rec_stream && (t->rec_size != m->size || t->rec_mtime_ns != m->mtime_ns))) {
                 af_log_info("op=upload status=restart path=%s msg=\"file changed since the "
                             "interrupted upload; starting over\"",
                             af_q(t->relpath));
@@ -756,6 +888,8 @@ static bool resume_parts(struct af_queue *q, struct af_s3_client *s3, const stru
                 len = m->size - off < m->part ? m->size - off : m->part;
                 if (sizes[i] != len)
                         continue; /* a part cut short: send it again */
+                if (t->rec_stream && !file_holds(m->fd, off, len, journaled_sum(t, num)))
+                        continue; /* sent while the file was written, and changed since */
                 m->parts[num - 1] = listed[i];
                 kept++;
         }
@@ -804,9 +938,7 @@ static int complete_with_retries(struct af_queue *q, struct af_s3_client *s3,
                 if (!af_s3_retryable(r))
                         return r;
                 lost = err->http_status == 0; /* no answer: it may have been done */
-                usleep(af_backoff_ms(attempt, q->cfg.backoff_base_ms, q->cfg.backoff_max_ms,
-                                     jitter()) *
-                       1000u);
+                retry_pause(q, attempt);
         }
         return r;
 }
@@ -835,6 +967,419 @@ static void abort_strays(struct af_s3_client *s3, const char *bucket, const char
                 free(ids[i]);
         }
         free(ids);
+}
+
+/* ---- streaming: parts sent while the file is written ----------------------------------- */
+
+static void stream_unref(struct af_stream *s)
+{
+        if (!s || atomic_fetch_sub(&s->refs, 1) != 1)
+                return;
+        close(s->fd);
+        free(s->relpath);
+        free(s->bucket);
+        free(s->key);
+        free(s->parts);
+        free(s);
+}
+
+static void stream_record_locked(struct af_queue *q, const struct af_stream *s)
+{
+        struct mpu_progress mp;
+
+        stream_progress_locked(s, &mp);
+        journal_put_locked(q, s->relpath, s->bucket, s->key, NULL, AF_JOURNAL_PENDING, NULL, &mp);
+}
+
+static bool stream_open(struct af_queue *q, const struct af_stream *s)
+{
+        bool open;
+
+        pthread_mutex_lock(&q->lock);
+        open = s->state == STREAM_OPEN;
+        pthread_mutex_unlock(&q->lock);
+        return open;
+}
+
+enum stream_work {
+        WORK_NONE,
+        WORK_CREATE,
+        WORK_PART,
+        WORK_ABORT,
+};
+
+/* What the part threads do next, oldest stream first: abort an abandoned stream once nothing
+ * of it is in flight, create an upload for a stream with a part to send, send a part. The
+ * stream comes with a reference for the thread (an abandoned one with the list's). */
+static enum stream_work stream_pick_locked(struct af_queue *q, struct af_stream **ret,
+                                           size_t *ret_part)
+{
+        struct af_stream **pp, *s;
+
+        for (pp = &q->locked.streams; (s = *pp); pp = &s->next) {
+                if (s->state == STREAM_ABANDONED) {
+                        if (s->creating || s->sending)
+                                continue;
+                        *pp = s->next;
+                        s->next = NULL;
+                        *ret = s;
+                        return WORK_ABORT;
+                }
+                if (s->stalled || !s->nparts)
+                        continue;
+                if (!s->upload_id[0]) {
+                        if (s->creating)
+                                continue;
+                        s->creating = true;
+                        atomic_fetch_add(&s->refs, 1);
+                        *ret = s;
+                        return WORK_CREATE;
+                }
+                if (s->next_part < s->nparts && s->sending < q->cfg.part_concurrency) {
+                        *ret_part = s->next_part++;
+                        s->sending++;
+                        atomic_fetch_add(&s->refs, 1);
+                        *ret = s;
+                        return WORK_PART;
+                }
+        }
+        return WORK_NONE;
+}
+
+static void stream_create(struct af_queue *q, struct af_s3_client *s3, struct af_stream *s)
+{
+        char id[sizeof(s->upload_id)];
+        struct af_s3_error err;
+        int r;
+
+        for (unsigned attempt = 0;; attempt++) {
+                r = af_s3_create_multipart(s3, s->bucket, s->key, id, sizeof(id), &err);
+                if (r == 0 || !af_s3_retryable(r) || attempt + 1 >= PART_ATTEMPTS ||
+                    !stream_open(q, s))
+                        break;
+                retry_pause(q, attempt);
+        }
+        pthread_mutex_lock(&q->lock);
+        s->creating = false;
+        if (r == 0) {
+                /* Even when abandoned or taken meanwhile: the abort or the taker needs it. */
+                memcpy(s->upload_id, id, strlen(id) + 1);
+                if (s->state == STREAM_OPEN)
+                        stream_record_locked(q, s);
+        } else {
+                s->stalled = true;
+        }
+        pthread_cond_broadcast(&q->stream_idle);
+        pthread_cond_broadcast(&q->stream_work);
+        pthread_mutex_unlock(&q->lock);
+        if (r == 0)
+                af_log_debug("op=stream status=created path=%s key=%s upload_id=%s",
+                             af_q(s->relpath), af_q(s->key), af_q(id));
+        else if (!atomic_load(&q->cancel))
+                af_log_warn("op=stream status=stalled path=%s key=%s http_status=%d s3_code=%s "
+                            "msg=\"cannot start the multipart upload; the file goes up at "
+                            "close\"",
+                            af_q(s->relpath), af_q(s->key), err.http_status, af_q(err.code));
+        stream_unref(s);
+}
+
+static void stream_part(struct af_queue *q, struct af_s3_client *s3, struct af_stream *s,
+                        size_t i)
+{
+        uint64_t off = (uint64_t)i * s->part, t0 = now_ms();
+        struct af_s3_part done;
+        struct af_s3_error err;
+        int r;
+
+        r = send_part(q, s3, s->bucket, s->key, s->upload_id, (unsigned)i + 1, s->fd, off,
+                      s->part, s, &done, &err);
+        pthread_mutex_lock(&q->lock);
+        s->sending--;
+        if (r == 0) {
+                s->parts[i] = done;
+                if (s->state == STREAM_OPEN)
+                        stream_record_locked(q, s);
+        } else if (s->state == STREAM_OPEN) {
+                s->stalled = true; /* the close's upload sends what is missing */
+        }
+        pthread_cond_broadcast(&q->stream_idle);
+        pthread_cond_broadcast(&q->stream_work);
+        pthread_mutex_unlock(&q->lock);
+        if (r == 0)
+                af_log_debug("op=stream status=part path=%s part=%zu bytes=%llu ms=%llu",
+                             af_q(s->relpath), i + 1, (unsigned long long)s->part,
+                             (unsigned long long)(now_ms() - t0));
+        else if (!atomic_load(&q->cancel))
+                af_log_warn("op=stream status=stalled path=%s part=%zu http_status=%d "
+                            "s3_code=%s msg=\"part failed; the rest goes up at close\"",
+                            af_q(s->relpath), i + 1, err.http_status, af_q(err.code));
+        stream_unref(s);
+}
+
+/* Aborts an abandoned stream's upload, if it has one, and puts the file's record back to
+ * what its upload (if any is queued) says. Takes the list's reference. */
+static void stream_abort(struct af_queue *q, struct af_s3_client *s3, struct af_stream *s)
+{
+        struct af_s3_error err = { 0 };
+        struct job *j;
+        int r = 0;
+
+        for (unsigned attempt = 0; s->upload_id[0]; attempt++) {
+                r = af_s3_abort_multipart(s3, s->bucket, s->key, s->upload_id, &err);
+                if (r == 0 || r == -ENOENT || !af_s3_retryable(r) ||
+                    attempt + 1 >= PART_ATTEMPTS || atomic_load(&q->cancel))
+                        break;
+                retry_pause(q, attempt);
+        }
+        if (r == -ENOENT)
+                r = 0; /* NoSuchUpload: already gone */
+        pthread_mutex_lock(&q->lock);
+        q->locked.aborting--;
+        pthread_cond_broadcast(&q->idle);
+        j = find_locked(q, s->relpath);
+        if (r < 0) {
+                /* Still open on the server: the record keeps it for the next run to abort or
+                 * reuse. */
+        } else if (!j) {
+                journal_remove_locked(q, s->relpath);
+        } else if (j->state == JOB_QUEUED) {
+                struct fmt f;
+
+                job_fmt(j, &f);
+                journal_put_locked(q, j->relpath, j->bucket, j->key, &f, AF_JOURNAL_PENDING, NULL,
+                                   NULL);
+        }
+        pthread_mutex_unlock(&q->lock);
+        if (r < 0)
+                af_log_warn("op=abort_multipart bucket=%s key=%s upload_id=%s http_status=%d "
+                            "s3_code=%s msg=\"could not abort the abandoned stream; it stays "
+                            "journaled\"",
+                            af_q(s->bucket), af_q(s->key), af_q(s->upload_id), err.http_status,
+                            af_q(err.code));
+        else if (s->upload_id[0])
+                af_log_debug("op=stream status=aborted path=%s upload_id=%s reason=%s",
+                             af_q(s->relpath), af_q(s->upload_id), af_q(s->why));
+        stream_unref(s);
+}
+
+static void *stream_thread(void *arg)
+{
+        struct af_queue *q = arg;
+        struct af_s3_client *s3 = thread_client(q);
+
+        if (!s3)
+                return NULL;
+        pthread_mutex_lock(&q->lock);
+        while (!q->locked.stopping) {
+                struct af_stream *s = NULL;
+                size_t part = 0;
+                enum stream_work w = stream_pick_locked(q, &s, &part);
+
+                if (w == WORK_NONE) {
+                        pthread_cond_wait(&q->stream_work, &q->lock);
+                        continue;
+                }
+                pthread_mutex_unlock(&q->lock);
+                if (w == WORK_CREATE)
+                        stream_create(q, s3, s);
+                else if (w == WORK_PART)
+                        stream_part(q, s3, s, part);
+                else
+                        stream_abort(q, s3, s);
+                pthread_mutex_lock(&q->lock);
+        }
+        pthread_mutex_unlock(&q->lock);
+        af_s3_client_free(s3);
+        return NULL;
+}
+
+uint64_t af_queue_multipart_threshold(const struct af_queue *q)
+{
+        return q->cfg.multipart_threshold;
+}
+
+uint64_t af_queue_stream_part_size(const struct af_queue *q)
+{
+        return af_s3_part_size(0, q->cfg.part_size);
+}
+
+static int start_stream_threads_locked(struct af_queue *q)
+{
+        int r = 0;
+
+        while (q->nstream_threads < q->cfg.part_concurrency) {
+                r = pthread_create(&q->stream_threads[q->nstream_threads], NULL, stream_thread, q);
+                if (r)
+                        break;
+                q->nstream_threads++;
+        }
+        return q->nstream_threads ? 0 : -r;
+}
+
+int af_queue_stream_start(struct af_queue *q, const char *relpath, const char *bucket,
+                          const char *key, int fd, struct af_stream **ret)
+{
+        struct af_stream *s = calloc(1, sizeof(*s));
+        int r = 0;
+
+        if (!s || !(s->relpath = strdup(relpath)) || !(s->bucket = strdup(bucket)) ||
+            !(s->key = strdup(key))) {
+                if (s) {
+                        s->fd = fd;
+                        atomic_store(&s->refs, 1);
+                }
+                stream_unref(s);
+                if (!s)
+                        close(fd);
+                return -ENOMEM;
+        }
+        s->q = q;
+        s->fd = fd;
+        s->part = af_queue_stream_part_size(q);
+        atomic_store(&s->refs, 2); /* the caller's and the list's */
+        pthread_mutex_lock(&q->lock);
+        if (q->locked.stopping)
+                r = -ESHUTDOWN;
+        else if (find_locked(q, relpath) || stream_find_locked(q, relpath))
+                r = -EBUSY; /* one upload per file at a time: the journal holds one record */
+        else
+                r = start_stream_threads_locked(q);
+        if (r == 0) {
+                s->next = q->locked.streams;
+                q->locked.streams = s;
+                /* From now on a crash leaves the file to be uploaded by the next run. */
+                stream_record_locked(q, s);
+        }
+        pthread_mutex_unlock(&q->lock);
+        if (r < 0) {
+                atomic_store(&s->refs, 1);
+                stream_unref(s);
+                return r;
+        }
+        af_log_info("op=stream status=start path=%s bucket=%s key=%s part_size=%llu",
+                    af_q(relpath), af_q(bucket), af_q(key), (unsigned long long)s->part);
+        *ret = s;
+        return 0;
+}
+
+int af_stream_extend(struct af_stream *s, uint64_t end, uint64_t *ret_handed)
+{
+        struct af_queue *q = s->q;
+        size_t want = (size_t)(end / s->part);
+        int r = 0;
+
+        /* Past 10,000 parts the file needs bigger ones: its close's upload starts over. */
+        if (want > AF_S3_MAX_PARTS)
+                want = AF_S3_MAX_PARTS;
+        pthread_mutex_lock(&q->lock);
+        if (s->state != STREAM_OPEN) {
+                r = -ESTALE;
+        } else if (want > s->nparts) {
+                if (want > s->aparts) {
+                        size_t a = s->aparts ? s->aparts * 2 : 64;
+                        struct af_s3_part *p;
+
+                        while (a < want)
+                                a *= 2;
+                        p = realloc(s->parts, a * sizeof(*p));
+                        if (!p) {
+                                r = -ENOMEM;
+                                goto out;
+                        }
+                        memset(p + s->aparts, 0, (a - s->aparts) * sizeof(*p));
+                        s->parts = p;
+                        s->aparts = a;
+                }
+                s->nparts = want;
+                pthread_cond_broadcast(&q->stream_work);
+        }
+        if (r == 0)
+                *ret_handed = (uint64_t)s->nparts * s->part;
+out:
+        pthread_mutex_unlock(&q->lock);
+        return r;
+}
+
+void af_stream_abandon(struct af_stream *s, const char *why)
+{
+        struct af_queue *q = s->q;
+        bool was_open;
+        size_t sent = 0;
+
+        pthread_mutex_lock(&q->lock);
+        was_open = s->state == STREAM_OPEN;
+        if (was_open) {
+                s->state = STREAM_ABANDONED;
+                q->locked.aborting++;
+                snprintf(s->why, sizeof(s->why), "%s", why);
+                for (size_t i = 0; i < s->nparts; i++)
+                        sent += s->parts[i].number != 0;
+                pthread_cond_broadcast(&q->stream_work);
+        }
+        pthread_mutex_unlock(&q->lock);
+        if (was_open)
+                af_log_info("op=stream status=abandon path=%s key=%s reason=%s parts_sent=%zu "
+                            "msg=\"the file goes up at close\"",
+                            af_q(s->relpath), af_q(s->key), af_q(why), sent);
+        stream_unref(s);
+}
+
+void af_stream_release(struct af_stream *s)
+{
+        stream_unref(s);
+}
+
+/*
+ * The upload of a file that has an open stream takes it over: the stream stops, its parts in
+ * flight finish, and those that reached S3 are @m's first parts, under its upload id, as
+ * long as they fit the upload (same key, same part size, within the file). Parts handed
+ * over but not sent are simply sent by @m. Returns whether @upload_id was filled.
+ */
+static bool stream_take(struct af_queue *q, struct af_s3_client *s3, const struct task *t,
+                        struct mpu *m, char *upload_id, size_t n)
+{
+        struct af_stream *s, **pp;
+        struct af_s3_error err;
+        size_t kept = 0;
+        bool fits;
+
+        pthread_mutex_lock(&q->lock);
+        for (pp = &q->locked.streams; (s = *pp); pp = &s->next)
+                if (s->state == STREAM_OPEN && strcmp(s->relpath, t->relpath) == 0)
+                        break;
+        if (!s) {
+                pthread_mutex_unlock(&q->lock);
+                return false;
+        }
+        *pp = s->next;
+        s->next = NULL;
+        s->state = STREAM_TAKEN;
+        while (s->sending || s->creating)
+                pthread_cond_wait(&q->stream_idle, &q->lock);
+        fits = s->upload_id[0] && strlen(s->upload_id) < n && strcmp(s->bucket, t->bucket) == 0 &&
+               strcmp(s->key, t->key) == 0 && s->part == m->part && s->nparts <= m->nparts &&
+               (uint64_t)s->nparts * s->part <= m->size;
+        for (size_t i = 0; fits && i < s->nparts; i++) {
+                if (s->parts[i].number) {
+                        m->parts[i] = s->parts[i];
+                        kept++;
+                }
+        }
+        if (fits)
+                memcpy(upload_id, s->upload_id, strlen(s->upload_id) + 1);
+        pthread_mutex_unlock(&q->lock);
+        if (fits) {
+                af_log_info("op=stream status=handover path=%s upload_id=%s parts_sent=%zu "
+                            "parts=%zu",
+                            af_q(t->relpath), af_q(upload_id), kept, m->nparts);
+        } else if (s->upload_id[0]) {
+                af_log_info("op=stream status=abandon path=%s reason=\"does not fit the file "
+                            "as closed\" msg=\"uploading it whole\"",
+                            af_q(t->relpath));
+                (void)af_s3_abort_multipart(s3, s->bucket, s->key, s->upload_id, &err);
+        }
+        stream_unref(s);
+        return fits;
 }
 
 static int upload_multipart(struct af_queue *q, struct af_s3_client *s3, const struct task *t,
@@ -866,6 +1411,8 @@ static int upload_multipart(struct af_queue *q, struct af_s3_client *s3, const s
                         (void)af_s3_abort_multipart(s3, bucket, key, t->upload_id, &aerr);
                         memset(m.parts, 0, m.nparts * sizeof(*m.parts));
                 }
+        } else {
+                (void)stream_take(q, s3, t, &m, upload_id, sizeof(upload_id));
         }
         if (!upload_id[0]) {
                 r = af_s3_create_multipart(s3, bucket, key, upload_id, sizeof(upload_id), err);
@@ -954,9 +1501,7 @@ static int stream_flush_part(struct stream_up *u, size_t len)
                                           &u->parts[u->nparts], u->err);
                 if (r == 0 || !af_s3_retryable(r) || attempt + 1 >= PART_ATTEMPTS)
                         break;
-                usleep(af_backoff_ms(attempt, u->q->cfg.backoff_base_ms, u->q->cfg.backoff_max_ms,
-                                     jitter()) *
-                       1000u);
+                retry_pause(u->q, attempt);
         }
         if (r < 0)
                 return r;
@@ -1669,6 +2214,7 @@ static int task_take_locked(struct job *j, struct task *t)
         t->rec_size = j->rec_size;
         t->rec_mtime_ns = j->rec_mtime_ns;
         t->rec_part_size = j->rec_part_size;
+        t->rec_stream = j->rec_stream;
         j->upload_id = NULL;
         j->done = NULL;
         j->ndone = 0;
@@ -1678,18 +2224,10 @@ static int task_take_locked(struct job *j, struct task *t)
 static void *worker(void *arg)
 {
         struct af_queue *q = arg;
-        struct af_s3_client *s3 = NULL;
-        struct af_buf err;
+        struct af_s3_client *s3 = thread_client(q);
 
-        af_buf_init(&err, 1024);
-        if (af_s3_client_new(q->cfg.s3, q->cfg.creds, &s3, &err) < 0) {
-                /* Checked in af_queue_new, so only OOM gets here. */
-                af_log_error("op=worker err=%s", af_q(af_buf_str(&err)));
-                af_buf_done(&err);
+        if (!s3)
                 return NULL;
-        }
-        af_buf_done(&err);
-        af_s3_client_set_cancel(s3, &q->cancel);
         pthread_mutex_lock(&q->lock);
         while (!q->locked.stopping) {
                 uint64_t wait = 0;
@@ -1767,6 +2305,8 @@ int af_queue_new(const struct af_queue_config *cfg, struct af_queue **ret, struc
         pthread_cond_init(&q->work, NULL);
         pthread_cond_init(&q->idle, NULL);
         pthread_cond_init(&q->done, NULL);
+        pthread_cond_init(&q->stream_work, NULL);
+        pthread_cond_init(&q->stream_idle, NULL);
         q->threads = calloc(q->cfg.workers, sizeof(*q->threads));
         if (!q->threads) {
                 af_queue_free(q);
@@ -1916,6 +2456,14 @@ static void resume_one(void *arg, struct af_journal_rec *rec)
         j->rec_size = rec->size;
         j->rec_mtime_ns = rec->mtime_ns;
         j->rec_part_size = rec->part_size;
+        j->rec_stream = rec->stream;
+        if (rec->upload_id && rec->nparts) {
+                j->done = malloc(rec->nparts * sizeof(*j->done));
+                if (j->done) {
+                        memcpy(j->done, rec->parts, rec->nparts * sizeof(*j->done));
+                        j->ndone = rec->nparts;
+                }
+        }
         af_log_info("op=resume path=%s key=%s state=%s%s", af_q(rec->path), af_q(rec->key),
                     rec->state == AF_JOURNAL_FAILED ? "failed" : "pending",
                     rec->upload_id ? " multipart=in-progress" : "");
@@ -1955,7 +2503,7 @@ int af_queue_drain(struct af_queue *q, long timeout_ms)
         int r = 0;
 
         pthread_mutex_lock(&q->lock);
-        while (q->locked.head) {
+        while (q->locked.head || q->locked.aborting) {
                 uint64_t now = now_ms();
 
                 if (now >= deadline) {
@@ -1986,9 +2534,19 @@ void af_queue_free(struct af_queue *q)
         atomic_store(&q->cancel, true);
         pthread_cond_broadcast(&q->work);
         pthread_cond_broadcast(&q->done);
+        pthread_cond_broadcast(&q->stream_work);
         pthread_mutex_unlock(&q->lock);
         for (unsigned i = 0; i < q->nthreads; i++)
                 pthread_join(q->threads[i], NULL);
+        for (unsigned i = 0; i < q->nstream_threads; i++)
+                pthread_join(q->stream_threads[i], NULL);
+        /* Streams still open keep their journal record (upload id and parts): the next mount
+         * or drain finishes them. The mount's references may outlive the queue. */
+        for (struct af_stream *s = q->locked.streams, *sn; s; s = sn) {
+                sn = s->next;
+                s->next = NULL;
+                stream_unref(s);
+        }
         for (j = q->locked.head; j; j = next) {
                 next = j->next;
                 if (j->kind == JOB_DELETE)
@@ -2009,6 +2567,8 @@ void af_queue_free(struct af_queue *q)
         pthread_cond_destroy(&q->work);
         pthread_cond_destroy(&q->idle);
         pthread_cond_destroy(&q->done);
+        pthread_cond_destroy(&q->stream_work);
+        pthread_cond_destroy(&q->stream_idle);
         pthread_mutex_destroy(&q->lock);
         free(q->threads);
         free(q);

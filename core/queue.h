@@ -20,6 +20,11 @@
  *
  * Threads: af_queue_submit, af_queue_drain and af_queue_get_stats may be called from any
  * thread. Workers log each upload's outcome (they are where the decision is made).
+ *
+ * Streaming (design.md §4): a file still being written can start its multipart upload
+ * early (af_queue_stream_start); its whole parts go up as the writer moves past them, on a
+ * small pool of part threads, and the upload that the file's close later submits takes over
+ * the parts already sent, so only the rest and the completion remain.
  */
 #pragma once
 
@@ -155,7 +160,8 @@ int af_queue_wait(struct af_queue *q, const char *relpath, long timeout_ms);
 int af_queue_resume(struct af_queue *q);
 
 /**
- * Waits until no job is queued or running, or @timeout_ms passes (< 0: no limit).
+ * Waits until no job is queued or running and every abandoned stream is aborted, or
+ * @timeout_ms passes (< 0: no limit).
  * 0 when drained, -ETIMEDOUT otherwise.
  */
 int af_queue_drain(struct af_queue *q, long timeout_ms);
@@ -174,6 +180,52 @@ void af_queue_foreach_problem(struct af_queue *q,
  * as left in the spool, and frees the queue. NULL is a no-op.
  */
 void af_queue_free(struct af_queue *q);
+
+/* ---- streaming --------------------------------------------------------------------------- */
+
+/**
+ * A multipart upload of a file that is still being written, in order. The caller (the
+ * mount) promises that the bytes of every part it hands over (af_stream_extend) no longer
+ * change, and abandons the stream the moment that stops being true (a write behind them, a
+ * truncate, a rename...). The upload of the file that af_queue_submit() queues later, for
+ * the same path, bucket and key, takes over the parts sent so far; so does nothing else.
+ *
+ * The stream's upload id and finished parts (each with its CRC-32C) are journaled under the
+ * file's record: after a crash, the next mount or drain uploads the file as the spool holds
+ * it, reusing the parts whose bytes still match.
+ */
+struct af_stream;
+
+/** Files from this size up go in a multipart upload (the resolved --multipart-threshold). */
+uint64_t af_queue_multipart_threshold(const struct af_queue *q);
+/** The part size of a stream: --part-size (a file that outgrows 10,000 of them is uploaded
+ * again at close with bigger parts). */
+uint64_t af_queue_stream_part_size(const struct af_queue *q);
+
+/**
+ * Starts a stream of @relpath, to be uploaded as it is (no archive) to @bucket/@key, whose
+ * parts are read from @fd (read-only; the stream takes ownership of it, also on failure).
+ * Nothing is sent until the first whole part is handed over. On success *@ret holds the
+ * caller's reference (af_stream_abandon or af_stream_release gives it back).
+ * -EBUSY: an upload of @relpath is queued or running, or it already has a stream; -ESHUTDOWN;
+ * -ENOMEM; a pthread error when no part thread can start.
+ */
+int af_queue_stream_start(struct af_queue *q, const char *relpath, const char *bucket,
+                          const char *key, int fd, struct af_stream **ret);
+
+/**
+ * Bytes [0, @end) of the file are final: every whole part in them not yet handed over is
+ * queued for the part threads. Never waits for S3. *@ret_handed: the bytes handed over so
+ * far (whole parts from 0), which the caller must abandon the stream before changing.
+ * -ESTALE when the stream is no longer open (an upload took it over): release it.
+ */
+int af_stream_extend(struct af_stream *s, uint64_t end, uint64_t *ret_handed);
+
+/** No more parts: the multipart upload is aborted (on a part thread) unless an upload has
+ * already taken the stream over. @why goes to the log. Gives back the caller's reference. */
+void af_stream_abandon(struct af_stream *s, const char *why);
+/** Gives back the caller's reference and nothing else (the queue may outlive it or not). */
+void af_stream_release(struct af_stream *s);
 
 /**
  * Full-jitter exponential backoff (AWS Architecture Blog, "Exponential Backoff and Jitter"):

@@ -497,6 +497,8 @@ struct request {
  */
 struct sums {
         bool sha, md5, crc;
+        bool sum;      /* compute crc_value even when the request does not carry it */
+        uint32_t crc_value;
         char sha_hex[2 * AF_SHA256_LEN + 1]; /* or "UNSIGNED-PAYLOAD" */
         char md5_b64[25];
         char md5_hex[2 * AF_MD5_LEN + 1];
@@ -563,7 +565,7 @@ static int sum_fd(int fd, uint64_t base, uint64_t size, struct sums *s)
         uint32_t crc = 0;
         int r = 0;
 
-        if (!s->sha && !s->md5 && !s->crc)
+        if (!s->sha && !s->md5 && !s->crc && !s->sum)
                 return 0;
         buf = malloc(READ_CHUNK);
         if (!buf)
@@ -587,10 +589,11 @@ static int sum_fd(int fd, uint64_t base, uint64_t size, struct sums *s)
                         af_digest_update(&sha, buf, (size_t)n);
                 if (s->md5)
                         af_digest_update(&md5, buf, (size_t)n);
-                if (s->crc)
+                if (s->crc || s->sum)
                         crc = af_crc32c(crc, buf, (size_t)n);
                 off += (uint64_t)n;
         }
+        s->crc_value = crc;
         sums_finish(s, &sha, &md5, crc);
 out:
         af_digest_abandon(&sha);
@@ -613,7 +616,8 @@ static int sum_mem(const void *data, size_t n, struct sums *s)
                 af_digest_update(&sha, data, n);
         if (s->md5)
                 af_digest_update(&md5, data, n);
-        sums_finish(s, &sha, &md5, s->crc ? af_crc32c(0, data, n) : 0);
+        s->crc_value = s->crc || s->sum ? af_crc32c(0, data, n) : 0;
+        sums_finish(s, &sha, &md5, s->crc_value);
         af_digest_abandon(&sha);
         af_digest_abandon(&md5);
         return 0;
@@ -1065,6 +1069,7 @@ int af_s3_upload_part_mem(struct af_s3_client *c, const char *bucket, const char
 
         memset(err, 0, sizeof(*err));
         plan(c, true, &sm);
+        sm.sum = true;
         r = sum_mem(data, len, &sm);
         if (r < 0)
                 return r;
@@ -1073,6 +1078,8 @@ int af_s3_upload_part_mem(struct af_s3_client *c, const char *bucket, const char
         q[1] = (struct af_sigv4_param){ "uploadId", upload_id };
         ret->number = part_number;
         snprintf(ret->crc32c, sizeof(ret->crc32c), "%s", sm.crc ? sm.crc_b64 : "");
+        ret->sum = sm.crc_value;
+        ret->has_sum = true;
         return put_body(c, bucket, key, q, 2, &body, &sm, ret->etag, sizeof(ret->etag), NULL, 0,
                         err);
 }
@@ -1352,6 +1359,7 @@ int af_s3_upload_part_fd(struct af_s3_client *c, const char *bucket, const char 
 
         memset(err, 0, sizeof(*err));
         plan(c, true, &sm);
+        sm.sum = true;
         r = sum_fd(fd, off, len, &sm);
         if (r < 0) {
                 read_error(err, r);
@@ -1362,6 +1370,8 @@ int af_s3_upload_part_fd(struct af_s3_client *c, const char *bucket, const char 
         q[1] = (struct af_sigv4_param){ "uploadId", upload_id };
         ret->number = part_number;
         snprintf(ret->crc32c, sizeof(ret->crc32c), "%s", sm.crc ? sm.crc_b64 : "");
+        ret->sum = sm.crc_value;
+        ret->has_sum = true;
         return put_body(c, bucket, key, q, 2, &body, &sm, ret->etag, sizeof(ret->etag), NULL, 0,
                         err);
 }
@@ -1503,6 +1513,8 @@ int af_s3_list_parts(struct af_s3_client *c, const char *bucket, const char *key
                         parts[n].number = (unsigned)strtoul(num, NULL, 10);
                         snprintf(parts[n].etag, sizeof(parts[n].etag), "%s", etag);
                         snprintf(parts[n].crc32c, sizeof(parts[n].crc32c), "%s", crc);
+                        parts[n].sum = 0;
+                        parts[n].has_sum = false; /* the server does not know ours */
                         sizes[n] = strtoull(size, NULL, 10);
                         n++;
                 }

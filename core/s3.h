@@ -160,6 +160,10 @@ struct af_s3_part {
         unsigned number; /* 1-based */
         char etag[130];
         char crc32c[12]; /* base64, when the part carried one */
+        /* CRC-32C of the bytes sent, computed here whatever the part carried, so that a
+         * resumed upload can check the spool file still holds them (see queue.c). */
+        uint32_t sum;
+        bool has_sum;
 };
 
 /**

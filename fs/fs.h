@@ -10,6 +10,15 @@
  * a rename (either side of RENAME_EXCHANGE) or hard link of a regular file into a path the
  * router uploads, submit that file to the upload queue under its current path in the spool.
  *
+ * Streaming: a regular file with one name, written in order from its start (created, or
+ * truncated to 0) to at least the queue's multipart threshold, and uploaded as it is (no
+ * archive), gets a stream (queue.h): each whole part goes up once the writer has moved past
+ * it. Whatever could change a byte already handed over abandons the stream, and the file
+ * goes up whole at close: a write behind the handed-over parts or one leaving a gap, a
+ * truncate (setattr size, O_TRUNC), fallocate other than plain allocation, copy_file_range
+ * into the file, a rename or hard link of the file (its key may change), its unlink, or
+ * a rename over it.
+ *
  * Mount requirements: af_fs_ops expects the mount option default_permissions (the kernel then
  * checks every permission, access() included, as for a local filesystem, and enforces POSIX
  * ACLs) and a daemon running as root or as the only user of the mount.
@@ -45,6 +54,7 @@ struct af_fs_config {
         bool keep;
         bool no_xattr; /* the xattr ops are left out of the table: no POSIX ACLs either */
         struct af_remote *remote; /* borrowed, optional: copies on rename, deletes on unlink */
+        bool streaming;                 /* a file written in order starts uploading early */
 };
 
 int af_fs_new(const struct af_fs_config *cfg, struct af_fs **ret);

@@ -71,6 +71,7 @@ enum {
         OPT_PART_CONCURRENCY,
         OPT_JSON,
         OPT_SYNC_CLOSE,
+        OPT_NO_STREAMING,
         OPT_MANIFEST,
         OPT_RETRY_FOR,
         OPT_LOW_SPEED_TIME,
@@ -120,6 +121,7 @@ static const struct option long_options[] = {
         { "part-concurrency", required_argument, NULL, OPT_PART_CONCURRENCY },
         { "json", no_argument, NULL, OPT_JSON },
         { "sync-close", no_argument, NULL, OPT_SYNC_CLOSE },
+        { "no-streaming", no_argument, NULL, OPT_NO_STREAMING },
         { "manifest", required_argument, NULL, OPT_MANIFEST },
         { "retry-for", required_argument, NULL, OPT_RETRY_FOR },
         { "low-speed-time", required_argument, NULL, OPT_LOW_SPEED_TIME },
@@ -178,6 +180,7 @@ struct opts {
         bool no_check;
         bool json;
         bool sync_close;
+        bool no_streaming;
         bool preserve_metadata;
         bool keep;
         bool no_xattr;
@@ -308,6 +311,11 @@ static const char usage_text[] =
         "                       a newer upload wrote); default: such objects are left as is.\n"
         "                       A rename of an uploaded, unchanged file is a server-side\n"
         "                       copy to the new key either way\n"
+        "  --no-streaming       upload every file after its last close; by default a file\n"
+        "                       written in order starts its multipart upload once it passes\n"
+        "                       --multipart-threshold, while it is still being written\n"
+        "                       (not with --preserve-metadata, which needs the file's final\n"
+        "                       mode, owner and mtime when the upload starts)\n"
         "  -f, --foreground     stay in the foreground (default: return once mounted)\n"
         "  --allow-other        let other users use the mount (FUSE allow_other)\n"
         "  --no-xattr           no extended attributes (nor POSIX ACLs): the kernel then\n"
@@ -539,6 +547,9 @@ static int apply(struct opts *o, int id, const char *val, const char *source)
         }
         case OPT_JSON:
                 o->json = true;
+                break;
+        case OPT_NO_STREAMING:
+                o->no_streaming = true;
                 break;
         case OPT_SYNC_CLOSE:
                 o->sync_close = true;
@@ -1866,7 +1877,12 @@ static int cmd_mount(struct opts *o, int argc, char **argv, char **run_argv)
                                               .space = space,
                                               .keep = o->keep,
                                               .no_xattr = o->no_xattr,
-                                              .remote = remote },
+                                              .remote = remote,
+                                              /* --preserve-metadata sends mode, owner
+                                               * and mtime when the upload is created: at
+                                               * the close, not while the file grows. */
+                                              .streaming = !o->no_streaming &&
+                                                           !o->preserve_metadata },
                       &fs);
         if (r < 0) {
                 r = die("spool %s: %s", spool, strerror(-r));

@@ -20,9 +20,16 @@
  * once that one is unlinked), so the other names lookups, links and renames show are kept
  * on the node, and a changed file is handed over under every name that still leads to it.
  *
- * Lock order: fs->lock (the node table, nlookup, writer counts, the names of hard-linked
- * files, open directory handles) is the only lock here and is never held across a syscall
- * on file data or a call into the queue.
+ * Streaming (fs.h): each node tracks how far its file was written in order (seq). While
+ * that is below the threshold, a write costs a few atomics and no lock. From there on, the
+ * node's writes, truncates and the like take its stream_lock, which keeps every check
+ * ("is this below the parts handed over?") and the write it guards together, so no byte of a
+ * handed-over part changes while the stream lives.
+ *
+ * Lock order: a node's stream_lock, then fs->lock (the node table, nlookup, writer counts,
+ * the names of hard-linked files, open directory handles); then the queue's. fs->lock is
+ * never held across a syscall on file data or a call into the queue; stream_lock is held
+ * across the write it guards and calls into the queue (which never waits for S3 there).
  */
 #include "fs.h"
 
@@ -63,7 +70,19 @@ struct node {
          * (submit_names()). With fs->lock. */
         char *names;
         size_t names_len;
+        /* Streaming. seq: bytes [0, seq) were written in order since the node was made or
+         * the file truncated to 0 (SEQ_BROKEN: not). big: seq reached the threshold once, so
+         * writes take stream_lock. writing: writes under way without stream_lock. */
+        _Atomic uint64_t seq;
+        atomic_bool big;
+        atomic_uint writing;
+        pthread_mutex_t stream_lock;
+        struct af_stream *stream; /* with stream_lock */
+        uint64_t handed;   /* with stream_lock: bytes [0, handed) are the stream's parts */
+        uint64_t retry_at; /* with stream_lock: seq at which starting a stream is tried again */
 };
+
+#define SEQ_BROKEN UINT64_MAX
 
 struct af_fs {
         struct af_fs_config cfg;
@@ -71,6 +90,8 @@ struct af_fs {
         size_t spool_len;
         bool is_root;   /* running as root: new files get the caller's owner */
         bool dont_mask; /* the kernel leaves the caller's umask to us; set once, in init */
+        uint64_t stream_threshold; /* 0: no streaming; set with the queue, before the session */
+        uint64_t stream_part;
         pthread_mutex_t lock;
         /* Held shared by the ops that open, make, link, rename or remove names, exclusive by
          * evict(): a file is never evicted while an op is between finding it by name and
@@ -615,6 +636,135 @@ static uint64_t freed_by_unlink(int dirfd, const char *name)
         return (uint64_t)st.st_size;
 }
 
+/* ---- streaming --------------------------------------------------------------------------- */
+
+/* Records a write of @n bytes at @off in @nd->seq: the written prefix grows, or, past a gap,
+ * the file is no longer written in order. */
+static void seq_note(struct node *nd, uint64_t off, uint64_t n)
+{
+        uint64_t s = atomic_load(&nd->seq), v;
+
+        do {
+                if (s == SEQ_BROKEN)
+                        return;
+                v = off > s ? SEQ_BROKEN : off + n > s ? off + n : s;
+                if (v == s)
+                        return;
+        } while (!atomic_compare_exchange_weak(&nd->seq, &s, v));
+}
+
+/* Ends @nd's stream, if it has one, because of @why; @seq is where in-order writing stands
+ * now (0 after a truncate to 0, else SEQ_BROKEN). With stream_lock. */
+static void stream_break_locked(struct node *nd, const char *why, uint64_t seq)
+{
+        if (nd->stream)
+                af_stream_abandon(nd->stream, why);
+        nd->stream = NULL;
+        nd->handed = 0;
+        nd->retry_at = 0;
+        atomic_store(&nd->seq, seq);
+}
+
+/* stream_break_locked() for the operations that change a file other than by write. */
+static void stream_break(struct af_fs *fs, struct node *nd, const char *why, uint64_t seq)
+{
+        if (!fs->stream_threshold)
+                return;
+        pthread_mutex_lock(&nd->stream_lock);
+        stream_break_locked(nd, why, seq);
+        pthread_mutex_unlock(&nd->stream_lock);
+}
+
+/* A stream for @nd's file if it is a regular file with one name that the router uploads as
+ * it is; it reads the parts through a descriptor of its own. -EPERM when the file is not to
+ * stream as it is now (what would change that, a rename or a link, also resets the node).
+ * With stream_lock. */
+static int stream_start_locked(struct af_fs *fs, struct node *nd)
+{
+        struct af_route route = { 0 };
+        char path[64], rel[PATH_MAX];
+        struct stat st;
+        int fd, r;
+
+        proc_path(path, nd->fd);
+        fd = open(path, O_RDONLY | O_CLOEXEC);
+        if (fd < 0)
+                return -errno;
+        if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode) || st.st_nlink != 1 ||
+            relpath_of(fs, fd, rel, sizeof(rel)) < 0) {
+                close(fd);
+                return -EPERM;
+        }
+        af_buf_init(&route.key, 0);
+        r = af_router_route(fs->cfg.router, rel, &route);
+        if (r <= 0 || route.deferred || route.archive != AF_ARCHIVE_NONE) {
+                af_log_debug("op=stream path=%s msg=\"not uploaded as it is; no streaming\"",
+                             af_q(rel));
+                close(fd);
+                r = -EPERM;
+        } else {
+                r = af_queue_stream_start(fs->cfg.queue, rel, route.bucket,
+                                          af_buf_str(&route.key), fd, &nd->stream);
+        }
+        af_buf_done(&route.key);
+        return r;
+}
+
+/*
+ * After a write: hands the stream every whole part the in-order prefix now covers, starting
+ * the stream once the prefix reaches the threshold. Nothing is handed over while a write
+ * that began without stream_lock is still under way (it may be behind the new parts): the
+ * next write does it. With stream_lock.
+ */
+static void stream_advance_locked(struct af_fs *fs, struct node *nd)
+{
+        uint64_t seq = atomic_load(&nd->seq), handed;
+        int r;
+
+        if (seq == SEQ_BROKEN || seq < fs->stream_threshold || atomic_load(&nd->writing))
+                return;
+        if (nd->stream && seq < nd->handed + fs->stream_part)
+                return; /* no new whole part */
+        for (int tries = 0; tries < 2; tries++) {
+                if (!nd->stream) {
+                        if (seq < nd->retry_at)
+                                return;
+                        /* Not at every write: after a refusal (the queue busy with the
+                         * file), one part later; a file not to stream, not again. */
+                        r = stream_start_locked(fs, nd);
+                        if (r < 0) {
+                                nd->retry_at = r == -EPERM ? UINT64_MAX : seq + fs->stream_part;
+                                return;
+                        }
+                        nd->handed = 0;
+                }
+                r = af_stream_extend(nd->stream, seq, &handed);
+                if (r == 0) {
+                        nd->handed = handed;
+                        return;
+                }
+                /* Taken over by an upload (fsync): a new stream starts from part 1. */
+                af_stream_release(nd->stream);
+                nd->stream = NULL;
+                nd->handed = 0;
+                nd->retry_at = 0;
+        }
+}
+
+/* Before a write at @off with stream_lock: a write behind the parts handed over, or past
+ * the in-order end, ends the stream. */
+static void stream_check_write_locked(struct node *nd, uint64_t off)
+{
+        uint64_t seq = atomic_load(&nd->seq);
+
+        if (seq == SEQ_BROKEN)
+                return;
+        if (off < nd->handed)
+                stream_break_locked(nd, "write behind the parts sent", SEQ_BROKEN);
+        else if (off > seq && nd->stream)
+                stream_break_locked(nd, "write past the end (a gap)", SEQ_BROKEN);
+}
+
 /* ---- lookup and the node table --------------------------------------------------------- */
 
 static int do_lookup(fuse_req_t req, fuse_ino_t parent, const char *name,
@@ -654,6 +804,7 @@ static int do_lookup(fuse_req_t req, fuse_ino_t parent, const char *name,
                 n->dev = e->attr.st_dev;
                 n->ino = e->attr.st_ino;
                 n->nlookup = 1;
+                pthread_mutex_init(&n->stream_lock, NULL);
                 n->hnext = fs->buckets[b];
                 fs->buckets[b] = n;
                 pthread_mutex_unlock(&fs->lock);
@@ -670,6 +821,22 @@ static int do_lookup(fuse_req_t req, fuse_ino_t parent, const char *name,
         }
         e->ino = n == &fs->root ? FUSE_ROOT_ID : (fuse_ino_t)(uintptr_t)n;
         return 0;
+}
+
+/* The kernel forgot the node (@abandon), or the session is over and the queue may be gone.
+ * A node made again for the same file would not know which bytes its stream holds, so a
+ * forgotten node's stream is abandoned; at the end, the queue has taken over or journaled
+ * every stream. */
+static void node_free(struct node *n, bool abandon)
+{
+        if (n->stream && abandon)
+                af_stream_abandon(n->stream, "inode forgotten");
+        else if (n->stream)
+                af_stream_release(n->stream);
+        pthread_mutex_destroy(&n->stream_lock);
+        close(n->fd);
+        free(n->names);
+        free(n);
 }
 
 static void forget_one(struct af_fs *fs, fuse_ino_t ino, uint64_t nlookup)
@@ -691,9 +858,7 @@ static void forget_one(struct af_fs *fs, fuse_ino_t ino, uint64_t nlookup)
                 }
         }
         pthread_mutex_unlock(&fs->lock);
-        close(n->fd);
-        free(n->names);
-        free(n);
+        node_free(n, true);
 }
 
 /* Replies with an entry do_lookup() counted; a reply the kernel never gets (the caller was
@@ -794,7 +959,14 @@ static void op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int va
                         }
                 }
                 mark_dirty(fs, ino);
+                if (fs->stream_threshold) {
+                        /* A truncate to 0 starts in-order writing afresh. */
+                        pthread_mutex_lock(&n->stream_lock);
+                        stream_break_locked(n, "truncate", attr->st_size == 0 ? 0 : SEQ_BROKEN);
+                }
                 r = fi ? ftruncate((int)fi->fh, attr->st_size) : truncate(path, attr->st_size);
+                if (fs->stream_threshold)
+                        pthread_mutex_unlock(&n->stream_lock);
                 give_room(fs, took, before, r < 0 ? before : (uint64_t)attr->st_size);
                 if (r < 0)
                         goto fail;
@@ -945,6 +1117,10 @@ static void arrived(struct af_fs *fs, int dirfd, const char *name, const char *w
                         open_for_write = true;
                 }
                 pthread_mutex_unlock(&fs->lock);
+                /* Its key may have changed, or it has a second name: no more streaming. The
+                 * kernel holds the inode for this request, so @n cannot be forgotten. */
+                if (n && atomic_load(&n->big))
+                        stream_break(fs, n, why, SEQ_BROKEN);
                 if (!open_for_write &&
                     !(from && af_remote_moved(fs->cfg.remote, from, to, fd)))
                         submit_fd(fs, fd, why);
@@ -978,12 +1154,29 @@ static void op_link(fuse_req_t req, fuse_ino_t ino, fuse_ino_t newparent, const 
         arrived(fs, nfd, newname, "link", NULL, NULL);
 }
 
+/* The node of the regular file @dirfd/@name, if it streams (it may, once it is big). The
+ * kernel holds the inode while the request that names it runs. */
+static struct node *streaming_node(struct af_fs *fs, int dirfd, const char *name)
+{
+        struct stat st;
+        struct node *n = NULL;
+
+        if (!fs->stream_threshold || fstatat(dirfd, name, &st, AT_SYMLINK_NOFOLLOW) < 0 ||
+            !S_ISREG(st.st_mode))
+                return NULL;
+        pthread_mutex_lock(&fs->lock);
+        n = find_locked(fs, st.st_dev, st.st_ino);
+        pthread_mutex_unlock(&fs->lock);
+        return n && n != &fs->root && atomic_load(&n->big) ? n : NULL;
+}
+
 static void op_unlink(fuse_req_t req, fuse_ino_t parent, const char *name)
 {
         struct af_fs *fs = fs_of(req);
         int dirfd = fd_of(req, parent), err = 0;
         char rel[PATH_MAX];
         bool named = fs->cfg.remote && join_relpath(fs, dirfd, name, rel, sizeof(rel)) == 0;
+        struct node *n = streaming_node(fs, dirfd, name);
         uint64_t freed;
 
         pthread_rwlock_rdlock(&fs->names_lock);
@@ -993,6 +1186,8 @@ static void op_unlink(fuse_req_t req, fuse_ino_t parent, const char *name)
         else if (freed)
                 af_space_release(fs->cfg.space, freed);
         pthread_rwlock_unlock(&fs->names_lock);
+        if (!err && n)
+                stream_break(fs, n, "unlink", SEQ_BROKEN);
         /* Before the answer: a name the program re-creates next must go up after this. */
         if (!err && named)
                 af_remote_unlinked(fs->cfg.remote, rel);
@@ -1025,6 +1220,8 @@ static void op_rename(fuse_req_t req, fuse_ino_t parent, const char *name, fuse_
         bool first = named && af_remote_involved(fs->cfg.remote, from, to);
         uint64_t freed = 0;
         struct stat a, b;
+        /* A file the rename replaces is gone from the spool like an unlinked one. */
+        struct node *replaced = exchange ? NULL : streaming_node(fs, nfd, newname);
 
         pthread_rwlock_rdlock(&fs->names_lock);
         /* A file renamed over another replaces it: the other's room comes back (not when
@@ -1043,6 +1240,8 @@ static void op_rename(fuse_req_t req, fuse_ino_t parent, const char *name, fuse_
                 fuse_reply_err(req, err);
                 return;
         }
+        if (replaced)
+                stream_break(fs, replaced, "replaced by a rename", SEQ_BROKEN);
         if (!first)
                 fuse_reply_err(req, 0);
         /* An exchange is uploaded on both sides (copying each over the other would race). */
@@ -1169,6 +1368,10 @@ static void op_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_
         }
         fi->fh = (uint64_t)fd;
         mark_dirty(fs, e.ino); /* a new file is uploaded even if nothing is written */
+        /* An empty file (new, or truncated now) is written in order from its start; a node
+         * left from an earlier file with the same inode number must not say otherwise. */
+        if ((fi->flags & O_TRUNC) || e.attr.st_size == 0)
+                stream_break(fs, node_of(fs, e.ino), "truncate (O_TRUNC)", 0);
         if (fuse_reply_create(req, &e, fi) != 0) {
                 /* The caller was interrupted: no release and no forget will come. */
                 put_handle(fs, node_of(fs, e.ino), fd, fi->flags);
@@ -1191,6 +1394,8 @@ static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
                 fuse_reply_err(req, -r);
                 return;
         }
+        if ((fi->flags & O_TRUNC) && writable(fi->flags))
+                stream_break(fs, node_of(fs, ino), "truncate (O_TRUNC)", 0);
         if (fs->cfg.space && (fi->flags & O_TRUNC))
                 before = size_of(fd_of(req, ino));
         fd = open(path, spool_flags(fi->flags));
@@ -1306,13 +1511,74 @@ static int write_room(struct af_fs *fs, int fd, off_t off, size_t len, uint64_t 
         return 0;
 }
 
+/* Writes the first @len bytes of @in at @off of the handle's spool file. */
+static ssize_t write_spool(struct fuse_bufvec *in, size_t len, off_t off,
+                           struct fuse_file_info *fi)
+{
+        struct fuse_bufvec out = FUSE_BUFVEC_INIT(len);
+
+        out.buf[0].flags = FUSE_BUF_IS_FD | FUSE_BUF_FD_SEEK;
+        out.buf[0].fd = (int)fi->fh;
+        out.buf[0].pos = off;
+        return fuse_buf_copy(&out, in, 0);
+}
+
+/*
+ * A write to a file below the streaming threshold: no lock, and the atomics of the
+ * `writing` count, which lets the first hand-over of parts wait for such writes to end (see
+ * stream_advance_locked()), and of seq. Returns false, having written nothing, when the file
+ * is past the threshold: then write_streaming().
+ */
+static bool write_small(struct af_fs *fs, struct node *nd, struct fuse_bufvec *in, size_t len,
+                        off_t off, struct fuse_file_info *fi, ssize_t *ret)
+{
+        uint64_t seq;
+
+        atomic_fetch_add(&nd->writing, 1);
+        if (atomic_load(&nd->big)) {
+                atomic_fetch_sub(&nd->writing, 1);
+                return false;
+        }
+        *ret = write_spool(in, len, off, fi);
+        if (*ret > 0)
+                seq_note(nd, (uint64_t)off, (uint64_t)*ret);
+        atomic_fetch_sub(&nd->writing, 1);
+        seq = atomic_load(&nd->seq);
+        if (*ret > 0 && seq != SEQ_BROKEN && seq >= fs->stream_threshold) {
+                pthread_mutex_lock(&nd->stream_lock);
+                atomic_store(&nd->big, true);
+                stream_advance_locked(fs, nd);
+                pthread_mutex_unlock(&nd->stream_lock);
+        }
+        return true;
+}
+
+/* From the threshold on, the check and the write go together under stream_lock. The kernel
+ * sends one file's write() calls one at a time anyway, so the lock costs nothing there;
+ * mmap write-back is the other source of writes. */
+static ssize_t write_streaming(struct af_fs *fs, struct node *nd, struct fuse_bufvec *in,
+                               size_t len, off_t off, struct fuse_file_info *fi)
+{
+        ssize_t n;
+
+        pthread_mutex_lock(&nd->stream_lock);
+        stream_check_write_locked(nd, (uint64_t)off);
+        n = write_spool(in, len, off, fi);
+        if (n > 0) {
+                seq_note(nd, (uint64_t)off, (uint64_t)n);
+                stream_advance_locked(fs, nd);
+        }
+        pthread_mutex_unlock(&nd->stream_lock);
+        return n;
+}
+
 static void op_write_buf(fuse_req_t req, fuse_ino_t ino, struct fuse_bufvec *in, off_t off,
                          struct fuse_file_info *fi)
 {
         struct af_fs *fs = fs_of(req);
+        struct node *nd = node_of(fs, ino);
         size_t len = fuse_buf_size(in);
         uint64_t before = 0, took = 0;
-        struct fuse_bufvec out;
         ssize_t n;
 
         if (fs->cfg.space) {
@@ -1323,12 +1589,11 @@ static void op_write_buf(fuse_req_t req, fuse_ino_t ino, struct fuse_bufvec *in,
                         return;
                 }
         }
-        out = (struct fuse_bufvec)FUSE_BUFVEC_INIT(len);
-        out.buf[0].flags = FUSE_BUF_IS_FD | FUSE_BUF_FD_SEEK;
-        out.buf[0].fd = (int)fi->fh;
-        out.buf[0].pos = off;
         mark_dirty(fs, ino);
-        n = fuse_buf_copy(&out, in, 0);
+        if (!fs->stream_threshold)
+                n = write_spool(in, len, off, fi);
+        else if (!write_small(fs, nd, in, len, off, fi, &n))
+                n = write_streaming(fs, nd, in, len, off, fi);
         if (fs->cfg.space) {
                 uint64_t end = (uint64_t)off + (n > 0 ? (uint64_t)n : 0);
 
@@ -1345,8 +1610,9 @@ static void op_fallocate(fuse_req_t req, fuse_ino_t ino, int mode, off_t off, of
                          struct fuse_file_info *fi)
 {
         struct af_fs *fs = fs_of(req);
+        struct node *nd = node_of(fs, ino);
         uint64_t before = 0, took = 0, grow = 0;
-        int r, err = 0;
+        int r;
 
         if (fs->cfg.space) {
                 before = size_of((int)fi->fh);
@@ -1362,11 +1628,19 @@ static void op_fallocate(fuse_req_t req, fuse_ino_t ino, int mode, off_t off, of
                 }
         }
         mark_dirty(fs, ino);
-        if (fallocate((int)fi->fh, mode, off, len) < 0)
-                err = errno;
+        /* Plain allocation changes no byte that was written; the other modes do. */
+        if (!fs->stream_threshold || !(mode & ~FALLOC_FL_KEEP_SIZE)) {
+                r = fallocate((int)fi->fh, mode, off, len);
+        } else {
+                pthread_mutex_lock(&nd->stream_lock);
+                stream_break_locked(nd, "fallocate", SEQ_BROKEN);
+                r = fallocate((int)fi->fh, mode, off, len);
+                pthread_mutex_unlock(&nd->stream_lock);
+        }
+        r = r < 0 ? errno : 0;
         if (fs->cfg.space)
                 give_room(fs, took, before, size_of((int)fi->fh));
-        fuse_reply_err(req, err);
+        fuse_reply_err(req, r);
 }
 
 /* SEEK_DATA and SEEK_HOLE only (the kernel answers the others): the spool knows where the
@@ -1405,6 +1679,7 @@ static void op_copy_file_range(fuse_req_t req, fuse_ino_t ino_in, off_t off_in,
                 }
         }
         mark_dirty(fs, ino_out);
+        stream_break(fs, node_of(fs, ino_out), "copy_file_range", SEQ_BROKEN);
         n = copy_file_range((int)fi_in->fh, &off_in, (int)fi_out->fh, &off_out, len,
                             (unsigned int)flags);
         if (fs->cfg.space) {
@@ -1751,9 +2026,11 @@ int af_fs_new(const struct af_fs_config *cfg, struct af_fs **ret)
         fs->root.dev = st.st_dev;
         fs->root.ino = st.st_ino;
         fs->root.nlookup = 2;
+        pthread_mutex_init(&fs->root.stream_lock, NULL);
         pthread_mutex_init(&fs->lock, NULL);
         pthread_rwlock_init(&fs->names_lock, NULL);
         pthread_cond_init(&fs->notify.cond, NULL);
+        af_fs_set_queue(fs, cfg->queue);
         *ret = fs;
         return 0;
 }
@@ -1761,6 +2038,8 @@ int af_fs_new(const struct af_fs_config *cfg, struct af_fs **ret)
 void af_fs_set_queue(struct af_fs *fs, struct af_queue *queue)
 {
         fs->cfg.queue = queue;
+        fs->stream_threshold = queue && fs->cfg.streaming ? af_queue_multipart_threshold(queue) : 0;
+        fs->stream_part = queue ? af_queue_stream_part_size(queue) : 0;
 }
 
 unsigned af_fs_submit_dirty(struct af_fs *fs)
@@ -1813,13 +2092,12 @@ void af_fs_free(struct af_fs *fs)
 
                 for (; n; n = next) {
                         next = n->hnext;
-                        close(n->fd);
-                        free(n->names);
-                        free(n);
+                        node_free(n, false);
                 }
         }
         while (fs->dirs)
                 dir_free(fs, fs->dirs);
+        pthread_mutex_destroy(&fs->root.stream_lock);
         close(fs->root.fd);
         pthread_mutex_destroy(&fs->lock);
         pthread_rwlock_destroy(&fs->names_lock);

@@ -34,7 +34,8 @@ FALLOC_FL_PUNCH_HOLE = 0x02
 FALLOC_FL_ZERO_RANGE = 0x10
 PAGE = mmap.ALLOCATIONGRANULARITY
 
-# (name, max file size, max bytes per operation, operations, extra mount arguments)
+# (name, max file size, max bytes per operation, operations, extra mount arguments,
+#  operation weights that differ from Fsx.OPS)
 PROFILES = {
     # Many small operations around page boundaries; every upload is a single PUT.
     "small": (300_000, 20_000, 4000, []),
@@ -42,6 +43,12 @@ PROFILES = {
     # uploads at each reopen and at the end are multipart (parts of 5 MiB).
     "multipart": (14 << 20, 1 << 20, 400, ["--multipart-threshold", "6M",
                                            "--part-size", "5M"]),
+    # Mostly writes in order from the start, and restarts with O_TRUNC, so the file streams
+    # (its parts go up while it is written) between the other operations, which abandon the
+    # stream whenever they change bytes already sent.
+    "streaming": (24 << 20, 2 << 20, 600, ["--multipart-threshold", "5M", "--part-size", "5M"],
+                  {"seqwrite": 60, "restart": 4, "write": 4, "mapwrite": 2, "truncate": 1,
+                   "hole": 1, "copy_range": 1, "mapread": 4, "fsync": 1}),
 }
 
 
@@ -54,8 +61,9 @@ def fallocate(fd, mode, off, length):
 class Fsx:
     """The file in the mount and its reference, changed in lockstep."""
 
-    def __init__(self, mnt_path, ref_path, seed, maxlen, maxop, ops_log):
+    def __init__(self, mnt_path, ref_path, seed, maxlen, maxop, ops_log, weights=None):
         self.paths = (mnt_path, ref_path)
+        self.ops = [(n, (weights or {}).get(n, w)) for n, w in self.OPS]
         self.seed = seed
         self.rng = random.Random(seed)
         self.maxlen, self.maxop = maxlen, maxop
@@ -217,6 +225,19 @@ class Fsx:
             self.fail(f"copy_file_range copied {got} bytes in the mount, {want} in the reference")
         self.size = max(self.size, dst + n)
 
+    def seqwrite(self):
+        """A write at the end, as a program writing its output in order does."""
+        n = min(self.rng.randrange(1, self.maxop + 1), self.maxlen - self.size)
+        if n <= 0:
+            return self.restart()
+        data = self.rng.randbytes(n)
+        self.note(f"write off={self.size} len={n} (in order)")
+        self.both(lambda fd: os.pwrite(fd, data, self.size))
+        self.size += n
+
+    def restart(self):
+        self.reopen(trunc=True)
+
     def read(self):
         off, n = self.offset_and_len(self.size + 100)
         self.note(f"read off={off} len={n}")
@@ -253,13 +274,14 @@ class Fsx:
             return f.read()
 
     OPS = [("write", 30), ("mapwrite", 10), ("truncate", 5), ("append", 8), ("hole", 4),
-           ("copy_range", 4), ("read", 20), ("mapread", 8), ("reopen", 3), ("fsync", 0.3)]
+           ("copy_range", 4), ("read", 20), ("mapread", 8), ("reopen", 3), ("fsync", 0.3),
+           ("seqwrite", 0), ("restart", 0)]
 
     def run(self, nops):
         self.ops_log = open(self.ops_path, "w", buffering=1)  # also read by the parent
         self.fds = [os.open(p, os.O_RDWR | os.O_CREAT | os.O_TRUNC, 0o644) for p in self.paths]
-        names = [n for n, _ in self.OPS]
-        weights = [w for _, w in self.OPS]
+        names = [n for n, _ in self.ops]
+        weights = [w for _, w in self.ops]
         for i in range(nops):
             op = self.rng.choices(names, weights)[0]
             try:
@@ -312,13 +334,14 @@ def run_in_child(fsx, nops, m, tmp_path, timeout=120):
 
 @pytest.mark.parametrize("profile", sorted(PROFILES))
 def test_fsx(mount, s3, names, tmp_path, profile):
-    maxlen, maxop, nops, args = PROFILES[profile]
+    maxlen, maxop, nops, args, *weights = PROFILES[profile]
     seed = int(os.environ.get("ARTIFUSE_FSX_SEED", random.SystemRandom().randrange(2**32)))
     nops = int(os.environ.get("ARTIFUSE_FSX_OPS", nops))
     print(f"fsx {profile}: seed {seed}, {nops} operations (replay: ARTIFUSE_FSX_SEED={seed})")
     m = mount(args=args)
     ref = tmp_path / "reference.bin"
-    fsx = Fsx(m.path("fsx.bin"), str(ref), seed, maxlen, maxop, tmp_path / "fsx.ops")
+    fsx = Fsx(m.path("fsx.bin"), str(ref), seed, maxlen, maxop, tmp_path / "fsx.ops",
+              *weights)
     run_in_child(fsx, nops, m, tmp_path)
     want = ref.read_bytes()
     rc = m.unmount()
