@@ -246,3 +246,24 @@ def test_the_spool_disk_filling_up(mount, s3, names, small_fs, keep):
     assert m.unmount() == 0
     assert get_bytes(s3, f"{prefix}/a.bin") == pattern(14 * MiB, seed=12)
     assert get_bytes(s3, f"{prefix}/b.bin") == pattern(done, seed=13)
+
+
+def test_eviction_never_deletes_the_object_even_with_delete_on_unlink(mount, s3, names):
+    """Eviction is the mount making room, not the program removing a file: with
+    --delete-on-unlink the evicted file's object stays in S3, and the name can be written
+    again (and is uploaded again)."""
+    m = mount(args=["--spool-limit", "8M", "--delete-on-unlink"])
+    prefix = names["prefix"]
+    assert fill(m.path("a.bin"), 6 * MiB, seed=14) == (6 * MiB, None)
+    wait_in_s3(s3, f"{prefix}/a.bin", 6 * MiB)
+    assert fill(m.path("b.bin"), 6 * MiB, seed=15) == (6 * MiB, None)
+    assert any('path="a.bin"' in l for l in evicted(m)), m.log()
+    wait_in_s3(s3, f"{prefix}/b.bin", 6 * MiB)
+    assert in_s3(s3, f"{prefix}/a.bin") == 6 * MiB
+    # The program writes the evicted name again: b.bin makes room now.
+    with open(m.path("a.bin"), "wb") as f:
+        f.write(b"second version")
+    assert m.unmount() == 0
+    assert "op=delete" not in m.log()
+    assert get_bytes(s3, f"{prefix}/a.bin") == b"second version"
+    assert get_bytes(s3, f"{prefix}/b.bin") == pattern(6 * MiB, seed=15)
