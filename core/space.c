@@ -49,8 +49,9 @@ static uint64_t now_ms(void)
         return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
 }
 
-/* The apparent size of the regular files under directory @fd (which it closes). */
-static uint64_t du(int fd, unsigned depth)
+/* The apparent size of the regular files under directory @fd (which it closes); their
+ * number is added to @files. */
+static uint64_t du(int fd, unsigned depth, uint64_t *files)
 {
         struct dirent *de;
         uint64_t total = 0;
@@ -69,12 +70,13 @@ static uint64_t du(int fd, unsigned depth)
                         continue;
                 if (S_ISREG(st.st_mode)) {
                         total += (uint64_t)st.st_size;
+                        (*files)++;
                 } else if (S_ISDIR(st.st_mode) && depth < 4096) {
                         int sub = openat(dirfd(d), de->d_name,
                                          O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
 
                         if (sub >= 0)
-                                total += du(sub, depth + 1);
+                                total += du(sub, depth + 1, files);
                 }
         }
         closedir(d);
@@ -98,9 +100,22 @@ int af_space_new(const struct af_space_config *cfg, struct af_space **ret)
                         af_space_free(sp);
                         return r;
                 }
-                sp->locked.used = du(fd, 0);
+                uint64_t files = 0;
+
+                sp->locked.used = du(fd, 0, &files);
         }
         *ret = sp;
+        return 0;
+}
+
+int af_space_scan(int dirfd, uint64_t *ret_files, uint64_t *ret_bytes)
+{
+        int fd = openat(dirfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+
+        *ret_files = 0;
+        if (fd < 0)
+                return -errno;
+        *ret_bytes = du(fd, 0, ret_files);
         return 0;
 }
 

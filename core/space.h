@@ -46,6 +46,10 @@ struct af_space_candidate {
 int af_space_new(const struct af_space_config *cfg, struct af_space **ret);
 void af_space_free(struct af_space *sp);
 
+/** How many regular files the directory @dirfd holds (at any depth), and their apparent
+ * size: what the spool's usage counts. */
+int af_space_scan(int dirfd, uint64_t *ret_files, uint64_t *ret_bytes);
+
 /**
  * Takes room for @growth more bytes in the spool. Returns how many of them may be written
  * (less than @growth when the limit or the free space would be passed, 0 when there is no

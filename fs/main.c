@@ -2209,7 +2209,7 @@ static int cmd_status(struct opts *o, int argc, char **argv)
 {
         struct spool sp = { .root_fd = -1, .files_fd = -1, .journal_fd = -1 };
         struct status_ctx c = { .json = o->json };
-        uint64_t done_files = 0, done_bytes = 0;
+        uint64_t done_files = 0, done_bytes = 0, held_files = 0, held_bytes = 0;
         int r;
 
         if (optind != argc)
@@ -2224,6 +2224,7 @@ static int cmd_status(struct opts *o, int argc, char **argv)
         af_buf_init(&c.failed, (size_t)64 << 20);
         r = af_journal_scan(sp.journal_fd, false, status_one, status_bad, &c);
         (void)af_journal_done_count(sp.journal_fd, &done_files, &done_bytes);
+        (void)af_space_scan(sp.files_fd, &held_files, &held_bytes);
         if (r < 0) {
                 r = die("spool %s: cannot read the journal: %s", sp.root, strerror(-r));
         } else if (c.json) {
@@ -2236,12 +2237,14 @@ static int cmd_status(struct opts *o, int argc, char **argv)
                        "\"uploading\":{\"files\":%llu},"
                        "\"done\":{\"files\":%llu,\"bytes\":%llu},"
                        "\"failed\":{\"files\":%llu,\"bytes\":%llu,\"list\":[%s]},"
-                       "\"corrupt_records\":%u,\"deletes_pending\":%llu}\n",
+                       "\"corrupt_records\":%u,\"deletes_pending\":%llu,"
+                       "\"held\":{\"files\":%llu,\"bytes\":%llu}}\n",
                        af_buf_str(&q), (unsigned long long)c.n[0], (unsigned long long)c.bytes[0],
                        (unsigned long long)c.uploading, (unsigned long long)done_files,
                        (unsigned long long)done_bytes, (unsigned long long)c.n[1],
                        (unsigned long long)c.bytes[1], af_buf_str(&c.failed), c.corrupt,
-                       (unsigned long long)c.deletes);
+                       (unsigned long long)c.deletes, (unsigned long long)held_files,
+                       (unsigned long long)held_bytes);
                 af_buf_done(&q);
                 r = 0;
         } else {
@@ -2252,6 +2255,9 @@ static int cmd_status(struct opts *o, int argc, char **argv)
                        (unsigned long long)c.uploading, (unsigned long long)done_files,
                        (unsigned long long)done_bytes, (unsigned long long)c.n[1],
                        (unsigned long long)c.bytes[1], af_buf_str(&c.failed));
+                printf("  held:      %llu files, %llu bytes in the spool (in S3 or not; "
+                       "what --spool-limit counts)\n",
+                       (unsigned long long)held_files, (unsigned long long)held_bytes);
                 if (c.deletes)
                         printf("  deletes:   %llu objects of unlinked names still to delete "
                                "(--delete-on-unlink)\n",

@@ -267,3 +267,18 @@ def test_eviction_never_deletes_the_object_even_with_delete_on_unlink(mount, s3,
     assert "op=delete" not in m.log()
     assert get_bytes(s3, f"{prefix}/a.bin") == b"second version"
     assert get_bytes(s3, f"{prefix}/b.bin") == pattern(6 * MiB, seed=15)
+
+
+def test_status_says_what_the_spool_holds(mount, names):
+    m = mount(args=["--spool-limit", "8M", "--keep"])
+    assert fill(m.path("x.bin"), 3 * MiB) == (3 * MiB, None)
+    os.makedirs(m.path("d/e"))
+    assert fill(m.path("d/e/y.bin"), 1000) == (1000, None)
+    assert m.unmount() == 0
+    import json
+    r = subprocess.run([BIN, "status", "--json", "--spool", m.spool_root], capture_output=True,
+                       text=True)
+    assert r.returncode == 0, r.stderr
+    assert json.loads(r.stdout)["held"] == {"files": 2, "bytes": 3 * MiB + 1000}
+    r = subprocess.run([BIN, "status", "--spool", m.spool_root], capture_output=True, text=True)
+    assert f"held:      2 files, {3 * MiB + 1000} bytes" in r.stdout, r.stdout
