@@ -624,16 +624,11 @@ static uint64_t size_of(int fd)
         return (uint64_t)st.st_size;
 }
 
-/* The size @name in @dirfd gives back when it goes away: a regular file's own, unless another
- * hard link keeps it. */
-static uint64_t freed_by_unlink(int dirfd, const char *name)
+/* The room a name (@st, its lstat) gives back when it goes away: a regular file's size,
+ * unless another hard link keeps the file. */
+static uint64_t freed_by_unlink(const struct stat *st)
 {
-        struct stat st;
-
-        if (fstatat(dirfd, name, &st, AT_SYMLINK_NOFOLLOW) < 0 || !S_ISREG(st.st_mode) ||
-            st.st_nlink != 1)
-                return 0;
-        return (uint64_t)st.st_size;
+        return S_ISREG(st->st_mode) && st->st_nlink == 1 ? (uint64_t)st->st_size : 0;
 }
 
 /* ---- streaming --------------------------------------------------------------------------- */
@@ -1154,18 +1149,16 @@ static void op_link(fuse_req_t req, fuse_ino_t ino, fuse_ino_t newparent, const 
         arrived(fs, nfd, newname, "link", NULL, NULL);
 }
 
-/* The node of the regular file @dirfd/@name, if it streams (it may, once it is big). The
- * kernel holds the inode while the request that names it runs. */
-static struct node *streaming_node(struct af_fs *fs, int dirfd, const char *name)
+/* The node of the regular file @st (a name's lstat), if it streams (it may, once it is
+ * big). The kernel holds the inode while the request that names it runs. */
+static struct node *streaming_node(struct af_fs *fs, const struct stat *st)
 {
-        struct stat st;
         struct node *n = NULL;
 
-        if (!fs->stream_threshold || fstatat(dirfd, name, &st, AT_SYMLINK_NOFOLLOW) < 0 ||
-            !S_ISREG(st.st_mode))
+        if (!fs->stream_threshold || !S_ISREG(st->st_mode))
                 return NULL;
         pthread_mutex_lock(&fs->lock);
-        n = find_locked(fs, st.st_dev, st.st_ino);
+        n = find_locked(fs, st->st_dev, st->st_ino);
         pthread_mutex_unlock(&fs->lock);
         return n && n != &fs->root && atomic_load(&n->big) ? n : NULL;
 }
@@ -1176,14 +1169,18 @@ static void op_unlink(fuse_req_t req, fuse_ino_t parent, const char *name)
         int dirfd = fd_of(req, parent), err = 0;
         char rel[PATH_MAX];
         bool named = fs->cfg.remote && join_relpath(fs, dirfd, name, rel, sizeof(rel)) == 0;
-        struct node *n = streaming_node(fs, dirfd, name);
-        uint64_t freed;
+        struct node *n = NULL;
+        uint64_t freed = 0;
+        struct stat st;
 
         pthread_rwlock_rdlock(&fs->names_lock);
-        freed = fs->cfg.space ? freed_by_unlink(dirfd, name) : 0;
+        if (fstatat(dirfd, name, &st, AT_SYMLINK_NOFOLLOW) == 0) {
+                n = streaming_node(fs, &st);
+                freed = freed_by_unlink(&st);
+        }
         if (unlinkat(dirfd, name, 0) < 0)
                 err = errno;
-        else if (freed)
+        else if (freed && fs->cfg.space)
                 af_space_release(fs->cfg.space, freed);
         pthread_rwlock_unlock(&fs->names_lock);
         if (!err && n)
@@ -1218,22 +1215,23 @@ static void op_rename(fuse_req_t req, fuse_ino_t parent, const char *name, fuse_
         /* Copies and deletes are queued before the answer (see af_remote_involved); a plain
          * rename is answered first and uploaded after, as ever. */
         bool first = named && af_remote_involved(fs->cfg.remote, from, to);
+        struct node *replaced = NULL;
         uint64_t freed = 0;
         struct stat a, b;
-        /* A file the rename replaces is gone from the spool like an unlinked one. */
-        struct node *replaced = exchange ? NULL : streaming_node(fs, nfd, newname);
 
         pthread_rwlock_rdlock(&fs->names_lock);
-        /* A file renamed over another replaces it: the other's room comes back (not when
-         * both names are links of one file, which leaves everything as it was). */
-        if (fs->cfg.space && !(flags & RENAME_EXCHANGE) &&
+        /* A file renamed over another replaces it: it is gone from the spool like an unlinked
+         * one (its stream ends, its room comes back), unless both names are links of one
+         * file, which leaves everything as it was. */
+        if (!exchange && fstatat(nfd, newname, &b, AT_SYMLINK_NOFOLLOW) == 0 &&
             fstatat(fd, name, &a, AT_SYMLINK_NOFOLLOW) == 0 &&
-            fstatat(nfd, newname, &b, AT_SYMLINK_NOFOLLOW) == 0 &&
-            (a.st_dev != b.st_dev || a.st_ino != b.st_ino))
-                freed = freed_by_unlink(nfd, newname);
+            (a.st_dev != b.st_dev || a.st_ino != b.st_ino)) {
+                replaced = streaming_node(fs, &b);
+                freed = freed_by_unlink(&b);
+        }
         if (renameat2(fd, name, nfd, newname, flags) < 0)
                 err = errno;
-        else if (freed)
+        else if (freed && fs->cfg.space)
                 af_space_release(fs->cfg.space, freed);
         pthread_rwlock_unlock(&fs->names_lock);
         if (err) {
