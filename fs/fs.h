@@ -34,10 +34,10 @@
 #define FUSE_USE_VERSION 312
 #include <fuse_lowlevel.h>
 
-#include "queue.h"
-#include "remote.h"
-#include "router.h"
-#include "space.h"
+#include "upload/queue.h"
+#include "spool/remote.h"
+#include "argo/router.h"
+#include "spool/space.h"
 
 struct af_fs;
 

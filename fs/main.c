@@ -26,14 +26,14 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "argovars.h"
+#include "argo/argovars.h"
 #include "fs.h"
-#include "journal.h"
-#include "log.h"
-#include "s3.h"
-#include "sigv4.h"
-#include "spec.h"
-#include "template.h"
+#include "upload/journal.h"
+#include "base/log.h"
+#include "aws/s3.h"
+#include "aws/sigv4.h"
+#include "argo/spec.h"
+#include "argo/template.h"
 
 #define EXIT_CONFIG 1
 #define EXIT_UPLOADS 3

@@ -50,7 +50,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "log.h"
+#include "base/log.h"
 
 #define NODE_BUCKETS 4096
 #define NAMES_MAX 4096

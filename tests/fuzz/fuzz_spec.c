@@ -20,11 +20,11 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "argovars.h"
-#include "buf.h"
-#include "router.h"
-#include "spec.h"
-#include "template.h"
+#include "argo/argovars.h"
+#include "base/buf.h"
+#include "argo/router.h"
+#include "argo/spec.h"
+#include "argo/template.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 

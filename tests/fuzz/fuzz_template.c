@@ -20,8 +20,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "buf.h"
-#include "template.h"
+#include "base/buf.h"
+#include "argo/template.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 

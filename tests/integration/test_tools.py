@@ -265,7 +265,7 @@ def test_file_replaced_by_a_fifo_does_not_hang(mount, s3, names):
     """A file closed (so handed to the queue by name) and at once replaced by a FIFO of the
     same name: the upload finds no regular file and skips it; nothing hangs.
 
-    FAILS today (core/queue.c, upload_once()): a worker opens the name with
+    FAILS today (core/upload/queue.c, upload_once()): a worker opens the name with
     open(O_RDONLY) and no O_NONBLOCK, which on a FIFO blocks until a writer comes: every
     worker ends up blocked for good, no upload completes, and the drain at unmount never
     ends (no --drain-timeout by default). The same open on a device node made with mknod
@@ -445,7 +445,7 @@ def test_write_temp_then_rename_uploads_only_the_final_name(mount, s3, names):
     FAILS today: the last close hands "out.tmp" to the queue by name; a worker opens it at
     once and uploads it as <prefix>/out.tmp before the rename, and that object stays. The
     rename then uploads out.csv as well (two PUTs, one stray). The fix belongs in the queue
-    (core/queue.c): a rename of a name with a queued job should move the job to the new
+    (core/upload/queue.c): a rename of a name with a queued job should move the job to the new
     name, and one whose upload is running should be followed by a delete of the old key
     (or the upload of a just-closed file should wait a short settle time)."""
     m = mount(args=["-v"])

@@ -37,8 +37,8 @@
 #include <string.h>
 #include <time.h>
 
-#include "buf.h"
-#include "sigv4.h"
+#include "base/buf.h"
+#include "aws/sigv4.h"
 
 #define MAX_ITEMS 256
 

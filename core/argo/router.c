@@ -1,0 +1,324 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* Path -> bucket/key. See router.h for the rules. */
+#include "argo/router.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+static void describe_template_error(struct af_buf *err, const char *what, const char *tmpl,
+                                    const struct af_template_error *te, int r)
+{
+        const char *env = af_vars_env_name(te->var);
+
+        if (r == -ENOENT)
+                (void)af_buf_addf(err,
+                                  "%s: variable '%s' is not set (looked in: --var, the spec%s%s); "
+                                  "set it with --var %s=VALUE",
+                                  what, te->var, env ? ", $" : "", env ? env : "", te->var);
+        else
+                (void)af_buf_addf(err, "%s: %s at offset %zu of '%s'", what,
+                                  te->reason ? te->reason : "bad template", te->offset, tmpl);
+}
+
+static int expand_clean(const char *what, const char *tmpl, const struct af_vars *vars,
+                        bool clean, char **ret, struct af_buf *err)
+{
+        struct af_template_error te = { 0 };
+        struct af_buf raw, cleaned;
+        int r;
+
+        af_buf_init(&raw, 0);
+        af_buf_init(&cleaned, 0);
+        r = af_template_expand(tmpl, vars, &raw, &te);
+        if (r < 0) {
+                describe_template_error(err, what, tmpl, &te, r);
+                if (r == -E2BIG) /* a key (prefix) that long can only be too long */
+                        r = -ENAMETOOLONG;
+                goto out;
+        }
+        if (clean) {
+                r = af_key_clean(af_buf_str(&raw), &cleaned);
+                if (r < 0)
+                        goto out;
+                *ret = af_buf_take(&cleaned);
+        } else {
+                *ret = af_buf_take(&raw);
+        }
+        r = *ret ? 0 : -ENOMEM;
+out:
+        af_buf_done(&raw);
+        af_buf_done(&cleaned);
+        return r;
+}
+
+/* @path relative to @base when it is @base or inside it; NULL otherwise. */
+static char *relative_to(const char *path, const char *base)
+{
+        struct af_buf p, b;
+        char *rel = NULL;
+        size_t bl;
+
+        af_buf_init(&p, 0);
+        af_buf_init(&b, 0);
+        if (af_key_clean(path, &p) < 0 || af_key_clean(base, &b) < 0)
+                goto out;
+        bl = b.len;
+        if (bl == 0)
+                rel = strdup(af_buf_str(&p));
+        else if (strcmp(af_buf_str(&p), af_buf_str(&b)) == 0)
+                rel = strdup("");
+        else if (strncmp(af_buf_str(&p), af_buf_str(&b), bl) == 0 && p.ptr[bl] == '/')
+                rel = strdup(p.ptr + bl + 1);
+out:
+        af_buf_done(&p);
+        af_buf_done(&b);
+        return rel;
+}
+
+/* "minio:9000" vs "http://minio:9000/": the same host and port? */
+static bool same_host(const char *a, const char *b)
+{
+        const char *pa = strstr(a, "://"), *pb = strstr(b, "://");
+        size_t la, lb;
+
+        a = pa ? pa + 3 : a;
+        b = pb ? pb + 3 : b;
+        la = strcspn(a, "/");
+        lb = strcspn(b, "/");
+        return la == lb && strncasecmp(a, b, la) == 0;
+}
+
+static const char *basename_of(const char *path)
+{
+        const char *s = strrchr(path, '/');
+
+        return s ? s + 1 : path;
+}
+
+void af_router_done(struct af_router *r)
+{
+        for (size_t i = 0; i < r->narts; i++) {
+                free(r->arts[i].name);
+                free(r->arts[i].path);
+                free(r->arts[i].rel);
+                free(r->arts[i].base);
+                free(r->arts[i].clean_path);
+                free(r->arts[i].key);
+                free(r->arts[i].bucket);
+        }
+        free(r->arts);
+        free(r->bucket);
+        free(r->prefix);
+        free(r->mount_as);
+        memset(r, 0, sizeof(*r));
+}
+
+int af_router_init(struct af_router *r, const struct af_router_config *cfg,
+                   const struct af_spec *spec, const struct af_vars *vars, struct af_buf *err)
+{
+        struct af_router n;
+        size_t narts = spec ? spec->nartifacts : 0;
+        int ret;
+
+        memset(&n, 0, sizeof(n));
+        if (!cfg->mount_as || cfg->mount_as[0] != '/') {
+                (void)af_buf_addf(err, "--as must be an absolute directory");
+                return -EINVAL;
+        }
+        if (!cfg->bucket || !*cfg->bucket) {
+                (void)af_buf_addf(err, "no bucket: give --artifact-repository s3://BUCKET/KEYFORMAT");
+                return -EINVAL;
+        }
+        n.bucket = strdup(cfg->bucket);
+        n.mount_as = strdup(cfg->mount_as);
+        n.arts = calloc(narts ? narts : 1, sizeof(*n.arts));
+        if (!n.bucket || !n.mount_as || !n.arts) {
+                ret = -ENOMEM;
+                goto fail;
+        }
+        ret = expand_clean("--artifact-repository key format", cfg->key_format ? cfg->key_format : "",
+                           vars, true, &n.prefix, err);
+        if (ret < 0)
+                goto fail;
+        if (strlen(n.prefix) > AF_KEY_MAX) {
+                (void)af_buf_addf(err, "key prefix is longer than %d bytes", AF_KEY_MAX);
+                ret = -ENAMETOOLONG;
+                goto fail;
+        }
+        for (size_t i = 0; i < narts; i++) {
+                const struct af_artifact *a = &spec->artifacts[i];
+                struct af_route_artifact *ra = &n.arts[i];
+
+                n.narts++;
+                ra->name = strdup(a->name);
+                ra->path = strdup(a->path);
+                if (!ra->name || !ra->path) {
+                        ret = -ENOMEM;
+                        goto fail;
+                }
+                if (a->path[0] != '/') {
+                        (void)af_buf_addf(err, "artifact '%s': path '%s' is not absolute",
+                                          a->name, a->path);
+                        ret = -EINVAL;
+                        goto fail;
+                }
+                ra->rel = relative_to(a->path, cfg->mount_as);
+                if (!ra->rel && cfg->strict_paths) {
+                        (void)af_buf_addf(err,
+                                          "artifact '%s': path %s is outside the mount (%s); "
+                                          "mount its directory, or say with --as which "
+                                          "directory the mount stands for",
+                                          a->name, a->path, cfg->mount_as);
+                        ret = -EINVAL;
+                        goto fail;
+                }
+                {
+                        struct af_buf cp;
+
+                        af_buf_init(&cp, 0);
+                        ret = af_key_clean(a->path, &cp);
+                        ra->base = ret < 0 ? NULL : strdup(basename_of(af_buf_str(&cp)));
+                        ra->clean_path = ret < 0 ? NULL : strdup(af_buf_str(&cp));
+                        af_buf_done(&cp);
+                        if (!ra->base || !ra->clean_path) {
+                                ret = -ENOMEM;
+                                goto fail;
+                        }
+                }
+                ra->optional = a->optional;
+                ra->archive = a->archive == AF_ARCHIVE_DEFAULT ? cfg->archive_default : a->archive;
+                if (ra->archive == AF_ARCHIVE_DEFAULT)
+                        ra->archive = AF_ARCHIVE_NONE;
+                ra->compression_level = a->compression_level;
+                /* Argo's HasLocation: endpoint, bucket and key all set. Then the artifact has
+                 * a bucket of its own; a partial location keeps only the key (Relocate). */
+                if (a->s3_key && a->s3_bucket && a->s3_endpoint && *a->s3_endpoint) {
+                        if (cfg->endpoint && !same_host(a->s3_endpoint, cfg->endpoint)) {
+                                (void)af_buf_addf(err,
+                                                  "artifact '%s': its s3 location's endpoint %s is "
+                                                  "not the repository's (%s); artifuse uploads to "
+                                                  "one endpoint",
+                                                  a->name, a->s3_endpoint, cfg->endpoint);
+                                ret = -EINVAL;
+                                goto fail;
+                        }
+                        ra->bucket = strdup(a->s3_bucket);
+                        if (!ra->bucket) {
+                                ret = -ENOMEM;
+                                goto fail;
+                        }
+                }
+                if (a->s3_key) {
+                        struct af_buf what;
+
+                        af_buf_init(&what, 512);
+                        (void)af_buf_addf(&what, "artifact '%s' s3.key", a->name);
+                        ret = expand_clean(af_buf_str(&what), a->s3_key, vars, false, &ra->key,
+                                           err);
+                        af_buf_done(&what);
+                        if (ret < 0)
+                                goto fail;
+                }
+        }
+        if (cfg->unmatched == AF_UNMATCHED_AUTO)
+                n.upload_unmatched = narts == 0;
+        else
+                n.upload_unmatched = cfg->unmatched == AF_UNMATCHED_UPLOAD;
+        *r = n;
+        return 0;
+fail:
+        af_router_done(&n);
+        return ret;
+}
+
+/* key = clean(a + "/" + b [+ "/" + c]) */
+static int join_key(struct af_buf *out, const char *a, const char *b, const char *c)
+{
+        struct af_buf raw;
+        int r;
+
+        af_buf_init(&raw, AF_KEY_MAX * 4);
+        r = af_buf_addf(&raw, "%s/%s%s%s", a, b, c && *c ? "/" : "", c ? c : "");
+        if (r == 0)
+                r = af_key_clean(af_buf_str(&raw), out);
+        af_buf_done(&raw);
+        return r;
+}
+
+int af_router_route(const struct af_router *r, const char *relpath, struct af_route *ret)
+{
+        const struct af_route_artifact *hit = NULL;
+        const char *inside = NULL;
+        int rc;
+
+        /* The most specific artifact wins: the longest path that is the file or holds it.
+         * Among equals, the first in spec order. */
+        size_t best = 0;
+
+        for (size_t i = 0; i < r->narts; i++) {
+                const struct af_route_artifact *a = &r->arts[i];
+                size_t l;
+
+                if (!a->rel)
+                        continue;
+                l = strlen(a->rel);
+                if (hit && l + 1 <= best)
+                        continue;
+                if (strcmp(relpath, a->rel) == 0) {
+                        hit = a;
+                        inside = "";
+                        best = l + 1;
+                } else if (l == 0 || (strncmp(relpath, a->rel, l) == 0 && relpath[l] == '/')) {
+                        hit = a;
+                        inside = relpath + (l ? l + 1 : 0);
+                        best = l + 1;
+                }
+        }
+        af_buf_reset(&ret->key);
+        ret->archive = AF_ARCHIVE_NONE;
+        ret->member = NULL;
+        ret->compression_level = -1;
+        ret->deferred = false;
+        ret->zip_file_member = NULL;
+        if (hit && (hit->archive == AF_ARCHIVE_TAR || hit->archive == AF_ARCHIVE_ZIP)) {
+                bool zip = hit->archive == AF_ARCHIVE_ZIP;
+
+                ret->deferred = *inside != '\0';
+                /* Argo: <prefix>/<name>.tgz or .zip, or the artifact's own key verbatim. */
+                if (hit->key)
+                        rc = af_buf_sets(&ret->key, hit->key);
+                else {
+                        char name[AF_KEY_MAX + 8];
+
+                        snprintf(name, sizeof(name), "%s.%s", hit->name, zip ? "zip" : "tgz");
+                        rc = join_key(&ret->key, r->prefix, name, NULL);
+                }
+                ret->archive = hit->archive;
+                ret->member = hit->base;
+                /* Argo zips a single file under its full source path (we drop the leading
+                 * "/", which unzip would strip anyway), a directory under its basename. */
+                ret->zip_file_member = zip ? hit->clean_path : NULL;
+                ret->compression_level = hit->compression_level;
+        } else if (hit) {
+                if (hit->key && !*inside)
+                        rc = af_buf_sets(&ret->key, hit->key); /* verbatim, as Argo does */
+                else if (hit->key)
+                        rc = join_key(&ret->key, hit->key, inside, NULL);
+                else
+                        rc = join_key(&ret->key, r->prefix, hit->base, inside);
+        } else if (r->upload_unmatched) {
+                rc = join_key(&ret->key, r->prefix, relpath, NULL);
+        } else {
+                return 0;
+        }
+        if (rc < 0)
+                return rc == -E2BIG ? -ENAMETOOLONG : rc;
+        if (ret->key.len > AF_KEY_MAX || ret->key.len == 0)
+                return -ENAMETOOLONG;
+        ret->bucket = hit && hit->bucket ? hit->bucket : r->bucket;
+        ret->artifact = hit;
+        return 1;
+}

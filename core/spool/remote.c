@@ -1,0 +1,289 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * Renames and unlinks of uploaded names: server-side copies and --delete-on-unlink. See
+ * remote.h. The decisions are made here; the queue carries them out in key order.
+ */
+#include "spool/remote.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdio.h>
+#include <unistd.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "base/log.h"
+
+struct af_remote {
+        struct af_remote_config cfg;
+        struct af_uploaded *uploaded;
+        _Atomic(struct af_queue *) queue;
+};
+
+int af_remote_new(const struct af_remote_config *cfg, struct af_remote **ret)
+{
+        struct af_remote *r = calloc(1, sizeof(*r));
+        int e;
+
+        if (!r)
+                return -ENOMEM;
+        r->cfg = *cfg;
+        e = af_uploaded_new(cfg->max_entries, &r->uploaded);
+        if (e < 0) {
+                free(r);
+                return e;
+        }
+        *ret = r;
+        return 0;
+}
+
+void af_remote_set_queue(struct af_remote *r, struct af_queue *queue)
+{
+        atomic_store(&r->queue, queue);
+}
+
+void af_remote_free(struct af_remote *r)
+{
+        if (!r)
+                return;
+        af_uploaded_free(r->uploaded);
+        free(r);
+}
+
+static int64_t mtime_ns_of(const struct stat *st)
+{
+        return (int64_t)st->st_mtim.tv_sec * 1000000000 + st->st_mtim.tv_nsec;
+}
+
+/*
+ * The object @rel goes to on its own (not inside a directory's archive), in @route (the
+ * caller inits and frees route->key). 1 if there is one, else 0.
+ */
+static int own_object(struct af_remote *r, const char *rel, struct af_route *route)
+{
+        return af_router_route(r->cfg.router, rel, route) > 0 && !route->deferred;
+}
+
+/* With --delete-on-unlink: deletes what @e's name put, unless @keep_bucket/@keep_key (what
+ * the name's new occupant is uploaded to; may be NULL) is that key, or another name's last
+ * upload put it. */
+static void delete_entry(struct af_remote *r, const struct af_uploaded_entry *e,
+                         const char *keep_bucket, const char *keep_key, const char *why)
+{
+        struct af_queue *q = atomic_load(&r->queue);
+        int err;
+
+        if (!r->cfg.delete_on_unlink || !q)
+                return;
+        if (keep_key && strcmp(keep_key, e->key) == 0 && strcmp(keep_bucket, e->bucket) == 0)
+                return; /* the new file is uploaded over it */
+        if (af_uploaded_key_held(r->uploaded, e->bucket, e->key)) {
+                af_log_info("op=delete status=skipped path=%s key=%s msg=\"another name's "
+                            "upload put this key; left as is\"",
+                            af_q(e->relpath), af_q(e->key));
+                return;
+        }
+        err = af_queue_submit_delete(q, e->relpath, e->bucket, e->key, e->etag);
+        if (err < 0)
+                af_log_warn("op=delete path=%s key=%s err=%s msg=\"cannot queue the delete; the "
+                            "object is left in S3\"",
+                            af_q(e->relpath), af_q(e->key), af_q(strerror(-err)));
+        else
+                af_log_debug("op=delete status=queued path=%s key=%s trigger=%s",
+                             af_q(e->relpath), af_q(e->key), why);
+}
+
+void af_remote_on_uploaded(void *ctx, const struct af_queue_uploaded *u)
+{
+        struct af_remote *r = ctx;
+        struct af_uploaded_entry e = { .relpath = u->relpath, .bucket = u->bucket,
+                                       .key = u->key, .etag = u->etag, .archive = u->archive,
+                                       .dev = u->dev, .ino = u->ino, .size = u->size,
+                                       .mtime_ns = u->superseded ? -1 : u->mtime_ns };
+        struct stat st;
+
+        if (u->is_dir)
+                return; /* a directory's archive: rebuilt at flush and unmount */
+        if (fstatat(r->cfg.spool_fd, u->relpath, &st, AT_SYMLINK_NOFOLLOW) < 0) {
+                /* Unlinked or renamed away while it went up: its object is a stray now. */
+                delete_entry(r, &e, NULL, NULL, "gone during upload");
+                return;
+        }
+        if (st.st_dev != u->dev || st.st_ino != u->ino)
+                e.mtime_ns = -1; /* another file has the name now; it will go up itself */
+        if (af_uploaded_put(r->uploaded, &e) < 0)
+                af_log_warn("op=registry path=%s err=\"out of memory\" msg=\"a rename will "
+                            "upload it again\"",
+                            af_q(u->relpath));
+}
+
+bool af_remote_moved(struct af_remote *r, const char *from, const char *to, int fd)
+{
+        struct af_queue *q = r ? atomic_load(&r->queue) : NULL;
+        struct af_uploaded_entry *e = NULL;
+        struct af_route route = { 0 };
+        bool copied = false;
+        struct stat st;
+
+        if (!q || af_queue_pending(q, from) || af_uploaded_get(r->uploaded, from, &e) < 0)
+                return false;
+        af_buf_init(&route.key, 0);
+        if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode) || e->mtime_ns < 0 ||
+            st.st_dev != e->dev || st.st_ino != e->ino || (uint64_t)st.st_size != e->size ||
+            mtime_ns_of(&st) != e->mtime_ns || e->archive != AF_ARCHIVE_NONE)
+                goto out; /* not (known to be) what went up, or packaged: upload it */
+        if (!own_object(r, to, &route) || route.archive != AF_ARCHIVE_NONE)
+                goto out;
+        {
+                struct af_queue_copy src = { .bucket = e->bucket, .key = e->key,
+                                             .etag = e->etag, .dev = e->dev, .ino = e->ino,
+                                             .size = e->size, .mtime_ns = e->mtime_ns };
+
+                copied = af_queue_submit_copy(q, to, route.bucket, af_buf_str(&route.key),
+                                              &src) == 0;
+        }
+        if (copied)
+                af_log_debug("op=submit path=%s key=%s trigger=rename copy_from=%s",
+                             af_q(to), af_q(af_buf_str(&route.key)), af_q(e->key));
+out:
+        af_buf_done(&route.key);
+        af_uploaded_entry_free(e);
+        return copied;
+}
+
+bool af_remote_involved(struct af_remote *r, const char *from, const char *to)
+{
+        return r && (af_uploaded_has(r->uploaded, from) || af_uploaded_has(r->uploaded, to));
+}
+
+void af_remote_renamed(struct af_remote *r, const char *from, const char *to, bool exchange)
+{
+        struct af_uploaded_entry *ef = NULL, *et = NULL;
+        struct af_route route = { 0 };
+        const char *kb = NULL, *kk = NULL;
+        struct stat st;
+
+        if (!r)
+                return;
+        (void)af_uploaded_take(r->uploaded, from, &ef);
+        (void)af_uploaded_take(r->uploaded, to, &et);
+        af_buf_init(&route.key, 0);
+        if (!exchange) {
+                /* What the file now at @to is uploaded to: that key is rewritten, not
+                 * deleted. */
+                if (fstatat(r->cfg.spool_fd, to, &st, AT_SYMLINK_NOFOLLOW) == 0 &&
+                    S_ISREG(st.st_mode) && own_object(r, to, &route)) {
+                        kb = route.bucket;
+                        kk = af_buf_str(&route.key);
+                }
+                if (ef)
+                        delete_entry(r, ef, kb, kk, "renamed away");
+                if (et)
+                        delete_entry(r, et, kb, kk, "replaced by a rename");
+        }
+        af_buf_done(&route.key);
+        af_uploaded_entry_free(ef);
+        af_uploaded_entry_free(et);
+}
+
+void af_remote_unlinked(struct af_remote *r, const char *rel)
+{
+        struct af_uploaded_entry *e = NULL;
+
+        if (!r || af_uploaded_take(r->uploaded, rel, &e) < 0)
+                return;
+        delete_entry(r, e, NULL, NULL, "unlink");
+        af_uploaded_entry_free(e);
+}
+
+/* ---- a renamed directory --------------------------------------------------------------- */
+
+/* The file @to_rel (descriptor @fd), known as @from_rel before its directory was renamed:
+ * copied or uploaded under its new name, and its old name's object handled as a rename. */
+static void dir_file_moved(struct af_remote *r, struct af_queue *q, const char *from_rel,
+                           const char *to_rel, int fd)
+{
+        struct af_route route = { 0 };
+        int err;
+
+        if (!af_remote_moved(r, from_rel, to_rel, fd)) {
+                af_buf_init(&route.key, 0);
+                if (own_object(r, to_rel, &route)) {
+                        err = af_queue_submit(q, to_rel, route.bucket, af_buf_str(&route.key));
+                        if (err < 0)
+                                af_log_error("op=submit path=%s err=%s msg=\"file kept in the "
+                                             "spool\"",
+                                             af_q(to_rel), af_q(strerror(-err)));
+                }
+                af_buf_done(&route.key);
+        }
+        af_remote_renamed(r, from_rel, to_rel, false);
+}
+
+/* Walks directory @dfd (taken), named @from and @to (PATH_MAX buffers, modified in place
+ * and restored). */
+static void walk(struct af_remote *r, struct af_queue *q, int dfd, char *from, char *to,
+                 unsigned depth)
+{
+        size_t fl = strlen(from), tl = strlen(to);
+        DIR *d = fdopendir(dfd);
+        struct dirent *de;
+
+        if (!d) {
+                close(dfd);
+                return;
+        }
+        while ((de = readdir(d))) {
+                struct stat st;
+                int fd;
+
+                if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0)
+                        continue;
+                if ((size_t)snprintf(from + fl, PATH_MAX - fl, "/%s", de->d_name) >=
+                            PATH_MAX - fl ||
+                    (size_t)snprintf(to + tl, PATH_MAX - tl, "/%s", de->d_name) >= PATH_MAX - tl)
+                        goto next;
+                fd = openat(dirfd(d), de->d_name, O_PATH | O_NOFOLLOW | O_CLOEXEC);
+                if (fd < 0 || fstat(fd, &st) < 0) {
+                        if (fd >= 0)
+                                close(fd);
+                        goto next;
+                }
+                if (S_ISREG(st.st_mode)) {
+                        dir_file_moved(r, q, from, to, fd);
+                        close(fd);
+                } else if (S_ISDIR(st.st_mode) && depth < 256) {
+                        close(fd);
+                        fd = openat(dirfd(d), de->d_name,
+                                    O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+                        if (fd >= 0)
+                                walk(r, q, fd, from, to, depth + 1);
+                } else {
+                        close(fd);
+                }
+next:
+                from[fl] = '\0';
+                to[tl] = '\0';
+        }
+        closedir(d);
+}
+
+void af_remote_dir_renamed(struct af_remote *r, const char *from, const char *to)
+{
+        struct af_queue *q = r ? atomic_load(&r->queue) : NULL;
+        char f[PATH_MAX], t[PATH_MAX];
+        int fd;
+
+        if (!q || strlen(from) >= sizeof(f) || strlen(to) >= sizeof(t))
+                return;
+        fd = openat(r->cfg.spool_fd, to, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+        if (fd < 0)
+                return; /* not a directory */
+        memcpy(f, from, strlen(from) + 1);
+        memcpy(t, to, strlen(to) + 1);
+        walk(r, q, fd, f, t, 0);
+}

@@ -1,0 +1,235 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/**
+ * @file queue.h
+ * The upload queue: a bounded pool of workers that upload spool files to S3.
+ *
+ * The mount hands over a file by its path in the spool (af_queue_submit); a worker opens it
+ * then, so the upload always reads what the file holds at that moment. Submitting a path that
+ * is already queued updates that job (its key may have changed); submitting one that is being
+ * uploaded marks it to be uploaded once more afterwards, so the last version always wins.
+ *
+ * Failures: retryable errors (af_s3_retryable) are retried with exponential backoff and full
+ * jitter, max_attempts times and for at least retry_for_ms; permanent ones fail at once. A failed file stays in the spool and
+ * is logged with the operation, bucket/key, HTTP status, S3 code and request id.
+ *
+ * Renames and --delete-on-unlink: an upload may be a server-side copy of an object the
+ * file already went up as (af_queue_submit_copy), and the queue also deletes objects
+ * (af_queue_submit_delete). Those jobs are ordered by key: a copy or a delete does not start
+ * while a job submitted before it, or running, writes, copies or deletes one of its keys.
+ * Plain uploads are not ordered among themselves.
+ *
+ * Threads: af_queue_submit, af_queue_drain and af_queue_get_stats may be called from any
+ * thread. Workers log each upload's outcome (they are where the decision is made).
+ *
+ * Streaming (design.md §4): a file still being written can start its multipart upload
+ * early (af_queue_stream_start); its whole parts go up as the writer moves past them, on a
+ * small pool of part threads, and the upload that the file's close later submits takes over
+ * the parts already sent, so only the rest and the completion remain.
+ */
+#pragma once
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "base/buf.h"
+#include "aws/creds.h"
+#include "argo/router.h"
+#include "aws/s3.h"
+
+struct af_queue;
+
+/** What af_queue_config.on_uploaded is told about each object that reached S3. */
+struct af_queue_uploaded {
+        const char *relpath; /* in the spool */
+        const char *bucket;
+        const char *key;
+        const char *etag;
+        enum af_archive archive; /* as it was packaged */
+        bool is_dir;             /* a directory archive */
+        uint64_t size;           /* of the spool file (0 for a directory) */
+        /* The spool file as the upload found it when it opened it, so the caller can tell
+         * whether what is in the spool now is what went up. */
+        dev_t dev;
+        ino_t ino;
+        int64_t mtime_ns;
+        /* The file was handed over again while this upload ran: a newer version follows. */
+        bool superseded;
+};
+
+#define AF_QUEUE_MAX_PART_CONCURRENCY 64
+
+struct af_queue_config {
+        int spool_dirfd; /* borrowed; relative paths are opened under it */
+        bool journal;     /* keep a durable record of each pending upload */
+        int manifest_fd;  /* > 0: one JSON line per uploaded object is appended here */
+        bool preserve_metadata; /* x-amz-meta-mode/uid/gid/mtime from the spool file */
+        int journal_dirfd; /* borrowed; where the records are (with journal) */
+        unsigned workers;      /* 0: 4 */
+        unsigned max_attempts; /* 0: 10 */
+        long retry_for_ms;     /* and keep retrying for at least this long (0: no window) */
+        unsigned backoff_base_ms; /* 0: 200 */
+        unsigned backoff_max_ms;  /* 0: 20000 */
+        uint64_t part_size;           /* 0: 8 MiB; grown so any object fits 10,000 parts */
+        uint64_t multipart_threshold; /* 0: 16 MiB; smaller files go in one PutObject */
+        unsigned part_concurrency;    /* parts of one file in flight at once; 0: 4 */
+        long settle_ms; /* a closed file goes up this long after its close (0: 200 ms; < 0:
+                         * at once), so write-temp-then-rename uploads only the final name */
+        /* Borrowed, optional: how to package each file (archive strategy, member name).
+         * Without it every file is uploaded as it is. */
+        const struct af_router *router;
+        const struct af_s3_config *s3;
+        struct af_creds_provider *creds; /* borrowed */
+        /* Optional: called by a worker, with no queue lock held, after each object reaches
+         * S3 (after the journal and the manifest say so). Must not call back into the
+         * queue's waiting functions. */
+        void (*on_uploaded)(void *ctx, const struct af_queue_uploaded *u);
+        void *on_uploaded_ctx;
+};
+
+struct af_queue_stats {
+        uint64_t uploaded_files;
+        uint64_t uploaded_bytes;
+        uint64_t failed_files;
+        uint64_t pending_files; /* queued or uploading */
+};
+
+/** Starts the workers. -EINVAL (bad S3 config, line in @err), -ENOMEM, or a pthread error. */
+int af_queue_new(const struct af_queue_config *cfg, struct af_queue **ret, struct af_buf *err);
+
+/** Queues @relpath for upload to @bucket/@key. -ESHUTDOWN once the queue is stopping. */
+int af_queue_submit(struct af_queue *q, const char *relpath, const char *bucket, const char *key);
+
+/** Where a renamed file's bytes already are in S3 (what the upload of its old name put). */
+struct af_queue_copy {
+        const char *bucket;
+        const char *key;
+        const char *etag; /* the copy happens only if the object still has it */
+        /* The spool file that upload read: the copy happens only if the file is still it. */
+        dev_t dev;
+        ino_t ino;
+        uint64_t size;
+        int64_t mtime_ns;
+};
+
+/**
+ * Like af_queue_submit, but the upload first tries a server-side copy from @src (CopyObject,
+ * logged as op=copy) when the file is still exactly what @src describes and goes up as it is
+ * (archive none). If the copy cannot be made, for any reason, the file is uploaded from the
+ * spool as usual, so the output is never lost. The job waits for every job queued before it,
+ * or running, that writes or deletes @src's key. The journal records a plain upload: after a
+ * crash the file is uploaded. A later af_queue_submit of the same file drops the copy.
+ */
+int af_queue_submit_copy(struct af_queue *q, const char *relpath, const char *bucket,
+                         const char *key, const struct af_queue_copy *src);
+
+/**
+ * Queues the deletion of @bucket/@key, the object the last upload of @relpath put there with
+ * ETag @etag (--delete-on-unlink; @relpath is only for logs and status). It runs after every
+ * job queued before it, or running, that writes or copies the key; it is dropped when an
+ * upload to the key is submitted before it starts (the newer content wins); it is skipped
+ * when the object no longer has @etag (someone wrote the key since). Journaled (a restart
+ * resumes it), retried like an upload. A delete that fails for good is logged (the object is
+ * left in S3); it is never counted as a failed file, and never holds up an upload.
+ */
+int af_queue_submit_delete(struct af_queue *q, const char *relpath, const char *bucket,
+                           const char *key, const char *etag);
+
+/** Whether an upload of @relpath is queued or running. */
+bool af_queue_pending(struct af_queue *q, const char *relpath);
+
+/**
+ * Like af_queue_submit, then waits until an upload of the file that started after this call
+ * has finished (or @timeout_ms passes; < 0: no limit). 0 when it is in S3; else the upload's
+ * negative errno (the file stays in the spool, and the log says why), -ETIMEDOUT, or
+ * -ESHUTDOWN. For fsync() and --sync-close. A file that is not to be uploaded is not
+ * submitted: use the router first.
+ */
+int af_queue_submit_wait(struct af_queue *q, const char *relpath, const char *bucket,
+                         const char *key, long timeout_ms);
+/** Waits for the upload of @relpath that is queued or running now, if any (no submit).
+ * Returns as af_queue_submit_wait; 0 at once when nothing is pending for it. */
+int af_queue_wait(struct af_queue *q, const char *relpath, long timeout_ms);
+
+/**
+ * Queues every upload the journal records (what an earlier run left: pending, failed, or a
+ * multipart upload in progress, which resumes with the parts S3 already has). A record
+ * whose file is no longer in the spool is reported and dropped; a corrupt one is reported,
+ * set aside as "<name>.corrupt" and skipped. Returns how many were queued.
+ */
+int af_queue_resume(struct af_queue *q);
+
+/**
+ * Waits until no job is queued or running and every abandoned stream is aborted, or
+ * @timeout_ms passes (< 0: no limit).
+ * 0 when drained, -ETIMEDOUT otherwise.
+ */
+int af_queue_drain(struct af_queue *q, long timeout_ms);
+
+void af_queue_get_stats(struct af_queue *q, struct af_queue_stats *ret);
+
+/** Calls @fn for each file that failed for good (the first 1000), oldest first, and for
+ * each job still pending, with its last error ("" if it never failed). */
+void af_queue_foreach_problem(struct af_queue *q,
+                              void (*fn)(void *ctx, const char *relpath, const char *bucket,
+                                         const char *key, const char *error),
+                              void *ctx);
+
+/**
+ * Stops the workers (a running upload finishes first), logs every job that is still pending
+ * as left in the spool, and frees the queue. NULL is a no-op.
+ */
+void af_queue_free(struct af_queue *q);
+
+/* ---- streaming --------------------------------------------------------------------------- */
+
+/**
+ * A multipart upload of a file that is still being written, in order. The caller (the
+ * mount) promises that the bytes of every part it hands over (af_stream_extend) no longer
+ * change, and abandons the stream the moment that stops being true (a write behind them, a
+ * truncate, a rename...). The upload of the file that af_queue_submit() queues later, for
+ * the same path, bucket and key, takes over the parts sent so far; so does nothing else.
+ *
+ * The stream's upload id and finished parts (each with its CRC-32C) are journaled under the
+ * file's record: after a crash, the next mount or drain uploads the file as the spool holds
+ * it, reusing the parts whose bytes still match.
+ */
+struct af_stream;
+
+/** Files from this size up go in a multipart upload (the resolved --multipart-threshold). */
+uint64_t af_queue_multipart_threshold(const struct af_queue *q);
+/** The part size of a stream: --part-size (a file that outgrows 10,000 of them is uploaded
+ * again at close with bigger parts). */
+uint64_t af_queue_stream_part_size(const struct af_queue *q);
+
+/**
+ * Starts a stream of @relpath, to be uploaded as it is (no archive) to @bucket/@key, whose
+ * parts are read from @fd (read-only; the stream takes ownership of it, also on failure).
+ * Nothing is sent until the first whole part is handed over. On success *@ret holds the
+ * caller's reference (af_stream_abandon or af_stream_release gives it back).
+ * -EBUSY: an upload of @relpath is queued or running, or it already has a stream; -ESHUTDOWN;
+ * -ENOMEM; a pthread error when no part thread can start.
+ */
+int af_queue_stream_start(struct af_queue *q, const char *relpath, const char *bucket,
+                          const char *key, int fd, struct af_stream **ret);
+
+/**
+ * Bytes [0, @end) of the file are final: every whole part in them not yet handed over is
+ * queued for the part threads. Never waits for S3. *@ret_handed: the bytes handed over so
+ * far (whole parts from 0), which the caller must abandon the stream before changing.
+ * -ESTALE when the stream is no longer open (an upload took it over): release it.
+ */
+int af_stream_extend(struct af_stream *s, uint64_t end, uint64_t *ret_handed);
+
+/** No more parts: the multipart upload is aborted (on a part thread) unless an upload has
+ * already taken the stream over. @why goes to the log. Gives back the caller's reference. */
+void af_stream_abandon(struct af_stream *s, const char *why);
+/** Gives back the caller's reference and nothing else (the queue may outlive it or not). */
+void af_stream_release(struct af_stream *s);
+
+/**
+ * Full-jitter exponential backoff (AWS Architecture Blog, "Exponential Backoff and Jitter"):
+ * a delay in [0, min(max_ms, base_ms * 2^attempt)], picked with @rnd (uniform in [0, 1)).
+ * Pure, for tests.
+ */
+unsigned af_backoff_ms(unsigned attempt, unsigned base_ms, unsigned max_ms, double rnd);

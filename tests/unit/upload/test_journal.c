@@ -1,0 +1,120 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* Journal records: encode/decode round trips, a stream's record (its flag and each part's
+ * CRC-32C), and what older or damaged records decode to. */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "upload/journal.h"
+#include "test.h"
+
+static struct af_s3_part part(unsigned n, const char *etag, bool has_sum, uint32_t sum)
+{
+        struct af_s3_part p = { .number = n, .sum = sum, .has_sum = has_sum };
+
+        snprintf(p.etag, sizeof(p.etag), "%s", etag);
+        return p;
+}
+
+static int decode(const struct af_buf *b, struct af_journal_rec *out)
+{
+        struct af_buf err;
+        int r;
+
+        af_buf_init(&err, 512);
+        r = af_journal_decode(b->ptr, b->len, out, &err);
+        if (r < 0)
+                fprintf(stderr, "    decode: %s\n", af_buf_str(&err));
+        af_buf_done(&err);
+        return r;
+}
+
+static void test_stream_record_round_trip(void)
+{
+        struct af_s3_part parts[3] = { part(1, "\"e1\"", true, 0x1a2b3c4d),
+                                       part(2, "\"e2\"", true, 0),
+                                       part(3, "\"e3\"", false, 0) };
+        char path[] = "out/big.bin", bucket[] = "b", key[] = "k/big.bin", id[] = "up id%1";
+        struct af_journal_rec rec = { .path = path, .bucket = bucket, .key = key,
+                                      .upload_id = id, .part_size = 5 << 20,
+                                      .size = 15 << 20, .parts = parts, .nparts = 3,
+                                      .stream = true, .level = -1 };
+        struct af_journal_rec back;
+        struct af_buf b;
+
+        af_buf_init(&b, AF_JOURNAL_MAX);
+        CHECK_INT_EQ(af_journal_encode(&rec, &b), 0);
+        CHECK(strstr(af_buf_str(&b), "\nstream 1\n") != NULL);
+        CHECK(strstr(af_buf_str(&b), "\npartsum 1 1a2b3c4d\n") != NULL);
+        CHECK(strstr(af_buf_str(&b), "\npartsum 3 ") == NULL);
+        if (CHECK_INT_EQ(decode(&b, &back), 0)) {
+                CHECK(back.stream);
+                CHECK_STR_EQ(back.upload_id, "up id%1");
+                CHECK_INT_EQ(back.part_size, 5 << 20);
+                if (CHECK_INT_EQ(back.nparts, 3)) {
+                        CHECK(back.parts[0].has_sum);
+                        CHECK_INT_EQ(back.parts[0].sum, 0x1a2b3c4d);
+                        CHECK(back.parts[1].has_sum); /* a CRC of 0 is a CRC */
+                        CHECK_INT_EQ(back.parts[1].sum, 0);
+                        CHECK(!back.parts[2].has_sum);
+                        CHECK_STR_EQ(back.parts[2].etag, "\"e3\"");
+                }
+                af_journal_rec_done(&back);
+        }
+        af_buf_done(&b);
+}
+
+/* A record from before streaming: no "stream", no "partsum"; parts have no CRC. */
+static void test_record_without_sums(void)
+{
+        static const char text[] = "artifuse-journal 1\npath a.bin\nbucket b\nkey k\n"
+                                   "upload u\npartsize 5242880\npart 1 %22e1%22\nend\n";
+        struct af_journal_rec back;
+        struct af_buf b;
+
+        af_buf_init(&b, AF_JOURNAL_MAX);
+        (void)af_buf_adds(&b, text);
+        if (CHECK_INT_EQ(decode(&b, &back), 0)) {
+                CHECK(!back.stream);
+                if (CHECK_INT_EQ(back.nparts, 1)) {
+                        CHECK(!back.parts[0].has_sum);
+                        CHECK_STR_EQ(back.parts[0].etag, "\"e1\"");
+                }
+                af_journal_rec_done(&back);
+        }
+        af_buf_done(&b);
+}
+
+static void test_bad_partsum_is_refused(void)
+{
+        static const char *bad[] = {
+                /* a sum for a part the record does not name */
+                "artifuse-journal 1\npath a\nbucket b\nkey k\nupload u\npart 1 e\npartsum 2 ff\n"
+                "end\n",
+                /* not hex, too long */
+                "artifuse-journal 1\npath a\nbucket b\nkey k\nupload u\npart 1 e\npartsum 1 xz\n"
+                "end\n",
+                "artifuse-journal 1\npath a\nbucket b\nkey k\nupload u\npart 1 e\n"
+                "partsum 1 123456789\nend\n",
+        };
+
+        for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+                struct af_journal_rec back;
+                struct af_buf b, err;
+
+                af_buf_init(&b, AF_JOURNAL_MAX);
+                af_buf_init(&err, 512);
+                (void)af_buf_adds(&b, bad[i]);
+                CHECK_INT_EQ(af_journal_decode(b.ptr, b.len, &back, &err), -EINVAL);
+                af_buf_done(&err);
+                af_buf_done(&b);
+        }
+}
+
+int main(void)
+{
+        RUN(test_stream_record_round_trip);
+        RUN(test_record_without_sums);
+        RUN(test_bad_partsum_is_refused);
+        return test_summary();
+}
