@@ -27,6 +27,7 @@
 #include <unistd.h>
 
 #include "argo/argovars.h"
+#include "base/clock.h"
 #include "fs.h"
 #include "upload/journal.h"
 #include "base/log.h"
@@ -875,7 +876,7 @@ static int set_creation_time(struct opts *o, struct setup *s)
                 src = "env ARGO_WORKFLOW_CREATION_TIMESTAMP";
         }
         if (ts && *ts) {
-                if (af_rfc3339_parse(ts, &t, &off) < 0)
+                if (af_rfc3339_parse(ts, 0, &t, &off) < 0)
                         return die("%s: '%s' is not an RFC 3339 time (2026-11-28T04:00:00Z)",
                                    src[0] == '-' ? src : "$ARGO_WORKFLOW_CREATION_TIMESTAMP",
                                    ts);
@@ -1677,7 +1678,7 @@ static long argo_deadline_ms(void)
         time_t t;
         int off;
 
-        if (!d || !*d || strncmp(d, "0001-", 5) == 0 || af_rfc3339_parse(d, &t, &off) < 0)
+        if (!d || !*d || strncmp(d, "0001-", 5) == 0 || af_rfc3339_parse(d, 0, &t, &off) < 0)
                 return -1;
         return t > time(NULL) ? (long)(t - time(NULL)) * 1000 : 0;
 }

@@ -51,6 +51,7 @@
 #include <unistd.h>
 
 #include "base/log.h"
+#include "base/clock.h"
 
 #define NODE_BUCKETS 4096
 #define NAMES_MAX 4096
@@ -502,7 +503,7 @@ static int evict_one(struct af_fs *fs, const struct af_space_candidate *c)
                 goto out;
         if (!S_ISREG(st.st_mode) || st.st_nlink != 1 || st.st_dev != c->dev ||
             st.st_ino != c->ino || (uint64_t)st.st_size != c->size ||
-            (int64_t)st.st_mtim.tv_sec * 1000000000 + st.st_mtim.tv_nsec != c->mtime_ns)
+            af_mtime_ns(&st) != c->mtime_ns)
                 goto out;
         pthread_mutex_lock(&fs->lock);
         n = find_locked(fs, st.st_dev, st.st_ino);
@@ -571,7 +572,6 @@ static int take_room(struct af_fs *fs, uint64_t growth, bool partial, uint64_t *
 {
         struct af_space *sp = fs->cfg.space;
         uint64_t got, now;
-        struct timespec ts;
 
         *ret = 0;
         if (!sp || !growth)
@@ -586,8 +586,7 @@ static int take_room(struct af_fs *fs, uint64_t growth, bool partial, uint64_t *
                 return 0;
         }
         af_space_release(sp, got);
-        clock_gettime(CLOCK_MONOTONIC, &ts);
-        now = (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+        now = af_clock_mono_ms();
         if (now - atomic_exchange(&fs->enospc_logged_ms, now) >= 1000)
                 af_log_warn("op=write err=ENOSPC spool_used=%llu spool_limit=%llu "
                             "msg=\"the spool is full: writes fail until uploads free room%s\"",

@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /* Argo's keyFormat variables. See argovars.h. */
 #include "argo/argovars.h"
+#include "base/clock.h"
 
 #include <errno.h>
 #include <stdbool.h>
@@ -372,71 +373,3 @@ int af_argo_vars_from_time(struct af_vars *vars, time_t t, int utc_offset_s, con
         return r;
 }
 
-static int digits(const char *s, int n, int *ret)
-{
-        int v = 0;
-
-        for (int i = 0; i < n; i++) {
-                if (s[i] < '0' || s[i] > '9')
-                        return -EINVAL;
-                v = v * 10 + (s[i] - '0');
-        }
-        *ret = v;
-        return 0;
-}
-
-int af_rfc3339_parse(const char *s, time_t *ret_t, int *ret_offset_s)
-{
-        struct tm tm = { 0 };
-        int Y, M, D, h, m, sec, oh = 0, om = 0, off = 0;
-        const char *p;
-        time_t t;
-
-        if (strlen(s) < 20 || digits(s, 4, &Y) || s[4] != '-' || digits(s + 5, 2, &M) ||
-            s[7] != '-' || digits(s + 8, 2, &D) || (s[10] != 'T' && s[10] != 't') ||
-            digits(s + 11, 2, &h) || s[13] != ':' || digits(s + 14, 2, &m) || s[16] != ':' ||
-            digits(s + 17, 2, &sec))
-                return -EINVAL;
-        {
-                static const int mdays[] = { 31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31 };
-                bool leap = (Y % 4 == 0 && Y % 100 != 0) || Y % 400 == 0;
-
-                /* As Go's time.Parse: impossible dates and leap seconds are errors. */
-                if (M < 1 || M > 12 || D < 1 || D > mdays[M - 1] + (M == 2 && leap) ||
-                    h > 23 || m > 59 || sec > 59)
-                        return -EINVAL;
-        }
-        p = s + 19;
-        if (*p == '.') {
-                p++;
-                if (*p < '0' || *p > '9')
-                        return -EINVAL;
-                while (*p >= '0' && *p <= '9')
-                        p++;
-        }
-        if (*p == 'Z' || *p == 'z') {
-                p++;
-        } else if (*p == '+' || *p == '-') {
-                if (digits(p + 1, 2, &oh) || p[3] != ':' || digits(p + 4, 2, &om) || oh > 23 ||
-                    om > 59)
-                        return -EINVAL;
-                off = (oh * 3600 + om * 60) * (*p == '-' ? -1 : 1);
-                p += 6;
-        } else {
-                return -EINVAL;
-        }
-        if (*p)
-                return -EINVAL;
-        tm.tm_year = Y - 1900;
-        tm.tm_mon = M - 1;
-        tm.tm_mday = D;
-        tm.tm_hour = h;
-        tm.tm_min = m;
-        tm.tm_sec = sec;
-        t = timegm(&tm);
-        if (t == (time_t)-1)
-                return -EINVAL;
-        *ret_t = t - off;
-        *ret_offset_s = off;
-        return 0;
-}

@@ -31,11 +31,6 @@ int af_argo_vars_from_spec(struct af_vars *vars, const struct af_spec *spec);
  */
 int af_argo_vars_from_time(struct af_vars *vars, time_t t, int utc_offset_s, const char *source);
 
-/**
- * Parses an RFC 3339 time ("2026-11-28T04:00:00Z", "...+02:00", fractional seconds allowed)
- * into @ret_t and @ret_offset_s. -EINVAL if it is not one.
- */
-int af_rfc3339_parse(const char *s, time_t *ret_t, int *ret_offset_s);
 
 /** Appends @s as a JSON string, escaped as Go's encoding/json does. */
 int af_json_quote(struct af_buf *out, const char *s);

@@ -12,6 +12,7 @@
  * held secrets are scrubbed before they are freed; outputs are written only on success.
  */
 #include "aws/creds.h"
+#include "base/clock.h"
 
 #include <arpa/inet.h>
 #include <ctype.h>
@@ -742,71 +743,6 @@ int af_creds_xml_get(const char *xml, size_t len, const char *path, char *out, s
 
 /* ---- time and the refresh decision -------------------------------------------------------- */
 
-static bool digits(const char **p, int count, int *ret)
-{
-        int v = 0;
-
-        for (int i = 0; i < count; i++) {
-                if (!isdigit((unsigned char)(*p)[i]))
-                        return false;
-                v = v * 10 + ((*p)[i] - '0');
-        }
-        *p += count;
-        *ret = v;
-        return true;
-}
-
-int af_creds_parse_time(const char *s, time_t *ret)
-{
-        static const int mdays[] = { 31, 29, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31 };
-        struct tm tm = { 0 };
-        int y, mo, d, h, mi, se, oh = 0, om = 0, sign = 0;
-        const char *p = s;
-        time_t t;
-
-        if (!digits(&p, 4, &y) || *p++ != '-' || !digits(&p, 2, &mo) || *p++ != '-' ||
-            !digits(&p, 2, &d) || !(*p == 'T' || *p == 't' || *p == ' '))
-                return -EINVAL;
-        p++;
-        if (!digits(&p, 2, &h) || *p++ != ':' || !digits(&p, 2, &mi) || *p++ != ':' ||
-            !digits(&p, 2, &se))
-                return -EINVAL;
-        if (*p == '.' || *p == ',') {
-                p++;
-                if (!isdigit((unsigned char)*p))
-                        return -EINVAL;
-                while (isdigit((unsigned char)*p))
-                        p++;
-        }
-        if (*p == 'Z' || *p == 'z') {
-                p++;
-        } else if (*p == '+' || *p == '-') {
-                sign = *p++ == '+' ? 1 : -1;
-                if (!digits(&p, 2, &oh))
-                        return -EINVAL;
-                if (*p == ':')
-                        p++;
-                if (!digits(&p, 2, &om) || oh > 23 || om > 59)
-                        return -EINVAL;
-        }
-        if (*p || mo < 1 || mo > 12 || d < 1 || d > mdays[mo - 1] || h > 23 || mi > 59 ||
-            se > 60)
-                return -EINVAL;
-        if (mo == 2 && d == 29 && !(y % 4 == 0 && (y % 100 != 0 || y % 400 == 0)))
-                return -EINVAL;
-        tm.tm_year = y - 1900;
-        tm.tm_mon = mo - 1;
-        tm.tm_mday = d;
-        tm.tm_hour = h;
-        tm.tm_min = mi;
-        tm.tm_sec = se > 59 ? 59 : se; /* a leap second is close enough */
-        t = timegm(&tm);
-        if (t == (time_t)-1)
-                return -EINVAL;
-        *ret = t - sign * (oh * 3600 + om * 60);
-        return 0;
-}
-
 time_t af_creds_refresh_at(time_t now, time_t expiration, time_t window)
 {
         time_t at, half, floor;
@@ -1050,7 +986,7 @@ static int creds_from_json(const struct af_buf *body, const char *token_key,
         if (r != AF_JSON_STRING)
                 tok[0] = '\0';
         r = af_creds_json_get(body->ptr, body->len, "Expiration", exp, sizeof(exp));
-        if (r == AF_JSON_STRING && af_creds_parse_time(exp, &expiration) < 0) {
+        if (r == AF_JSON_STRING && af_rfc3339_parse(exp, AF_RFC3339_LENIENT, &expiration, NULL) < 0) {
                 (void)af_buf_addf(why, "Expiration %s is not an ISO 8601 time", af_q(exp));
                 r = -EBADMSG;
                 goto out;
@@ -1161,7 +1097,7 @@ static int fetch_web_identity(const struct af_creds_source *s, struct af_creds *
                 r = af_creds_xml_get(body.ptr, body.len, CREDS_PATH "Expiration", exp,
                                      sizeof(exp));
 #undef CREDS_PATH
-        if (r == 0 && af_creds_parse_time(exp, &expiration) < 0)
+        if (r == 0 && af_rfc3339_parse(exp, AF_RFC3339_LENIENT, &expiration, NULL) < 0)
                 r = -EBADMSG;
         if (r < 0) {
                 (void)af_buf_addf(why, "STS at %s answered 200 without AccessKeyId, "
@@ -1390,7 +1326,7 @@ static int run_process(const char *command, const char *profile, struct af_buf *
         char sh[] = "/bin/sh", dash_c[] = "-c";
         char *argv[] = { sh, dash_c, NULL, NULL };
         posix_spawn_file_actions_t fa;
-        struct timespec t0, t1;
+        uint64_t t0;
         char chunk[4096];
         int pfd[2] = { -1, -1 }, st = 0, r = 0;
         bool have_fa = false, timed_out = false;
@@ -1423,16 +1359,14 @@ static int run_process(const char *command, const char *profile, struct af_buf *
         }
         close(pfd[1]);
         pfd[1] = -1;
-        clock_gettime(CLOCK_MONOTONIC, &t0);
+        t0 = af_clock_mono_ms();
         for (;;) {
                 struct pollfd pf = { .fd = pfd[0], .events = POLLIN };
                 long left;
                 ssize_t n;
                 int pr;
 
-                clock_gettime(CLOCK_MONOTONIC, &t1);
-                left = PROCESS_TIMEOUT_MS - ((t1.tv_sec - t0.tv_sec) * 1000L +
-                                             (t1.tv_nsec - t0.tv_nsec) / 1000000L);
+                left = PROCESS_TIMEOUT_MS - (long)(af_clock_mono_ms() - t0);
                 if (left <= 0) {
                         timed_out = true;
                         break;

@@ -203,11 +203,6 @@ int af_creds_json_get(const char *json, size_t len, const char *key, char *out, 
  */
 int af_creds_xml_get(const char *xml, size_t len, const char *path, char *out, size_t n);
 
-/**
- * ISO 8601 / RFC 3339 date-time to time_t: "YYYY-MM-DDTHH:MM:SS", optional fraction, then
- * "Z", "+hh:mm", "-hh:mm", "+hhmm" or nothing (UTC). -EINVAL otherwise.
- */
-int af_creds_parse_time(const char *s, time_t *ret);
 
 /**
  * When to refresh credentials fetched at @now that expire at @expiration: @window seconds

@@ -80,11 +80,8 @@ static bool scope_part(const char *s)
 
 static int hexval(char c)
 {
-        if (c >= '0' && c <= '9')
-                return c - '0';
-        if (c >= 'A' && c <= 'F')
-                return c - 'A' + 10;
-        return -1; /* [S3] UriEncode() writes upper-case hex: "%2f" is not canonical */
+        /* [S3] UriEncode() writes upper-case hex: "%2f" is not canonical */
+        return c >= 'a' && c <= 'f' ? -1 : af_unhex_digit(c);
 }
 
 /*

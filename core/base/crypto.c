@@ -93,18 +93,6 @@ void af_hmac_sha256(const void *key, size_t klen, const void *data, size_t n,
                 fail("HMAC");
 }
 
-void af_hex(const uint8_t *in, size_t n, char *out)
-{
-        static const char digits[] = "0123456789abcdef";
-        size_t i;
-
-        for (i = 0; i < n; i++) {
-                out[2 * i] = digits[in[i] >> 4];
-                out[2 * i + 1] = digits[in[i] & 0xf];
-        }
-        out[2 * n] = '\0';
-}
-
 /*
  * RFC 4648 section 4, by hand: EVP_EncodeBlock() takes an int length and would need a cast
  * that silently truncates past 2 GiB.

@@ -8,6 +8,8 @@
  */
 #pragma once
 
+#include "base/hex.h" /* af_hex: the digests are written in hex */
+
 #include <stddef.h>
 #include <stdint.h>
 
@@ -50,7 +52,5 @@ void af_hmac_sha256(const void *key, size_t klen, const void *data, size_t n,
  */
 uint32_t af_crc32c(uint32_t crc, const void *data, size_t n);
 
-/** Lower-case hex of @n bytes into @out, which holds 2n+1 bytes. */
-void af_hex(const uint8_t *in, size_t n, char *out);
 /** Standard base64 with padding into @out, which holds 4*((n+2)/3)+1 bytes. */
 void af_base64(const uint8_t *in, size_t n, char *out);

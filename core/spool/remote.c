@@ -4,6 +4,7 @@
  * remote.h. The decisions are made here; the queue carries them out in key order.
  */
 #include "spool/remote.h"
+#include "base/clock.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -52,11 +53,6 @@ void af_remote_free(struct af_remote *r)
                 return;
         af_uploaded_free(r->uploaded);
         free(r);
-}
-
-static int64_t mtime_ns_of(const struct stat *st)
-{
-        return (int64_t)st->st_mtim.tv_sec * 1000000000 + st->st_mtim.tv_nsec;
 }
 
 /*
@@ -134,7 +130,7 @@ bool af_remote_moved(struct af_remote *r, const char *from, const char *to, int 
         af_buf_init(&route.key, 0);
         if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode) || e->mtime_ns < 0 ||
             st.st_dev != e->dev || st.st_ino != e->ino || (uint64_t)st.st_size != e->size ||
-            mtime_ns_of(&st) != e->mtime_ns || e->archive != AF_ARCHIVE_NONE)
+            af_mtime_ns(&st) != e->mtime_ns || e->archive != AF_ARCHIVE_NONE)
                 goto out; /* not (known to be) what went up, or packaged: upload it */
         if (!own_object(r, to, &route) || route.archive != AF_ARCHIVE_NONE)
                 goto out;

@@ -3,6 +3,7 @@
  * The spool's room: the limit, the free space, and the eviction candidates. See space.h.
  */
 #include "spool/space.h"
+#include "base/clock.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -40,14 +41,6 @@ struct af_space {
                 size_t ncand;
         } locked; /* only with lock held */
 };
-
-static uint64_t now_ms(void)
-{
-        struct timespec ts;
-
-        clock_gettime(CLOCK_MONOTONIC, &ts);
-        return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
-}
 
 /* The apparent size of the regular files under directory @fd (which it closes); their
  * number is added to @files. */
@@ -135,7 +128,7 @@ void af_space_free(struct af_space *sp)
  * it was last asked. */
 static uint64_t fs_room_locked(struct af_space *sp, uint64_t want)
 {
-        uint64_t now = now_ms();
+        uint64_t now = af_clock_mono_ms();
         struct statvfs sv;
 
         if (!sp->locked.asked_ms || now - sp->locked.asked_ms >= FREE_REFRESH_MS ||

@@ -121,17 +121,6 @@ int af_journal_encode(const struct af_journal_rec *rec, struct af_buf *out)
         return r;
 }
 
-static int unhex(char c)
-{
-        if (c >= '0' && c <= '9')
-                return c - '0';
-        if (c >= 'A' && c <= 'F')
-                return c - 'A' + 10;
-        if (c >= 'a' && c <= 'f')
-                return c - 'a' + 10;
-        return -1;
-}
-
 /* Decodes the value [s, s+n) into a new string. */
 static char *value(const char *s, size_t n)
 {
@@ -141,11 +130,12 @@ static char *value(const char *s, size_t n)
                 return NULL;
         for (size_t i = 0; i < n; i++) {
                 if (s[i] == '%') {
-                        if (i + 2 >= n || unhex(s[i + 1]) < 0 || unhex(s[i + 2]) < 0) {
+                        if (i + 2 >= n || af_unhex_digit(s[i + 1]) < 0 ||
+                            af_unhex_digit(s[i + 2]) < 0) {
                                 free(out);
                                 return NULL;
                         }
-                        *o++ = (char)(unhex(s[i + 1]) << 4 | unhex(s[i + 2]));
+                        *o++ = (char)(af_unhex_digit(s[i + 1]) << 4 | af_unhex_digit(s[i + 2]));
                         i += 2;
                 } else {
                         *o++ = s[i];

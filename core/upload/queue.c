@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /* Upload workers and part threads. See queue.h. Lock order: q->lock, then an mpu's lock. */
 #include "upload/queue.h"
+#include "base/clock.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -176,14 +177,6 @@ struct af_queue {
         unsigned nstream_threads; /* with lock */
         atomic_bool cancel;  /* shutting down: transfers in flight stop, jobs stay journaled */
 };
-
-static uint64_t now_ms(void)
-{
-        struct timespec ts;
-
-        clock_gettime(CLOCK_MONOTONIC, &ts);
-        return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
-}
 
 /* A uniform number in [0, 1) for jitter. Each thread seeds its own generator from the clock,
  * the pid and its own address, so daemons that fail together do not retry together. */
@@ -561,7 +554,7 @@ static int submit(struct af_queue *q, const char *relpath, const char *bucket, c
                 j->seq = ++q->locked.submit_seq;
                 j->attempts = 0;
                 j->first_failure_ms = 0;
-                j->not_before_ms = settle ? now_ms() + q->cfg.settle_ms : 0;
+                j->not_before_ms = settle ? af_clock_mono_ms() + q->cfg.settle_ms : 0;
                 if (r == 0) {
                         struct fmt f;
 
@@ -581,7 +574,7 @@ static int submit(struct af_queue *q, const char *relpath, const char *bucket, c
         }
         drop_deletes_locked(q, bucket, key);
         j->seq = ++q->locked.submit_seq;
-        j->not_before_ms = settle ? now_ms() + q->cfg.settle_ms : 0;
+        j->not_before_ms = settle ? af_clock_mono_ms() + q->cfg.settle_ms : 0;
         {
                 struct fmt f;
 
@@ -642,7 +635,7 @@ static bool blocked_locked(struct af_queue *q, const struct job *j)
  * how long until one may be ready. */
 static struct job *pick_locked(struct af_queue *q, uint64_t *wait_ms)
 {
-        uint64_t now = now_ms(), soonest = UINT64_MAX;
+        uint64_t now = af_clock_mono_ms(), soonest = UINT64_MAX;
         bool any_keyed = false;
 
         for (struct job *j = q->locked.head; j && !any_keyed; j = j->next)
@@ -1086,7 +1079,7 @@ static void stream_create(struct af_queue *q, struct af_s3_client *s3, struct af
 static void stream_part(struct af_queue *q, struct af_s3_client *s3, struct af_stream *s,
                         size_t i)
 {
-        uint64_t off = (uint64_t)i * s->part, t0 = now_ms();
+        uint64_t off = (uint64_t)i * s->part, t0 = af_clock_mono_ms();
         struct af_s3_part done;
         struct af_s3_error err;
         int r;
@@ -1108,7 +1101,7 @@ static void stream_part(struct af_queue *q, struct af_s3_client *s3, struct af_s
         if (r == 0)
                 af_log_debug("op=stream status=part path=%s part=%zu bytes=%llu ms=%llu",
                              af_q(s->relpath), i + 1, (unsigned long long)s->part,
-                             (unsigned long long)(now_ms() - t0));
+                             (unsigned long long)(af_clock_mono_ms() - t0));
         else if (!atomic_load(&q->cancel))
                 af_log_warn("op=stream status=stalled path=%s part=%zu http_status=%d "
                             "s3_code=%s msg=\"part failed; the rest goes up at close\"",
@@ -1401,7 +1394,7 @@ static int upload_multipart(struct af_queue *q, struct af_s3_client *s3, const s
         if (!m.parts)
                 return -ENOMEM;
         pthread_mutex_init(&m.lock, NULL);
-        m.mtime_ns = (int64_t)st->st_mtim.tv_sec * 1000000000 + st->st_mtim.tv_nsec;
+        m.mtime_ns = af_mtime_ns(st);
         upload_id[0] = '\0';
         if (t->upload_id && strlen(t->upload_id) < sizeof(upload_id)) {
                 if (resume_parts(q, s3, t, &m)) {
@@ -1645,11 +1638,6 @@ static int upload_archive(struct af_queue *q, struct af_s3_client *s3, const cha
         return r;
 }
 
-static int64_t mtime_ns_of(const struct stat *st)
-{
-        return (int64_t)st->st_mtim.tv_sec * 1000000000 + st->st_mtim.tv_nsec;
-}
-
 /*
  * CopyObject, making sure it copies what we put: S3 refuses a source whose ETag changed
  * (x-amz-copy-source-if-match), but some servers ignore that header (Ceph radosgw 16 does),
@@ -1699,11 +1687,11 @@ static int try_copy(struct af_queue *q, struct af_s3_client *s3, const struct ta
         const struct copy_src *c = t->copy;
         struct af_s3_error cerr;
         struct af_buf msg;
-        uint64_t t0 = now_ms();
+        uint64_t t0 = af_clock_mono_ms();
         int r;
 
         if (st->st_dev != c->dev || st->st_ino != c->ino || (uint64_t)st->st_size != c->size ||
-            mtime_ns_of(st) != c->mtime_ns) {
+            af_mtime_ns(st) != c->mtime_ns) {
                 af_log_info("op=copy status=skipped path=%s src_key=%s key=%s msg=\"the file "
                             "changed since it went up; uploading it\"",
                             af_q(t->relpath), af_q(c->key), af_q(t->key));
@@ -1715,7 +1703,7 @@ static int try_copy(struct af_queue *q, struct af_s3_client *s3, const struct ta
                             "key=%s bytes=%llu ms=%llu etag=%s",
                             af_q(t->relpath), af_q(c->bucket), af_q(c->key), af_q(t->bucket),
                             af_q(t->key), (unsigned long long)st->st_size,
-                            (unsigned long long)(now_ms() - t0), af_q(res->etag));
+                            (unsigned long long)(af_clock_mono_ms() - t0), af_q(res->etag));
                 return 0;
         }
         if (r == -ECANCELED || atomic_load(&q->cancel)) {
@@ -1802,14 +1790,6 @@ out:
 }
 
 /* Wall-clock milliseconds, for the manifest. */
-static uint64_t time_now_ms(void)
-{
-        struct timespec ts;
-
-        clock_gettime(CLOCK_REALTIME, &ts);
-        return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
-}
-
 static void iso_ms(uint64_t ms, char out[32])
 {
         time_t t = (time_t)(ms / 1000);
@@ -1867,7 +1847,7 @@ static void run_job(struct af_queue *q, struct af_s3_client *s3, struct job *j,
         struct af_s3_put_result res = { 0 };
         struct af_s3_error err;
         struct af_buf msg;
-        uint64_t size = 0, t0 = now_ms();
+        uint64_t size = 0, t0 = af_clock_mono_ms();
         const char *failure = NULL;
         uint64_t t0_wall;
         bool size_known = false, superseded = false;
@@ -1876,7 +1856,7 @@ static void run_job(struct af_queue *q, struct af_s3_client *s3, struct job *j,
         int r;
 
         af_buf_init(&msg, 1024);
-        t0_wall = time_now_ms();
+        t0_wall = af_clock_wall_ms();
         r = upload_once(q, s3, t, &size, &st, &res, &err);
 
         pthread_mutex_lock(&q->lock);
@@ -1892,7 +1872,7 @@ static void run_job(struct af_queue *q, struct af_s3_client *s3, struct job *j,
                 af_log_info("op=upload status=done path=%s bucket=%s key=%s bytes=%llu ms=%llu "
                             "etag=%s",
                             af_q(relpath), af_q(bucket), af_q(key), (unsigned long long)size,
-                            (unsigned long long)(now_ms() - t0), af_q(res.etag));
+                            (unsigned long long)(af_clock_mono_ms() - t0), af_q(res.etag));
                 goto finished;
         }
         if (r == -ECANCELED || atomic_load(&q->cancel)) {
@@ -1917,10 +1897,10 @@ static void run_job(struct af_queue *q, struct af_s3_client *s3, struct job *j,
         else
                 (void)af_buf_addf(&msg, "%s", strerror(-r));
         if (!j->first_failure_ms)
-                j->first_failure_ms = now_ms();
+                j->first_failure_ms = af_clock_mono_ms();
         if ((af_s3_retryable(r) || r == -ESTALE) &&
             (attempt < q->cfg.max_attempts ||
-             now_ms() - j->first_failure_ms < (uint64_t)q->cfg.retry_for_ms)) {
+             af_clock_mono_ms() - j->first_failure_ms < (uint64_t)q->cfg.retry_for_ms)) {
                 unsigned delay = af_backoff_ms(attempt, q->cfg.backoff_base_ms,
                                                q->cfg.backoff_max_ms,
                                                jitter());
@@ -1932,7 +1912,7 @@ static void run_job(struct af_queue *q, struct af_s3_client *s3, struct job *j,
                 af_buf_done(&msg);
                 pthread_mutex_lock(&q->lock);
                 j->state = JOB_QUEUED;
-                j->not_before_ms = now_ms() + delay;
+                j->not_before_ms = af_clock_mono_ms() + delay;
                 pthread_mutex_unlock(&q->lock);
                 return;
         }
@@ -1970,7 +1950,7 @@ finished:
                 if (!failure && q->cfg.journal && size_known)
                         af_journal_done(q->cfg.journal_dirfd, relpath, key, size, res.etag);
                 if (!failure && size_known && q->cfg.manifest_fd > 0)
-                        write_manifest(q, t, size, &res, t0_wall, time_now_ms());
+                        write_manifest(q, t, size, &res, t0_wall, af_clock_wall_ms());
                 unlink_job_locked(q, j);
                 q->locked.stats.pending_files--;
                 job_free(j);
@@ -1983,7 +1963,7 @@ finished:
                         .relpath = relpath, .bucket = bucket, .key = key, .etag = res.etag,
                         .archive = t->f.archive, .is_dir = S_ISDIR(st.st_mode), .size = size,
                         .dev = st.st_dev, .ino = st.st_ino,
-                        .mtime_ns = (int64_t)st.st_mtim.tv_sec * 1000000000 + st.st_mtim.tv_nsec,
+                        .mtime_ns = af_mtime_ns(&st),
                         .superseded = superseded,
                 };
 
@@ -2056,7 +2036,7 @@ static void run_delete(struct af_queue *q, struct af_s3_client *s3, struct job *
 {
         struct af_s3_error err;
         struct af_buf msg;
-        uint64_t t0 = now_ms();
+        uint64_t t0 = af_clock_mono_ms();
         unsigned attempt;
         int r = delete_once(s3, t, &err);
 
@@ -2067,7 +2047,7 @@ static void run_delete(struct af_queue *q, struct af_s3_client *s3, struct job *
         if (r == 0)
                 af_log_info("op=delete status=done path=%s bucket=%s key=%s ms=%llu",
                             af_q(t->relpath), af_q(t->bucket), af_q(t->key),
-                            (unsigned long long)(now_ms() - t0));
+                            (unsigned long long)(af_clock_mono_ms() - t0));
         else if (r == 1)
                 af_log_info("op=delete status=skipped path=%s bucket=%s key=%s etag=%s "
                             "msg=\"the object changed since this mount put it; left as is\"",
@@ -2086,9 +2066,9 @@ static void run_delete(struct af_queue *q, struct af_s3_client *s3, struct job *
         else
                 (void)af_buf_addf(&msg, "%s", strerror(-r));
         if (!j->first_failure_ms)
-                j->first_failure_ms = now_ms();
+                j->first_failure_ms = af_clock_mono_ms();
         if (af_s3_retryable(r) && (attempt < q->cfg.max_attempts ||
-                                   now_ms() - j->first_failure_ms < (uint64_t)q->cfg.retry_for_ms)) {
+                                   af_clock_mono_ms() - j->first_failure_ms < (uint64_t)q->cfg.retry_for_ms)) {
                 unsigned delay = af_backoff_ms(attempt, q->cfg.backoff_base_ms,
                                                q->cfg.backoff_max_ms, jitter());
 
@@ -2099,7 +2079,7 @@ static void run_delete(struct af_queue *q, struct af_s3_client *s3, struct job *
                             af_q(af_buf_str(&msg)));
                 pthread_mutex_lock(&q->lock);
                 j->state = JOB_QUEUED;
-                j->not_before_ms = now_ms() + delay;
+                j->not_before_ms = af_clock_mono_ms() + delay;
                 pthread_mutex_unlock(&q->lock);
                 af_buf_done(&msg);
                 return;
@@ -2253,7 +2233,7 @@ static void *worker(void *arg)
                                 run_job(q, s3, j, &t);
                 } else {
                         j->state = JOB_QUEUED;
-                        j->not_before_ms = now_ms() + 1000;
+                        j->not_before_ms = af_clock_mono_ms() + 1000;
                         pthread_mutex_unlock(&q->lock);
                 }
                 task_done(&t);
@@ -2342,7 +2322,7 @@ int af_queue_wait(struct af_queue *q, const char *relpath, long timeout_ms)
 static int sync_one(struct af_queue *q, const char *relpath, const char *bucket,
                     const char *key, bool submit_now, long timeout_ms)
 {
-        uint64_t deadline = timeout_ms < 0 ? UINT64_MAX : now_ms() + (uint64_t)timeout_ms;
+        uint64_t deadline = timeout_ms < 0 ? UINT64_MAX : af_clock_mono_ms() + (uint64_t)timeout_ms;
         struct outcome *o;
         uint64_t target;
         int r;
@@ -2372,7 +2352,7 @@ static int sync_one(struct af_queue *q, const char *relpath, const char *bucket,
                 /* Not queued (a part of an archived directory): nothing to wait for. */
                 target = j ? j->seq : 0;
                 while (target && o->seq < target) {
-                        uint64_t now = now_ms();
+                        uint64_t now = af_clock_mono_ms();
 
                         if (q->locked.stopping) {
                                 r = -ESHUTDOWN;
@@ -2499,12 +2479,12 @@ int af_queue_resume(struct af_queue *q)
 
 int af_queue_drain(struct af_queue *q, long timeout_ms)
 {
-        uint64_t deadline = timeout_ms < 0 ? UINT64_MAX : now_ms() + (uint64_t)timeout_ms;
+        uint64_t deadline = timeout_ms < 0 ? UINT64_MAX : af_clock_mono_ms() + (uint64_t)timeout_ms;
         int r = 0;
 
         pthread_mutex_lock(&q->lock);
         while (q->locked.head || q->locked.aborting) {
-                uint64_t now = now_ms();
+                uint64_t now = af_clock_mono_ms();
 
                 if (now >= deadline) {
                         r = -ETIMEDOUT;
