@@ -484,6 +484,18 @@ static int list_templates(struct ctx *c, const yaml_node_t *templates, struct af
 }
 
 /* A Workflow-like document: kind, metadata, spec (or spec.workflowSpec). */
+/* spec.artifactRepositoryRef {configMap, key} (both optional). */
+static int parse_repo_ref(struct ctx *c, const yaml_node_t *spec, struct af_spec *s)
+{
+        yaml_node_t *ref = map_get(c, spec, "artifactRepositoryRef");
+        int r;
+
+        r = dup_field(c, ref, "configMap", &s->repo_ref_configmap);
+        if (r == 0)
+                r = dup_field(c, ref, "key", &s->repo_ref_key);
+        return r;
+}
+
 static int parse_workflow(struct ctx *c, const yaml_node_t *root, const char *template_name,
                           struct af_spec *s)
 {
@@ -533,6 +545,8 @@ static int parse_workflow(struct ctx *c, const yaml_node_t *root, const char *te
                 r = dup_field(c, spec, "serviceAccountName", &s->service_account);
         if (r == 0)
                 r = dup_field(c, spec, "priority", &s->priority);
+        if (r == 0)
+                r = parse_repo_ref(c, spec, s);
         if (r < 0)
                 return r;
         r = parse_params(c, spec, s);
@@ -625,6 +639,8 @@ void af_spec_done(struct af_spec *s)
         free(s->uid);
         free(s->priority);
         free(s->service_account);
+        free(s->repo_ref_configmap);
+        free(s->repo_ref_key);
         af_s3_location_done(&s->archive_location);
         free(s->artifacts);
         free(s->params);
@@ -746,17 +762,38 @@ int af_spec_parse_opts(const char *data, size_t len, const char *filename,
 }
 
 /* The repository YAML, from the root mapping or from a ConfigMap's data value. */
-static int repository_from_root(struct ctx *c, const yaml_node_t *root, const char *filename,
-                                struct af_s3_location *loc, struct af_buf *err, int depth);
+static int repository_from_root(struct ctx *c, const yaml_node_t *root,
+                                const struct af_repository_ref *ref, struct af_s3_location *loc,
+                                int depth);
+
+/* At the top level, is @root the document that holds the repository? A ConfigMap (the one
+ * @ref names, if it names one) or a document with no kind (a bare repository); other kinds
+ * (ServiceAccount, Workflow...) in the same file are not. */
+static bool is_repository_doc(struct ctx *c, const yaml_node_t *root,
+                              const struct af_repository_ref *ref)
+{
+        const char *kind, *name;
+
+        if (root->type != YAML_MAPPING_NODE)
+                return true; /* a scalar or a list: reported as no repository */
+        kind = map_scalar(c, root, "kind");
+        if (!kind)
+                return true;
+        if (strcmp(kind, "ConfigMap") != 0)
+                return false;
+        name = map_scalar(c, map_get(c, root, "metadata"), "name");
+        return !ref || !ref->configmap || (name && strcmp(name, ref->configmap) == 0);
+}
 
 static int repository_from_text(const char *data, size_t len, const char *filename,
+                                const struct af_repository_ref *ref,
                                 struct af_s3_location *loc, struct af_buf *err, int depth)
 {
         yaml_parser_t parser;
         yaml_document_t doc;
         struct ctx c = { .doc = &doc, .filename = filename, .err = err };
-        yaml_node_t *root;
-        int r;
+        bool found = false;
+        int r = 0, ndocs = 0;
 
         if (len > AF_SPEC_MAX) {
                 (void)af_buf_addf(err, "%s: larger than %zu bytes", filename, AF_SPEC_MAX);
@@ -765,68 +802,101 @@ static int repository_from_text(const char *data, size_t len, const char *filena
         if (!yaml_parser_initialize(&parser))
                 return -ENOMEM;
         yaml_parser_set_input_string(&parser, (const unsigned char *)data, len);
-        if (!yaml_parser_load(&parser, &doc)) {
-                (void)af_buf_addf(err, "%s:%zu:%zu: YAML error: %s", filename,
-                                  parser.problem_mark.line + 1, parser.problem_mark.column + 1,
-                                  parser.problem ? parser.problem : "unknown");
-                yaml_parser_delete(&parser);
-                return -EINVAL;
+        while (r == 0 && !found) {
+                yaml_node_t *root;
+
+                if (!yaml_parser_load(&parser, &doc)) {
+                        (void)af_buf_addf(err, "%s:%zu:%zu: YAML error: %s", filename,
+                                          parser.problem_mark.line + 1,
+                                          parser.problem_mark.column + 1,
+                                          parser.problem ? parser.problem : "unknown");
+                        r = -EINVAL;
+                        break;
+                }
+                root = yaml_document_get_root_node(&doc);
+                if (!root) { /* the end of the stream */
+                        yaml_document_delete(&doc);
+                        break;
+                }
+                ndocs++;
+                free(c.seen);
+                c.nseen = (size_t)(doc.nodes.top - doc.nodes.start);
+                c.seen = calloc(c.nseen ? c.nseen : 1, sizeof(*c.seen));
+                c.lookup_id = 0;
+                if (!c.seen) {
+                        r = -ENOMEM;
+                } else if (depth > 0 || is_repository_doc(&c, root, ref)) {
+                        found = true;
+                        r = repository_from_root(&c, root, ref, loc, depth);
+                }
+                yaml_document_delete(&doc);
         }
-        root = yaml_document_get_root_node(&doc);
-        c.nseen = (size_t)(doc.nodes.top - doc.nodes.start);
-        c.seen = calloc(c.nseen ? c.nseen : 1, sizeof(*c.seen));
-        if (!c.seen) {
-                r = -ENOMEM;
-        } else if (!root) {
-                (void)af_buf_addf(err, "%s: empty repository configuration", filename);
+        if (r == 0 && !found) {
+                if (ref && ref->configmap)
+                        (void)af_buf_addf(err, "%s: no ConfigMap named '%s' in %d document(s)",
+                                          filename, ref->configmap, ndocs);
+                else if (ndocs)
+                        (void)af_buf_addf(err, "%s: no ConfigMap or repository document in %d "
+                                          "document(s)", filename, ndocs);
+                else
+                        (void)af_buf_addf(err, "%s: empty repository configuration", filename);
                 r = -EINVAL;
-        } else {
-                r = repository_from_root(&c, root, filename, loc, err, depth);
         }
         free(c.seen);
-        yaml_document_delete(&doc);
         yaml_parser_delete(&parser);
         return r;
 }
 
-static int repository_from_root(struct ctx *c, const yaml_node_t *root, const char *filename,
-                                struct af_s3_location *loc, struct af_buf *err, int depth)
+/* A ConfigMap's repository value: @ref's key, else the default-repository annotation's, else
+ * (workflow-controller-configmap) artifactRepository, else the only key. */
+static int repository_from_configmap(struct ctx *c, const yaml_node_t *root,
+                                     const struct af_repository_ref *ref,
+                                     struct af_s3_location *loc, int depth)
+{
+        const char *want = map_scalar(c, map_get(c, map_get(c, root, "metadata"), "annotations"),
+                                      "workflows.argoproj.io/default-artifact-repository");
+        const char *why = "ConfigMap data has no key named by its default-artifact-repository "
+                          "annotation: ";
+        yaml_node_t *data, *value;
+
+        data = map_get(c, root, "data");
+        if (!data || data->type != YAML_MAPPING_NODE)
+                return fail_at(c, root, "ConfigMap has no data", NULL);
+        if (ref && ref->key) {
+                want = ref->key;
+                why = "ConfigMap data has no key named by the workflow's "
+                      "spec.artifactRepositoryRef.key: ";
+        }
+        /* workflow-controller-configmap: the controller's default repository. */
+        if (!want && map_get(c, data, "artifactRepository"))
+                want = "artifactRepository";
+        if (want) {
+                value = map_get(c, data, want);
+                if (!value)
+                        return fail_at(c, data, why, want);
+        } else if (data->data.mapping.pairs.top - data->data.mapping.pairs.start == 1) {
+                value = node_at(c, data->data.mapping.pairs.start[0].value);
+        } else {
+                return fail_at(c, data,
+                               "ConfigMap has several repositories and no "
+                               "workflows.argoproj.io/default-artifact-repository annotation",
+                               NULL);
+        }
+        if (!scalar(value))
+                return fail_at(c, value, "repository value must be a YAML string", NULL);
+        return repository_from_text(scalar(value), value->data.scalar.length, c->filename, ref,
+                                    loc, c->err, depth + 1);
+}
+
+static int repository_from_root(struct ctx *c, const yaml_node_t *root,
+                                const struct af_repository_ref *ref, struct af_s3_location *loc,
+                                int depth)
 {
         const char *kind = map_scalar(c, root, "kind");
-        yaml_node_t *s3, *data, *value = NULL;
+        yaml_node_t *s3;
 
-        if (kind && strcmp(kind, "ConfigMap") == 0 && depth == 0) {
-                /* The key named by the default-repository annotation, else the only key. */
-                const char *want = map_scalar(c, map_get(c, map_get(c, root, "metadata"),
-                                                         "annotations"),
-                                              "workflows.argoproj.io/default-artifact-repository");
-
-                data = map_get(c, root, "data");
-                if (!data || data->type != YAML_MAPPING_NODE)
-                        return fail_at(c, root, "ConfigMap has no data", NULL);
-                /* workflow-controller-configmap: the controller's default repository. */
-                if (!want && map_get(c, data, "artifactRepository"))
-                        want = "artifactRepository";
-                if (want) {
-                        value = map_get(c, data, want);
-                        if (!value)
-                                return fail_at(c, data, "ConfigMap data has no key named by its "
-                                                        "default-artifact-repository annotation: ",
-                                               want);
-                } else if (data->data.mapping.pairs.top - data->data.mapping.pairs.start == 1) {
-                        value = node_at(c, data->data.mapping.pairs.start[0].value);
-                } else {
-                        return fail_at(c, data,
-                                       "ConfigMap has several repositories and no "
-                                       "workflows.argoproj.io/default-artifact-repository "
-                                       "annotation",
-                                       NULL);
-                }
-                if (!scalar(value))
-                        return fail_at(c, value, "repository value must be a YAML string", NULL);
-                return repository_from_text(scalar(value), value->data.scalar.length, filename,
-                                            loc, err, depth + 1);
-        }
+        if (kind && strcmp(kind, "ConfigMap") == 0 && depth == 0)
+                return repository_from_configmap(c, root, ref, loc, depth);
         s3 = map_get(c, root, "s3");
         if (!s3) {
                 if (map_get(c, root, "gcs") || map_get(c, root, "azure") ||
@@ -842,12 +912,19 @@ static int repository_from_root(struct ctx *c, const yaml_node_t *root, const ch
 int af_repository_parse(const char *data, size_t len, const char *filename,
                         struct af_s3_location *ret, struct af_buf *err)
 {
+        return af_repository_parse_ref(data, len, filename, NULL, ret, err);
+}
+
+int af_repository_parse_ref(const char *data, size_t len, const char *filename,
+                            const struct af_repository_ref *ref, struct af_s3_location *ret,
+                            struct af_buf *err)
+{
         struct af_s3_location loc;
         int r;
 
         memset(&loc, 0, sizeof(loc));
         loc.insecure = -1;
-        r = repository_from_text(data, len, filename, &loc, err, 0);
+        r = repository_from_text(data, len, filename, ref, &loc, err, 0);
         if (r == 0 && (!loc.bucket || !*loc.bucket)) {
                 (void)af_buf_addf(err, "%s: the s3 repository has no bucket", filename);
                 r = -EINVAL;

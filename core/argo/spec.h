@@ -91,6 +91,10 @@ struct af_spec {
         char *uid;             /* metadata.uid, or NULL */
         char *priority;        /* spec.priority, or NULL */
         char *service_account; /* spec.serviceAccountName, or NULL */
+        /* spec.artifactRepositoryRef: which ConfigMap and key hold the repository (NULL: not
+         * given; Argo then takes "artifact-repositories" and its default annotation). */
+        char *repo_ref_configmap;
+        char *repo_ref_key;
         /* A resolved template (Argo's /var/run/argo/template) names where its outputs go. */
         bool is_resolved_template;
         bool has_archive_location;
@@ -125,6 +129,24 @@ void af_spec_done(struct af_spec *spec);
  */
 int af_repository_parse(const char *data, size_t len, const char *filename,
                         struct af_s3_location *ret, struct af_buf *err);
+
+/** A workflow's spec.artifactRepositoryRef; NULL fields take Argo's defaults. */
+struct af_repository_ref {
+        const char *configmap; /* metadata.name of the ConfigMap to use */
+        const char *key;       /* its data key; wins over the default-repository annotation */
+};
+
+/**
+ * Like af_repository_parse, choosing as Argo's controller does
+ * (workflow/artifactrepositories/artifactrepositories.go, Get): the key is @ref->key if given,
+ * else the ConfigMap's workflows.argoproj.io/default-artifact-repository annotation. @data may
+ * hold several YAML documents (a deploy file with a ServiceAccount, the ConfigMap and the
+ * Workflow): the first ConfigMap (named @ref->configmap, if given) or bare repository
+ * document is used, other kinds are skipped. @ref may be NULL.
+ */
+int af_repository_parse_ref(const char *data, size_t len, const char *filename,
+                            const struct af_repository_ref *ref, struct af_s3_location *ret,
+                            struct af_buf *err);
 void af_s3_location_done(struct af_s3_location *loc);
 
 const char *af_archive_name(enum af_archive a);
