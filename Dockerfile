@@ -14,7 +14,7 @@ FROM ${DEBIAN} AS build
 RUN apt-get update \
  && apt-get install -y --no-install-recommends \
       gcc libc6-dev meson ninja-build pkg-config \
-      libfuse3-dev libcurl4-openssl-dev libssl-dev libyaml-dev zlib1g-dev \
+      libfuse3-dev libcurl4-openssl-dev libssl-dev libyaml-dev zlib1g-dev libmicrohttpd-dev \
  && rm -rf /var/lib/apt/lists/*
 COPY . /src
 RUN meson setup /build /src --buildtype=release --prefix=/usr/local \
@@ -24,7 +24,7 @@ RUN meson setup /build /src --buildtype=release --prefix=/usr/local \
 FROM ${DEBIAN}
 RUN apt-get update \
  && apt-get install -y --no-install-recommends \
-      fuse3 libfuse3-3 libcurl4 libyaml-0-2 zlib1g libssl3 ca-certificates \
+      fuse3 libfuse3-3 libcurl4 libyaml-0-2 zlib1g libssl3 libmicrohttpd12 ca-certificates \
  && rm -rf /var/lib/apt/lists/*
 COPY --from=build /install/usr/local/ /usr/local/
 # FUSE mounts by non-root users need this line; root (the usual case in a pod) does not.
