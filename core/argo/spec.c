@@ -331,6 +331,7 @@ static int parse_location(struct ctx *c, const yaml_node_t *n, struct af_s3_loca
 
 static void artifact_done(struct af_artifact *a)
 {
+        free(a->compression_text);
         free(a->name);
         free(a->path);
         free(a->s3_key);
@@ -355,6 +356,10 @@ static int parse_archive(struct ctx *c, const yaml_node_t *n, struct af_artifact
         } else if ((tar = map_get(c, n, "tar"))) {
                 a->archive = AF_ARCHIVE_TAR;
                 lvl = map_scalar(c, tar, "compressionLevel");
+                if (lvl && strstr(lvl, "{{")) { /* a parameter: resolved with the others */
+                        a->compression_text = strdup(lvl);
+                        return a->compression_text ? 0 : -ENOMEM;
+                }
                 if (lvl) {
                         errno = 0;
                         v = strtol(lvl, &end, 10);
@@ -369,6 +374,84 @@ static int parse_archive(struct ctx *c, const yaml_node_t *n, struct af_artifact
         return 0;
 }
 
+static struct af_pos pos_of(const yaml_node_t *n)
+{
+        struct af_pos p = { 0, 0 };
+
+        if (n) {
+                p.line = (int)n->start_mark.line + 1;
+                p.col = (int)n->start_mark.column + 1;
+        }
+        return p;
+}
+
+/* An artifact's own location, as Argo's ArtifactLocation.Get() picks it (the first of
+ * these that is set, pkg/apis/workflow/v1alpha1/workflow_types.go) and its HasLocation()
+ * for each kind. S3, or a key-only location of another kind, goes to the repository (the
+ * executor's Relocate keeps the key); a full location of another kind is saved by that
+ * kind's driver. */
+static const struct {
+        const char *kind;
+        const char *need[3]; /* the fields HasLocation() requires */
+        const char *key;     /* the field GetKey() returns, or NULL */
+} locations[] = {
+        { "artifactory", { "url", "usernameSecret", NULL }, NULL },
+        { "azure", { "endpoint", "container", "blob" }, "blob" },
+        { "git", { "repo", NULL, NULL }, NULL },
+        { "gcs", { "bucket", "key", NULL }, "key" },
+        { "hdfs", { "addresses", NULL, NULL }, "path" },
+        { "http", { "url", NULL, NULL }, NULL },
+        { "oss", { "bucket", "endpoint", "key" }, "key" },
+        { "raw", { NULL, NULL, NULL }, NULL },
+        { "s3", { NULL, NULL, NULL }, "key" },
+        { "plugin", { "name", "configuration", "key" }, "key" },
+};
+
+static bool has_field(struct ctx *c, const yaml_node_t *loc, const char *field)
+{
+        const yaml_node_t *v = map_get(c, loc, field);
+
+        if (!v)
+                return false;
+        if (v->type == YAML_SCALAR_NODE)
+                return v->data.scalar.length > 0;
+        if (v->type == YAML_SEQUENCE_NODE)
+                return v->data.sequence.items.top > v->data.sequence.items.start;
+        return true;
+}
+
+static int parse_artifact_location(struct ctx *c, const yaml_node_t *n, struct af_artifact *a)
+{
+        for (size_t i = 0; i < sizeof(locations) / sizeof(locations[0]); i++) {
+                yaml_node_t *f = map_get(c, n, locations[i].kind);
+                bool full = true;
+                int r;
+
+                if (!f)
+                        continue;
+                if (strcmp(locations[i].kind, "s3") == 0) {
+                        a->key_pos = pos_of(map_get(c, f, "key"));
+                        r = dup_field(c, f, "key", &a->s3_key);
+                        if (r == 0)
+                                r = dup_field(c, f, "bucket", &a->s3_bucket);
+                        if (r == 0)
+                                r = dup_field(c, f, "endpoint", &a->s3_endpoint);
+                        return r;
+                }
+                for (int k = 0; k < 3 && locations[i].need[k]; k++)
+                        full = full && has_field(c, f, locations[i].need[k]);
+                if (full) {
+                        a->other_location = locations[i].kind;
+                        return 0;
+                }
+                if (!locations[i].key)
+                        return 0;
+                a->key_pos = pos_of(map_get(c, f, locations[i].key));
+                return dup_field(c, f, locations[i].key, &a->s3_key);
+        }
+        return 0;
+}
+
 static int parse_artifact(struct ctx *c, const yaml_node_t *n, struct af_artifact *a)
 {
         yaml_node_t *f;
@@ -378,8 +461,11 @@ static int parse_artifact(struct ctx *c, const yaml_node_t *n, struct af_artifac
         memset(a, 0, sizeof(*a));
         a->compression_level = -1;
         a->line = (int)n->start_mark.line + 1;
+        a->pos = pos_of(n);
         if (n->type != YAML_MAPPING_NODE)
                 return fail_at(c, n, "an output artifact must be a mapping", NULL);
+        a->name_pos = pos_of(map_get(c, n, "name"));
+        a->path_pos = pos_of(map_get(c, n, "path"));
         s = map_scalar(c, n, "name");
         if (!s || !*s)
                 return fail_at(c, n, "output artifact has no name", NULL);
@@ -406,16 +492,9 @@ static int parse_artifact(struct ctx *c, const yaml_node_t *n, struct af_artifac
                 if (r < 0)
                         goto fail;
         }
-        f = map_get(c, n, "s3");
-        if (f) {
-                r = dup_field(c, f, "key", &a->s3_key);
-                if (r == 0)
-                        r = dup_field(c, f, "bucket", &a->s3_bucket);
-                if (r == 0)
-                        r = dup_field(c, f, "endpoint", &a->s3_endpoint);
-                if (r < 0)
-                        goto fail;
-        }
+        r = parse_artifact_location(c, n, a);
+        if (r < 0)
+                goto fail;
         return 0;
 fail:
         artifact_done(a);
@@ -428,11 +507,36 @@ static bool is_pod_template(struct ctx *c, const yaml_node_t *t)
                map_get(c, t, "containerSet");
 }
 
+/* A workflow template's own archiveLocation replaces the repository for its pod when it is
+ * a full location (workflow/controller/workflowpod.go, addArchiveLocation: "User explicitly
+ * set the location"; S3Artifact.HasLocation: endpoint, bucket and key). */
+static int parse_template_location(struct ctx *c, const yaml_node_t *t, struct af_spec *s)
+{
+        yaml_node_t *loc = map_get(c, map_get(c, t, "archiveLocation"), "s3");
+        struct af_s3_location *al = &s->archive_location;
+        int r;
+
+        if (!loc || s->is_resolved_template)
+                return 0;
+        r = parse_location(c, loc, al);
+        if (r < 0)
+                return r;
+        if (al->endpoint && *al->endpoint && al->bucket && *al->bucket && al->key && *al->key)
+                s->has_archive_location = true;
+        else
+                af_s3_location_done(al);
+        return 0;
+}
+
 static int parse_template(struct ctx *c, const yaml_node_t *t, struct af_spec *s)
 {
         yaml_node_t *arts = map_get(c, map_get(c, t, "outputs"), "artifacts");
         size_t n;
         int r;
+
+        r = parse_template_location(c, t, s);
+        if (r < 0)
+                return r;
 
         r = parse_param_list(c, map_get(c, map_get(c, t, "inputs"), "parameters"),
                              "inputs.parameters", &s->inputs, &s->ninputs);
@@ -643,6 +747,7 @@ void af_spec_done(struct af_spec *s)
         free(s->repo_ref_key);
         af_s3_location_done(&s->archive_location);
         free(s->artifacts);
+        free(s->filename);
         free(s->params);
         free(s->kind);
         free(s->name);
@@ -689,8 +794,13 @@ int af_spec_parse_opts(const char *data, size_t len, const char *filename,
         }
         memset(&s, 0, sizeof(s));
         s.archive_location.insecure = -1;
-        if (!yaml_parser_initialize(&parser))
+        s.filename = strdup(filename);
+        if (!s.filename)
                 return -ENOMEM;
+        if (!yaml_parser_initialize(&parser)) {
+                free(s.filename);
+                return -ENOMEM;
+        }
         yaml_parser_set_input_string(&parser, (const unsigned char *)data, len);
         for (;;) {
                 yaml_node_t *root;

@@ -32,16 +32,29 @@ enum af_archive {
         AF_ARCHIVE_ZIP,
 };
 
+/* Where a value was written in the spec (1-based), for messages; 0 when not known. */
+struct af_pos {
+        int line, col;
+};
+
 struct af_artifact {
         char *name;
         char *path;   /* as written in the spec, normally absolute */
-        char *s3_key; /* outputs.artifacts[].s3.key, or NULL */
+        char *s3_key; /* outputs.artifacts[].s3.key (or a non-S3 location's key-only
+                       * key, which Argo moves to the repository), or NULL */
         char *s3_bucket;   /* outputs.artifacts[].s3.bucket, or NULL */
         char *s3_endpoint; /* outputs.artifacts[].s3.endpoint, or NULL */
+        /* The artifact has a full location of another kind ("gcs", "azure", "hdfs",
+         * "http", "artifactory", "oss", "git", "raw", "plugin"): Argo saves it through that
+         * driver, never to the S3 repository, so artifuse does not upload it. NULL: S3. */
+        const char *other_location;
         enum af_archive archive;
         int compression_level; /* tar only; -1 when not given */
+        /* archive.tar.compressionLevel when it is a "{{...}}" template, resolved later. */
+        char *compression_text;
         bool optional;
         int line; /* where it was declared, for messages */
+        struct af_pos pos, name_pos, path_pos, key_pos;
 };
 
 struct af_param {
@@ -72,6 +85,7 @@ struct af_s3_location {
 };
 
 struct af_spec {
+        char *filename;      /* as given to the parser, for messages */
         char *kind;          /* "Workflow", ...; NULL for a resolved template */
         char *name;          /* metadata.name, or NULL */
         char *generate_name; /* metadata.generateName, or NULL */
@@ -95,7 +109,9 @@ struct af_spec {
          * given; Argo then takes "artifact-repositories" and its default annotation). */
         char *repo_ref_configmap;
         char *repo_ref_key;
-        /* A resolved template (Argo's /var/run/argo/template) names where its outputs go. */
+        /* A resolved template (Argo's /var/run/argo/template) names where its outputs go;
+         * so does a workflow template with a full archiveLocation.s3 (endpoint, bucket and
+         * key: Argo's HasLocation), which replaces the repository for its pod. */
         bool is_resolved_template;
         bool has_archive_location;
         struct af_s3_location archive_location;
