@@ -74,8 +74,10 @@ class Pod:
             self.secrets.append(sec["metadata"]["name"])
         # kube play builds an image from a directory named like the image in its working
         # directory, if there is one: play from the test's own empty directory.
+        # As JSON (which is YAML): podman's YAML reader stumbles on the multi-line quoted
+        # strings PyYAML writes for a script.
         self.file = tmp_path / "pod.yaml"
-        self.file.write_text(yaml.safe_dump(pod))
+        self.file.write_text(json.dumps(pod, indent=1))
         r = subprocess.run([PODMAN, "kube", "play", str(self.file)], cwd=tmp_path,
                            capture_output=True, text=True, timeout=300)
         if r.returncode != 0:
