@@ -220,6 +220,31 @@ void af_remote_unlinked(struct af_remote *r, const char *rel)
         af_uploaded_entry_free(e);
 }
 
+unsigned af_remote_reconcile(struct af_remote *r)
+{
+        unsigned queued = 0;
+        char **names = NULL;
+        size_t n = 0;
+
+        if (!r || !r->cfg.delete_on_unlink || af_uploaded_names(r->uploaded, &names, &n) < 0)
+                return 0;
+        for (size_t i = 0; i < n; i++) {
+                struct af_uploaded_entry *e = NULL;
+                struct stat st;
+
+                if (fstatat(r->cfg.spool_fd, names[i], &st, AT_SYMLINK_NOFOLLOW) == 0 &&
+                    S_ISREG(st.st_mode))
+                        continue;
+                if (af_uploaded_take(r->uploaded, names[i], &e) < 0)
+                        continue;
+                delete_entry(r, e, NULL, NULL, "gone at unmount");
+                af_uploaded_entry_free(e);
+                queued++;
+        }
+        af_uploaded_names_free(names, n);
+        return queued;
+}
+
 /* ---- a renamed directory --------------------------------------------------------------- */
 
 /* The file @to_rel (descriptor @fd), known as @from_rel before its directory was renamed:
