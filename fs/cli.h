@@ -147,12 +147,13 @@ struct af_mount {
 };
 
 void af_mount_init(struct af_mount *m, struct af_opts *o, bool run);
-/** Checks the mount point, routes, opens the spool, checks S3, sets up logging. */
-int af_mount_prepare(struct af_mount *m, int argc, char **argv);
-/** The manifest, spool room, the registry of uploads, the queue (resuming the journal), fs. */
-int af_mount_open(struct af_mount *m);
-/** Creates the FUSE session, installs signal handling and mounts. */
-int af_mount_attach(struct af_mount *m);
+/**
+ * Up to a served mount: checks the mount point, routes, opens the spool, checks S3 and
+ * sets up logging (every configuration error is found here); a mount without -f then
+ * forks, the parent exiting 0 once the mount is up (1 if the daemon fails first); then the
+ * queue (resuming the journal) and the FUSE session, mounted.
+ */
+int af_mount_start(struct af_mount *m, int argc, char **argv);
 /** Starts the control socket (artifuse flush). */
 void af_mount_listen(struct af_mount *m);
 /** Serves until unmounted (run: until the program's end unmounts). */

@@ -272,7 +272,7 @@ static int start_logging(struct af_mount *m)
         return 0;
 }
 
-int af_mount_prepare(struct af_mount *m, int argc, char **argv)
+static int prepare(struct af_mount *m, int argc, char **argv)
 {
         int r;
 
@@ -337,7 +337,7 @@ static int open_queue(struct af_mount *m)
         return r;
 }
 
-int af_mount_open(struct af_mount *m)
+static int open_fs(struct af_mount *m)
 {
         struct af_opts *o = m->o;
         int r;
@@ -417,7 +417,7 @@ static void log_mounted(const struct af_mount *m)
         }
 }
 
-int af_mount_attach(struct af_mount *m)
+static int attach(struct af_mount *m)
 {
         struct fuse_lowlevel_ops ops;
         int r;
@@ -454,6 +454,42 @@ int af_mount_attach(struct af_mount *m)
         }
         log_mounted(m);
         return 0;
+}
+
+/* The daemon's parent returns once the mount is up: tell it, and let go of its terminal. */
+static void notify_parent(const struct af_opts *o, int notify_fd)
+{
+        char ok = 1;
+        int nullfd = open("/dev/null", O_RDWR);
+
+        if (nullfd >= 0) {
+                dup2(nullfd, 0);
+                if (o->log_file) {
+                        dup2(nullfd, 1);
+                        dup2(nullfd, 2);
+                }
+                close(nullfd);
+        }
+        (void)!write(notify_fd, &ok, 1);
+        close(notify_fd);
+}
+
+int af_mount_start(struct af_mount *m, int argc, char **argv)
+{
+        int notify_fd = -1;
+        int r;
+
+        r = prepare(m, argc, argv);
+        /* Only now, with the configuration known to be good, may the daemon leave. */
+        if (r == 0 && !m->run && !m->o->foreground)
+                r = daemonize(&notify_fd);
+        if (r == 0)
+                r = open_fs(m);
+        if (r == 0)
+                r = attach(m);
+        if (r == 0 && notify_fd >= 0)
+                notify_parent(m->o, notify_fd);
+        return r;
 }
 
 void af_mount_listen(struct af_mount *m)
@@ -524,46 +560,19 @@ void af_mount_done(struct af_mount *m)
 
 /* ---- artifuse mount ---------------------------------------------------------------------- */
 
-/* The daemon's parent returns once the mount is up: tell it, and let go of its terminal. */
-static void notify_parent(const struct af_opts *o, int notify_fd)
-{
-        char ok = 1;
-        int nullfd = open("/dev/null", O_RDWR);
-
-        if (nullfd >= 0) {
-                dup2(nullfd, 0);
-                if (o->log_file) {
-                        dup2(nullfd, 1);
-                        dup2(nullfd, 2);
-                }
-                close(nullfd);
-        }
-        (void)!write(notify_fd, &ok, 1);
-        close(notify_fd);
-}
-
 int af_cmd_mount(struct af_opts *o, int argc, char **argv)
 {
         struct af_queue_stats stats;
         struct af_mount m;
-        int r, notify_fd = -1, status = 0;
+        int r, status = 0;
 
         af_mount_init(&m, o, false);
-        r = af_mount_prepare(&m, argc, argv);
-        if (r == 0 && !o->foreground)
-                r = daemonize(&notify_fd);
-        if (r == 0)
-                r = af_mount_open(&m);
-        if (r == 0)
-                r = af_mount_attach(&m);
-        if (r)
-                goto out;
-        if (notify_fd >= 0)
-                notify_parent(o, notify_fd);
-        af_mount_listen(&m);
-        af_mount_serve(&m);
-        status = af_mount_finish(&m, &stats);
-out:
+        r = af_mount_start(&m, argc, argv);
+        if (r == 0) {
+                af_mount_listen(&m);
+                af_mount_serve(&m);
+                status = af_mount_finish(&m, &stats);
+        }
         af_mount_done(&m);
         return r ? r : status;
 }

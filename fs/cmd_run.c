@@ -67,11 +67,7 @@ int af_cmd_run(struct af_opts *o, int argc, char **argv, char **run_argv)
         int r, status = 0;
 
         af_mount_init(&m, o, true);
-        r = af_mount_prepare(&m, argc, argv);
-        if (r == 0)
-                r = af_mount_open(&m);
-        if (r == 0)
-                r = af_mount_attach(&m);
+        r = af_mount_start(&m, argc, argv);
         if (r)
                 goto out;
         af_mount_listen(&m);

@@ -32,6 +32,27 @@ static int parse_tag(struct af_opts *o, const char *val, const char *source);
 static int parse_metadata(struct af_opts *o, const char *val, const char *source);
 static int parse_storage_class(struct af_opts *o, const char *val, const char *source);
 
+/* The values of the AF_OPT_CHOICE options: the listed names are the error message too. */
+static const struct af_optchoice unmatched_choices[] = {
+        CHOICE("ignore", AF_UNMATCHED_IGNORE), CHOICE("upload", AF_UNMATCHED_UPLOAD), END
+};
+static const struct af_optchoice archive_choices[] = {
+        CHOICE("none", AF_ARCHIVE_NONE), CHOICE("tgz", AF_ARCHIVE_TAR),
+        ALIAS("tar", AF_ARCHIVE_TAR), END
+};
+static const struct af_optchoice addressing_choices[] = {
+        CHOICE("auto", AF_ADDRESSING_AUTO), CHOICE("path", AF_ADDRESSING_PATH),
+        CHOICE("virtual", AF_ADDRESSING_VIRTUAL), END
+};
+static const struct af_optchoice checksum_choices[] = {
+        CHOICE("auto", AF_CHECKSUM_AUTO), CHOICE("crc32c", AF_CHECKSUM_CRC32C),
+        CHOICE("sha256", AF_CHECKSUM_SHA256), CHOICE("md5", AF_CHECKSUM_MD5),
+        CHOICE("none", AF_CHECKSUM_NONE), END
+};
+static const struct af_optchoice sse_choices[] = {
+        CHOICE("AES256", 0), CHOICE("aws:kms", 0), END
+};
+
 /* Help text: one string per option, "\n" where the help breaks its line; the man page fills. */
 const struct af_optrow af_optrows[] = {
         /* ---- Where objects go ---- */
@@ -78,17 +99,12 @@ const struct af_optrow af_optrows[] = {
                   "(default: the mount point; for `keys`: /)" },
         { .name = "unmatched", .env = "ARTIFUSE_UNMATCHED", .kind = AF_OPT_CHOICE,
           .at = AT(unmatched), .cmds = ROUTE, .section = AF_SEC_WHERE,
-          .choices = (const struct af_optchoice[]){ CHOICE("ignore", AF_UNMATCHED_IGNORE),
-                                                    CHOICE("upload", AF_UNMATCHED_UPLOAD),
-                                                    END },
+          .choices = unmatched_choices,
           .help = "files that are no declared artifact (default: ignore when the\n"
                   "spec declares artifacts, else upload to <prefix>/<path>)" },
         { .name = "archive-default", .env = "ARTIFUSE_ARCHIVE_DEFAULT", .kind = AF_OPT_CHOICE,
           .at = AT(archive_default), .cmds = ROUTE, .section = AF_SEC_WHERE,
-          .choices = (const struct af_optchoice[]){ CHOICE("none", AF_ARCHIVE_NONE),
-                                                    CHOICE("tgz", AF_ARCHIVE_TAR),
-                                                    ALIAS("tar", AF_ARCHIVE_TAR),
-                                                    END },
+          .choices = archive_choices,
           .help = "what artifacts without archive: get: none uploads the file as\n"
                   "it is to <prefix>/<basename> (default); tgz is Argo's own\n"
                   "default, <prefix>/<name>.tgz holding one tar member" },
@@ -100,10 +116,7 @@ const struct af_optrow af_optrows[] = {
                   "$AWS_ENDPOINT_URL, else https://s3.REGION.amazonaws.com)" },
         { .name = "addressing", .env = "ARTIFUSE_ADDRESSING", .kind = AF_OPT_CHOICE,
           .at = AT(addressing), .cmds = UPLOAD, .section = AF_SEC_S3,
-          .choices = (const struct af_optchoice[]){ CHOICE("auto", AF_ADDRESSING_AUTO),
-                                                    CHOICE("path", AF_ADDRESSING_PATH),
-                                                    CHOICE("virtual", AF_ADDRESSING_VIRTUAL),
-                                                    END },
+          .choices = addressing_choices,
           .help = "bucket in the path or in the host name (default auto:\n"
                   "virtual-hosted on AWS, path style elsewhere)" },
         { .name = "region", .env = "ARTIFUSE_REGION", .kind = AF_OPT_STR, .at = AT(region),
@@ -132,12 +145,7 @@ const struct af_optrow af_optrows[] = {
           .cmds = UPLOAD, .section = AF_SEC_S3, .help = "default 10" },
         { .name = "checksum", .env = "ARTIFUSE_CHECKSUM", .kind = AF_OPT_CHOICE, .at = AT(checksum),
           .cmds = UPLOAD, .section = AF_SEC_S3,
-          .choices = (const struct af_optchoice[]){ CHOICE("auto", AF_CHECKSUM_AUTO),
-                                                    CHOICE("crc32c", AF_CHECKSUM_CRC32C),
-                                                    CHOICE("sha256", AF_CHECKSUM_SHA256),
-                                                    CHOICE("md5", AF_CHECKSUM_MD5),
-                                                    CHOICE("none", AF_CHECKSUM_NONE),
-                                                    END },
+          .choices = checksum_choices,
           .help = "what each PUT and part carries for the server to verify:\n"
                   "auto (default) signs the payload over http and sends CRC32C\n"
                   "where the server verifies it, else Content-MD5" },
@@ -157,7 +165,7 @@ const struct af_optrow af_optrows[] = {
                   "object up to 5 TiB fits in 10,000 parts)" },
         { .name = "sse", .env = "ARTIFUSE_SSE", .kind = AF_OPT_CHOICE, .text = true,
           .at = AT(object.sse), .cmds = UPLOAD, .section = AF_SEC_S3,
-          .choices = (const struct af_optchoice[]){ CHOICE("AES256", 0), CHOICE("aws:kms", 0), END },
+          .choices = sse_choices,
           .help = "server-side encryption" },
         { .name = "sse-kms-key-id", .env = "ARTIFUSE_SSE_KMS_KEY_ID", .kind = AF_OPT_STR,
           .at = AT(object.sse_kms_key_id), .arg = "ID", .cmds = UPLOAD, .section = AF_SEC_S3,

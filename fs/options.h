@@ -41,6 +41,7 @@ enum af_cmd {
 
 /** What the command line and the environment say. Strings are borrowed from argv/environ. */
 struct af_opts {
+        /* Where objects go */
         const char *repo;
         const char *spec;
         const char *template_name;
@@ -49,45 +50,52 @@ struct af_opts {
         const char *repository_config;
         const char *creation_timestamp;
         const char *as;
+        struct af_vars vars; /* --var */
+        int unmatched;       /* enum af_unmatched */
+        int archive_default; /* enum af_archive */
+
+        /* S3 */
         const char *endpoint;
         const char *region;
         const char *ca_file;
-        const char *spool;
-        const char *log_file;
-        const char *manifest;
-        const char *fuse_opts;
-        int unmatched;       /* enum af_unmatched */
-        int archive_default; /* enum af_archive */
+        int addressing; /* enum af_addressing */
+        int checksum;   /* enum af_checksum */
         unsigned concurrency;
         unsigned part_concurrency;
         unsigned attempts;
-        uint64_t part_size;
-        uint64_t multipart_threshold;
-        long drain_timeout_ms; /* -1: no limit */
-        long retry_for_ms;     /* -1: not given */
-        long low_speed_time_s;
+        long retry_for_ms; /* -1: not given */
         long connect_timeout_ms;
-        int checksum;   /* enum af_checksum */
-        int addressing; /* enum af_addressing */
-        bool foreground;
-        bool allow_other;
-        bool no_check;
-        bool json;
-        bool sync_close;
-        bool no_streaming;
+        long low_speed_time_s;
+        uint64_t multipart_threshold;
+        uint64_t part_size;
         bool preserve_metadata;
-        bool keep;
-        bool no_xattr;
-        uint64_t spool_limit; /* 0: none */
-        bool delete_on_unlink;
-        int verbosity;
-        struct af_vars vars; /* --var */
+        bool no_check;
+        /* --sse, --sse-kms-key-id, --storage-class, --tag, --metadata, --no-overwrite */
         struct af_s3_object_opts object;
         struct af_s3_kv metadata[AF_OPTS_MAX_METADATA];
+        char metadata_keys[AF_OPTS_MAX_METADATA][64];
         struct af_s3_kv tags[AF_OPTS_MAX_TAGS]; /* keys owned */
         size_t ntags;
-        char metadata_keys[AF_OPTS_MAX_METADATA][64];
         struct af_buf tagging; /* x-amz-tagging, encoded */
+
+        /* Mount and spool */
+        const char *spool;
+        long drain_timeout_ms; /* -1: no limit */
+        bool sync_close;
+        uint64_t spool_limit; /* 0: none */
+        bool keep;
+        bool delete_on_unlink;
+        bool no_streaming;
+        bool foreground;
+        bool allow_other;
+        bool no_xattr;
+        const char *fuse_opts; /* -o */
+        const char *log_file;
+        const char *manifest;
+
+        /* General */
+        bool json;
+        int verbosity; /* -v minus -q */
 };
 
 /**
