@@ -18,6 +18,63 @@
 
 /* ---- artifuse keys ---------------------------------------------------------------------- */
 
+/* No paths: every declared artifact, where it goes and how. */
+static void list_artifacts(const struct af_router *rt, struct af_route *route)
+{
+        if (rt->narts == 0)
+                printf("(no declared artifacts: every file goes to s3://%s/%s/<path>)\n",
+                       rt->bucket, rt->prefix);
+        for (size_t i = 0; i < rt->narts; i++) {
+                const struct af_route_artifact *a = &rt->arts[i];
+                int r;
+
+                if (!a->rel) {
+                        printf("%s\t%s\t(outside %s)\n", a->name, a->path, rt->mount_as);
+                        continue;
+                }
+                r = af_router_route(rt, a->rel, route);
+                if (r > 0)
+                        printf("%s\t%s\ts3://%s/%s\t%s%s\n", a->name, a->path, route->bucket,
+                               af_buf_str(&route->key), af_archive_name(a->archive),
+                               a->optional ? "\toptional" : "");
+                else
+                        printf("%s\t%s\t(error: %s)\n", a->name, a->path, strerror(-r));
+        }
+}
+
+/* One PATH's line; returns AF_EXIT_CONFIG when the router fails on it. */
+static int print_key(const struct af_router *rt, const char *arg, struct af_route *route)
+{
+        const char *p = arg, *as = rt->mount_as;
+        size_t al = strlen(as);
+        int r;
+
+        /* Absolute paths are taken relative to --as, as the mount would see them. */
+        if (p[0] == '/') {
+                if (strcmp(as, "/") == 0) {
+                        p++;
+                } else if (strncmp(p, as, al) == 0 && (p[al] == '/' || !p[al])) {
+                        p += al + (p[al] == '/');
+                } else {
+                        printf("%s\t(outside %s: not in the mount)\n", arg, as);
+                        return 0;
+                }
+        }
+        r = af_router_route(rt, p, route);
+        if (r > 0 && route->deferred)
+                printf("%s\ts3://%s/%s\t(inside the %s archive of its directory, "
+                       "uploaded when the directory is complete)\n",
+                       arg, route->bucket, af_buf_str(&route->key),
+                       af_archive_name(route->archive));
+        else if (r > 0)
+                printf("%s\ts3://%s/%s\n", arg, route->bucket, af_buf_str(&route->key));
+        else if (r == 0)
+                printf("%s\t(not uploaded: not a declared artifact)\n", arg);
+        else
+                printf("%s\t(error: %s)\n", arg, strerror(-r));
+        return r < 0 ? AF_EXIT_CONFIG : 0;
+}
+
 int af_cmd_keys(struct af_opts *o, int argc, char **argv)
 {
         struct af_route route = { 0 };
@@ -28,62 +85,11 @@ int af_cmd_keys(struct af_opts *o, int argc, char **argv)
         if (r)
                 return r;
         af_buf_init(&route.key, 0);
-        if (optind >= argc) {
-                /* No paths: every declared artifact, where it goes and how. */
-                if (s.router.narts == 0)
-                        printf("(no declared artifacts: every file goes to s3://%s/%s/<path>)\n",
-                               s.router.bucket, s.router.prefix);
-                for (size_t i = 0; i < s.router.narts; i++) {
-                        const struct af_route_artifact *a = &s.router.arts[i];
-
-                        if (!a->rel) {
-                                printf("%s\t%s\t(outside %s)\n", a->name, a->path,
-                                       s.router.mount_as);
-                                continue;
-                        }
-                        r = af_router_route(&s.router, a->rel, &route);
-                        if (r > 0)
-                                printf("%s\t%s\ts3://%s/%s\t%s%s\n", a->name, a->path,
-                                       route.bucket, af_buf_str(&route.key),
-                                       af_archive_name(a->archive),
-                                       a->optional ? "\toptional" : "");
-                        else
-                                printf("%s\t%s\t(error: %s)\n", a->name, a->path,
-                                       strerror(-r));
-                }
-        }
-        for (int i = optind; i < argc; i++) {
-                const char *p = argv[i];
-                const char *as = s.router.mount_as;
-                size_t al = strlen(as);
-
-                /* Absolute paths are taken relative to --as, as the mount would see them. */
-                if (p[0] == '/') {
-                        if (strcmp(as, "/") == 0)
-                                p++;
-                        else if (strncmp(p, as, al) == 0 && (p[al] == '/' || !p[al]))
-                                p += al + (p[al] == '/');
-                        else {
-                                printf("%s\t(outside %s: not in the mount)\n", argv[i], as);
-                                continue;
-                        }
-                }
-                r = af_router_route(&s.router, p, &route);
-                if (r > 0 && route.deferred)
-                        printf("%s\ts3://%s/%s\t(inside the %s archive of its directory, "
-                               "uploaded when the directory is complete)\n",
-                               argv[i], route.bucket, af_buf_str(&route.key),
-                               af_archive_name(route.archive));
-                else if (r > 0)
-                        printf("%s\ts3://%s/%s\n", argv[i], route.bucket,
-                               af_buf_str(&route.key));
-                else if (r == 0)
-                        printf("%s\t(not uploaded: not a declared artifact)\n", argv[i]);
-                else {
-                        printf("%s\t(error: %s)\n", argv[i], strerror(-r));
+        if (optind >= argc)
+                list_artifacts(&s.router, &route);
+        for (int i = optind; i < argc; i++)
+                if (print_key(&s.router, argv[i], &route))
                         status = AF_EXIT_CONFIG;
-                }
-        }
         af_buf_done(&route.key);
         af_setup_done(&s);
         return status;
@@ -193,6 +199,8 @@ struct status_ctx {
         struct af_buf failed; /* the failed files' lines (text) or objects (json) */
         unsigned corrupt;
         uint64_t deletes; /* --delete-on-unlink deletes not done yet: no output is missing */
+        uint64_t done_files, done_bytes; /* the journal's count of finished uploads */
+        uint64_t held_files, held_bytes; /* what the spool's files hold (--spool-limit) */
 };
 
 static void status_one(void *arg, struct af_journal_rec *rec)
@@ -239,16 +247,55 @@ static void status_bad(void *arg, const char *name, const char *why)
                 fprintf(stderr, "artifuse: status: corrupt journal record %s: %s\n", name, why);
 }
 
+static void print_json(const struct status_ctx *c, const char *root)
+{
+        struct af_buf q;
+
+        af_buf_init(&q, 0);
+        (void)af_json_quote(&q, root);
+        printf("{\"spool\":%s,\"pending\":{\"files\":%llu,\"bytes\":%llu},"
+               "\"uploading\":{\"files\":%llu},"
+               "\"done\":{\"files\":%llu,\"bytes\":%llu},"
+               "\"failed\":{\"files\":%llu,\"bytes\":%llu,\"list\":[%s]},"
+               "\"corrupt_records\":%u,\"deletes_pending\":%llu,"
+               "\"held\":{\"files\":%llu,\"bytes\":%llu}}\n",
+               af_buf_str(&q), (unsigned long long)c->n[0], (unsigned long long)c->bytes[0],
+               (unsigned long long)c->uploading, (unsigned long long)c->done_files,
+               (unsigned long long)c->done_bytes, (unsigned long long)c->n[1],
+               (unsigned long long)c->bytes[1], af_buf_str(&c->failed), c->corrupt,
+               (unsigned long long)c->deletes, (unsigned long long)c->held_files,
+               (unsigned long long)c->held_bytes);
+        af_buf_done(&q);
+}
+
+static void print_text(const struct status_ctx *c, const char *root)
+{
+        printf("spool %s\n  pending:   %llu files, %llu bytes (%llu in a multipart upload "
+               "in progress)\n  done:      %llu files, %llu bytes\n"
+               "  failed:    %llu files, %llu bytes\n%s",
+               root, (unsigned long long)c->n[0], (unsigned long long)c->bytes[0],
+               (unsigned long long)c->uploading, (unsigned long long)c->done_files,
+               (unsigned long long)c->done_bytes, (unsigned long long)c->n[1],
+               (unsigned long long)c->bytes[1], af_buf_str(&c->failed));
+        printf("  held:      %llu files, %llu bytes in the spool (in S3 or not; "
+               "what --spool-limit counts)\n",
+               (unsigned long long)c->held_files, (unsigned long long)c->held_bytes);
+        if (c->deletes)
+                printf("  deletes:   %llu objects of unlinked names still to delete "
+                       "(--delete-on-unlink)\n",
+                       (unsigned long long)c->deletes);
+}
+
 int af_cmd_status(struct af_opts *o, int argc, char **argv)
 {
         struct af_spooldir sp = AF_SPOOLDIR_INIT;
         struct status_ctx c = { .json = o->json };
-        uint64_t done_files = 0, done_bytes = 0, held_files = 0, held_bytes = 0;
         int r;
 
         if (optind != argc)
-                return af_cli_die("status: unexpected argument '%s' (artifuse status --spool DIR)",
-                           argv[optind]);
+                return af_cli_die("status: unexpected argument '%s' (artifuse status --spool "
+                                  "DIR)",
+                                  argv[optind]);
         if (!o->spool)
                 return af_cli_die("status: give the spool: artifuse status --spool DIR");
         r = af_spooldir_open(o->spool, false, false, &sp);
@@ -257,45 +304,12 @@ int af_cmd_status(struct af_opts *o, int argc, char **argv)
         c.files_fd = sp.files_fd;
         af_buf_init(&c.failed, (size_t)64 << 20);
         r = af_journal_scan(sp.journal_fd, false, status_one, status_bad, &c);
-        (void)af_journal_done_count(sp.journal_fd, &done_files, &done_bytes);
-        (void)af_space_scan(sp.files_fd, &held_files, &held_bytes);
+        (void)af_journal_done_count(sp.journal_fd, &c.done_files, &c.done_bytes);
+        (void)af_space_scan(sp.files_fd, &c.held_files, &c.held_bytes);
         if (r < 0) {
                 r = af_cli_die("spool %s: cannot read the journal: %s", sp.root, strerror(-r));
-        } else if (c.json) {
-                printf("{\"spool\":");
-                struct af_buf q;
-
-                af_buf_init(&q, 0);
-                (void)af_json_quote(&q, sp.root);
-                printf("%s,\"pending\":{\"files\":%llu,\"bytes\":%llu},"
-                       "\"uploading\":{\"files\":%llu},"
-                       "\"done\":{\"files\":%llu,\"bytes\":%llu},"
-                       "\"failed\":{\"files\":%llu,\"bytes\":%llu,\"list\":[%s]},"
-                       "\"corrupt_records\":%u,\"deletes_pending\":%llu,"
-                       "\"held\":{\"files\":%llu,\"bytes\":%llu}}\n",
-                       af_buf_str(&q), (unsigned long long)c.n[0], (unsigned long long)c.bytes[0],
-                       (unsigned long long)c.uploading, (unsigned long long)done_files,
-                       (unsigned long long)done_bytes, (unsigned long long)c.n[1],
-                       (unsigned long long)c.bytes[1], af_buf_str(&c.failed), c.corrupt,
-                       (unsigned long long)c.deletes, (unsigned long long)held_files,
-                       (unsigned long long)held_bytes);
-                af_buf_done(&q);
-                r = 0;
         } else {
-                printf("spool %s\n  pending:   %llu files, %llu bytes (%llu in a multipart upload "
-                       "in progress)\n  done:      %llu files, %llu bytes\n"
-                       "  failed:    %llu files, %llu bytes\n%s",
-                       sp.root, (unsigned long long)c.n[0], (unsigned long long)c.bytes[0],
-                       (unsigned long long)c.uploading, (unsigned long long)done_files,
-                       (unsigned long long)done_bytes, (unsigned long long)c.n[1],
-                       (unsigned long long)c.bytes[1], af_buf_str(&c.failed));
-                printf("  held:      %llu files, %llu bytes in the spool (in S3 or not; "
-                       "what --spool-limit counts)\n",
-                       (unsigned long long)held_files, (unsigned long long)held_bytes);
-                if (c.deletes)
-                        printf("  deletes:   %llu objects of unlinked names still to delete "
-                               "(--delete-on-unlink)\n",
-                               (unsigned long long)c.deletes);
+                (c.json ? print_json : print_text)(&c, sp.root);
                 r = 0;
         }
         af_buf_done(&c.failed);
