@@ -63,12 +63,12 @@ static int check_endpoint(const struct af_s3_config *s3c, struct af_creds_provid
         if (r == 0) {
                 r = 0;
         } else if (e.http_status == 0) {
-                r = af_cli_die("cannot reach S3 endpoint %s: %s (check --endpoint; --no-check skips "
-                        "this test)",
-                        s3c->endpoint, af_buf_str(&err));
+                r = af_cli_die("cannot reach S3 endpoint %s: %s (check --endpoint; --no-check "
+                               "skips this test)",
+                               s3c->endpoint, af_buf_str(&err));
         } else if (r == -ENOENT) {
                 r = af_cli_die("bucket '%s' does not exist at %s: %s", bucket, s3c->endpoint,
-                        af_buf_str(&err));
+                               af_buf_str(&err));
         } else if (r == -EACCES) {
                 /* Write-only credentials cannot HEAD a bucket; uploads may still work. */
                 af_log_warn("op=check bucket=%s endpoint=%s err=%s msg=\"HEAD bucket denied; "

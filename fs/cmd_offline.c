@@ -139,7 +139,8 @@ int af_cmd_drain(struct af_opts *o, int argc, char **argv)
 
         af_buf_init(&err, 4096);
         if (optind != argc) {
-                r = af_cli_die("drain: unexpected argument '%s' (artifuse drain --spool DIR)", argv[optind]);
+                r = af_cli_die("drain: unexpected argument '%s' (artifuse drain --spool DIR)",
+                               argv[optind]);
                 goto out;
         }
         if (!o->spool) {
@@ -158,7 +159,8 @@ int af_cmd_drain(struct af_opts *o, int argc, char **argv)
         }
         have_creds = true;
         af_setup_log_credentials(&creds);
-        af_setup_s3_config(o, first.region, first.endpoint, endpoint_buf, sizeof(endpoint_buf), &s3c);
+        af_setup_s3_config(o, first.region, first.endpoint, endpoint_buf, sizeof(endpoint_buf),
+                           &s3c);
         if (af_s3_global_init() < 0) {
                 r = af_cli_die("cannot initialise libcurl");
                 goto out;
@@ -293,8 +295,8 @@ int af_cmd_status(struct af_opts *o, int argc, char **argv)
         int r;
 
         if (optind != argc)
-                return af_cli_die("status: unexpected argument '%s' (artifuse status --spool "
-                                  "DIR)",
+                return af_cli_die("status: unexpected argument '%s' (artifuse status "
+                                  "--spool DIR)",
                                   argv[optind]);
         if (!o->spool)
                 return af_cli_die("status: give the spool: artifuse status --spool DIR");

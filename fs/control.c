@@ -153,7 +153,8 @@ int af_control_flush(const char *mountpoint)
         if (spool_of_mount(mnt, spool, sizeof(spool)) < 0)
                 return af_cli_die("flush: no artifuse is mounted on %s", mnt);
         if (strlen(spool) + sizeof("/control.sock") > sizeof(sa.sun_path))
-                return af_cli_die("flush: the spool path %s is too long for a control socket", spool);
+                return af_cli_die("flush: the spool path %s is too long for a control socket",
+                                  spool);
         memcpy(sa.sun_path, spool, strlen(spool));
         memcpy(sa.sun_path + strlen(spool), "/control.sock", sizeof("/control.sock"));
         fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
@@ -162,8 +163,8 @@ int af_control_flush(const char *mountpoint)
 
                 if (fd >= 0)
                         close(fd);
-                return af_cli_die("flush: cannot reach the artifuse on %s (%s): %s", mnt, sa.sun_path,
-                           strerror(e));
+                return af_cli_die("flush: cannot reach the artifuse on %s (%s): %s", mnt,
+                                  sa.sun_path, strerror(e));
         }
         if (write(fd, "flush\n", 6) != 6) {
                 close(fd);

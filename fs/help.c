@@ -274,7 +274,10 @@ static void roff_environment(FILE *f)
                         continue;
                 fprintf(f, ".TP\n.B %s\n\\fB\\-\\-", r->env);
                 roff_put(f, r->name, strlen(r->name));
-                fputs(af_optrow_takes_value(r) ? "\\fR\n" : "\\fR (1 or true; 0 or false: unset)\n", f);
+                if (!af_optrow_takes_value(r))
+                        fputs("\\fR (1 or true; 0 or false: unset)\n", f);
+                else
+                        fputs("\\fR\n", f);
         }
 }
 

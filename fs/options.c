@@ -76,8 +76,8 @@ const struct af_optrow af_optrows[] = {
           .help = "the template whose outputs to use (default: the entrypoint)" },
         { .name = "workflow", .env = "ARTIFUSE_WORKFLOW", .kind = AF_OPT_STR, .at = AT(workflow),
           .arg = "NAME", .cmds = ROUTE, .section = AF_SEC_WHERE,
-          .help = "the document (metadata.name or generateName) in a multi-\n"
-                  "document --spec (default: the first workflow document)" },
+          .help = "the document (metadata.name or generateName) in a\n"
+                  "multi-document --spec (default: the first workflow document)" },
         { .name = "repository-config", .env = "ARTIFUSE_REPOSITORY_CONFIG", .kind = AF_OPT_STR,
           .at = AT(repository_config), .arg = "FILE", .cmds = ROUTE, .section = AF_SEC_WHERE,
           .help = "Argo's repository YAML (s3: {bucket, endpoint, region,\n"
@@ -158,8 +158,8 @@ const struct af_optrow af_optrows[] = {
           .at = AT(multipart_threshold), .arg = "SIZE", .min = (uint64_t)5 << 20,
           .bad = "a size of at least 5M", .cmds = UPLOAD, .section = AF_SEC_S3,
           .help = "files this large or larger use a multipart upload\n(default 16M)" },
-        { .name = "part-size", .env = "ARTIFUSE_PART_SIZE", .kind = AF_OPT_SIZE, .at = AT(part_size),
-          .arg = "SIZE", .min = (uint64_t)5 << 20, .max = (uint64_t)5 << 30,
+        { .name = "part-size", .env = "ARTIFUSE_PART_SIZE", .kind = AF_OPT_SIZE,
+          .at = AT(part_size), .arg = "SIZE", .min = (uint64_t)5 << 20, .max = (uint64_t)5 << 30,
           .bad = "a size from 5M to 5G", .cmds = UPLOAD, .section = AF_SEC_S3,
           .help = "multipart part size, 5M..5G (default 8M; grown so that any\n"
                   "object up to 5 TiB fits in 10,000 parts)" },
@@ -266,8 +266,8 @@ const struct af_optrow af_optrows[] = {
         { .name = "quiet", .letter = 'q', .env = "ARTIFUSE_QUIET", .kind = AF_OPT_COUNT,
           .at = AT(verbosity), .step = -1, .cmds = ALL, .section = AF_SEC_GENERAL,
           .help = "warnings and errors only" },
-        { .name = "help", .letter = 'h', .kind = AF_OPT_HELP, .cmds = ALL, .section = AF_SEC_GENERAL,
-          .help = "this command's help" },
+        { .name = "help", .letter = 'h', .kind = AF_OPT_HELP, .cmds = ALL,
+          .section = AF_SEC_GENERAL, .help = "this command's help" },
         { .name = "version", .letter = 'V', .kind = AF_OPT_VERSION, .cmds = ALL,
           .section = AF_SEC_GENERAL, .help = "the version" },
 };
@@ -436,8 +436,8 @@ static int apply(struct af_opts *o, const struct af_optrow *r, const char *val,
                 return 0;
         case AF_OPT_UINT:
                 if (parse_uint(val, r->max, &v) < 0 || v < r->min)
-                        return af_cli_die("%s: '%s' is not a number from %lu to %lu", source,
-                                          val, (unsigned long)r->min, (unsigned long)r->max);
+                        return af_cli_die("%s: '%s' is not a number from %lu to %lu", source, val,
+                                          (unsigned long)r->min, (unsigned long)r->max);
                 *(unsigned *)field = (unsigned)v;
                 return 0;
         case AF_OPT_SECONDS:

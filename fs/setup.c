@@ -58,7 +58,7 @@ static int read_spec_source(const struct af_opts *o, struct af_buf *data, const 
                 r = read_file(o->spec, data);
                 if (r < 0)
                         return af_cli_die("cannot read --spec %s: %s", o->spec,
-                                   r == -E2BIG ? "larger than 16 MiB" : strerror(-r));
+                                          r == -E2BIG ? "larger than 16 MiB" : strerror(-r));
                 return 0;
         }
         if (o->argo_template) {
@@ -66,7 +66,7 @@ static int read_spec_source(const struct af_opts *o, struct af_buf *data, const 
                 r = read_file(o->argo_template, data);
                 if (r < 0)
                         return af_cli_die("cannot read --argo-template %s: %s", o->argo_template,
-                                   strerror(-r));
+                                          strerror(-r));
                 return 0;
         }
         if (access(ARGO_TEMPLATE_FILE, R_OK) == 0) {
@@ -81,7 +81,7 @@ static int read_spec_source(const struct af_opts *o, struct af_buf *data, const 
                 r = read_file(ARGO_TEMPLATE_OFFLOADED, data);
                 if (r < 0)
                         return af_cli_die("$ARGO_TEMPLATE is 'offloaded' but %s cannot be read: %s",
-                                   ARGO_TEMPLATE_OFFLOADED, strerror(-r));
+                                          ARGO_TEMPLATE_OFFLOADED, strerror(-r));
                 return 0;
         }
         if (env && *env) {
@@ -142,8 +142,8 @@ static int set_creation_time(struct af_opts *o, struct af_setup *s)
         if (ts && *ts) {
                 if (af_rfc3339_parse(ts, 0, &t, &off) < 0)
                         return af_cli_die("%s: '%s' is not an RFC 3339 time (2026-11-28T04:00:00Z)",
-                                   src[0] == '-' ? src : "$ARGO_WORKFLOW_CREATION_TIMESTAMP",
-                                   ts);
+                                          src[0] == '-' ? src : "$ARGO_WORKFLOW_CREATION_TIMESTAMP",
+                                          ts);
         } else {
                 t = time(NULL);
                 src = "mount time";

@@ -64,7 +64,7 @@ int af_spooldir_open(const char *dir, bool create, bool lock, struct af_spooldir
                 if ((mkdir(sp->files, 0755) < 0 && errno != EEXIST) ||
                     (mkdir(j, 0700) < 0 && errno != EEXIST))
                         return af_cli_die("spool %s: cannot make files/ and journal/: %s", sp->root,
-                                   strerror(errno));
+                                          strerror(errno));
         }
         sp->root_fd = open(sp->root, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
         if (sp->root_fd >= 0)
@@ -73,12 +73,13 @@ int af_spooldir_open(const char *dir, bool create, bool lock, struct af_spooldir
                 sp->journal_fd = openat(sp->root_fd, "journal", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
         if (sp->journal_fd < 0) {
                 r = af_cli_die("spool %s: %s (is it an artifuse spool, with files/ and journal/?)",
-                        sp->root, strerror(errno));
+                               sp->root, strerror(errno));
                 af_spooldir_close(sp);
                 return r;
         }
         if (lock && flock(sp->root_fd, LOCK_EX | LOCK_NB) < 0) {
-                r = af_cli_die("spool %s is in use by another artifuse (a mount or a drain)", sp->root);
+                r = af_cli_die("spool %s is in use by another artifuse (a mount or a drain)",
+                               sp->root);
                 af_spooldir_close(sp);
                 return r;
         }
