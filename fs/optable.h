@@ -57,7 +57,7 @@ struct af_optrow {
         const struct af_optchoice *choices; /* ends with a NULL name */
         bool text;
         const char *bad;
-        /* Returns 0 or, after printing one line, EXIT_CONFIG. */
+        /* Returns 0 or, after printing one line, AF_EXIT_CONFIG. */
         int (*parse)(struct af_opts *o, const char *val, const char *source);
         unsigned cmds; /* enum af_cmd bits: where it is documented */
         enum af_optsection section;

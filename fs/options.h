@@ -102,7 +102,8 @@ struct af_opts {
  * Fills @o from the ARTIFUSE_* environment, then from @argv (flags win), for @cmd (an
  * enum af_cmd bit: --help prints that command's help). argv[0] is the command's name;
  * getopt's optind is left at the first operand. --help and --version print and exit(0).
- * Returns 0, or 1 (EXIT_CONFIG) after printing one line. af_options_done() frees @o either way.
+ * Returns 0, or AF_EXIT_CONFIG after printing one line; af_options_done() frees @o either
+ * way.
  */
 int af_options_parse(struct af_opts *o, unsigned cmd, int argc, char **argv);
 void af_options_done(struct af_opts *o);
