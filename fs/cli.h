@@ -120,6 +120,9 @@ struct af_mount_sinks {
         struct af_space *space; /* NULL with --keep */
 };
 
+/** One mount, from af_mount_init() to af_mount_done(), which frees whatever the stages made
+ * (at any stage). Only the command's thread touches it; FUSE, the queue and the control
+ * socket are handed what they use. */
 struct af_mount {
         struct af_opts *o;
         bool run; /* artifuse run: signals go to the program, no daemon */

@@ -164,7 +164,6 @@ static void on_uploaded(void *ctx, const struct af_queue_uploaded *u)
                                   u->mtime_ns);
 }
 
-
 /* ---- prepare: everything that can be wrong, found before the daemon forks ------------- */
 
 void af_mount_init(struct af_mount *m, struct af_opts *o, bool run)
