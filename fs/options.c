@@ -492,13 +492,14 @@ static int apply_env(struct af_opts *o)
 
 /* getopt's view of the table: a row's letter, else 1000 + its index, is what getopt returns. */
 static struct option long_options[sizeof(af_optrows) / sizeof(af_optrows[0]) + 1];
-static char short_options[2 * sizeof(af_optrows) / sizeof(af_optrows[0]) + 2];
+static char short_options[2 * sizeof(af_optrows) / sizeof(af_optrows[0]) + 3];
 
 static void build_getopt(void)
 {
         size_t n = 0;
 
         short_options[n++] = '+'; /* stop at the first operand: run's MOUNTPOINT -- CMD */
+        short_options[n++] = ':'; /* a missing value is ':', not an unknown option '?' */
         for (size_t i = 0; i < af_noptrows; i++) {
                 const struct af_optrow *r = &af_optrows[i];
 

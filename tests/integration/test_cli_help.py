@@ -116,6 +116,15 @@ def test_status_help_lists_json_and_spool():
     assert "--artifact-repository" not in opts
 
 
+@pytest.mark.parametrize("args,flag", [(["keys", "--spec"], "--spec"),
+                                       (["keys", "--endpoint"], "--endpoint"),
+                                       (["mount", "-o"], "-o")])
+def test_a_missing_value_is_named(args, flag):
+    r = artifuse(*args)
+    assert r.returncode == 1
+    assert r.stderr == f"artifuse: error: option '{flag}' needs a value\n"
+
+
 def test_man_page_renders_without_warnings():
     with tempfile.NamedTemporaryFile("w", suffix=".1") as f:
         f.write(man_source())
