@@ -18,7 +18,9 @@
 #include <sys/types.h>
 #include <sys/stat.h>
 
+#include "base/metrics.h"
 #include "fs.h"
+#include "metrics_http.h"
 #include "options.h"
 
 #define AF_EXIT_CONFIG 1  /* bad usage or configuration; one line said what */
@@ -62,6 +64,9 @@ struct af_setup {
  */
 int af_setup_init(struct af_opts *o, const char *default_as, bool strict, struct af_setup *s);
 void af_setup_done(struct af_setup *s);
+/** Whether the artifacts come from Argo's resolved template: the program runs in an Argo pod,
+ * whose emissary and wait container archive and upload the same outputs after it. */
+bool af_setup_in_argo_pod(const struct af_setup *s);
 /** Whether a key template names workflow.creationTimestamp. */
 bool af_setup_uses_time(const struct af_setup *s);
 /**
@@ -147,6 +152,9 @@ struct af_mount {
         struct fuse_args fargs;
         struct af_control ctl;
         int manifest_fd;
+        struct af_metrics metrics; /* counted by the queue, served by metrics_srv */
+        struct af_metrics_server *metrics_srv;
+        bool leave; /* run: the files stay at their paths (--leave-files, an Argo pod) */
 };
 
 void af_mount_init(struct af_mount *m, struct af_opts *o, bool run);

@@ -282,6 +282,13 @@ static int prepare(struct af_mount *m, int argc, char **argv)
         if (r)
                 return r;
         m->have_setup = true;
+        /* In an Argo pod the emissary stats and tars the outputs after the program: they must
+         * still be there, so nothing may be evicted from the spool either. */
+        if (m->run && !m->o->no_leave_files &&
+            (m->o->leave_files || af_setup_in_argo_pod(&m->s))) {
+                m->leave = true;
+                m->o->keep = true;
+        }
         r = open_spool(m);
         if (r == 0)
                 r = connect_s3(m);
@@ -317,6 +324,8 @@ static int open_queue(struct af_mount *m)
                             (unsigned long long)o->spool_limit);
         af_setup_queue_config(o, spool_fd, m->sp.journal_fd, &m->s3c, &m->creds, &m->qc);
         m->qc.router = &m->s.router;
+        af_metrics_init(&m->metrics);
+        m->qc.metrics = &m->metrics;
         /* What the mount uploaded, for copies on rename and --delete-on-unlink. */
         r = af_remote_new(&(struct af_remote_config){ .spool_fd = spool_fd,
                                                       .router = &m->s.router,
@@ -473,6 +482,37 @@ static void notify_parent(const struct af_opts *o, int notify_fd)
         close(notify_fd);
 }
 
+static void read_gauges(void *ctx, struct af_metrics_gauges *g)
+{
+        struct af_mount *m = ctx;
+        struct af_queue_stats st;
+
+        af_queue_get_stats(m->queue, &st);
+        g->pending_files = st.pending_files;
+        g->pending_bytes = st.pending_bytes;
+        g->spool_bytes = af_space_used(m->space);
+}
+
+/* After daemonising: libmicrohttpd's thread would not survive the fork. */
+static int start_metrics(struct af_mount *m)
+{
+        struct af_buf err;
+        int r;
+
+        if (!m->o->metrics_listen)
+                return 0;
+        af_buf_init(&err, 1024);
+        r = af_metrics_server_start(m->o->metrics_listen, &m->metrics, read_gauges, m,
+                                    &m->metrics_srv, &err);
+        if (r < 0)
+                r = af_cli_die("%s", af_buf_str(&err));
+        else
+                af_log_info("op=metrics listen=%s port=%u path=/metrics",
+                            af_q(m->o->metrics_listen), af_metrics_server_port(m->metrics_srv));
+        af_buf_done(&err);
+        return r;
+}
+
 int af_mount_start(struct af_mount *m, int argc, char **argv)
 {
         int notify_fd = -1;
@@ -486,6 +526,8 @@ int af_mount_start(struct af_mount *m, int argc, char **argv)
                 r = open_fs(m);
         if (r == 0)
                 r = attach(m);
+        if (r == 0)
+                r = start_metrics(m);
         if (r == 0 && notify_fd >= 0)
                 notify_parent(m->o, notify_fd);
         return r;
@@ -538,6 +580,7 @@ int af_mount_finish(struct af_mount *m, struct af_queue_stats *ret)
 
 void af_mount_done(struct af_mount *m)
 {
+        af_metrics_server_stop(m->metrics_srv); /* it reads the queue and the space */
         af_control_stop(&m->ctl, m->sp.root);
         if (m->fs)
                 af_fs_set_session(m->fs, NULL);

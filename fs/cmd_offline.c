@@ -28,6 +28,11 @@ static void list_artifacts(const struct af_router *rt, struct af_route *route)
                 const struct af_route_artifact *a = &rt->arts[i];
                 int r;
 
+                if (a->other_location) { /* Argo's other driver saves it */
+                        printf("%s\t%s\t(not uploaded: %s location)\n", a->name, a->path,
+                               a->other_location);
+                        continue;
+                }
                 if (!a->rel) {
                         printf("%s\t%s\t(outside %s)\n", a->name, a->path, rt->mount_as);
                         continue;
@@ -68,6 +73,9 @@ static int print_key(const struct af_router *rt, const char *arg, struct af_rout
                        af_archive_name(route->archive));
         else if (r > 0)
                 printf("%s\ts3://%s/%s\n", arg, route->bucket, af_buf_str(&route->key));
+        else if (r == 0 && route->artifact && route->artifact->other_location)
+                printf("%s\t(not uploaded: %s location of artifact '%s')\n", arg,
+                       route->artifact->other_location, route->artifact->name);
         else if (r == 0)
                 printf("%s\t(not uploaded: not a declared artifact)\n", arg);
         else

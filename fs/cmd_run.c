@@ -11,7 +11,9 @@
 #include <sys/wait.h>
 #include <time.h>
 
+#include "base/log.h"
 #include "cli.h"
+#include "leave.h"
 
 /* The program, and the thread that unmounts when it ends. */
 static int start_program(struct af_mount *m, struct af_child *c, char **run_argv,
@@ -58,6 +60,26 @@ static int report(const struct af_mount *m, const char *program, int wstatus,
         return cmd_status != 0 || uploads_status == 0 ? cmd_status : uploads_status;
 }
 
+/* After the unmount: the files back at their paths, for Argo's emissary (leave.h). A failure
+ * is logged, not fatal: the uploads are what run promised. */
+static void leave_files(const struct af_mount *m)
+{
+        enum af_leave_how how;
+        unsigned long files;
+        struct af_buf why;
+
+        af_buf_init(&why, 1024);
+        if (af_leave_files(m->spool, m->mnt, &how, &files, &why) == 0)
+                af_log_info("op=leave how=%s files=%lu mountpoint=%s msg=\"the files stay at "
+                            "their paths\"",
+                            how == AF_LEAVE_BIND ? "bind" : "copy", files, af_q(m->mnt));
+        else
+                af_log_error("op=leave mountpoint=%s err=%s msg=\"the files are only in the "
+                             "spool (%s)\"",
+                             af_q(m->mnt), af_q(af_buf_str(&why)), af_q(m->spool));
+        af_buf_done(&why);
+}
+
 int af_cmd_run(struct af_opts *o, int argc, char **argv, char **run_argv)
 {
         struct af_child child = { 0 };
@@ -77,6 +99,8 @@ int af_cmd_run(struct af_opts *o, int argc, char **argv, char **run_argv)
         af_mount_serve(&m);
         af_child_join(&child);
         status = af_mount_finish(&m, &stats);
+        if (m.leave)
+                leave_files(&m);
         status = report(&m, run_argv[0], child.status, &stats, t_start, status);
 out:
         af_mount_done(&m);

@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "cli.h"
+#include "mount_helper.h"
 
 int af_cli_die(const char *fmt, ...)
 {
@@ -81,6 +82,35 @@ static int run(int argc, char **argv)
         return r;
 }
 
+static bool is_command(const char *word)
+{
+        return af_options_command(word) || strcmp(word, "help") == 0 ||
+               strcmp(word, "version") == 0;
+}
+
+/* mount -t fuse.artifuse SOURCE DIR -o OPTIONS, through mount.fuse3 (mount_helper.h). */
+static int mount_helper(int argc, char **argv)
+{
+        struct af_buf err;
+        struct af_opts o;
+        char **margv = NULL;
+        int margc = 0, r;
+
+        af_buf_init(&err, 1024);
+        r = af_mount_helper_translate(argc, argv, &margc, &margv, &err);
+        if (r < 0) {
+                r = af_cli_die("%s", af_buf_str(&err));
+        } else {
+                r = af_options_parse(&o, AF_CMD_MOUNT, margc - 1, margv + 1);
+                if (r == 0)
+                        r = af_cmd_mount(&o, margc - 1, margv + 1);
+                af_options_done(&o);
+        }
+        af_mount_helper_free(margv);
+        af_buf_done(&err);
+        return r;
+}
+
 int main(int argc, char **argv)
 {
         struct af_opts o;
@@ -88,6 +118,10 @@ int main(int argc, char **argv)
         unsigned cmd;
         int r;
 
+        if (af_mount_helper_form(argc, argv, is_command)) {
+                signal(SIGPIPE, SIG_IGN);
+                return mount_helper(argc, argv);
+        }
         if (argc < 2) {
                 af_options_help(0, stderr);
                 return AF_EXIT_CONFIG;

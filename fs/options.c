@@ -49,6 +49,10 @@ static const struct af_optchoice checksum_choices[] = {
         CHOICE("sha256", AF_CHECKSUM_SHA256), CHOICE("md5", AF_CHECKSUM_MD5),
         CHOICE("none", AF_CHECKSUM_NONE), END
 };
+static const struct af_optchoice log_format_choices[] = {
+        CHOICE("logfmt", AF_LOG_LOGFMT), CHOICE("json", AF_LOG_JSON),
+        ALIAS("text", AF_LOG_LOGFMT), END
+};
 static const struct af_optchoice sse_choices[] = {
         CHOICE("AES256", 0), CHOICE("aws:kms", 0), END
 };
@@ -107,7 +111,8 @@ const struct af_optrow af_optrows[] = {
           .choices = archive_choices,
           .help = "what artifacts without archive: get: none uploads the file as\n"
                   "it is to <prefix>/<basename> (default); tgz is Argo's own\n"
-                  "default, <prefix>/<name>.tgz holding one tar member" },
+                  "default, <prefix>/<name>.tgz holding one tar member (the\n"
+                  "default inside an Argo pod, where Argo uploads the same keys)" },
 
         /* ---- S3 ---- */
         { .name = "endpoint", .env = "ARTIFUSE_ENDPOINT", .kind = AF_OPT_STR, .at = AT(endpoint),
@@ -251,6 +256,21 @@ const struct af_optrow af_optrows[] = {
         { .name = "log-file", .env = "ARTIFUSE_LOG_FILE", .kind = AF_OPT_STR, .at = AT(log_file),
           .arg = "FILE", .cmds = MNT, .section = AF_SEC_MOUNT,
           .help = "append log lines to FILE instead of stderr" },
+        { .name = "leave-files", .env = "ARTIFUSE_LEAVE_FILES", .kind = AF_OPT_FLAG,
+          .at = AT(leave_files), .cmds = AF_CMD_RUN, .section = AF_SEC_MOUNT,
+          .help = "when run returns, every file stays readable at its path: the\n"
+                  "spool's files are bind-mounted on the mount point (without\n"
+                  "CAP_SYS_ADMIN: linked or copied there), as Argo's emissary\n"
+                  "needs to stat and tar the outputs; the default inside an Argo\n"
+                  "pod (when Argo's resolved template is read); implies --keep" },
+        { .name = "no-leave-files", .env = "ARTIFUSE_NO_LEAVE_FILES", .kind = AF_OPT_FLAG,
+          .at = AT(no_leave_files), .cmds = AF_CMD_RUN, .section = AF_SEC_MOUNT,
+          .help = "the files go with the mount when run returns, even inside an\n"
+                  "Argo pod" },
+        { .name = "metrics-listen", .env = "ARTIFUSE_METRICS_LISTEN", .kind = AF_OPT_STR,
+          .at = AT(metrics_listen), .arg = "ADDR:PORT", .cmds = MNT, .section = AF_SEC_MOUNT,
+          .help = "serve Prometheus metrics at http://ADDR:PORT/metrics\n"
+                  "(\":9090\": every address; \"127.0.0.1:0\": a free port, logged)" },
         { .name = "manifest", .env = "ARTIFUSE_MANIFEST", .kind = AF_OPT_STR, .at = AT(manifest),
           .arg = "FILE", .cmds = MNT, .section = AF_SEC_MOUNT,
           .help = "append one JSON line per uploaded object: path, bucket, key,\n"
@@ -260,6 +280,11 @@ const struct af_optrow af_optrows[] = {
         { .name = "json", .env = "ARTIFUSE_JSON", .kind = AF_OPT_FLAG, .at = AT(json),
           .cmds = AF_CMD_STATUS, .section = AF_SEC_GENERAL,
           .help = "print the status as one JSON object" },
+        { .name = "log-format", .env = "ARTIFUSE_LOG_FORMAT", .kind = AF_OPT_CHOICE,
+          .at = AT(log_format), .choices = log_format_choices,
+          .cmds = ALL, .section = AF_SEC_GENERAL,
+          .help = "log lines as logfmt (key=value, the default) or as one JSON\n"
+                  "object each, with the same fields" },
         { .name = "verbose", .letter = 'v', .env = "ARTIFUSE_VERBOSE", .kind = AF_OPT_COUNT,
           .at = AT(verbosity), .step = 1, .cmds = ALL, .section = AF_SEC_GENERAL,
           .help = "debug logging" },
@@ -552,6 +577,7 @@ static int finish(struct af_opts *o)
                 o->object.tags = o->tags;
                 o->object.ntags = o->ntags;
         }
+        af_log_set_format((enum af_log_format)o->log_format);
         if (o->verbosity > 0)
                 af_log_set_level(AF_LOG_DEBUG);
         else if (o->verbosity < 0)

@@ -92,9 +92,13 @@ struct af_opts {
         const char *fuse_opts; /* -o */
         const char *log_file;
         const char *manifest;
+        bool leave_files;    /* run: the files stay at their paths after it returns */
+        bool no_leave_files; /* ...not even inside an Argo pod */
+        const char *metrics_listen;
 
         /* General */
         bool json;
+        int log_format; /* enum af_log_format */
         int verbosity; /* -v minus -q */
 };
 

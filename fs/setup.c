@@ -177,7 +177,8 @@ static int read_spec(const struct af_opts *o, struct af_buf *data, struct af_buf
         return 0;
 }
 
-/* --repository-config FILE: Argo's repository YAML, or the ConfigMap that holds it. */
+/* --repository-config FILE: Argo's repository YAML, or the ConfigMap that holds it (the key
+ * the workflow's spec.artifactRepositoryRef names wins over the ConfigMap's default). */
 static int repo_from_config(const char *path, struct af_buf *data, struct af_buf *err,
                             struct af_setup *s)
 {
@@ -187,7 +188,14 @@ static int repo_from_config(const char *path, struct af_buf *data, struct af_buf
         r = read_file(path, data);
         if (r < 0)
                 return af_cli_die("cannot read --repository-config %s: %s", path, strerror(-r));
-        r = af_repository_parse(data->ptr ? data->ptr : "", data->len, path, &s->repo, err);
+        struct af_repository_ref ref = { 0 };
+
+        if (s->have_spec) {
+                ref.configmap = s->spec.repo_ref_configmap;
+                ref.key = s->spec.repo_ref_key;
+        }
+        r = af_repository_parse_ref(data->ptr ? data->ptr : "", data->len, path, &ref, &s->repo,
+                                    err);
         if (r < 0)
                 return af_cli_die("%s", af_buf_str(err));
         if (key_format_of(&s->repo, &s->key_format) < 0)
@@ -195,26 +203,39 @@ static int repo_from_config(const char *path, struct af_buf *data, struct af_buf
         return 0;
 }
 
-/* Where objects go: the flag, else Argo's repository YAML, else the resolved template's
- * archiveLocation (whose key Argo has already resolved). */
+/* The spec's archiveLocation becomes the repository; its key is the key format. */
+static int repo_from_archive_location(struct af_setup *s)
+{
+        struct af_s3_location *al = &s->spec.archive_location;
+
+        s->repo = *al;
+        memset(al, 0, sizeof(*al));
+        al->insecure = -1;
+        s->key_format = strdup(s->repo.key ? s->repo.key : "");
+        return s->key_format ? 0 : af_cli_die("out of memory");
+}
+
+/* Where objects go: a workflow template's own full archiveLocation (Argo uses it instead of
+ * any repository: workflow/controller/workflowpod.go, addArchiveLocation), else the flag,
+ * else Argo's repository YAML, else the resolved template's archiveLocation (whose key Argo
+ * has already resolved). */
 static int find_repository(const struct af_opts *o, struct af_buf *data, struct af_buf *err,
                            struct af_setup *s)
 {
         int r;
 
-        if (o->repo) {
+        if (s->have_spec && !s->spec.is_resolved_template && s->spec.has_archive_location) {
+                af_log_info("op=mount msg=\"the template's own archiveLocation is the "
+                            "repository, as in Argo\" bucket=%s",
+                            af_q(s->spec.archive_location.bucket));
+                r = repo_from_archive_location(s);
+        } else if (o->repo) {
                 r = repo_from_url(o->repo, s);
         } else if (o->repository_config) {
                 r = repo_from_config(o->repository_config, data, err, s);
         } else if (s->have_spec && s->spec.has_archive_location &&
                    s->spec.archive_location.bucket) {
-                struct af_s3_location *al = &s->spec.archive_location;
-
-                s->repo = *al;
-                memset(al, 0, sizeof(*al));
-                al->insecure = -1;
-                s->key_format = strdup(s->repo.key ? s->repo.key : "");
-                r = s->key_format ? 0 : af_cli_die("out of memory");
+                r = repo_from_archive_location(s);
         } else {
                 r = af_cli_die("no repository: give --artifact-repository s3://BUCKET/KEYFORMAT "
                                "or --repository-config FILE%s",
@@ -255,6 +276,10 @@ static int make_router(struct af_opts *o, const char *default_as, bool strict,
         rc.key_format = s->key_format;
         rc.mount_as = o->as ? o->as : default_as;
         rc.archive_default = (enum af_archive)o->archive_default;
+        /* Inside an Argo pod Argo's wait container uploads the same outputs after the
+         * program: its default strategy (tar) gives both the same keys. */
+        if (rc.archive_default == AF_ARCHIVE_DEFAULT && af_setup_in_argo_pod(s))
+                rc.archive_default = AF_ARCHIVE_TAR;
         rc.unmatched = (enum af_unmatched)o->unmatched;
         rc.strict_paths = strict;
         rc.endpoint = o->endpoint ? o->endpoint : s->endpoint[0] ? s->endpoint : NULL;
@@ -291,6 +316,11 @@ int af_setup_init(struct af_opts *o, const char *default_as, bool strict, struct
         af_buf_done(&err);
         af_buf_done(&data);
         return r;
+}
+
+bool af_setup_in_argo_pod(const struct af_setup *s)
+{
+        return s->have_spec && s->spec.is_resolved_template;
 }
 
 bool af_setup_uses_time(const struct af_setup *s)
