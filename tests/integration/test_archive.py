@@ -5,8 +5,7 @@ import os
 import subprocess
 import tarfile
 
-from conftest import BIN as BIN_DEFAULT, BUCKET, get_bytes, list_keys
-from test_seed import write_spec
+from helpers import BIN, BUCKET, get_bytes, list_keys, open_uploads, write_spec
 
 
 def untar(blob, tmp_path):
@@ -64,7 +63,7 @@ def test_large_tgz_streams_as_multipart(mount, s3, names, tmp_path):
     assert s3.head_object(Bucket=BUCKET, Key=key)["ETag"].strip('"').endswith("-3")
     files, _ = untar(get_bytes(s3, key), tmp_path)
     assert files == {"big.bin": data}
-    assert s3.list_multipart_uploads(Bucket=BUCKET, Prefix=names["prefix"]).get("Uploads", []) == []
+    assert open_uploads(s3, names["prefix"]) == []
 
 
 def test_directory_artifact_with_tar_is_one_tgz_at_unmount(mount, s3, names, tmp_path):
@@ -159,10 +158,9 @@ def test_full_location_on_another_endpoint_is_refused(s3env, names, tmp_path):
                                   "s3:\n  endpoint: s3.example.com\n  bucket: b\n  key: k\n")])
     mnt = tmp_path / "mnt"
     mnt.mkdir()
-    r = subprocess.run([os.environ.get("ARTIFUSE_BIN", BIN_DEFAULT), "mount", "-f", "--spool",
-                        str(tmp_path / "spool"), "--spec", str(spec), "--as", "/tmp",
-                        "--endpoint", s3env["AWS_ENDPOINT_URL"], "--artifact-repository",
-                        f"s3://{BUCKET}/x", str(mnt)],
+    r = subprocess.run([BIN, "mount", "-f", "--spool", str(tmp_path / "spool"), "--spec",
+                        str(spec), "--as", "/tmp", "--endpoint", s3env["AWS_ENDPOINT_URL"],
+                        "--artifact-repository", f"s3://{BUCKET}/x", str(mnt)],
                        env=dict(os.environ, **s3env), capture_output=True, text=True, timeout=60)
     assert r.returncode == 1
     assert "artifact 'far'" in r.stderr and "s3.example.com" in r.stderr
@@ -177,8 +175,7 @@ def test_flush_uploads_an_archived_directory_before_unmount(mount, s3, names, tm
         f.write("a")
     with open(m.path("run.log"), "w") as f:
         f.write("log")
-    r = subprocess.run([BIN_DEFAULT if not os.environ.get("ARTIFUSE_BIN") else
-                        os.environ["ARTIFUSE_BIN"], "flush", m.mnt],
+    r = subprocess.run([BIN, "flush", m.mnt],
                        capture_output=True, text=True, timeout=60)
     assert r.returncode == 0, r.stderr + m.log()
     assert "flush:" in r.stdout
@@ -192,6 +189,6 @@ def test_flush_uploads_an_archived_directory_before_unmount(mount, s3, names, tm
 
 
 def test_flush_without_a_mount_says_so(tmp_path):
-    r = subprocess.run([os.environ.get("ARTIFUSE_BIN", BIN_DEFAULT), "flush", str(tmp_path)],
+    r = subprocess.run([BIN, "flush", str(tmp_path)],
                        capture_output=True, text=True)
     assert r.returncode == 1 and "no artifuse is mounted" in r.stderr

@@ -6,7 +6,7 @@ import subprocess
 
 import pytest
 
-from conftest import BIN, BUCKET, ROOT, is_mounted
+from helpers import BIN, BUCKET, ROOT, is_mounted
 
 SEED_SPEC = os.path.join(ROOT, "examples", "hello-workflow.yaml")
 REPO = f"s3://{BUCKET}/argo-workflows/{{{{workflow.name}}}}/{{{{pod.name}}}}"

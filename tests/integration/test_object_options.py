@@ -2,8 +2,9 @@
 """What objects get beyond their bytes: Content-Type, tags, metadata, storage class,
 create-only writes, server-side encryption requests."""
 import os
+import subprocess
 
-from conftest import BUCKET, get_bytes, list_keys
+from helpers import BIN, BUCKET, get_bytes, list_keys, log_lines
 
 
 def test_content_type_tags_metadata_and_storage_class(mount, s3, names):
@@ -41,7 +42,7 @@ def test_no_overwrite_refuses_an_existing_key_without_retrying(mount, s3, names)
     with open(m.path("out.txt"), "w") as f:
         f.write("new\n")
     assert m.unmount() == 3, m.log()
-    line = [l for l in m.log().splitlines() if "status=failed" in l][0]
+    line = log_lines(m, "status=failed")[0]
     assert "http_status=412" in line and "PreconditionFailed" in line and "attempts=1" in line
     assert get_bytes(s3, key) == b"already here\n"
     # A new key is written as usual.
@@ -59,15 +60,13 @@ def test_sse_is_requested_and_a_refusal_is_reported(mount, s3, names):
     with open(m.path("secret.txt"), "w") as f:
         f.write("s\n")
     assert m.unmount() == 3, m.log()
-    line = [l for l in m.log().splitlines() if "status=failed" in l][0]
+    line = log_lines(m, "status=failed")[0]
     assert "http_status=400" in line and "InvalidRequest" in line
     assert list_keys(s3, names["prefix"]) == []
     assert open(os.path.join(m.spool, "secret.txt")).read() == "s\n"
 
 
 def test_bad_object_options_are_rejected(s3env, tmp_path):
-    import subprocess
-    from conftest import BIN
     for args, word in ((["--sse", "DES"], "AES256"), (["--tag", "novalue"], "KEY=VALUE"),
                        (["--metadata", "bad key=1"], "letters"),
                        (["--storage-class", "cheap"], "storage class"),

@@ -5,7 +5,7 @@ import signal
 import subprocess
 import time
 
-from conftest import BIN, BUCKET, ROOT, SANITIZER_MARKS, get_bytes, is_mounted, list_keys
+from helpers import BIN, BUCKET, ROOT, SANITIZER_MARKS, get_bytes, is_mounted, list_keys
 
 SEED_SPEC = os.path.join(ROOT, "examples", "hello-workflow.yaml")
 

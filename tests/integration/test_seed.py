@@ -6,31 +6,15 @@ import pathlib
 import random
 import shutil
 import tempfile
-import re
 import subprocess
 import textwrap
 
 import pytest
 
-from conftest import BIN, BUCKET, ROOT, get_bytes, list_keys, wait_for
+from helpers import (BIN, BUCKET, ROOT, get_bytes, list_keys, log_lines, wait_for,
+                     write_spec)
 
 SEED_SPEC = os.path.join(ROOT, "examples", "hello-workflow.yaml")
-
-
-def write_spec(tmp_path, artifacts):
-    """A Workflow whose entrypoint template declares @artifacts [(name, path, extra)]."""
-    lines = []
-    for name, path, extra in artifacts:
-        lines.append(f"          - name: {name}\n            path: {path}\n")
-        if extra:
-            lines.append(textwrap.indent(extra, " " * 12))
-    text = ("apiVersion: argoproj.io/v1alpha1\nkind: Workflow\n"
-            "metadata:\n  generateName: it-\nspec:\n  entrypoint: main\n  templates:\n"
-            "    - name: main\n      container:\n        image: alpine\n"
-            "      outputs:\n        artifacts:\n" + "".join(lines))
-    p = tmp_path / "spec.yaml"
-    p.write_text(text)
-    return p
 
 
 def test_seed_scenario(mount, s3, names):
@@ -261,5 +245,5 @@ def test_a_required_output_never_written_is_reported_at_unmount(mount, names, tm
     with open(m.path("written.txt"), "w") as f:
         f.write("w")
     assert m.unmount() == 0, m.log()
-    warns = [l for l in m.log().splitlines() if "never written" in l]
+    warns = log_lines(m, "never written")
     assert len(warns) == 1 and 'artifact="needed"' in warns[0] and "/tmp/needed.txt" in warns[0]

@@ -5,8 +5,7 @@ import os
 
 import pytest
 
-from conftest import BUCKET, get_bytes, list_keys
-from test_seed import write_spec
+from helpers import get_bytes, list_keys, write_spec
 
 
 def test_fsync_returns_when_the_content_is_in_s3(mount, s3, names):
