@@ -82,8 +82,10 @@ def write_chunks(f, data, chunk=MiB):
 
 
 def write(m, rel, data, chunk=MiB):
-    """Creates (or truncates) @rel in mount @m, its folders too, and writes @data to it
-    @chunk bytes at a time."""
+    """Creates (or truncates) @rel in mount @m, its folders too, and writes @data (bytes, or
+    str as UTF-8) to it @chunk bytes at a time: one write(2) for at most @chunk bytes."""
+    if isinstance(data, str):
+        data = data.encode()
     path = m.path(rel)
     os.makedirs(os.path.dirname(path), exist_ok=True)
     with open(path, "wb") as f:

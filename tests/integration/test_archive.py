@@ -5,7 +5,7 @@ import os
 import subprocess
 import tarfile
 
-from helpers import BIN, BUCKET, get_bytes, list_keys, open_uploads, write_spec
+from helpers import BIN, BUCKET, get_bytes, list_keys, open_uploads, write, write_spec
 
 
 def untar(blob, tmp_path):
@@ -40,8 +40,7 @@ def test_archive_default_tgz_and_compression_level(mount, s3, names, tmp_path):
                                  ("c", "/tmp/c.txt", "archive:\n  none: {}\n")])
     m = mount(spec=spec, args=["--archive-default", "tgz"])
     for n in "abc":
-        with open(m.path(f"{n}.txt"), "w") as f:
-            f.write(n * 5000)
+        write(m, f"{n}.txt", n * 5000)
     assert m.unmount() == 0, m.log()
     p = names["prefix"]
     assert list_keys(s3, p) == [f"{p}/a.tgz", f"{p}/b.tgz", f"{p}/c.txt"]
@@ -74,8 +73,7 @@ def test_directory_artifact_with_tar_is_one_tgz_at_unmount(mount, s3, names, tmp
     files = {"out/a.txt": b"a\n", "out/sub/b.bin": os.urandom(100000),
              "out/sub/deeper/c.txt": b"c" * 7000}
     for rel, data in files.items():
-        with open(m.path(rel), "wb") as f:
-            f.write(data)
+        write(m, rel, data)
     os.symlink("a.txt", m.path("out/link"))
     # Nothing goes up while the directory may still grow.
     assert list_keys(s3, names["prefix"]) == []
@@ -101,14 +99,12 @@ def test_zip_file_and_directory(mount, s3, names, tmp_path):
                                  ("tree", "/tmp/tree", "archive:\n  zip: {}\n")])
     m = mount(spec=spec)
     csv = b"a,b\n" * 20000
-    with open(m.path("report.csv"), "wb") as f:
-        f.write(csv)
+    write(m, "report.csv", csv)
     os.makedirs(m.path("tree/sub"))
     os.makedirs(m.path("tree/empty"))
     tree = {"tree/x.txt": b"x\n", "tree/sub/y.bin": os.urandom(300000)}
     for rel, data in tree.items():
-        with open(m.path(rel), "wb") as f:
-            f.write(data)
+        write(m, rel, data)
     assert m.unmount() == 0, m.log()
     p = names["prefix"]
     assert list_keys(s3, p) == [f"{p}/single.zip", f"{p}/tree.zip"]
@@ -145,8 +141,7 @@ def test_full_per_artifact_location_uses_its_own_bucket(mount, s3, s3env, names,
     ])
     m = mount(spec=spec)
     for n in ("own", "partial"):
-        with open(m.path(f"{n}.txt"), "w") as f:
-            f.write(n)
+        write(m, f"{n}.txt", n)
     assert m.unmount() == 0, m.log()
     assert get_bytes(s3, f"{p}/elsewhere/own.txt", bucket="artifuse-test") == b"own"
     assert get_bytes(s3, f"{p}/partial.txt") == b"partial"  # the repository's bucket
@@ -171,10 +166,8 @@ def test_flush_uploads_an_archived_directory_before_unmount(mount, s3, names, tm
                                  ("log", "/tmp/run.log", "")])
     m = mount(spec=spec)
     os.makedirs(m.path("out"))
-    with open(m.path("out/a.txt"), "w") as f:
-        f.write("a")
-    with open(m.path("run.log"), "w") as f:
-        f.write("log")
+    write(m, "out/a.txt", "a")
+    write(m, "run.log", "log")
     r = subprocess.run([BIN, "flush", m.mnt],
                        capture_output=True, text=True, timeout=60)
     assert r.returncode == 0, r.stderr + m.log()

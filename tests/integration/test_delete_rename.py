@@ -227,11 +227,18 @@ def test_rename_over_an_uploaded_name(pmount, s3, names, tmp_uploaded):
 
 # ---- deletes survive faults ------------------------------------------------------------------
 
-def test_a_failed_delete_is_retried(pmount, proxy, s3, names):
+def unlinked_while_away(pmount, proxy, s3, names):
+    """A --delete-on-unlink mount whose c.txt went up, then was unlinked once the server
+    had gone away; returns the mount."""
     m = pmount(args=["--delete-on-unlink"])
     uploaded(m, s3, names, "c.txt", b"c\n")
     proxy.refuse()
     os.unlink(m.path("c.txt"))
+    return m
+
+
+def test_a_failed_delete_is_retried(pmount, proxy, s3, names):
+    m = unlinked_while_away(pmount, proxy, s3, names)
     wait_for(lambda: log_lines(m, "op=delete status=retry"), what="a delete retry")
     assert has(s3, key_of(names, "c.txt"))
     proxy.accept()
@@ -242,10 +249,7 @@ def test_a_failed_delete_is_retried(pmount, proxy, s3, names):
 
 def test_kill9_with_a_pending_delete_then_mount_again(pmount, proxy, s3, names):
     """The delete is journaled: killed while S3 is away, the next mount on the spool does it."""
-    m = pmount(args=["--delete-on-unlink"])
-    uploaded(m, s3, names, "c.txt", b"c\n")
-    proxy.refuse()
-    os.unlink(m.path("c.txt"))
+    m = unlinked_while_away(pmount, proxy, s3, names)
     wait_for(lambda: "op delete" in journal_text(m), what="the delete's journal record")
     kill9(m)
     proxy.accept()
@@ -265,10 +269,7 @@ def test_kill9_with_a_pending_delete_then_mount_again(pmount, proxy, s3, names):
 def test_a_delete_never_removes_what_someone_else_wrote(pmount, proxy, s3, names):
     """Between the unlink and the delete another writer put the key: its ETag differs from
     the one this mount gave it, so the delete leaves it alone."""
-    m = pmount(args=["--delete-on-unlink"])
-    uploaded(m, s3, names, "c.txt", b"c\n")
-    proxy.refuse()
-    os.unlink(m.path("c.txt"))
+    m = unlinked_while_away(pmount, proxy, s3, names)
     wait_for(lambda: log_lines(m, "op=delete status=retry"), what="a delete retry")
     s3.put_object(Bucket=BUCKET, Key=key_of(names, "c.txt"), Body=b"someone else\n")
     proxy.accept()

@@ -260,22 +260,29 @@ def test_stall_longer_than_the_default_low_speed_limit(proxy, pmount, s3, names)
 
 # -- answers lost after the server acted -------------------------------------------------
 
+def lost_answers(proxy, pmount, s3, names, args, rel, data, times, match, tag):
+    """The proxy loses the answers to @times requests matching @match, after the server
+    acted on them, while @rel (@data) goes up: everything arrives, nothing is called a
+    failure, and the daemon exits 0."""
+    m = pmount(args=args)
+    proxy.drop_response(times=times, match=match)
+    write(m, rel, data)
+    rc = m.unmount()
+    st = proxy.stats()
+    print(f"\n[faults {tag}] exit {rc}; requests {requests_seen(st)}")
+    assert st["dropped_responses"] == times
+    assert_all_arrived(s3, names, {rel: data})
+    assert not log_lines(m, "status=failed"), log_lines(m, "status=failed")
+    assert rc == 0, m.log()
+
+
 def test_lost_answer_to_complete_multipart(proxy, pmount, s3, names):
     """The server completes the multipart upload but its answer is lost (the connection
     is reset when the answer starts): the object is in S3, intact. artifuse must not call
     that a failure (exit 0, no status=failed), and leave nothing open."""
-    size = 12 * MiB
-    m = pmount(args=["--part-size", "5M", "--multipart-threshold", "5M", "-v"])
-    data = os.urandom(size)
-    proxy.drop_response(times=2, match=("POST", "uploadId="))  # curl itself resends once
-    write(m, "big/lost.bin", data)
-    rc = m.unmount()
-    st = proxy.stats()
-    print(f"\n[faults lost-complete] exit {rc}; requests {requests_seen(st)}")
-    assert st["dropped_responses"] == 2
-    assert_all_arrived(s3, names, {"big/lost.bin": data})
-    assert not log_lines(m, "status=failed"), log_lines(m, "status=failed")
-    assert rc == 0, m.log()
+    args = ["--part-size", "5M", "--multipart-threshold", "5M", "-v"]
+    lost_answers(proxy, pmount, s3, names, args, "big/lost.bin", os.urandom(12 * MiB),
+                 2, ("POST", "uploadId="), "lost-complete")  # curl itself resends once
 
 
 def test_lost_answer_to_create_multipart(proxy, pmount, s3, names):
@@ -299,17 +306,8 @@ def test_lost_answer_to_put_with_no_overwrite(proxy, pmount, s3, names):
     """--no-overwrite (If-None-Match: *): the server stores the object but the answer is
     lost. Sending it again meets 412 PreconditionFailed, because of our own object; that
     must not be reported as a failure."""
-    m = pmount(args=["--no-overwrite", "-v"])
-    data = os.urandom(4000)
-    proxy.drop_response(match=("PUT", "once.txt"))
-    write(m, "once.txt", data)
-    rc = m.unmount()
-    st = proxy.stats()
-    print(f"\n[faults lost-put] exit {rc}; requests {requests_seen(st)}")
-    assert st["dropped_responses"] == 1
-    assert_all_arrived(s3, names, {"once.txt": data})
-    assert not log_lines(m, "status=failed"), log_lines(m, "status=failed")
-    assert rc == 0, m.log()
+    lost_answers(proxy, pmount, s3, names, ["--no-overwrite", "-v"], "once.txt", os.urandom(4000),
+                 1, ("PUT", "once.txt"), "lost-put")
 
 
 def test_no_overwrite_reaches_complete_multipart(proxy, pmount, s3, names):

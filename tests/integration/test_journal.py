@@ -5,7 +5,7 @@ import os
 import subprocess
 
 from helpers import (BIN, get_bytes, journal_records, journal_text, kill9, list_keys, log_lines,
-                     open_uploads, wait_for)
+                     open_uploads, wait_for, write)
 
 
 def test_kill9_mid_multipart_then_mount_again_resumes_without_resending(mount, s3, names):
@@ -37,8 +37,7 @@ def test_kill9_then_drain_uploads_what_was_left(mount, s3, names, s3env):
     m = mount(args=["--upload-attempts", "1"], env={"AWS_SECRET_ACCESS_KEY": "wrong-0000000000"})
     files = {f"f{i}.txt": f"{i}\n".encode() for i in range(5)}
     for name, data in files.items():
-        with open(m.path(name), "wb") as f:
-            f.write(data)
+        write(m, name, data)
     wait_for(lambda: m.log().count("status=failed") == 5, what="5 failures")
     kill9(m)
     assert len(journal_records(m)) == 5
@@ -79,8 +78,7 @@ def test_drain_refuses_a_spool_in_use(mount, s3env):
 def test_corrupt_and_orphan_records_are_reported_and_the_rest_resumes(mount, s3, names):
     m = mount(args=["--upload-attempts", "1"], env={"AWS_SECRET_ACCESS_KEY": "wrong-0000000000"})
     for name in ("keep.txt", "gone.txt"):
-        with open(m.path(name), "w") as f:
-            f.write(name)
+        write(m, name, name)
     wait_for(lambda: m.log().count("status=failed") == 2, what="2 failures")
     kill9(m)
     jdir = os.path.join(m.spool_root, "journal")

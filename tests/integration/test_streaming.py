@@ -29,6 +29,11 @@ def uploads_for(s3, key):
     return [u for u in open_uploads(s3, key) if u["Key"] == key]
 
 
+def wait_aborted(s3, key, what="the stream's upload aborted"):
+    """Waits until no multipart upload of @key is open: its stream was aborted."""
+    wait_for(lambda: uploads_for(s3, key) == [], 20, what)
+
+
 def parts_of(s3, key):
     """The parts of the one upload in progress for @key ([] if there is none)."""
     ups = uploads_for(s3, key)
@@ -123,7 +128,7 @@ def test_write_behind_abandons_and_the_file_goes_up_whole(mount, s3, names):
         wait_for(lambda: log_lines(m, "op=stream status=abandon", "behind.bin"), 10,
                  "the abandon line")
         # The upload is aborted while the file is still open.
-        wait_for(lambda: uploads_for(s3, key) == [], 20, "the stream's upload aborted")
+        wait_aborted(s3, key)
         write_chunks(f, bytes(data[20 * MiB:]))
         time.sleep(0.5)  # no new stream starts for this file
         assert uploads_for(s3, key) == []
@@ -144,7 +149,7 @@ def test_ftruncate_abandons(mount, s3, names):
         os.ftruncate(f.fileno(), 7 * MiB)
         wait_for(lambda: log_lines(m, "op=stream status=abandon", "reason=\"truncate\""), 10,
                  "the abandon line")
-        wait_for(lambda: uploads_for(s3, key) == [], 20, "the stream's upload aborted")
+        wait_aborted(s3, key)
         f.seek(7 * MiB)
         tail = os.urandom(3 * MiB)
         f.write(tail)
@@ -398,7 +403,7 @@ def test_rename_while_streaming_abandons_and_the_new_name_goes_up(mount, s3, nam
     data = os.urandom(16 * MiB)
     with open_streaming(m, s3, old, "part.tmp", data[:12 * MiB], 2) as f:
         os.rename(m.path("part.tmp"), m.path("final.bin"))
-        wait_for(lambda: uploads_for(s3, old) == [], 20, "the old key's upload aborted")
+        wait_aborted(s3, old, "the old key's upload aborted")
         write_chunks(f, data[12 * MiB:])
     assert m.unmount() == 0, m.log()
     assert log_lines(m, "op=stream status=abandon", "part.tmp", "reason=\"rename\"")
@@ -412,7 +417,7 @@ def test_unlink_while_streaming_leaves_nothing(mount, s3, names):
     key = f"{names['prefix']}/gone.bin"
     with open_streaming(m, s3, key, "gone.bin", os.urandom(12 * MiB), 2) as f:
         os.unlink(m.path("gone.bin"))
-        wait_for(lambda: uploads_for(s3, key) == [], 20, "the upload aborted")
+        wait_aborted(s3, key, "the upload aborted")
         f.write(b"more, into the unlinked file")
     assert m.unmount() == 0, m.log()
     assert log_lines(m, "op=stream status=abandon", "reason=\"unlink\"")
@@ -449,7 +454,7 @@ def test_other_changes_abandon(mount, s3, names, change, reason):
         change(m, f.fileno())
         wait_for(lambda: log_lines(m, "op=stream status=abandon", "changed.bin", reason), 10,
                  "the abandon line")
-        wait_for(lambda: uploads_for(s3, key) == [], 20, "the stream's upload aborted")
+        wait_aborted(s3, key)
     with open(m.path("changed.bin"), "rb") as f:
         want = f.read()
     assert m.unmount() == 0, m.log()
@@ -478,7 +483,7 @@ def test_hard_link_while_streaming_abandons(mount, s3, names):
     data = os.urandom(14 * MiB)
     with open_streaming(m, s3, a, "a.bin", data[:11 * MiB], 2) as f:
         os.link(m.path("a.bin"), m.path("b.bin"))
-        wait_for(lambda: uploads_for(s3, a) == [], 20, "the stream's upload aborted")
+        wait_aborted(s3, a)
         write_chunks(f, data[11 * MiB:])
     assert m.unmount() == 0, m.log()
     assert log_lines(m, "op=stream status=abandon", "reason=\"link\"")
