@@ -16,6 +16,7 @@ BIN = os.environ.get("ARTIFUSE_BIN", os.path.join(ROOT, "build", "fs", "artifuse
 BUCKET = "my-argo-artifacts-bucket"
 SANITIZER_MARKS = ("AddressSanitizer", "LeakSanitizer", "runtime error:",
                    "UndefinedBehaviorSanitizer", "WARNING: ThreadSanitizer")
+SEED_SPEC = os.path.join(ROOT, "examples", "hello-workflow.yaml")  # the seed scenario's
 MiB = 1 << 20
 
 

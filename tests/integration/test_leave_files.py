@@ -17,9 +17,8 @@ import tempfile
 
 import pytest
 
-from conftest import BIN, BUCKET, ROOT, SANITIZER_MARKS, get_bytes, is_mounted
+from helpers import BIN, BUCKET, SANITIZER_MARKS, SEED_SPEC, get_bytes, is_mounted
 
-SEED_SPEC = os.path.join(ROOT, "examples", "hello-workflow.yaml")
 
 
 def env_with(s3env):

@@ -21,7 +21,7 @@ import uuid
 import pytest
 import yaml
 
-from conftest import BUCKET, ROOT, get_bytes
+from helpers import BUCKET, ROOT, get_bytes
 
 PODMAN = os.path.join(ROOT, "scripts", "podman")
 SCHEMA = os.path.join(os.path.dirname(ROOT), "shared", "argo", "schema.json")
@@ -156,7 +156,7 @@ def test_argo_wrapper_validates_against_argos_schema():
 def test_argo_wrapper_keys_are_argos(tmp_path):
     """`artifuse keys` on the recipe prints the key Argo's wait container uses: the
     repository of the ConfigMap the workflow names, Argo's default archive (tar)."""
-    from conftest import BIN
+    from helpers import BIN
     path = os.path.join(ROOT, "deploy", "argo-wrapper.yaml")
     r = subprocess.run([BIN, "keys", "--spec", path, "--repository-config", path,
                         "--archive-default", "tgz",

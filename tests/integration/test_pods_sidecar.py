@@ -31,7 +31,7 @@ import uuid
 
 import pytest
 
-from conftest import BUCKET, get_bytes, is_mounted, list_keys
+from helpers import BUCKET, get_bytes, is_mounted, list_keys
 from test_pods import (HELLO, SCHEMA, Pod, doc, image, podman, recipe,  # noqa: F401 (fixture)
                        with_local_server)
 

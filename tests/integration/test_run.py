@@ -5,9 +5,8 @@ import signal
 import subprocess
 import time
 
-from helpers import BIN, BUCKET, ROOT, SANITIZER_MARKS, get_bytes, is_mounted, list_keys
+from helpers import BIN, BUCKET, SANITIZER_MARKS, SEED_SPEC, get_bytes, is_mounted, list_keys
 
-SEED_SPEC = os.path.join(ROOT, "examples", "hello-workflow.yaml")
 
 
 def run_args(tmp_path, names, *cmd, extra=()):

@@ -11,10 +11,9 @@ import textwrap
 
 import pytest
 
-from helpers import (BIN, BUCKET, ROOT, get_bytes, list_keys, log_lines, wait_for, write,
+from helpers import (BIN, BUCKET, SEED_SPEC, get_bytes, list_keys, log_lines, wait_for, write,
                      write_spec)
 
-SEED_SPEC = os.path.join(ROOT, "examples", "hello-workflow.yaml")
 
 
 def test_seed_scenario(mount, s3, names):
