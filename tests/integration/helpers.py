@@ -109,6 +109,29 @@ def write_spec(tmp_path, artifacts):
     return p
 
 
+# ---- the daemon run by hand ------------------------------------------------------------
+
+def env_with(s3env, **kw):
+    """The environment for a daemon a test starts itself: the server's, the sanitizers'
+    options as the `mount` fixture sets them, then @kw."""
+    e = dict(os.environ, **s3env)
+    e.update(ASAN_OPTIONS="detect_leaks=1", UBSAN_OPTIONS="halt_on_error=1:print_stacktrace=1")
+    e.update(kw)
+    return e
+
+
+def run_argv(tmp_path, names, *cmd, extra=()):
+    """`artifuse run` of @cmd on <tmp_path>/mnt, with the seed spec and the `names` fixture's
+    workflow and pod; returns the argv and the mount point."""
+    mnt = tmp_path / "mnt"
+    mnt.mkdir(exist_ok=True)
+    return [BIN, "run", "--spool", str(tmp_path / "spool"), "--spec", SEED_SPEC, "--as", "/tmp",
+            "--artifact-repository",
+            f"s3://{BUCKET}/argo-workflows/{{{{workflow.name}}}}/{{{{pod.name}}}}",
+            "--var", f"workflow.name={names['workflow']}", "--var", f"pod.name={names['pod']}",
+            *extra, str(mnt), "--", *cmd], mnt
+
+
 # ---- what a mount did: its log and its journal -----------------------------------------
 
 def log_lines(m, *needles):

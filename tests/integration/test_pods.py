@@ -131,11 +131,8 @@ def test_pod_recipe_uploads_the_seed_file(image, s3env, s3, tmp_path):
     assert get_bytes(s3, f"outputs/{name}/hello.txt") == HELLO
 
 
-def wrapper_workflow():
-    return doc(recipe("argo-wrapper.yaml"), "Workflow")
-
-
-def test_argo_wrapper_validates_against_argos_schema():
+def workflow_validator():
+    """A validator of Workflows by Argo's JSON schema; skips the test where it is missing."""
     jsonschema = pytest.importorskip("jsonschema", reason="python3-jsonschema (scripts/deps)")
     if not os.path.exists(SCHEMA):
         pytest.skip(f"Argo's schema is not at {SCHEMA} (../shared beside the clone)")
@@ -144,7 +141,15 @@ def test_argo_wrapper_validates_against_argos_schema():
     wf_schema = dict(schema, **{"$ref": "#/definitions/io.argoproj.workflow.v1alpha1.Workflow"})
     wf_schema.pop("oneOf", None)
     wf_schema.pop("type", None)
-    validator = jsonschema.Draft202012Validator(wf_schema)
+    return jsonschema.Draft202012Validator(wf_schema)
+
+
+def wrapper_workflow():
+    return doc(recipe("argo-wrapper.yaml"), "Workflow")
+
+
+def test_argo_wrapper_validates_against_argos_schema():
+    validator = workflow_validator()
     errors = [f"{list(e.path)}: {e.message}" for e in validator.iter_errors(wrapper_workflow())]
     assert not errors, errors
     # The check can fail (Argo's schema allows unknown fields, but not wrong types).
