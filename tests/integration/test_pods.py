@@ -77,7 +77,7 @@ class Pod:
         # As JSON (which is YAML): podman's YAML reader stumbles on the multi-line quoted
         # strings PyYAML writes for a script.
         self.file = tmp_path / "pod.yaml"
-        self.file.write_text(json.dumps(pod, indent=1))
+        self.file.write_text(json.dumps(pod))
         r = subprocess.run([PODMAN, "kube", "play", str(self.file)], cwd=tmp_path,
                            capture_output=True, text=True, timeout=300)
         if r.returncode != 0:
@@ -179,19 +179,16 @@ def test_argo_wrapper_keys_are_argos(tmp_path):
 # for each output artifact's path, stat it and tar.gz it into
 # /var/run/argo/outputs/artifacts/<path>.tgz (a missing path is skipped), then write the
 # exit code. The wait container later fails the step for each artifact it cannot find.
-EMISSARY = r'''
-"$@"; rc=$?
-for p in $ARGO_OUTPUT_PATHS; do
-    if stat "$p" >/dev/null; then
-        mkdir -p "/var/run/argo/outputs/artifacts$(dirname "$p")"
-        tar czf "/var/run/argo/outputs/artifacts$p.tgz" -C "$(dirname "$p")" "$(basename "$p")" || rc=90
-    else
-        echo "emissary: $p is missing" >&2; rc=91
-    fi
-done
-echo $rc > /var/run/argo/exitcode
-exit $rc
-'''
+EMISSARY = ('"$@"; rc=$?; '
+            'for p in $ARGO_OUTPUT_PATHS; do '
+            'if stat "$p" >/dev/null; then '
+            'mkdir -p "/var/run/argo/outputs/artifacts$(dirname "$p")" && '
+            'tar czf "/var/run/argo/outputs/artifacts$p.tgz" -C "$(dirname "$p")" '
+            '"$(basename "$p")" || rc=90; '
+            'else echo "emissary: $p is missing" >&2; rc=91; fi; '
+            'done; echo $rc > /var/run/argo/exitcode; exit $rc')
+# One line: podman 4.3 re-marshals the pod through go-yaml, which cannot read back the
+# block scalar it writes for a multi-line script.
 
 
 def test_argo_wrapper_in_a_pod_playing_argos_part(image, s3env, s3, tmp_path, names):
