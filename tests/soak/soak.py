@@ -894,6 +894,7 @@ class Soak:
             if r == len(plan) - 1 and r > 0:
                 kind = "none"
             done_rounds += 1
+            self.rounds_done = done_rounds
             self.log(f"round {r}: {kind}")
             mid = None
             if kind in ("refuse", "stall", "reset"):
