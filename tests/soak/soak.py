@@ -52,15 +52,20 @@ BUCKET = "my-argo-artifacts-bucket"
 SANITIZER_MARKS = ("AddressSanitizer", "LeakSanitizer", "runtime error:",
                    "UndefinedBehaviorSanitizer", "WARNING: ThreadSanitizer")
 DEAD_ERRNOS = (errno.ENOTCONN, errno.ECONNABORTED, errno.ENODEV)
-DEADLINE_SLACK = 5.0  # seconds past --drain-timeout a SIGTERMed daemon may take to be gone
+DEADLINE_SLACK = 5.0
+ROUND_LIMIT = 150.0   # a round (writers, fsyncs through faults) longer than this is a hang  # seconds past --drain-timeout a SIGTERMed daemon may take to be gone
 
 
 def now():
     return time.monotonic()
 
 
+_REAL = {}
+
+
 def is_mounted(path):
-    path = os.path.realpath(path)
+    # realpath() only once, before the mount: a stat of a hung mount would block the caller
+    path = _REAL.setdefault(path, os.path.realpath(path))
     with open("/proc/mounts") as f:
         return any(line.split()[1] == path and line.split()[2].startswith("fuse") for line in f)
 
@@ -585,6 +590,7 @@ class Soak:
         self.mnt = os.path.join(self.dir, "mnt")
         for d in (self.logdir, self.spool, self.mnt):
             os.makedirs(d, exist_ok=True)
+        is_mounted(self.mnt)  # its real path, while it is a plain directory
         self.extra_args = list(a.daemon_arg or [])
         self.epoch = 0
         self.daemon = None
@@ -782,9 +788,38 @@ class Soak:
             t.start()
         if mid:
             mid(ts)
+        limit = now() + ROUND_LIMIT
         for t in ts:
             while t.is_alive():
                 t.join(timeout=1)
+                if now() > limit:
+                    self.hung(writers, ts)
+
+    def hung(self, writers, ts):
+        """A round past ROUND_LIMIT: say what is stuck, kill -9 the daemon (the writers' calls
+        return), and end the run: what follows would measure nothing."""
+        stuck = []
+        for w, t in zip(writers, ts):
+            if t.is_alive():
+                try:
+                    with open(w.trace_f.name) as f:
+                        last = f.read().splitlines()[-1:]
+                except (OSError, IndexError):
+                    last = []
+                stuck.append(f"{w.m.root}: {last[0] if last else '?'}")
+        try:
+            self.s3.head_bucket(Bucket=BUCKET)
+            server = "the S3 server answers boto3"
+        except Exception as e:
+            server = f"the S3 server itself does not answer boto3 ({e}): not artifuse's fault"
+        self.failure("hangs", f"a round still running after {ROUND_LIMIT} s ({server}); "
+                              f"epoch {self.epoch}, log {self.daemon.log_path}; stuck: "
+                              + "; ".join(stuck))
+        self.stop_writers.set()
+        self.kill9()
+        for t in ts:
+            t.join(timeout=30)
+        raise Fail("the run stops after a hung round")
 
     def proxy_fault(self, kind):
         dur = self.rng.uniform(5, 30) * self.fault_scale
@@ -1004,10 +1039,10 @@ class Soak:
         if is_mounted(self.mnt):
             subprocess.run(["fusermount3", "-u", self.mnt], stdout=subprocess.DEVNULL,
                            stderr=subprocess.DEVNULL)
-        rc = d.wait(600)
+        rc = d.wait(300)
         if rc is None:
             self.failure("deadline_missed" if d.drain_timeout else "hangs",
-                         f"epoch {d.epoch} still running 600 s after unmount; killed -9")
+                         f"epoch {d.epoch} still running 300 s after unmount; killed -9")
             d.kill9()
         else:
             d.finish()
@@ -1180,6 +1215,8 @@ def main():
           f"logs in {soak.logdir}; S3 prefix s3://{BUCKET}/{soak.prefix}/", flush=True)
 
     def on_term(signum, frame):
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)  # once: cleanup must not be cut
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
         raise KeyboardInterrupt
     signal.signal(signal.SIGTERM, on_term)
     soak.writers = []
@@ -1190,10 +1227,14 @@ def main():
         interrupted = True
         soak.failures.append("interrupted")
     except Fail as e:
-        soak.failure("soak_errors", str(e))
+        soak.notes.append(str(e))
+        if not soak.failures:
+            soak.failure("soak_errors", str(e))
     except Exception:
         soak.failure("soak_errors", traceback.format_exc())
     finally:
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
         soak.cleanup()
         for d in soak.daemons:
             soak.peak = max(soak.peak, d.hwm)
