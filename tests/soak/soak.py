@@ -23,6 +23,15 @@ The model, and what it does not claim (every reported failure must be real):
   (close() returns before FUSE's RELEASE, where the upload is handed off).
 - fsync() that returned 0: the object is read back (boto3, straight to the server) at once and
   must hold the file's content at that moment.
+
+Rounds (each writer a bounded number of operations) run until ~88% of MINUTES, each followed
+by one fault, every kind once per cycle in a seeded order: kill -9 between rounds; kill -9
+during a round; kill -9 a few ms into a burst of unlinks of uploaded files (bug 5's window);
+SIGTERM with --drain-timeout 2 (S3 stalled half of the time); SIGTERM while an fsync() waits
+on a stalled S3 (bug 1); S3 refused / stalled / reset through the proxy while the next round
+runs. The last round is clean, then the final unmount must drain everything (exit 0).
+A round longer than ROUND_LIMIT is a hang: the daemon is killed and the run ends (FAIL).
+Each stale key is labelled with the issue-15 pattern its history matches (a label only).
 """
 import argparse
 import collections
@@ -779,7 +788,7 @@ class Soak:
         for w in writers:
             if isinstance(w, BigWriter):
                 left = self.big_total - w.bytes
-                frac = max(0.0, (self.t0 + self.minutes * 60 * 0.8 - now()) / 30)
+                frac = max(0.0, (self.t0 + self.minutes * 60 * 0.88 - now()) / 30)
                 arg = int(max(0, min(left, self.big_per_round * min(1.0, frac))))
             else:
                 arg = self.small_ops
@@ -919,7 +928,7 @@ class Soak:
         for w in self.writers:
             os.makedirs(w.P(w.m.root), exist_ok=True)
         done_rounds = 0
-        budget_end = self.t0 + self.minutes * 60 * 0.8
+        budget_end = self.t0 + self.minutes * 60 * 0.88
         for r, kind in enumerate(plan):
             if now() > budget_end and r > 0:
                 self.log(f"time budget spent: stopping after {r} rounds")
