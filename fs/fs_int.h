@@ -1,13 +1,13 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /**
  * @file fs_int.h
- * What the files of the mount share: the mount (struct af_fs), its inodes (struct af_node), the
- * locks and the fields each one guards, and each file's functions, under that file's name.
- * Not for main.c, which sees only fs.h.
+ * What the files of the mount share: the mount (struct af_fs), its inodes (struct af_node),
+ * the locks and the fields each one guards, and each file's functions, under that file's
+ * name. Not for main.c, which sees only fs.h.
  *
- * Inodes: each kernel inode we have answered a lookup for is a struct af_node holding an O_PATH
- * descriptor of the spool file, found again by (st_dev, st_ino) so hard links share a node.
- * The node's fuse_ino_t is its address. Operations that need a real path on an O_PATH
+ * Inodes: each kernel inode we have answered a lookup for is a struct af_node holding an
+ * O_PATH descriptor of the spool file, found again by (st_dev, st_ino) so hard links share a
+ * node. The node's fuse_ino_t is its address. Operations that need a real path on an O_PATH
  * descriptor (chmod, truncate, open, xattrs) go through /proc/self/fd/N, which the kernel
  * resolves to the file itself, however it was renamed.
  *
@@ -15,11 +15,8 @@
  * once that one is unlinked), so the other names lookups, links and renames show are kept
  * on the node, and a changed file is handed over under every name that still leads to it.
  *
- * Streaming (fs.h): each node tracks how far its file was written in order (seq). While
- * that is below the threshold, a write costs a few atomics and no lock. From there on, the
- * node's writes, truncates and the like take its stream_lock, which keeps every check
- * ("is this below the parts handed over?") and the write it guards together, so no byte of a
- * handed-over part changes while the stream lives.
+ * Streaming (fs.h): each node tracks how far its file was written in order (seq); past the
+ * threshold its writes, truncates and the like take its stream_lock (inorder.c).
  */
 #pragma once
 
@@ -44,14 +41,14 @@ struct af_dir;
 
 struct af_node {
         struct af_node *hnext; /* hash chain; with fs->lock */
-        int fd;             /* O_PATH; immutable while the node lives */
-        dev_t dev;          /* immutable */
-        ino_t ino;          /* immutable */
-        uint64_t nlookup;   /* with fs->lock */
-        unsigned writers;   /* open writable handles; with fs->lock */
-        unsigned handles;   /* open handles of any kind; with fs->lock */
-        bool evicted;       /* removed from the spool to make room (room.c); with fs->lock */
-        atomic_bool dirty;  /* written since last handed to the queue (trigger.c) */
+        int fd;                /* O_PATH; immutable while the node lives */
+        dev_t dev;             /* immutable */
+        ino_t ino;             /* immutable */
+        uint64_t nlookup;      /* with fs->lock */
+        unsigned writers;      /* open writable handles; with fs->lock */
+        unsigned handles;      /* open handles of any kind; with fs->lock */
+        bool evicted;          /* removed from the spool to make room (room.c); with fs->lock */
+        atomic_bool dirty;     /* written since last handed to the queue (trigger.c); atomic */
         /* Other names of a hard-linked file, seen by lookup, link or rename: spool-relative,
          * each NUL-terminated, at most NAMES_MAX (node.c) bytes; stale ones are skipped at use
          * (af_trigger_submit_names()). With fs->lock. */
@@ -63,7 +60,7 @@ struct af_node {
         _Atomic uint64_t seq;
         atomic_bool big;
         atomic_uint writing;
-        pthread_mutex_t stream_lock;
+        pthread_mutex_t stream_lock; /* lock order: at struct af_fs's locks */
         struct af_stream *stream; /* with stream_lock */
         uint64_t handed;   /* with stream_lock: bytes [0, handed) are the stream's parts */
         uint64_t retry_at; /* with stream_lock: seq at which starting a stream is tried again */
@@ -104,7 +101,7 @@ struct af_fs {
                 pthread_t thread;
                 pthread_cond_t cond;
         } notify;
-        struct af_node root;                      /* never in buckets, never freed by a forget */
+        struct af_node root; /* never in buckets, never freed by a forget */
         struct af_node *buckets[AF_NODE_BUCKETS]; /* with lock */
         /* Open directory handles. An unmount drops the RELEASEDIRs still queued in the
          * kernel, so af_fs_free() closes what is left. With lock. */

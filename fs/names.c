@@ -85,8 +85,8 @@ static void gone_note(struct af_fs *fs, const struct stat *st, struct gone *g)
         g->freed = af_room_freed_by_unlink(st);
 }
 
-/* Once the name is gone: its room goes back with names_lock still held (gone.freed), its
- * stream ends after. */
+/* Once the name is gone and names_lock let go: ends its file's stream. (Its room, g->freed,
+ * goes back as soon as the name is gone, with names_lock still held.) */
 static void gone_settle(struct af_fs *fs, const struct gone *g, const char *why)
 {
         if (g->streaming)
