@@ -39,6 +39,9 @@ static int set_size(struct af_fs *fs, struct af_node *n, const char *path, off_t
                 return -ENOENT; /* a stale name of a file evicted to make room */
         if ((uint64_t)size > before) {
                 r = af_room_take(fs, (uint64_t)size - before, false, &took);
+                /* Past what the spool's filesystem allows at all: EFBIG, as it says. */
+                if (r == -ENOSPC && af_room_too_big(fs, (uint64_t)size))
+                        r = -EFBIG;
                 if (r < 0)
                         return r;
         }

@@ -49,6 +49,9 @@ struct af_node {
         unsigned handles;      /* open handles of any kind; with fs->lock */
         bool evicted;          /* removed from the spool to make room (room.c); with fs->lock */
         atomic_bool dirty;     /* written since last handed to the queue (trigger.c); atomic */
+        /* Hand-overs between taking @dirty and the queue holding the file; an fsync waits
+         * them out, else it could find the file neither dirty nor queued. Atomic. */
+        atomic_int handing_over;
         /* Other names of a hard-linked file, seen by lookup, link or rename: spool-relative,
          * each NUL-terminated, at most NAMES_MAX (node.c) bytes; stale ones are skipped at use
          * (af_trigger_submit_names()). With fs->lock. */
@@ -181,6 +184,9 @@ int af_trigger_sync(struct af_fs *fs, struct af_node *n, int fd, const char *why
 /** A truncate without an open handle: no release follows, so the file goes now. */
 void af_trigger_truncated(struct af_fs *fs, struct af_node *n);
 /** A file arrived at @name in @dirfd by rename or link (@why). */
+/** After mknod: a regular file is uploaded (empty); anything else under an artifact path is
+ * said once not to be. */
+void af_trigger_made(struct af_fs *fs, int dirfd, const char *name, mode_t mode);
 void af_trigger_arrived(struct af_fs *fs, int dirfd, const char *name, const char *why,
                         const char *from, const char *to);
 
@@ -210,6 +216,8 @@ ssize_t af_inorder_write(struct af_fs *fs, struct af_node *nd, struct fuse_bufve
 /** Takes room for @growth more bytes, evicting files in S3 if it must: all, or with @partial at
  * least one byte. The bytes taken are in @ret. -ENOSPC when there is no room. */
 int af_room_take(struct af_fs *fs, uint64_t growth, bool partial, uint64_t *ret);
+/** Whether the spool's filesystem refuses a file of @size bytes (EFBIG where it would). */
+bool af_room_too_big(struct af_fs *fs, uint64_t size);
 /** Settles an af_room_take() of @took bytes after a size changed from @before to @after. */
 void af_room_give(struct af_fs *fs, uint64_t took, uint64_t before, uint64_t after);
 /** Gives back @bytes a file no longer holds. */

@@ -141,6 +141,13 @@ static void note_replaced(struct af_fs *fs, const struct af_names_move *mv, stru
                 gone_note(fs, &b, g);
 }
 
+static bool is_dir(int dirfd, const char *name)
+{
+        struct stat st;
+
+        return fstatat(dirfd, name, &st, AT_SYMLINK_NOFOLLOW) == 0 && S_ISDIR(st.st_mode);
+}
+
 int af_names_rename(struct af_fs *fs, int fd, const char *name, int nfd, const char *newname,
                     unsigned int flags, struct af_names_move *mv)
 {
@@ -156,9 +163,12 @@ int af_names_rename(struct af_fs *fs, int fd, const char *name, int nfd, const c
         mv->named = fs->cfg.remote &&
                     af_relpath_join(fs, fd, name, mv->from, sizeof(mv->from)) == 0 &&
                     af_relpath_join(fs, nfd, newname, mv->to, sizeof(mv->to)) == 0;
-        /* Copies and deletes are queued before the answer (see af_remote_involved); a plain
+        /* Copies and deletes are queued before the answer (see af_remote_involved), and so
+         * are those of every file under a renamed directory: an unlink of one of its files
+         * right after the answer must find the file already under its new name. A plain
          * rename is answered first and uploaded after, as ever. */
-        mv->first = mv->named && af_remote_involved(fs->cfg.remote, mv->from, mv->to);
+        mv->first = mv->named && (af_remote_involved(fs->cfg.remote, mv->from, mv->to) ||
+                                  is_dir(fd, name));
         pthread_rwlock_rdlock(&fs->names_lock);
         note_replaced(fs, mv, &g);
         if (renameat2(fd, name, nfd, newname, flags) < 0)

@@ -209,8 +209,12 @@ void af_node_put_handle(struct af_fs *fs, struct af_node *n, int fd, int flags)
                 n->writers--;
         last = n->writers == 0;
         pthread_mutex_unlock(&fs->lock);
-        if (last && atomic_exchange(&n->dirty, false))
-                (void)af_trigger_submit_names(fs, n, fd, "close", false, NULL);
+        if (last) {
+                atomic_fetch_add(&n->handing_over, 1);
+                if (atomic_exchange(&n->dirty, false))
+                        (void)af_trigger_submit_names(fs, n, fd, "close", false, NULL);
+                atomic_fetch_sub(&n->handing_over, 1);
+        }
         close(fd);
         pthread_mutex_lock(&fs->lock);
         if (n->handles)

@@ -170,12 +170,15 @@ static void reply_new_entry(fuse_req_t req, fuse_ino_t parent, const char *name)
 static void op_mknod(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode,
                      dev_t rdev)
 {
+        struct af_fs *fs = af_fs_of(req); /* req is gone once answered */
         int dirfd = fd_of(req, parent);
 
-        if (mknodat(dirfd, name, af_names_mode(req, dirfd, mode), rdev) < 0)
+        if (mknodat(dirfd, name, af_names_mode(req, dirfd, mode), rdev) < 0) {
                 fuse_reply_err(req, errno);
-        else
-                reply_new_entry(req, parent, name);
+                return;
+        }
+        reply_new_entry(req, parent, name);
+        af_trigger_made(fs, dirfd, name, mode);
 }
 
 static void op_mkdir(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode)

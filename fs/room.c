@@ -13,6 +13,7 @@
 #include "fs_int.h"
 
 #include <errno.h>
+#include <stdint.h>
 #include <fcntl.h>
 #include <string.h>
 #include <unistd.h>
@@ -168,6 +169,23 @@ void af_room_release(struct af_fs *fs, uint64_t bytes)
 {
         if (bytes && fs->cfg.space)
                 af_space_release(fs->cfg.space, bytes);
+}
+
+bool af_room_too_big(struct af_fs *fs, uint64_t size)
+{
+        bool big = false;
+        int fd;
+
+        if (size > (uint64_t)INT64_MAX)
+                return true;
+        /* The spool's filesystem decides, on a nameless file nobody can see: a sparse
+         * truncate takes no space. */
+        fd = open(fs->cfg.spool, O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
+        if (fd < 0)
+                return false;
+        big = ftruncate(fd, (off_t)size) < 0 && errno == EFBIG;
+        close(fd);
+        return big;
 }
 
 uint64_t af_room_size(int fd)

@@ -16,6 +16,7 @@
 #include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "base/log.h"
@@ -122,8 +123,15 @@ int af_trigger_submit_names(struct af_fs *fs, struct af_node *n, int fd, const c
         struct stat st;
         int r = 0;
 
-        if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode))
+        if (fstat(fd, &st) < 0)
                 goto out;
+        if (!S_ISREG(st.st_mode)) {
+                /* A FIFO, socket or device: no content of its own, as tar has none for it. */
+                if (why && af_relpath_of(fs, fd, fd_name, sizeof(fd_name)) == 0)
+                        af_log_info("op=%s path=%s msg=\"not a regular file; not uploaded\"",
+                                    why, af_q(fd_name));
+                goto out;
+        }
         (void)af_relpath_of(fs, fd, fd_name, sizeof(fd_name));
         submit_name(fs, fd_name, &st, why, wait, first, &r);
         if (first[0] && st.st_nlink == 1)
@@ -155,6 +163,9 @@ int af_trigger_sync(struct af_fs *fs, struct af_node *n, int fd, const char *why
 
         if (!fs->cfg.queue)
                 return 0;
+        /* A close on another handle may be handing the file over right now: microseconds. */
+        while (atomic_load(&n->handing_over) > 0)
+                (void)nanosleep(&(struct timespec){ .tv_nsec = 200000 }, NULL);
         if (atomic_exchange(&n->dirty, false)) {
                 r = af_trigger_submit_names(fs, n, fd, why, true, NULL);
         } else {
@@ -229,4 +240,25 @@ unsigned af_fs_submit_dirty(struct af_fs *fs)
                 }
         }
         return count;
+}
+
+void af_trigger_made(struct af_fs *fs, int dirfd, const char *name, mode_t mode)
+{
+        struct af_route route = { 0 };
+        char rel[PATH_MAX];
+
+        if (S_ISREG(mode)) { /* an empty file, made without open: uploaded as one */
+                af_trigger_arrived(fs, dirfd, name, "mknod", NULL, NULL);
+                return;
+        }
+        if (af_relpath_join(fs, dirfd, name, rel, sizeof(rel)) < 0)
+                return;
+        af_buf_init(&route.key, 0);
+        /* Said once, when it appears: a FIFO, socket or device has no content to upload (a
+         * tar or zip archive of its directory records it, as tar does). */
+        if (af_router_route(fs->cfg.router, rel, &route) > 0 && !route.deferred)
+                af_log_info("op=mknod path=%s type=%s msg=\"not a regular file; not uploaded\"",
+                            af_q(rel), S_ISFIFO(mode) ? "fifo" : S_ISSOCK(mode) ? "socket"
+                                                                 : "device");
+        af_buf_done(&route.key);
 }
