@@ -21,7 +21,7 @@
  * Threads: af_queue_submit, af_queue_drain and af_queue_get_stats may be called from any
  * thread. Workers log each upload's outcome (they are where the decision is made).
  *
- * Streaming (design.md §4): a file still being written can start its multipart upload
+ * Streaming: a file still being written can start its multipart upload
  * early (af_queue_stream_start); its whole parts go up as the writer moves past them, on a
  * small pool of part threads, and the upload that the file's close later submits takes over
  * the parts already sent, so only the rest and the completion remain.
@@ -38,6 +38,7 @@
 #include "aws/s3.h"
 
 struct af_queue;
+struct af_s3_ops; /* upload/s3_ops.h */
 
 /** What af_queue_config.on_uploaded is told about each object that reached S3. */
 struct af_queue_uploaded {
@@ -80,6 +81,9 @@ struct af_queue_config {
         const struct af_router *router;
         const struct af_s3_config *s3;
         struct af_creds_provider *creds; /* borrowed */
+        /* Borrowed, optional: the S3 calls the queue makes (upload/s3_ops.h). NULL: the real
+         * client; a unit test passes a stand-in. */
+        const struct af_s3_ops *s3_ops;
         /* Optional: called by a worker, with no queue lock held, after each object reaches
          * S3 (after the journal and the manifest say so). Must not call back into the
          * queue's waiting functions. */
