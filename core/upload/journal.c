@@ -408,31 +408,21 @@ int af_journal_remove_delete(int dirfd, const char *bucket, const char *key)
         char name[40];
 
         delete_name(bucket, key, name);
-        if (unlinkat(dirfd, name, 0) < 0 && errno != ENOENT)
-                return -errno;
-        return 0;
+        return af_journal_unlink(dirfd, name);
 }
 
-int af_journal_write(int dirfd, const struct af_journal_rec *rec)
+int af_journal_store(int dirfd, const char *name, const void *data, size_t len)
 {
-        char name[40], tmp[48];
-        struct af_buf b;
+        char tmp[48];
         size_t off = 0;
-        int fd, r;
+        int fd, r = 0;
 
-        af_buf_init(&b, AF_JOURNAL_MAX);
-        r = af_journal_encode(rec, &b);
-        if (r < 0)
-                goto out;
-        af_journal_rec_name(rec, name);
         snprintf(tmp, sizeof(tmp), "%s.tmp", name);
         fd = openat(dirfd, tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-        if (fd < 0) {
-                r = -errno;
-                goto out;
-        }
-        while (off < b.len) {
-                ssize_t n = write(fd, b.ptr + off, b.len - off);
+        if (fd < 0)
+                return -errno;
+        while (off < len) {
+                ssize_t n = write(fd, (const char *)data + off, len - off);
 
                 if (n < 0) {
                         if (errno == EINTR)
@@ -452,9 +442,30 @@ int af_journal_write(int dirfd, const struct af_journal_rec *rec)
                 r = -errno;
         if (r < 0)
                 (void)unlinkat(dirfd, tmp, 0);
-out:
+        return r;
+}
+
+int af_journal_write(int dirfd, const struct af_journal_rec *rec)
+{
+        char name[40];
+        struct af_buf b;
+        int r;
+
+        af_buf_init(&b, AF_JOURNAL_MAX);
+        r = af_journal_encode(rec, &b);
+        if (r == 0) {
+                af_journal_rec_name(rec, name);
+                r = af_journal_store(dirfd, name, b.ptr, b.len);
+        }
         af_buf_done(&b);
         return r;
+}
+
+int af_journal_unlink(int dirfd, const char *name)
+{
+        if (unlinkat(dirfd, name, 0) < 0 && errno != ENOENT)
+                return -errno;
+        return 0;
 }
 
 int af_journal_remove(int dirfd, const char *path)
@@ -462,9 +473,7 @@ int af_journal_remove(int dirfd, const char *path)
         char name[40];
 
         af_journal_name(path, name);
-        if (unlinkat(dirfd, name, 0) < 0 && errno != ENOENT)
-                return -errno;
-        return 0;
+        return af_journal_unlink(dirfd, name);
 }
 
 static int cmp_str(const void *a, const void *b)

@@ -53,6 +53,7 @@ static void mpu_record(struct mpu *m)
                            NULL, &mp);
         pthread_mutex_unlock(&m->lock);
         pthread_mutex_unlock(&m->q->lock);
+        af_record_flush(m->q);
 }
 
 /* Sends parts until none are left or one has failed (af_multipart_send_part() retries each). */

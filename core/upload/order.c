@@ -33,8 +33,7 @@ void af_order_drop_deletes_locked(struct af_queue *q, const char *bucket, const 
                 af_log_info("op=delete status=dropped path=%s bucket=%s key=%s msg=\"a newer "
                             "upload writes the key\"",
                             af_q(j->d.relpath), af_q(bucket), af_q(key));
-                if (q->cfg.journal)
-                        (void)af_journal_remove_delete(q->cfg.journal_dirfd, bucket, key);
+                af_record_remove_delete_locked(q, bucket, key);
                 af_queue_unlink_locked(q, j);
                 af_job_free(j);
                 pthread_cond_broadcast(&q->idle);

@@ -141,6 +141,7 @@ static int submit(struct af_queue *q, const char *relpath, const char *bucket, c
         af_queue_enqueue_locked(q, j);
 out:
         pthread_mutex_unlock(&q->lock);
+        af_record_flush(q);
         af_buf_done(&route.key);
         return r;
 }
@@ -183,6 +184,7 @@ int af_queue_submit_delete(struct af_queue *q, const char *relpath, const char *
         j = NULL;
 out:
         pthread_mutex_unlock(&q->lock);
+        af_record_flush(q);
         af_job_free(j);
         return r;
 }
@@ -395,6 +397,8 @@ int af_queue_new(const struct af_queue_config *cfg, struct af_queue **ret, struc
         if (!q)
                 return -ENOMEM;
         configure(q, cfg);
+        q->locked.records_tail = &q->locked.records;
+        pthread_mutex_init(&q->journal_lock, NULL);
         pthread_mutex_init(&q->lock, NULL);
         pthread_cond_init(&q->work, NULL);
         pthread_cond_init(&q->idle, NULL);
@@ -507,6 +511,9 @@ int af_queue_drain(struct af_queue *q, long timeout_ms)
                 timed_wait(&q->idle, &q->lock, deadline - now < 1000 ? deadline - now : 1000);
         }
         pthread_mutex_unlock(&q->lock);
+        /* The jobs that left made their journal writes, but a worker may be doing them: a
+         * drained queue is one whose records are on disk too. */
+        af_record_flush(q);
         return r;
 }
 
@@ -534,6 +541,7 @@ void af_queue_free(struct af_queue *q)
                 pthread_join(q->threads[i], NULL);
         for (unsigned i = 0; i < q->nstream_threads; i++)
                 pthread_join(q->stream_threads[i], NULL);
+        af_record_flush(q); /* each thread flushed what it queued: nothing is left, normally */
         /* Streams still open keep their journal record (upload id and parts): the next mount
          * or drain finishes them. The mount's references may outlive the queue. */
         af_stream_drop_all_locked(q);
@@ -560,6 +568,7 @@ void af_queue_free(struct af_queue *q)
         pthread_cond_destroy(&q->stream_work);
         pthread_cond_destroy(&q->stream_idle);
         pthread_mutex_destroy(&q->lock);
+        pthread_mutex_destroy(&q->journal_lock);
         free(q->threads);
         free(q);
 }

@@ -12,14 +12,15 @@
  *
  * Locks, in the order they are taken (a thread holding one may take only those below it):
  *
- *   1. q->lock          the queue: q->locked, every field of struct job, the fields of a
+ *   1. q->journal_lock  serializes af_record_flush: journal writes reach the disk in the
+ *                       order they were decided (record.c). Held only by a flush.
+ *   2. q->lock          the queue: q->locked, every field of struct job, the fields of a
  *                       stream marked so (stream.c), q->nstream_threads.
- *   2. struct mpu.lock  the parts of one multipart upload in flight (multipart.c).
- *   3. q->journal.lock  the order in which journal batches reach the disk (record.c).
+ *   3. struct mpu.lock  the parts of one multipart upload in flight (multipart.c).
  *
- * No lock is held while S3 is called, a thread is joined, or a journal record is written
- * (record.c: decisions are made under q->lock, and written after it is released, in the
- * order they were made).
+ * No lock but journal_lock is held while a journal record is written (decisions are queued
+ * under q->lock and written by af_record_flush once it is released), and none while S3 is
+ * called or a thread is joined.
  */
 #pragma once
 
@@ -133,6 +134,7 @@ struct af_queue {
         struct af_retry_policy retry_upload, retry_delete, retry_part;
         pthread_t *threads;         /* the workers; only af_queue_new and af_queue_free */
         unsigned nthreads;
+        pthread_mutex_t journal_lock; /* lock order: before lock (see above) */
         pthread_mutex_t lock;
         pthread_cond_t work; /* a job became ready, or stopping */
         pthread_cond_t idle; /* the queue may have become empty */
@@ -147,6 +149,8 @@ struct af_queue {
                 struct outcome *outcomes;
                 struct af_stream *streams;
                 unsigned aborting; /* streams abandoned and not yet aborted (drain waits) */
+                struct record_op *records; /* journal writes to do, in order (record.c) */
+                struct record_op **records_tail;
         } locked;                  /* only with lock held */
         pthread_cond_t done;        /* an outcome was recorded */
         pthread_cond_t stream_work; /* a stream has something for the part threads */
@@ -208,13 +212,24 @@ struct job *af_order_pick_locked(struct af_queue *q, uint64_t *ret_wait_ms);
 
 /* ---- record.c: the journal records of jobs ---- */
 
+/* The _locked functions queue a journal write (or removal); af_record_flush does the queued
+ * ones, in order, and must be called with no lock held after each section that queued one.
+ * When it returns, everything queued before it is on disk (or its failure logged). */
+struct record_op;
+void af_record_flush(struct af_queue *q);
+
 void af_record_put_locked(struct af_queue *q, const char *relpath, const char *bucket,
                           const char *key, const struct fmt *f, enum af_journal_state state,
                           const char *error, const struct mpu_progress *mp);
 void af_record_remove_locked(struct af_queue *q, const char *relpath);
 void af_record_put_delete_locked(struct af_queue *q, const struct job *j,
                                  enum af_journal_state state, const char *error);
+void af_record_remove_delete_locked(struct af_queue *q, const char *bucket, const char *key);
+/* The record of @j's key now belongs to the next delete of that key, if one is queued. */
 void af_record_delete_done_locked(struct af_queue *q, const struct job *j);
+/* A line in done.log about an upload that finished (for status). */
+void af_record_done_locked(struct af_queue *q, const char *relpath, const char *key,
+                           uint64_t size, const char *etag);
 
 /* ---- stream.c: parts sent while a file is written ---- */
 

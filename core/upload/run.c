@@ -115,8 +115,8 @@ static bool finish_upload(struct af_queue *q, struct job *j, const struct job_de
                                      e->failure, NULL);
         else
                 af_record_remove_locked(q, t->relpath);
-        if (e->res && q->cfg.journal)
-                af_journal_done(q->cfg.journal_dirfd, t->relpath, t->key, e->size, e->res->etag);
+        if (e->res)
+                af_record_done_locked(q, t->relpath, t->key, e->size, e->res->etag);
         if (e->res && q->cfg.manifest_fd > 0)
                 af_manifest_write(q, t, e->size, e->res, e->t0_wall, af_clock_wall_ms());
         af_queue_unlink_locked(q, j);
@@ -126,6 +126,7 @@ static bool finish_upload(struct af_queue *q, struct job *j, const struct job_de
         pthread_cond_broadcast(&q->work); /* jobs it held back may go */
 out:
         pthread_mutex_unlock(&q->lock);
+        af_record_flush(q);
         return superseded;
 }
 
@@ -217,6 +218,7 @@ static void finish_delete(struct af_queue *q, struct job *j, int r, const struct
         pthread_cond_broadcast(&q->idle);
         pthread_cond_broadcast(&q->work); /* jobs it held back may go */
         pthread_mutex_unlock(&q->lock);
+        af_record_flush(q);
 }
 
 void af_run_delete(struct af_queue *q, struct af_s3_client *s3, struct job *j,

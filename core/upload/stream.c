@@ -199,6 +199,7 @@ static void stream_create(struct af_queue *q, struct af_s3_client *s3, struct af
         pthread_cond_broadcast(&q->stream_idle);
         pthread_cond_broadcast(&q->stream_work);
         pthread_mutex_unlock(&q->lock);
+        af_record_flush(q);
         if (r == 0)
                 af_log_debug("op=stream status=created path=%s key=%s upload_id=%s",
                              af_q(s->relpath), af_q(s->key), af_q(id));
@@ -218,8 +219,8 @@ static void stream_part(struct af_queue *q, struct af_s3_client *s3, struct af_s
         struct af_s3_error err;
         int r;
 
-        r = af_multipart_send_part(q, s3, s->bucket, s->key, s->upload_id, (unsigned)i + 1, s->fd, off,
-                      s->part, s, &done, &err);
+        r = af_multipart_send_part(q, s3, s->bucket, s->key, s->upload_id, (unsigned)i + 1,
+                                   s->fd, off, s->part, s, &done, &err);
         pthread_mutex_lock(&q->lock);
         s->sending--;
         if (r == 0) {
@@ -232,6 +233,7 @@ static void stream_part(struct af_queue *q, struct af_s3_client *s3, struct af_s
         pthread_cond_broadcast(&q->stream_idle);
         pthread_cond_broadcast(&q->stream_work);
         pthread_mutex_unlock(&q->lock);
+        af_record_flush(q);
         if (r == 0)
                 af_log_debug("op=stream status=part path=%s part=%zu bytes=%llu ms=%llu",
                              af_q(s->relpath), i + 1, (unsigned long long)s->part,
@@ -270,10 +272,11 @@ static void stream_abort(struct af_queue *q, struct af_s3_client *s3, struct af_
         } else if (!j) {
                 af_record_remove_locked(q, s->relpath);
         } else if (j->state == JOB_QUEUED) {
-                af_record_put_locked(q, j->d.relpath, j->d.bucket, j->d.key, &j->d.f, AF_JOURNAL_PENDING, NULL,
-                                   NULL);
+                af_record_put_locked(q, j->d.relpath, j->d.bucket, j->d.key, &j->d.f,
+                                     AF_JOURNAL_PENDING, NULL, NULL);
         }
         pthread_mutex_unlock(&q->lock);
+        af_record_flush(q);
         if (r < 0)
                 af_log_warn("op=abort_multipart bucket=%s key=%s upload_id=%s http_status=%d "
                             "s3_code=%s msg=\"could not abort the abandoned stream; it stays "
@@ -375,6 +378,7 @@ int af_queue_stream_start(struct af_queue *q, const char *relpath, const char *b
                 stream_record_locked(q, s);
         }
         pthread_mutex_unlock(&q->lock);
+        af_record_flush(q);
         if (r < 0) {
                 atomic_store(&s->refs, 1);
                 stream_unref(s);
