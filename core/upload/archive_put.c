@@ -37,7 +37,7 @@ static int flush_part(struct archive_up *u, size_t len)
 
         if (!u->upload_id[0]) {
                 r = u->q->s3->create_multipart(u->s3, u->bucket, u->key, u->upload_id,
-                                           sizeof(u->upload_id), u->err);
+                                               sizeof(u->upload_id), u->err);
                 if (r < 0)
                         return r;
         }
@@ -54,8 +54,8 @@ static int flush_part(struct archive_up *u, size_t len)
         }
         for (unsigned attempt = 0;; attempt++) {
                 r = u->q->s3->upload_part_mem(u->s3, u->bucket, u->key, u->upload_id,
-                                          (unsigned)u->nparts + 1, u->buf.ptr, len,
-                                          &u->parts[u->nparts], u->err);
+                                              (unsigned)u->nparts + 1, u->buf.ptr, len,
+                                              &u->parts[u->nparts], u->err);
                 if (!af_retry_again(&u->q->retry_part, r, attempt + 1, 0))
                         break;
                 af_retry_pause(&u->q->retry_part, attempt);
@@ -83,19 +83,19 @@ static int finish(struct archive_up *u, struct af_s3_put_result *res)
         int r;
 
         if (!u->upload_id[0])
-                return u->q->s3->put_object_mem(u->s3, u->bucket, u->key, u->buf.ptr, u->buf.len, res,
-                                            u->err);
+                return u->q->s3->put_object_mem(u->s3, u->bucket, u->key, u->buf.ptr,
+                                                u->buf.len, res, u->err);
         r = u->buf.len ? flush_part(u, u->buf.len) : 0;
         if (r == 0)
                 r = u->q->s3->complete_multipart(u->s3, u->bucket, u->key, u->upload_id, u->parts,
-                                             u->nparts, res, u->err);
+                                                 u->nparts, res, u->err);
         return r;
 }
 
 /* The file (or directory) as an Argo archive at <key>, built while it is sent. */
 int af_archive_put(struct af_queue *q, struct af_s3_client *s3, const char *bucket,
-                          const char *key, int fd, const struct stat *st, const struct fmt *f,
-                          struct af_s3_put_result *res, struct af_s3_error *err)
+                   const char *key, int fd, const struct stat *st, const struct fmt *f,
+                   struct af_s3_put_result *res, struct af_s3_error *err)
 {
         struct af_tar_entry e = { .name = f->member,
                                   .mode = st->st_mode & 07777,

@@ -41,7 +41,7 @@ static int copy_checked(struct af_queue *q, struct af_s3_client *s3, const struc
                 return -ESTALE;
         }
         r = q->s3->copy_object(s3, c->bucket, c->key, c->etag, t->bucket, t->key, size, res,
-                              err);
+                               err);
         if (r == 0 && md5_etags && c->etag[0] && !strchr(c->etag, '-') &&
             strcmp(res->etag, c->etag) != 0) {
                 snprintf(err->code, sizeof(err->code), "SourceChanged");
@@ -58,7 +58,7 @@ static int copy_checked(struct af_queue *q, struct af_s3_client *s3, const struc
  * otherwise the caller uploads from the spool (-ECANCELED: shutting down, do not).
  */
 int af_copy_try(struct af_queue *q, struct af_s3_client *s3, const struct job_desc *t,
-                    const struct stat *st, struct af_s3_put_result *res, struct af_s3_error *err)
+                const struct stat *st, struct af_s3_put_result *res, struct af_s3_error *err)
 {
         const struct copy_src *c = t->copy;
         struct af_s3_error cerr;

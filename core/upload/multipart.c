@@ -50,7 +50,7 @@ static void mpu_record(struct mpu *m)
         pthread_mutex_lock(&m->q->lock);
         pthread_mutex_lock(&m->lock); /* lock order: q->lock, then m->lock */
         af_record_put_locked(m->q, m->t->relpath, m->bucket, m->key, &m->t->f, AF_JOURNAL_PENDING,
-                           NULL, &mp);
+                             NULL, &mp);
         pthread_mutex_unlock(&m->lock);
         pthread_mutex_unlock(&m->q->lock);
         af_record_flush(m->q);
@@ -77,8 +77,8 @@ static void mpu_send(struct mpu *m, struct af_s3_client *s3)
                         continue; /* finished before a restart (ListParts said so) */
                 off = (uint64_t)i * m->part;
                 len = m->size - off < m->part ? m->size - off : m->part;
-                r = af_multipart_send_part(m->q, s3, m->bucket, m->key, m->upload_id, (unsigned)i + 1, m->fd,
-                              off, len, NULL, &done, &err);
+                r = af_multipart_send_part(m->q, s3, m->bucket, m->key, m->upload_id,
+                                           (unsigned)i + 1, m->fd, off, len, NULL, &done, &err);
                 if (r == 0) {
                         pthread_mutex_lock(&m->lock);
                         m->parts[i] = done;
@@ -144,21 +144,21 @@ static bool file_holds(int fd, uint64_t off, uint64_t len, int64_t sum)
 static bool resume_parts(struct af_queue *q, struct af_s3_client *s3, const struct job_desc *t,
                          struct mpu *m)
 {
+        const struct resume_hint *h = &t->resume;
         struct af_s3_part *listed = NULL;
         uint64_t *sizes = NULL;
         struct af_s3_error err;
         size_t n = 0, kept = 0;
         bool ok = false;
 
-        (void)q;
-        if (t->resume.part_size != m->part ||
-            (!t->resume.stream && (t->resume.size != m->size || t->resume.mtime_ns != m->mtime_ns))) {
+        if (h->part_size != m->part ||
+            (!h->stream && (h->size != m->size || h->mtime_ns != m->mtime_ns))) {
                 af_log_info("op=upload status=restart path=%s msg=\"file changed since the "
                             "interrupted upload; starting over\"",
                             af_q(t->relpath));
                 goto out;
         }
-        if (q->s3->list_parts(s3, m->bucket, m->key, t->resume.upload_id, &listed, &sizes, &n, &err) < 0) {
+        if (q->s3->list_parts(s3, m->bucket, m->key, h->upload_id, &listed, &sizes, &n, &err) < 0) {
                 af_log_info("op=upload status=restart path=%s s3_code=%s msg=\"the interrupted "
                             "upload cannot be listed; starting over\"",
                             af_q(t->relpath), af_q(err.code));
@@ -241,8 +241,8 @@ static int complete_with_retries(struct af_queue *q, struct af_s3_client *s3,
  * was lost (or arrived after we gave up on it) leaves one that nobody knows the id of, and it
  * would be billed until a lifecycle rule removes it. Best effort.
  */
-static void abort_strays(struct af_queue *q, struct af_s3_client *s3, const char *bucket, const char *key,
-                         const char *keep)
+static void abort_strays(struct af_queue *q, struct af_s3_client *s3, const char *bucket,
+                         const char *key, const char *keep)
 {
         struct af_s3_error err;
         char **ids = NULL;
@@ -268,8 +268,8 @@ static void abort_strays(struct af_queue *q, struct af_s3_client *s3, const char
  * storage is left billed, and the file-level retry starts over.
  */
 int af_multipart_upload(struct af_queue *q, struct af_s3_client *s3, const struct job_desc *t,
-                            int fd, const struct stat *st, struct af_s3_put_result *res,
-                            struct af_s3_error *err)
+                        int fd, const struct stat *st, struct af_s3_put_result *res,
+                        struct af_s3_error *err)
 {
         const char *bucket = t->bucket, *key = t->key;
         uint64_t size = (uint64_t)st->st_size;

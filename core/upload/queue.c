@@ -235,7 +235,7 @@ static void failure_free(struct failure *f)
 /* Remembers a file that failed for good, for the end-of-run report. Best effort: on OOM the
  * log line already said it. */
 void af_queue_record_failure_locked(struct af_queue *q, const char *relpath, const char *bucket,
-                                  const char *key, const char *error)
+                                    const char *key, const char *error)
 {
         struct failure *f;
 
@@ -466,7 +466,8 @@ static int sync_one(struct af_queue *q, const char *relpath, const char *bucket,
                                 r = -ETIMEDOUT;
                                 break;
                         }
-                        timed_wait(&q->done, &q->lock, deadline - now < 1000 ? deadline - now : 1000);
+                        timed_wait(&q->done, &q->lock,
+                                   deadline - now < 1000 ? deadline - now : 1000);
                 }
                 if (r == 0 && target)
                         r = o->result;

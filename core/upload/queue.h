@@ -8,9 +8,10 @@
  * is already queued updates that job (its key may have changed); submitting one that is being
  * uploaded marks it to be uploaded once more afterwards, so the last version always wins.
  *
- * Failures: retryable errors (af_s3_retryable) are retried with exponential backoff and full
- * jitter, max_attempts times and for at least retry_for_ms; permanent ones fail at once. A failed file stays in the spool and
- * is logged with the operation, bucket/key, HTTP status, S3 code and request id.
+ * Failures: the retry policy (upload/retry.h) decides. Retryable errors (af_s3_retryable)
+ * are retried with exponential backoff and full jitter, max_attempts times and for at least
+ * retry_for_ms; permanent ones fail at once. A failed file stays in the spool and is logged
+ * with the operation, bucket/key, HTTP status, S3 code and request id.
  *
  * Renames and --delete-on-unlink: an upload may be a server-side copy of an object the
  * file already went up as (af_queue_submit_copy), and the queue also deletes objects

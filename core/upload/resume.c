@@ -35,6 +35,36 @@ static void resume_delete(struct resume_ctx *rc, const struct af_journal_rec *re
         rc->queued++;
 }
 
+/* The upload job a record describes, with its multipart progress as resume hints; NULL on
+ * OOM. */
+static struct job *job_from_record(const struct af_journal_rec *rec)
+{
+        struct job *j = calloc(1, sizeof(*j));
+        struct job_desc *d = j ? &j->d : NULL;
+
+        if (!j || !(d->relpath = strdup(rec->path)) || !(d->bucket = strdup(rec->bucket)) ||
+            !(d->key = strdup(rec->key)) || (rec->member && !(d->f.member = strdup(rec->member))) ||
+            (rec->zip_file_member && !(d->f.zip_file_member = strdup(rec->zip_file_member))) ||
+            (rec->upload_id && !(d->resume.upload_id = strdup(rec->upload_id)))) {
+                af_job_free(j);
+                return NULL;
+        }
+        d->f.archive = rec->archive;
+        d->f.level = rec->level;
+        d->resume.size = rec->size;
+        d->resume.mtime_ns = rec->mtime_ns;
+        d->resume.part_size = rec->part_size;
+        d->resume.stream = rec->stream;
+        if (rec->upload_id && rec->nparts) {
+                d->resume.done = malloc(rec->nparts * sizeof(*d->resume.done));
+                if (d->resume.done) {
+                        memcpy(d->resume.done, rec->parts, rec->nparts * sizeof(*d->resume.done));
+                        d->resume.ndone = rec->nparts;
+                }
+        }
+        return j;
+}
+
 static void resume_one(void *arg, struct af_journal_rec *rec)
 {
         struct resume_ctx *rc = arg;
@@ -53,27 +83,10 @@ static void resume_one(void *arg, struct af_journal_rec *rec)
                 (void)af_journal_remove(q->cfg.journal_dirfd, rec->path);
                 return;
         }
-        j = calloc(1, sizeof(*j));
-        if (!j || !(j->d.relpath = strdup(rec->path)) || !(j->d.bucket = strdup(rec->bucket)) ||
-            !(j->d.key = strdup(rec->key)) || (rec->member && !(j->d.f.member = strdup(rec->member))) ||
-            (rec->zip_file_member && !(j->d.f.zip_file_member = strdup(rec->zip_file_member))) ||
-            (rec->upload_id && !(j->d.resume.upload_id = strdup(rec->upload_id)))) {
-                af_job_free(j);
+        j = job_from_record(rec);
+        if (!j) {
                 af_log_error("op=resume path=%s err=\"out of memory\"", af_q(rec->path));
                 return;
-        }
-        j->d.f.archive = rec->archive;
-        j->d.f.level = rec->level;
-        j->d.resume.size = rec->size;
-        j->d.resume.mtime_ns = rec->mtime_ns;
-        j->d.resume.part_size = rec->part_size;
-        j->d.resume.stream = rec->stream;
-        if (rec->upload_id && rec->nparts) {
-                j->d.resume.done = malloc(rec->nparts * sizeof(*j->d.resume.done));
-                if (j->d.resume.done) {
-                        memcpy(j->d.resume.done, rec->parts, rec->nparts * sizeof(*j->d.resume.done));
-                        j->d.resume.ndone = rec->nparts;
-                }
         }
         af_log_info("op=resume path=%s key=%s state=%s%s", af_q(rec->path), af_q(rec->key),
                     rec->state == AF_JOURNAL_FAILED ? "failed" : "pending",

@@ -46,7 +46,8 @@ struct af_stream {
         struct af_stream *next; /* in q->locked.streams while open, or abandoned until aborted */
         enum stream_state state;
         bool creating;    /* CreateMultipartUpload in flight */
-        bool stalled;     /* creating or a part failed for good: the close's upload sends the rest */
+        bool stalled;     /* creating or a part failed for good: the close's upload sends
+                           * the rest */
         unsigned sending; /* parts in flight */
         size_t next_part; /* the next part to send */
         size_t nparts;    /* handed over: bytes [0, nparts * part) */
@@ -464,7 +465,7 @@ void af_stream_release(struct af_stream *s)
  * over but not sent are simply sent by @m. Returns whether @upload_id was filled.
  */
 bool af_stream_take(struct af_queue *q, struct af_s3_client *s3, const struct job_desc *t,
-                        struct mpu *m, char *upload_id, size_t n)
+                    struct mpu *m, char *upload_id, size_t n)
 {
         struct af_stream *s, **pp;
         struct af_s3_error err;
