@@ -187,17 +187,21 @@ void af_run_upload(struct af_queue *q, struct af_s3_client *s3, struct job *j,
                         &msg))
                 goto out;
         e.failure = af_buf_str(&msg);
-        af_log_error("op=upload status=failed path=%s bucket=%s key=%s attempts=%u "
-                     "http_status=%d s3_code=%s request_id=%s err=%s msg=\"file kept in the "
-                     "spool\"",
-                     af_q(t->relpath), af_q(t->bucket), af_q(t->key), attempt, err.http_status,
-                     af_q(err.code), af_q(err.request_id), af_q(e.failure));
         pthread_mutex_lock(&q->lock);
         q->locked.stats.failed_files++;
         af_queue_record_failure_locked(q, t->relpath, t->bucket, t->key, e.failure);
         pthread_mutex_unlock(&q->lock);
 finished:
         superseded = finish_upload(q, j, t, &e);
+        /* Logged once the journal says so (finish_upload flushed it): a daemon killed right
+         * after this line still has the file recorded as failed. */
+        if (e.failure)
+                af_log_error("op=upload status=failed path=%s bucket=%s key=%s attempts=%u "
+                             "http_status=%d s3_code=%s request_id=%s err=%s msg=\"file kept in "
+                             "the spool\"",
+                             af_q(t->relpath), af_q(t->bucket), af_q(t->key), attempt,
+                             err.http_status, af_q(err.code), af_q(err.request_id),
+                             af_q(e.failure));
         if (e.res && q->cfg.on_uploaded)
                 notify_uploaded(q, t, &st, &e, superseded);
 out:
@@ -249,13 +253,15 @@ void af_run_delete(struct af_queue *q, struct af_s3_client *s3, struct job *j,
         format_error(&err, r, &msg);
         if (retry_later(q, j, &q->retry_delete, "delete", t, r, attempt, failing_ms, &err, &msg))
                 goto out;
-        af_log_error("op=delete status=failed path=%s bucket=%s key=%s attempts=%u "
-                     "http_status=%d s3_code=%s request_id=%s err=%s msg=\"the object is left "
-                     "in S3\"",
-                     af_q(t->relpath), af_q(t->bucket), af_q(t->key), attempt, err.http_status,
-                     af_q(err.code), af_q(err.request_id), af_q(af_buf_str(&msg)));
 finished:
         finish_delete(q, j, r, &msg);
+        if (r < 0) /* logged once the journal says so, as an upload's failure */
+                af_log_error("op=delete status=failed path=%s bucket=%s key=%s attempts=%u "
+                             "http_status=%d s3_code=%s request_id=%s err=%s msg=\"the object is "
+                             "left in S3\"",
+                             af_q(t->relpath), af_q(t->bucket), af_q(t->key), attempt,
+                             err.http_status, af_q(err.code), af_q(err.request_id),
+                             af_q(af_buf_str(&msg)));
 out:
         af_buf_done(&msg);
 }
