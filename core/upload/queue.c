@@ -297,47 +297,57 @@ bool af_queue_pending(struct af_queue *q, const char *relpath)
         return pending;
 }
 
-static void *worker(void *arg)
+void *af_queue_thread_run(struct af_queue *q,
+                          void (*step_locked)(struct af_queue *q, struct af_s3_client *s3))
 {
-        struct af_queue *q = arg;
         struct af_s3_client *s3 = af_queue_client_new(q);
 
         if (!s3)
                 return NULL;
         pthread_mutex_lock(&q->lock);
-        while (!q->locked.stopping) {
-                uint64_t wait = 0;
-                struct job *j = af_order_pick_locked(q, &wait);
-                struct job_desc t = { 0 };
-
-                if (!j) {
-                        if (wait == UINT64_MAX)
-                                pthread_cond_wait(&q->work, &q->lock);
-                        else
-                                timed_wait(&q->work, &q->lock, wait);
-                        continue;
-                }
-                j->state = JOB_RUNNING;
-                j->again = false;
-                j->picked_seq = j->seq;
-                /* Private copies: a submit may replace the job's strings while we upload. */
-                if (af_job_desc_take_locked(j, &t) == 0) {
-                        pthread_mutex_unlock(&q->lock);
-                        if (t.kind == JOB_DELETE)
-                                af_run_delete(q, s3, j, &t);
-                        else
-                                af_run_upload(q, s3, j, &t);
-                } else {
-                        j->state = JOB_QUEUED;
-                        j->not_before_ms = af_clock_mono_ms() + 1000;
-                        pthread_mutex_unlock(&q->lock);
-                }
-                af_job_desc_done(&t);
-                pthread_mutex_lock(&q->lock);
-        }
+        while (!q->locked.stopping)
+                step_locked(q, s3);
         pthread_mutex_unlock(&q->lock);
         af_queue_client_free(q, s3);
         return NULL;
+}
+
+/* A worker's step: run the next job that may go, or wait for one. */
+static void work_locked(struct af_queue *q, struct af_s3_client *s3)
+{
+        uint64_t wait = 0;
+        struct job *j = af_order_pick_locked(q, &wait);
+        struct job_desc t = { 0 };
+
+        if (!j) {
+                if (wait == UINT64_MAX)
+                        pthread_cond_wait(&q->work, &q->lock);
+                else
+                        timed_wait(&q->work, &q->lock, wait);
+                return;
+        }
+        j->state = JOB_RUNNING;
+        j->again = false;
+        j->picked_seq = j->seq;
+        /* Private copies: a submit may replace the job's strings while we upload. */
+        if (af_job_desc_take_locked(j, &t) == 0) {
+                pthread_mutex_unlock(&q->lock);
+                if (t.kind == JOB_DELETE)
+                        af_run_delete(q, s3, j, &t);
+                else
+                        af_run_upload(q, s3, j, &t);
+        } else {
+                j->state = JOB_QUEUED;
+                j->not_before_ms = af_clock_mono_ms() + 1000;
+                pthread_mutex_unlock(&q->lock);
+        }
+        af_job_desc_done(&t);
+        pthread_mutex_lock(&q->lock);
+}
+
+static void *worker(void *arg)
+{
+        return af_queue_thread_run(arg, work_locked);
 }
 
 /* The configuration with its defaults filled in, and the retry policies it sets. */

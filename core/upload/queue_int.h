@@ -200,6 +200,11 @@ void af_queue_record_failure_locked(struct af_queue *q, const char *relpath, con
  * it cannot be made, which af_queue_new's check leaves to OOM. */
 struct af_s3_client *af_queue_client_new(struct af_queue *q);
 void af_queue_client_free(struct af_queue *q, struct af_s3_client *s3);
+/* The body of a thread of @q's (a worker, a part thread): with its own S3 client, calls
+ * @step_locked with q->lock held until the queue stops. A step runs one piece of work (it
+ * may release the lock meanwhile, and takes it back) or waits on its condition. */
+void *af_queue_thread_run(struct af_queue *q,
+                          void (*step_locked)(struct af_queue *q, struct af_s3_client *s3));
 
 /* ---- order.c: which job goes next ---- */
 

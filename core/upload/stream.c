@@ -174,6 +174,17 @@ static enum stream_work stream_pick_locked(struct af_queue *q, struct af_stream 
         return WORK_NONE;
 }
 
+/* A part thread's request for a stream is over (q->lock held): whoever waits for the stream
+ * to settle (the upload taking it over) or for work goes on, and the journal gets what was
+ * decided. Releases q->lock. */
+static void settled_unlock(struct af_queue *q)
+{
+        pthread_cond_broadcast(&q->stream_idle);
+        pthread_cond_broadcast(&q->stream_work);
+        pthread_mutex_unlock(&q->lock);
+        af_record_flush(q);
+}
+
 static void stream_create(struct af_queue *q, struct af_s3_client *s3, struct af_stream *s)
 {
         char id[sizeof(s->upload_id)];
@@ -197,10 +208,7 @@ static void stream_create(struct af_queue *q, struct af_s3_client *s3, struct af
         } else {
                 s->stalled = true;
         }
-        pthread_cond_broadcast(&q->stream_idle);
-        pthread_cond_broadcast(&q->stream_work);
-        pthread_mutex_unlock(&q->lock);
-        af_record_flush(q);
+        settled_unlock(q);
         if (r == 0)
                 af_log_debug("op=stream status=created path=%s key=%s upload_id=%s",
                              af_q(s->relpath), af_q(s->key), af_q(id));
@@ -231,10 +239,7 @@ static void stream_part(struct af_queue *q, struct af_s3_client *s3, struct af_s
         } else if (s->state == STREAM_OPEN) {
                 s->stalled = true; /* the close's upload sends what is missing */
         }
-        pthread_cond_broadcast(&q->stream_idle);
-        pthread_cond_broadcast(&q->stream_work);
-        pthread_mutex_unlock(&q->lock);
-        af_record_flush(q);
+        settled_unlock(q);
         if (r == 0)
                 af_log_debug("op=stream status=part path=%s part=%zu bytes=%llu ms=%llu",
                              af_q(s->relpath), i + 1, (unsigned long long)s->part,
@@ -290,35 +295,30 @@ static void stream_abort(struct af_queue *q, struct af_s3_client *s3, struct af_
         stream_unref(s);
 }
 
-static void *stream_thread(void *arg)
+/* A part thread's step: the next thing a stream needs, or wait for one. */
+static void stream_step_locked(struct af_queue *q, struct af_s3_client *s3)
 {
-        struct af_queue *q = arg;
-        struct af_s3_client *s3 = af_queue_client_new(q);
+        struct af_stream *s = NULL;
+        size_t part = 0;
+        enum stream_work w = stream_pick_locked(q, &s, &part);
 
-        if (!s3)
-                return NULL;
-        pthread_mutex_lock(&q->lock);
-        while (!q->locked.stopping) {
-                struct af_stream *s = NULL;
-                size_t part = 0;
-                enum stream_work w = stream_pick_locked(q, &s, &part);
-
-                if (w == WORK_NONE) {
-                        pthread_cond_wait(&q->stream_work, &q->lock);
-                        continue;
-                }
-                pthread_mutex_unlock(&q->lock);
-                if (w == WORK_CREATE)
-                        stream_create(q, s3, s);
-                else if (w == WORK_PART)
-                        stream_part(q, s3, s, part);
-                else
-                        stream_abort(q, s3, s);
-                pthread_mutex_lock(&q->lock);
+        if (w == WORK_NONE) {
+                pthread_cond_wait(&q->stream_work, &q->lock);
+                return;
         }
         pthread_mutex_unlock(&q->lock);
-        af_queue_client_free(q, s3);
-        return NULL;
+        if (w == WORK_CREATE)
+                stream_create(q, s3, s);
+        else if (w == WORK_PART)
+                stream_part(q, s3, s, part);
+        else
+                stream_abort(q, s3, s);
+        pthread_mutex_lock(&q->lock);
+}
+
+static void *stream_thread(void *arg)
+{
+        return af_queue_thread_run(arg, stream_step_locked);
 }
 
 uint64_t af_queue_multipart_threshold(const struct af_queue *q)
