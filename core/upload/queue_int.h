@@ -6,21 +6,11 @@
  * The queue is one struct af_queue; its jobs (struct job) are uploads of spool files and
  * deletes of objects, picked by workers (queue.c) in submit order unless an earlier job holds
  * them back by key (order.c). A worker runs one attempt of a job on a private copy of its
- * description (run.c: transfer.c, multipart.c, archive_put.c, copy.c, delete.c), and the retry
+ * description (run.c: transfer.c, multipart.c, archive_put.c, copy_delete.c), and the retry
  * policy (retry.c) says whether it goes again. The journal (record.c) keeps one durable record
  * per pending job; streams (stream.c) start a file's multipart upload while it is written.
  *
- * Locks, in the order they are taken (a thread holding one may take only those below it):
- *
- *   1. q->journal_lock  serializes af_record_flush: journal writes reach the disk in the
- *                       order they were decided (record.c). Held only by a flush.
- *   2. q->lock          the queue: q->locked, every field of struct job, the fields of a
- *                       stream marked so (stream.c), q->nstream_threads.
- *   3. struct mpu.lock  the parts of one multipart upload in flight (multipart.c).
- *
- * No lock but journal_lock is held while a journal record is written (decisions are queued
- * under q->lock and written by af_record_flush once it is released), and none while S3 is
- * called or a thread is joined.
+ * The locks and their order: at struct af_queue.
  */
 #pragma once
 
@@ -134,7 +124,20 @@ struct af_queue {
         struct af_retry_policy retry_upload, retry_delete, retry_part;
         pthread_t *threads;         /* the workers; only af_queue_new and af_queue_free */
         unsigned nthreads;
-        pthread_mutex_t journal_lock; /* lock order: before lock (see above) */
+        /*
+         * The locks, in the order they are taken (a thread holding one takes only those
+         * below it):
+         *   1. journal_lock     serializes af_record_flush, so journal writes reach the disk
+         *                       in the order they were decided (record.c); only a flush
+         *                       holds it.
+         *   2. lock             the queue: locked below, every field of struct job, the
+         *                       fields of a stream marked so (stream.c), nstream_threads.
+         *   3. struct mpu.lock  the parts of one multipart upload in flight (multipart.c).
+         * No lock but journal_lock is held while a journal record is written (decisions are
+         * queued under lock and written once it is released), none while S3 is called or a
+         * thread is joined.
+         */
+        pthread_mutex_t journal_lock;
         pthread_mutex_t lock;
         pthread_cond_t work; /* a job became ready, or stopping */
         pthread_cond_t idle; /* the queue may have become empty */
@@ -247,7 +250,9 @@ void af_stream_drop_all_locked(struct af_queue *q);
 
 /* ---- multipart.c, transfer.c, archive_put.c, copy.c: one attempt of an upload ---- */
 
-/* The parts of one multipart upload, shared by the threads that send them. */
+/* The parts of one multipart upload, shared by the threads that send them. The fields up to
+ * parts are set by the uploading worker before the part threads start and do not change;
+ * parts[] is written and read with lock held while they run. */
 struct mpu {
         struct af_queue *q;
         const struct job_desc *t;
@@ -273,7 +278,7 @@ struct mpu {
 bool af_stream_take(struct af_queue *q, struct af_s3_client *s3, const struct job_desc *t,
                     struct mpu *m, char *upload_id, size_t n);
 /* UploadPart of bytes [@off, @off + @len) of @fd as part @num, retried in place; for a
- * stream's part (@open_while non-NULL) only while it says the stream is open. */
+ * stream's part (@s non-NULL) only while the stream is open. */
 int af_multipart_send_part(struct af_queue *q, struct af_s3_client *s3, const char *bucket,
                            const char *key, const char *upload_id, unsigned num, int fd,
                            uint64_t off, uint64_t len, const struct af_stream *s,
