@@ -170,6 +170,17 @@ static int put_object_fd(struct af_s3_client *c, const char *bucket, const char 
         return r;
 }
 
+/* With fake.lock: logs the call @what on @key, which needs the object @obj: its index in
+ * *@ret_i, or the error the call fails with (-ENOENT without the object). */
+static int call_on_locked(const char *what, const char *key, const char *obj,
+                          struct af_s3_error *err, int *ret_i)
+{
+        int r = call_locked(what, key, err);
+
+        *ret_i = find_locked(obj);
+        return r == 0 && *ret_i < 0 ? -ENOENT : r;
+}
+
 static int head_object(struct af_s3_client *c, const char *bucket, const char *key,
                        struct af_s3_head_result *ret, struct af_s3_error *err)
 {
@@ -178,10 +189,7 @@ static int head_object(struct af_s3_client *c, const char *bucket, const char *k
         (void)c;
         (void)bucket;
         pthread_mutex_lock(&fake.lock);
-        r = call_locked("head", key, err);
-        i = find_locked(key);
-        if (r == 0 && i < 0)
-                r = -ENOENT;
+        r = call_on_locked("head", key, key, err, &i);
         if (r == 0) {
                 ret->size = fake.objects[i].len;
                 etag_of((size_t)i, ret->etag, sizeof(ret->etag));
@@ -204,10 +212,7 @@ static int copy_object(struct af_s3_client *c, const char *src_bucket, const cha
         (void)size;
         snprintf(what, sizeof(what), "copy %s", src_key);
         pthread_mutex_lock(&fake.lock);
-        r = call_locked(what, key, err);
-        i = find_locked(src_key);
-        if (r == 0 && i < 0)
-                r = -ENOENT;
+        r = call_on_locked(what, key, src_key, err, &i);
         if (r == 0) {
                 char data[64];
                 size_t len = fake.objects[i].len;
@@ -435,6 +440,15 @@ static void test_permanent_error_fails_at_once(void)
         af_queue_free(q);
 }
 
+/* Lets the held upload go, drains, and checks that call @first came before call @then. */
+static void release_then_check_order(struct af_queue *q, const char *first, const char *then)
+{
+        fake_hold("");
+        CHECK_INT_EQ(af_queue_drain(q, 10000), 0);
+        CHECK(first_call(first) >= 0);
+        CHECK(first_call(first) < first_call(then));
+}
+
 static void test_delete_waits_for_upload_of_its_key(void)
 {
         struct af_queue *q = queue_new(4, 3);
@@ -449,10 +463,7 @@ static void test_delete_waits_for_upload_of_its_key(void)
         CHECK_INT_EQ(af_queue_drain(q, 50), -ETIMEDOUT);
         CHECK_INT_EQ(calls("head k/d"), 0);
         CHECK_INT_EQ(calls("delete k/d"), 0);
-        fake_hold("");
-        CHECK_INT_EQ(af_queue_drain(q, 10000), 0);
-        CHECK(first_call("put k/d") >= 0);
-        CHECK(first_call("put k/d") < first_call("delete k/d"));
+        release_then_check_order(q, "put k/d", "delete k/d");
         CHECK_STR_EQ(object("k/d", buf, sizeof(buf)), "");
         af_queue_free(q);
 }
@@ -497,10 +508,7 @@ static void test_copy_waits_for_upload_of_its_source(void)
         CHECK_INT_EQ(af_queue_submit_copy(q, "dst", "b", "k/dst", &src), 0);
         usleep(100 * 1000);
         CHECK_INT_EQ(calls("copy k/src k/dst"), 0);
-        fake_hold("");
-        CHECK_INT_EQ(af_queue_drain(q, 10000), 0);
-        CHECK(first_call("put k/src") >= 0);
-        CHECK(first_call("put k/src") < first_call("copy k/src k/dst"));
+        release_then_check_order(q, "put k/src", "copy k/src k/dst");
         CHECK_STR_EQ(object("k/dst", buf, sizeof(buf)), "copied");
         CHECK_INT_EQ(calls("put k/dst"), 0); /* copied, not sent again */
         af_queue_free(q);
