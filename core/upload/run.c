@@ -84,6 +84,7 @@ struct upload_end {
         const struct af_s3_put_result *res; /* NULL: nothing went up */
         uint64_t size;
         uint64_t t0_wall;
+        bool recorded; /* the failure's record is on disk already */
 };
 
 /*
@@ -110,11 +111,11 @@ static bool finish_upload(struct af_queue *q, struct job *j, const struct job_de
                 pthread_cond_signal(&q->work);
                 goto out;
         }
-        if (e->failure)
+        if (!e->failure)
+                af_record_remove_locked(q, t->relpath);
+        else if (!e->recorded)
                 af_record_put_locked(q, t->relpath, t->bucket, t->key, &t->f, AF_JOURNAL_FAILED,
                                      e->failure, NULL);
-        else
-                af_record_remove_locked(q, t->relpath);
         if (e->res)
                 af_record_done_locked(q, t->relpath, t->key, e->size, e->res->etag);
         if (e->res && q->cfg.manifest_fd > 0)
@@ -128,6 +129,27 @@ out:
         pthread_mutex_unlock(&q->lock);
         af_record_flush(q);
         return superseded;
+}
+
+/*
+ * An upload failed for good: counted, remembered for the report, and its record says so on
+ * disk before the caller logs it (a daemon killed right after the line still has the file
+ * recorded as failed) and before finish_upload wakes the waiters (who may read the line).
+ * Unless it was submitted again meanwhile: then finish_upload queues it again.
+ */
+static void record_failure(struct af_queue *q, struct job *j, const struct job_desc *t,
+                           struct upload_end *e)
+{
+        pthread_mutex_lock(&q->lock);
+        q->locked.stats.failed_files++;
+        af_queue_record_failure_locked(q, t->relpath, t->bucket, t->key, e->failure);
+        if (!j->again) {
+                af_record_put_locked(q, t->relpath, t->bucket, t->key, &t->f, AF_JOURNAL_FAILED,
+                                     e->failure, NULL);
+                e->recorded = true;
+        }
+        pthread_mutex_unlock(&q->lock);
+        af_record_flush(q);
 }
 
 static void notify_uploaded(struct af_queue *q, const struct job_desc *t, const struct stat *st,
@@ -187,21 +209,14 @@ void af_run_upload(struct af_queue *q, struct af_s3_client *s3, struct job *j,
                         &msg))
                 goto out;
         e.failure = af_buf_str(&msg);
-        pthread_mutex_lock(&q->lock);
-        q->locked.stats.failed_files++;
-        af_queue_record_failure_locked(q, t->relpath, t->bucket, t->key, e.failure);
-        pthread_mutex_unlock(&q->lock);
+        record_failure(q, j, t, &e);
+        af_log_error("op=upload status=failed path=%s bucket=%s key=%s attempts=%u "
+                     "http_status=%d s3_code=%s request_id=%s err=%s msg=\"file kept in the "
+                     "spool\"",
+                     af_q(t->relpath), af_q(t->bucket), af_q(t->key), attempt, err.http_status,
+                     af_q(err.code), af_q(err.request_id), af_q(e.failure));
 finished:
         superseded = finish_upload(q, j, t, &e);
-        /* Logged once the journal says so (finish_upload flushed it): a daemon killed right
-         * after this line still has the file recorded as failed. */
-        if (e.failure)
-                af_log_error("op=upload status=failed path=%s bucket=%s key=%s attempts=%u "
-                             "http_status=%d s3_code=%s request_id=%s err=%s msg=\"file kept in "
-                             "the spool\"",
-                             af_q(t->relpath), af_q(t->bucket), af_q(t->key), attempt,
-                             err.http_status, af_q(err.code), af_q(err.request_id),
-                             af_q(e.failure));
         if (e.res && q->cfg.on_uploaded)
                 notify_uploaded(q, t, &st, &e, superseded);
 out:
@@ -253,15 +268,13 @@ void af_run_delete(struct af_queue *q, struct af_s3_client *s3, struct job *j,
         format_error(&err, r, &msg);
         if (retry_later(q, j, &q->retry_delete, "delete", t, r, attempt, failing_ms, &err, &msg))
                 goto out;
+        af_log_error("op=delete status=failed path=%s bucket=%s key=%s attempts=%u "
+                     "http_status=%d s3_code=%s request_id=%s err=%s msg=\"the object is left "
+                     "in S3\"",
+                     af_q(t->relpath), af_q(t->bucket), af_q(t->key), attempt, err.http_status,
+                     af_q(err.code), af_q(err.request_id), af_q(af_buf_str(&msg)));
 finished:
         finish_delete(q, j, r, &msg);
-        if (r < 0) /* logged once the journal says so, as an upload's failure */
-                af_log_error("op=delete status=failed path=%s bucket=%s key=%s attempts=%u "
-                             "http_status=%d s3_code=%s request_id=%s err=%s msg=\"the object is "
-                             "left in S3\"",
-                             af_q(t->relpath), af_q(t->bucket), af_q(t->key), attempt,
-                             err.http_status, af_q(err.code), af_q(err.request_id),
-                             af_q(af_buf_str(&msg)));
 out:
         af_buf_done(&msg);
 }
