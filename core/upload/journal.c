@@ -4,6 +4,7 @@
 
 #include <dirent.h>
 #include <errno.h>
+#include <stddef.h>
 #include <fcntl.h>
 #include <inttypes.h>
 #include <stdio.h>
@@ -145,15 +146,21 @@ static char *value(const char *s, size_t n)
         return out;
 }
 
+/* Copies @s[0..n) into @buf as a C string; false if it is too long or empty for a number. */
+static bool number_text(const char *s, size_t n, char buf[32])
+{
+        if (n == 0 || n >= 32)
+                return false;
+        memcpy(buf, s, n);
+        buf[n] = '\0';
+        return true;
+}
+
 static int parse_u64(const char *s, size_t n, uint64_t *ret)
 {
         char buf[32], *end;
 
-        if (n == 0 || n >= sizeof(buf))
-                return -EINVAL;
-        memcpy(buf, s, n);
-        buf[n] = '\0';
-        if (buf[0] == '-')
+        if (!number_text(s, n, buf) || buf[0] == '-')
                 return -EINVAL;
         errno = 0;
         *ret = strtoull(buf, &end, 10);
@@ -164,10 +171,8 @@ static int parse_i64(const char *s, size_t n, int64_t *ret)
 {
         char buf[32], *end;
 
-        if (n == 0 || n >= sizeof(buf))
+        if (!number_text(s, n, buf))
                 return -EINVAL;
-        memcpy(buf, s, n);
-        buf[n] = '\0';
         errno = 0;
         *ret = strtoll(buf, &end, 10);
         return errno || *end ? -EINVAL : 0;
@@ -230,6 +235,89 @@ static int add_part_sum(struct af_journal_rec *rec, const char *v, size_t n)
         return -EINVAL;
 }
 
+/* Whether @s[0..n) is the word @w. */
+static bool is(const char *s, size_t n, const char *w)
+{
+        return n == strlen(w) && memcmp(s, w, n) == 0;
+}
+
+/* The fields whose value is a string, each where it goes in a record. */
+static const struct {
+        const char *name;
+        size_t off;
+} string_fields[] = {
+        { "path", offsetof(struct af_journal_rec, path) },
+        { "bucket", offsetof(struct af_journal_rec, bucket) },
+        { "key", offsetof(struct af_journal_rec, key) },
+        { "endpoint", offsetof(struct af_journal_rec, endpoint) },
+        { "region", offsetof(struct af_journal_rec, region) },
+        { "member", offsetof(struct af_journal_rec, member) },
+        { "zipmember", offsetof(struct af_journal_rec, zip_file_member) },
+        { "upload", offsetof(struct af_journal_rec, upload_id) },
+        { "error", offsetof(struct af_journal_rec, error) },
+        { "etag", offsetof(struct af_journal_rec, etag) },
+};
+
+/* Sets the field @k[0..kl) of @rec from @v[0..vl). Unknown fields are skipped: a newer
+ * writer may add some. -EINVAL for a bad value. */
+static int decode_field(struct af_journal_rec *rec, const char *k, size_t kl, const char *v,
+                        size_t vl)
+{
+        int64_t x = 0;
+        int r;
+
+        for (size_t i = 0; i < sizeof(string_fields) / sizeof(string_fields[0]); i++) {
+                char **dst = (char **)((char *)rec + string_fields[i].off);
+
+                if (!is(k, kl, string_fields[i].name))
+                        continue;
+                free(*dst);
+                *dst = value(v, vl);
+                return *dst ? 0 : -EINVAL;
+        }
+        if (is(k, kl, "op")) {
+                if (!is(v, vl, "delete") && !is(v, vl, "upload"))
+                        return -EINVAL;
+                rec->op = is(v, vl, "delete") ? AF_JOURNAL_DELETE : AF_JOURNAL_UPLOAD;
+        } else if (is(k, kl, "archive")) {
+                if (is(v, vl, "none") || is(v, vl, "default"))
+                        rec->archive = AF_ARCHIVE_NONE;
+                else if (is(v, vl, "tar"))
+                        rec->archive = AF_ARCHIVE_TAR;
+                else if (is(v, vl, "zip"))
+                        rec->archive = AF_ARCHIVE_ZIP;
+                else
+                        return -EINVAL;
+        } else if (is(k, kl, "state")) {
+                if (!is(v, vl, "pending") && !is(v, vl, "failed"))
+                        return -EINVAL;
+                rec->state = is(v, vl, "failed") ? AF_JOURNAL_FAILED : AF_JOURNAL_PENDING;
+        } else if (is(k, kl, "level")) {
+                r = parse_i64(v, vl, &x);
+                if (r == 0 && (x < -1 || x > 9))
+                        r = -EINVAL;
+                rec->level = (int)x;
+                return r;
+        } else if (is(k, kl, "size")) {
+                return parse_u64(v, vl, &rec->size);
+        } else if (is(k, kl, "partsize")) {
+                return parse_u64(v, vl, &rec->part_size);
+        } else if (is(k, kl, "mtime")) {
+                return parse_i64(v, vl, &rec->mtime_ns);
+        } else if (is(k, kl, "updated")) {
+                r = parse_i64(v, vl, &x);
+                rec->updated = (time_t)x;
+                return r;
+        } else if (is(k, kl, "part")) {
+                return add_part(rec, v, vl);
+        } else if (is(k, kl, "partsum")) {
+                return add_part_sum(rec, v, vl);
+        } else if (is(k, kl, "stream")) {
+                rec->stream = vl == 1 && v[0] == '1';
+        }
+        return 0;
+}
+
 int af_journal_decode(const char *data, size_t len, struct af_journal_rec *ret,
                       struct af_buf *err)
 {
@@ -244,7 +332,6 @@ int af_journal_decode(const char *data, size_t len, struct af_journal_rec *ret,
                 const char *nl = memchr(p, '\n', (size_t)(end - p));
                 const char *sp;
                 size_t n, kl, vl;
-                char **dst = NULL;
 
                 if (!nl) {
                         r = -EINVAL;
@@ -270,83 +357,7 @@ int af_journal_decode(const char *data, size_t len, struct af_journal_rec *ret,
                 kl = sp ? (size_t)(sp - p) : n;
                 vl = sp ? n - kl - 1 : 0;
                 sp = sp ? sp + 1 : p + n;
-#define K(name) (kl == sizeof(name) - 1 && memcmp(p, name, kl) == 0)
-                if (K("path"))
-                        dst = &rec.path;
-                else if (K("bucket"))
-                        dst = &rec.bucket;
-                else if (K("key"))
-                        dst = &rec.key;
-                else if (K("endpoint"))
-                        dst = &rec.endpoint;
-                else if (K("region"))
-                        dst = &rec.region;
-                else if (K("member"))
-                        dst = &rec.member;
-                else if (K("zipmember"))
-                        dst = &rec.zip_file_member;
-                else if (K("upload"))
-                        dst = &rec.upload_id;
-                else if (K("error"))
-                        dst = &rec.error;
-                else if (K("etag"))
-                        dst = &rec.etag;
-                if (dst) {
-                        free(*dst);
-                        *dst = value(sp, vl);
-                        if (!*dst)
-                                r = -EINVAL;
-                } else if (K("op")) {
-                        if (vl == 6 && memcmp(sp, "delete", 6) == 0)
-                                rec.op = AF_JOURNAL_DELETE;
-                        else if (vl == 6 && memcmp(sp, "upload", 6) == 0)
-                                rec.op = AF_JOURNAL_UPLOAD;
-                        else
-                                r = -EINVAL;
-                } else if (K("archive")) {
-                        if (vl == 4 && memcmp(sp, "none", 4) == 0)
-                                rec.archive = AF_ARCHIVE_NONE;
-                        else if (vl == 3 && memcmp(sp, "tar", 3) == 0)
-                                rec.archive = AF_ARCHIVE_TAR;
-                        else if (vl == 3 && memcmp(sp, "zip", 3) == 0)
-                                rec.archive = AF_ARCHIVE_ZIP;
-                        else if (vl == 7 && memcmp(sp, "default", 7) == 0)
-                                rec.archive = AF_ARCHIVE_NONE;
-                        else
-                                r = -EINVAL;
-                } else if (K("state")) {
-                        if (vl == 7 && memcmp(sp, "pending", 7) == 0)
-                                rec.state = AF_JOURNAL_PENDING;
-                        else if (vl == 6 && memcmp(sp, "failed", 6) == 0)
-                                rec.state = AF_JOURNAL_FAILED;
-                        else
-                                r = -EINVAL;
-                } else if (K("level")) {
-                        int64_t v = 0;
-
-                        r = parse_i64(sp, vl, &v);
-                        if (r == 0 && (v < -1 || v > 9))
-                                r = -EINVAL;
-                        rec.level = (int)v;
-                } else if (K("size")) {
-                        r = parse_u64(sp, vl, &rec.size);
-                } else if (K("partsize")) {
-                        r = parse_u64(sp, vl, &rec.part_size);
-                } else if (K("mtime")) {
-                        r = parse_i64(sp, vl, &rec.mtime_ns);
-                } else if (K("updated")) {
-                        int64_t v = 0;
-
-                        r = parse_i64(sp, vl, &v);
-                        rec.updated = (time_t)v;
-                } else if (K("part")) {
-                        r = add_part(&rec, sp, vl);
-                } else if (K("partsum")) {
-                        r = add_part_sum(&rec, sp, vl);
-                } else if (K("stream")) {
-                        rec.stream = vl == 1 && sp[0] == '1';
-                } /* unknown fields are skipped: a newer writer may add some */
-#undef K
+                r = decode_field(&rec, p, kl, sp, vl);
                 if (r < 0 && !err->len)
                         (void)af_buf_addf(err, "line %d: bad value for '%.*s'", line, (int)kl, p);
                 p = nl + 1;
@@ -408,31 +419,21 @@ int af_journal_remove_delete(int dirfd, const char *bucket, const char *key)
         char name[40];
 
         delete_name(bucket, key, name);
-        if (unlinkat(dirfd, name, 0) < 0 && errno != ENOENT)
-                return -errno;
-        return 0;
+        return af_journal_unlink(dirfd, name);
 }
 
-int af_journal_write(int dirfd, const struct af_journal_rec *rec)
+int af_journal_store(int dirfd, const char *name, const void *data, size_t len)
 {
-        char name[40], tmp[48];
-        struct af_buf b;
+        char tmp[48];
         size_t off = 0;
-        int fd, r;
+        int fd, r = 0;
 
-        af_buf_init(&b, AF_JOURNAL_MAX);
-        r = af_journal_encode(rec, &b);
-        if (r < 0)
-                goto out;
-        af_journal_rec_name(rec, name);
         snprintf(tmp, sizeof(tmp), "%s.tmp", name);
         fd = openat(dirfd, tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-        if (fd < 0) {
-                r = -errno;
-                goto out;
-        }
-        while (off < b.len) {
-                ssize_t n = write(fd, b.ptr + off, b.len - off);
+        if (fd < 0)
+                return -errno;
+        while (off < len) {
+                ssize_t n = write(fd, (const char *)data + off, len - off);
 
                 if (n < 0) {
                         if (errno == EINTR)
@@ -452,9 +453,30 @@ int af_journal_write(int dirfd, const struct af_journal_rec *rec)
                 r = -errno;
         if (r < 0)
                 (void)unlinkat(dirfd, tmp, 0);
-out:
+        return r;
+}
+
+int af_journal_write(int dirfd, const struct af_journal_rec *rec)
+{
+        char name[40];
+        struct af_buf b;
+        int r;
+
+        af_buf_init(&b, AF_JOURNAL_MAX);
+        r = af_journal_encode(rec, &b);
+        if (r == 0) {
+                af_journal_rec_name(rec, name);
+                r = af_journal_store(dirfd, name, b.ptr, b.len);
+        }
         af_buf_done(&b);
         return r;
+}
+
+int af_journal_unlink(int dirfd, const char *name)
+{
+        if (unlinkat(dirfd, name, 0) < 0 && errno != ENOENT)
+                return -errno;
+        return 0;
 }
 
 int af_journal_remove(int dirfd, const char *path)
@@ -462,9 +484,7 @@ int af_journal_remove(int dirfd, const char *path)
         char name[40];
 
         af_journal_name(path, name);
-        if (unlinkat(dirfd, name, 0) < 0 && errno != ENOENT)
-                return -errno;
-        return 0;
+        return af_journal_unlink(dirfd, name);
 }
 
 static int cmp_str(const void *a, const void *b)

@@ -94,6 +94,14 @@ void af_journal_rec_name(const struct af_journal_rec *rec, char out[40]);
 
 /** Writes @rec atomically under @dirfd, as af_journal_rec_name() says. */
 int af_journal_write(int dirfd, const struct af_journal_rec *rec);
+/**
+ * Writes @len bytes of @data, an encoded record, atomically as @name under @dirfd: a
+ * temporary file, fsync, rename, fsync of the directory. What af_journal_write does once
+ * the record is encoded, for a caller that encodes under a lock and writes after it.
+ */
+int af_journal_store(int dirfd, const char *name, const void *data, size_t len);
+/** Removes the record named @name (no error if there is none). */
+int af_journal_unlink(int dirfd, const char *name);
 /** Removes the record of @path (no error if there is none). */
 int af_journal_remove(int dirfd, const char *path);
 /** Removes the delete record of @bucket/@key (no error if there is none). */

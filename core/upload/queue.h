@@ -8,9 +8,10 @@
  * is already queued updates that job (its key may have changed); submitting one that is being
  * uploaded marks it to be uploaded once more afterwards, so the last version always wins.
  *
- * Failures: retryable errors (af_s3_retryable) are retried with exponential backoff and full
- * jitter, max_attempts times and for at least retry_for_ms; permanent ones fail at once. A failed file stays in the spool and
- * is logged with the operation, bucket/key, HTTP status, S3 code and request id.
+ * Failures: the retry policy (upload/retry.h) decides. Retryable errors (af_s3_retryable)
+ * are retried with exponential backoff and full jitter, max_attempts times and for at least
+ * retry_for_ms; permanent ones fail at once. A failed file stays in the spool and is logged
+ * with the operation, bucket/key, HTTP status, S3 code and request id.
  *
  * Renames and --delete-on-unlink: an upload may be a server-side copy of an object the
  * file already went up as (af_queue_submit_copy), and the queue also deletes objects
@@ -21,7 +22,7 @@
  * Threads: af_queue_submit, af_queue_drain and af_queue_get_stats may be called from any
  * thread. Workers log each upload's outcome (they are where the decision is made).
  *
- * Streaming (design.md §4): a file still being written can start its multipart upload
+ * Streaming: a file still being written can start its multipart upload
  * early (af_queue_stream_start); its whole parts go up as the writer moves past them, on a
  * small pool of part threads, and the upload that the file's close later submits takes over
  * the parts already sent, so only the rest and the completion remain.
@@ -39,6 +40,7 @@
 #include "base/metrics.h"
 
 struct af_queue;
+struct af_s3_ops; /* upload/s3_ops.h */
 
 /** What af_queue_config.on_uploaded is told about each object that reached S3. */
 struct af_queue_uploaded {
@@ -81,6 +83,9 @@ struct af_queue_config {
         const struct af_router *router;
         const struct af_s3_config *s3;
         struct af_creds_provider *creds; /* borrowed */
+        /* Borrowed, optional: the S3 calls the queue makes (upload/s3_ops.h). NULL: the real
+         * client; a unit test passes a stand-in. */
+        const struct af_s3_ops *s3_ops;
         /* Optional: called by a worker, with no queue lock held, after each object reaches
          * S3 (after the journal and the manifest say so). Must not call back into the
          * queue's waiting functions. */

@@ -80,37 +80,11 @@ static void dos_time(time_t t, uint16_t *ret_time, uint16_t *ret_date)
 }
 
 /* One entry: local header, deflated data of @size bytes of @fd (-1: empty), descriptor. */
-static int zip_entry(struct zw *z, const char *name, int fd, const struct stat *st)
+/* The local file header of @e (sizes follow in a data descriptor). */
+static int local_header(struct zw *z, const struct zentry *e, const char *name, size_t nl)
 {
-        unsigned char h[30 + 20];
-        struct zentry *e;
-        z_stream zs;
-        uint64_t size = fd >= 0 ? (uint64_t)st->st_size : 0, off = 0;
-        size_t nl = strlen(name);
-        int r = 0, zr;
-
-        if (nl > 0xffff)
-                return -ENAMETOOLONG;
-        if (z->n == z->a) {
-                size_t a = z->a ? z->a * 2 : 64;
-                struct zentry *p = realloc(z->e, a * sizeof(*p));
-
-                if (!p)
-                        return -ENOMEM;
-                z->e = p;
-                z->a = a;
-        }
-        e = &z->e[z->n];
-        memset(e, 0, sizeof(*e));
-        e->name = strdup(name);
-        if (!e->name)
-                return -ENOMEM;
-        z->n++;
-        e->offset = z->off;
-        e->mode = (uint32_t)(st->st_mode & 07777) | S_IFREG;
-        /* Deflate can grow incompressible data slightly: decide ZIP64 with room to spare. */
-        e->zip64 = size >= U32_MAX_ - (U32_MAX_ >> 8) || z->off >= U32_MAX_;
-        dos_time(st->st_mtime, &e->time, &e->date);
+        unsigned char h[30];
+        int r;
 
         memset(h, 0, sizeof(h));
         le32(h, 0x04034b50);
@@ -135,8 +109,15 @@ static int zip_entry(struct zw *z, const char *name, int fd, const struct stat *
                 le16(x + 2, 16);
                 r = put(z, x, 20);
         }
-        if (r < 0)
-                return r;
+        return r;
+}
+
+/* Deflates @size bytes of @fd into the archive, counting @e's CRC and compressed size. */
+static int deflate_body(struct zw *z, struct zentry *e, int fd, uint64_t size)
+{
+        uint64_t off = 0;
+        z_stream zs;
+        int r = 0, zr;
 
         memset(&zs, 0, sizeof(zs));
         if (deflateInit2(&zs, z->level < 0 ? Z_DEFAULT_COMPRESSION : z->level, Z_DEFLATED, -15, 8,
@@ -184,11 +165,16 @@ static int zip_entry(struct zw *z, const char *name, int fd, const struct stat *
                         break;
         }
         deflateEnd(&zs);
-        if (r < 0)
-                return r;
-        e->usize = size;
+        return r;
+}
+
+/* The data descriptor after @e's body: its CRC and sizes. */
+static int descriptor(struct zw *z, const struct zentry *e)
+{
+        unsigned char h[24];
+
         if (!e->zip64 && (e->csize >= U32_MAX_ || z->off >= U32_MAX_))
-                return -EFBIG; /* would need ZIP64 we did not announce; cannot happen by the margin */
+                return -EFBIG; /* needs the ZIP64 we did not announce: the margin rules it out */
         memset(h, 0, sizeof(h));
         le32(h, 0x08074b50);
         le32(h + 4, e->crc);
@@ -200,6 +186,44 @@ static int zip_entry(struct zw *z, const char *name, int fd, const struct stat *
         le32(h + 8, (uint32_t)e->csize);
         le32(h + 12, (uint32_t)e->usize);
         return put(z, h, 16);
+}
+
+static int zip_entry(struct zw *z, const char *name, int fd, const struct stat *st)
+{
+        struct zentry *e;
+        uint64_t size = fd >= 0 ? (uint64_t)st->st_size : 0;
+        size_t nl = strlen(name);
+        int r;
+
+        if (nl > 0xffff)
+                return -ENAMETOOLONG;
+        if (z->n == z->a) {
+                size_t a = z->a ? z->a * 2 : 64;
+                struct zentry *p = realloc(z->e, a * sizeof(*p));
+
+                if (!p)
+                        return -ENOMEM;
+                z->e = p;
+                z->a = a;
+        }
+        e = &z->e[z->n];
+        memset(e, 0, sizeof(*e));
+        e->name = strdup(name);
+        if (!e->name)
+                return -ENOMEM;
+        z->n++;
+        e->offset = z->off;
+        e->mode = (uint32_t)(st->st_mode & 07777) | S_IFREG;
+        /* Deflate can grow incompressible data slightly: decide ZIP64 with room to spare. */
+        e->zip64 = size >= U32_MAX_ - (U32_MAX_ >> 8) || z->off >= U32_MAX_;
+        dos_time(st->st_mtime, &e->time, &e->date);
+        r = local_header(z, e, name, nl);
+        if (r == 0)
+                r = deflate_body(z, e, fd, size);
+        if (r < 0)
+                return r;
+        e->usize = size;
+        return descriptor(z, e);
 }
 
 static int zip_central(struct zw *z)

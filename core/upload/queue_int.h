@@ -1,0 +1,311 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/**
+ * @file queue_int.h
+ * What the files of the upload queue share; not for callers (they use queue.h).
+ *
+ * The queue is one struct af_queue; its jobs (struct job) are uploads of spool files and
+ * deletes of objects, picked by workers (queue.c) in submit order unless an earlier job holds
+ * them back by key (order.c). A worker runs one attempt of a job on a private copy of its
+ * description (run.c: transfer.c, multipart.c, archive_put.c, copy_delete.c), and the retry
+ * policy (retry.c) says whether it goes again. The journal (record.c) keeps one durable record
+ * per pending job; streams (stream.c) start a file's multipart upload while it is written.
+ *
+ * The locks and their order: at struct af_queue.
+ */
+#pragma once
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/stat.h>
+
+#include "upload/journal.h"
+#include "upload/queue.h"
+#include "upload/retry.h"
+#include "upload/s3_ops.h"
+
+enum job_state {
+        JOB_QUEUED,
+        JOB_RUNNING,
+};
+
+/* Uploads are the queue's job; deletes (--delete-on-unlink) ride along, ordered by key. */
+enum job_kind {
+        JOB_UPLOAD = 0,
+        JOB_DELETE,
+};
+
+/* A server-side copy source for a renamed file (af_queue_submit_copy). */
+struct copy_src {
+        char *bucket;
+        char *key;
+        char *etag;
+        dev_t dev;
+        ino_t ino;
+        uint64_t size;
+        int64_t mtime_ns;
+};
+
+/* How a job's file is packaged: as it is, or as an archive. */
+struct fmt {
+        enum af_archive archive; /* NONE, TAR or ZIP */
+        char *member;            /* the member name (a directory's, for ZIP) */
+        char *zip_file_member;   /* ZIP of a single file: its entry name */
+        int level;               /* gzip/deflate level */
+};
+
+/* Where an interrupted multipart upload stood, from its journal record: the next attempt
+ * lists its parts and sends only the missing ones, if the file is unchanged. */
+struct resume_hint {
+        char *upload_id;         /* NULL: none */
+        struct af_s3_part *done; /* the finished parts the record lists */
+        size_t ndone;
+        uint64_t size; /* the file's size and mtime when the upload began */
+        int64_t mtime_ns;
+        uint64_t part_size;
+        bool stream; /* the record was a stream's: parts are checked by CRC-32C */
+};
+
+/* What one job does: upload a file, or delete an object. A worker runs on its own copy
+ * (af_job_desc_take_locked): a submit may change the job's while it runs. */
+struct job_desc {
+        enum job_kind kind;
+        char *relpath;
+        char *bucket;
+        char *key;
+        struct fmt f;              /* an upload: how the file is packaged */
+        struct copy_src *copy;     /* an upload that may be a copy, see af_queue_submit_copy */
+        char *etag;                /* a delete: the ETag the object must still have */
+        struct resume_hint resume; /* an upload; moves to the worker's copy (used once) */
+};
+
+/*
+ * A job in q->locked.head. Every field is guarded by q->lock. The worker running a job
+ * (JOB_RUNNING) keeps a pointer to it between its lock sections: a running job is unlinked
+ * and freed only by that worker (or by af_queue_free once the workers are joined).
+ */
+struct job {
+        struct job *next;
+        struct job_desc d;
+        enum job_state state;
+        uint64_t seq;              /* the newest submit of this file (queue-wide counter) */
+        uint64_t picked_seq;       /* seq when the running upload started */
+        bool again;                /* resubmitted while running: upload once more */
+        unsigned attempts;         /* failed attempts so far */
+        uint64_t not_before_ms;    /* backoff: not picked before this monotonic time */
+        uint64_t first_failure_ms; /* when this file first failed, for the retry window */
+};
+
+/* The last upload outcome of a file someone is waiting on (fsync, --sync-close). */
+struct outcome {
+        struct outcome *next;
+        char *relpath;
+        unsigned waiters;
+        uint64_t seq; /* the submit seq the finished upload covered */
+        int result;
+};
+
+/* A file that failed for good, for the end-of-run report. */
+struct failure {
+        struct failure *next;
+        char *relpath;
+        char *bucket;
+        char *key;
+        char *error;
+};
+
+#define MAX_FAILURES 1000
+
+struct af_queue {
+        struct af_queue_config cfg; /* immutable after af_queue_new */
+        const struct af_s3_ops *s3; /* cfg.s3_ops, or the real client */
+        /* From cfg: a failed upload job, a failed delete job, a request retried in place. */
+        struct af_retry_policy retry_upload, retry_delete, retry_part;
+        pthread_t *threads;         /* the workers; only af_queue_new and af_queue_free */
+        unsigned nthreads;
+        /*
+         * The locks, in the order they are taken (a thread holding one takes only those
+         * below it):
+         *   1. journal_lock     serializes af_record_flush, so journal writes reach the disk
+         *                       in the order they were decided (record.c); only a flush
+         *                       holds it.
+         *   2. lock             the queue: locked below, every field of struct job, the
+         *                       fields of a stream marked so (stream.c), nstream_threads.
+         *   3. struct mpu.lock  the parts of one multipart upload in flight (multipart.c).
+         * No lock but journal_lock is held while a journal record is written (decisions are
+         * queued under lock and written once it is released), none while S3 is called or a
+         * thread is joined.
+         */
+        pthread_mutex_t journal_lock;
+        pthread_mutex_t lock;
+        pthread_cond_t work; /* a job became ready, or stopping */
+        pthread_cond_t idle; /* the queue may have become empty */
+        struct {
+                struct job *head; /* FIFO */
+                struct job *tail;
+                bool stopping;
+                struct af_queue_stats stats;
+                struct failure *failures; /* newest first, at most MAX_FAILURES */
+                size_t nfailures;
+                uint64_t submit_seq;
+                struct outcome *outcomes;
+                struct af_stream *streams;
+                unsigned aborting; /* streams abandoned and not yet aborted (drain waits) */
+                struct record_op *records; /* journal writes to do, in order (record.c) */
+                struct record_op **records_tail;
+        } locked;                  /* only with lock held */
+        pthread_cond_t done;        /* an outcome was recorded */
+        pthread_cond_t stream_work; /* a stream has something for the part threads */
+        pthread_cond_t stream_idle; /* a stream's part or CreateMultipartUpload finished */
+        pthread_t stream_threads[AF_QUEUE_MAX_PART_CONCURRENCY]; /* started with the first stream */
+        unsigned nstream_threads; /* with lock */
+        atomic_bool cancel; /* shutting down: transfers in flight stop, jobs stay journaled */
+};
+
+/* Progress of a multipart upload, for its journal record. */
+struct mpu_progress {
+        const char *upload_id;
+        uint64_t size;
+        int64_t mtime_ns;
+        uint64_t part_size;
+        const struct af_s3_part *parts; /* number 0 = not finished */
+        size_t nparts;
+        bool stream;
+};
+
+/* ---- job.c: job descriptions ---- */
+
+void af_job_free(struct job *j);
+/* Replaces *@dst with a copy of @src. -ENOMEM (and *@dst unchanged). */
+int af_job_set_str(char **dst, const char *src);
+/* Sets @d's packaging from @route (NULL: as it is). -ENOMEM (and @d unchanged). */
+int af_job_set_format(struct job_desc *d, const struct af_route *route);
+/* Sets (or, with NULL, clears) @d's copy source. -ENOMEM (and @d unchanged). */
+int af_job_set_copy(struct job_desc *d, const struct copy_src *copy);
+void af_job_desc_done(struct job_desc *d);
+/* Copies what a worker needs from @j into @ret; the resume hints move (used once). -ENOMEM. */
+int af_job_desc_take_locked(struct job *j, struct job_desc *ret);
+/* A delete job (a new one, or from a journal record); NULL on OOM. */
+struct job *af_job_new_delete(const char *relpath, const char *bucket, const char *key,
+                              const char *etag);
+
+/* ---- queue.c: the job list, waiting, the workers' clients ---- */
+
+struct job *af_queue_find_locked(struct af_queue *q, const char *relpath);
+void af_queue_enqueue_locked(struct af_queue *q, struct job *j);
+void af_queue_unlink_locked(struct af_queue *q, struct job *j);
+void af_queue_note_outcome_locked(struct af_queue *q, const char *relpath, uint64_t seq,
+                                  int result);
+void af_queue_record_failure_locked(struct af_queue *q, const char *relpath, const char *bucket,
+                                    const char *key, const char *error);
+/* An S3 client for a thread of @q's, whose transfers stop at shutdown; NULL (logged) when
+ * it cannot be made, which af_queue_new's check leaves to OOM. */
+struct af_s3_client *af_queue_client_new(struct af_queue *q);
+void af_queue_client_free(struct af_queue *q, struct af_s3_client *s3);
+/* The body of a thread of @q's (a worker, a part thread): with its own S3 client, calls
+ * @step_locked with q->lock held until the queue stops. A step runs one piece of work (it
+ * may release the lock meanwhile, and takes it back) or waits on its condition. */
+void *af_queue_thread_run(struct af_queue *q,
+                          void (*step_locked)(struct af_queue *q, struct af_s3_client *s3));
+
+/* ---- order.c: which job goes next ---- */
+
+bool af_order_same_key(const char *b1, const char *k1, const char *b2, const char *k2);
+/* An upload to @bucket/@key was submitted: drops the deletes of that key not yet started. */
+void af_order_drop_deletes_locked(struct af_queue *q, const char *bucket, const char *key);
+/* The first queued job whose backoff has passed and that no earlier job holds back; else
+ * NULL and *@ret_wait_ms: how long until one may be ready (UINT64_MAX: none). */
+struct job *af_order_pick_locked(struct af_queue *q, uint64_t *ret_wait_ms);
+
+/* ---- record.c: the journal records of jobs ---- */
+
+/* The _locked functions queue a journal write (or removal); af_record_flush does the queued
+ * ones, in order, and must be called with no lock held after each section that queued one.
+ * When it returns, everything queued before it is on disk (or its failure logged). */
+struct record_op;
+void af_record_flush(struct af_queue *q);
+
+void af_record_put_locked(struct af_queue *q, const char *relpath, const char *bucket,
+                          const char *key, const struct fmt *f, enum af_journal_state state,
+                          const char *error, const struct mpu_progress *mp);
+void af_record_remove_locked(struct af_queue *q, const char *relpath);
+void af_record_put_delete_locked(struct af_queue *q, const struct job *j,
+                                 enum af_journal_state state, const char *error);
+void af_record_remove_delete_locked(struct af_queue *q, const char *bucket, const char *key);
+/* The record of @j's key now belongs to the next delete of that key, if one is queued. */
+void af_record_delete_done_locked(struct af_queue *q, const struct job *j);
+/* A line in done.log about an upload that finished (for status). */
+void af_record_done_locked(struct af_queue *q, const char *relpath, const char *key,
+                           uint64_t size, const char *etag);
+
+/* ---- stream.c: parts sent while a file is written ---- */
+
+/* Fills @mp with the progress of @relpath's open stream; false if it has none. */
+bool af_stream_progress_locked(struct af_queue *q, const char *relpath, struct mpu_progress *mp);
+/* Whether @relpath has an open stream. */
+bool af_stream_find_locked(struct af_queue *q, const char *relpath);
+/* Drops the list's references of every stream (af_queue_free, part threads joined). */
+void af_stream_drop_all_locked(struct af_queue *q);
+
+/* ---- multipart.c, transfer.c, archive_put.c, copy.c: one attempt of an upload ---- */
+
+/* The parts of one multipart upload, shared by the threads that send them. The fields up to
+ * parts are set by the uploading worker before the part threads start and do not change;
+ * parts[] is written and read with lock held while they run. */
+struct mpu {
+        struct af_queue *q;
+        const struct job_desc *t;
+        int64_t mtime_ns;
+        const char *bucket;
+        const char *key;
+        const char *upload_id;
+        int fd;
+        uint64_t size;
+        uint64_t part;
+        struct af_s3_part *parts;
+        size_t nparts;
+        pthread_mutex_t lock;
+        struct {
+                size_t next;              /* the next part to send */
+                int err;                  /* the first failure, 0 while all is well */
+                struct af_s3_error s3err; /* its detail */
+        } locked;                         /* only with lock held */
+};
+
+/* The upload of a file that has an open stream takes it over (see stream.c). Returns whether
+ * @upload_id (of size @n) was filled; @m's parts the stream sent are marked done. */
+bool af_stream_take(struct af_queue *q, struct af_s3_client *s3, const struct job_desc *t,
+                    struct mpu *m, char *upload_id, size_t n);
+/* UploadPart of bytes [@off, @off + @len) of @fd as part @num, retried in place; for a
+ * stream's part (@s non-NULL) only while the stream is open. */
+int af_multipart_send_part(struct af_queue *q, struct af_s3_client *s3, const char *bucket,
+                           const char *key, const char *upload_id, unsigned num, int fd,
+                           uint64_t off, uint64_t len, const struct af_stream *s,
+                           struct af_s3_part *ret, struct af_s3_error *err);
+int af_multipart_upload(struct af_queue *q, struct af_s3_client *s3, const struct job_desc *t,
+                        int fd, const struct stat *st, struct af_s3_put_result *res,
+                        struct af_s3_error *err);
+bool af_stream_is_open(struct af_queue *q, const struct af_stream *s);
+int af_archive_put(struct af_queue *q, struct af_s3_client *s3, const char *bucket,
+                   const char *key, int fd, const struct stat *st, const struct fmt *f,
+                   struct af_s3_put_result *res, struct af_s3_error *err);
+int af_copy_try(struct af_queue *q, struct af_s3_client *s3, const struct job_desc *t,
+                const struct stat *st, struct af_s3_put_result *res, struct af_s3_error *err);
+/* One attempt. Returns 0, or a negative errno with @err filled for S3 errors. */
+int af_transfer_once(struct af_queue *q, struct af_s3_client *s3, const struct job_desc *t,
+                     uint64_t *ret_size, struct stat *ret_st, struct af_s3_put_result *res,
+                     struct af_s3_error *err);
+/* One attempt at a delete: 0 deleted (or nothing there), 1 left alone (the ETag differs). */
+int af_delete_once(struct af_queue *q, struct af_s3_client *s3, const struct job_desc *t,
+                   struct af_s3_error *err);
+
+/* ---- manifest.c, run.c ---- */
+
+void af_manifest_write(struct af_queue *q, const struct job_desc *t, uint64_t size,
+                       const struct af_s3_put_result *res, uint64_t start, uint64_t end);
+/* A worker's run of the job it picked (its state JOB_RUNNING, @t its private copy). */
+void af_run_upload(struct af_queue *q, struct af_s3_client *s3, struct job *j,
+                   const struct job_desc *t);
+void af_run_delete(struct af_queue *q, struct af_s3_client *s3, struct job *j,
+                   const struct job_desc *t);
