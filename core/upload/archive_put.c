@@ -56,7 +56,7 @@ static int flush_part(struct archive_up *u, size_t len)
                 r = u->q->s3->upload_part_mem(u->s3, u->bucket, u->key, u->upload_id,
                                               (unsigned)u->nparts + 1, u->buf.ptr, len,
                                               &u->parts[u->nparts], u->err);
-                if (!af_retry_again(&u->q->retry_part, r, attempt + 1, 0))
+                if (!af_queue_part_retry(u->q, r, attempt + 1))
                         break;
                 af_retry_pause(&u->q->retry_part, attempt);
         }

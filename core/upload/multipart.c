@@ -28,7 +28,7 @@ int af_multipart_send_part(struct af_queue *q, struct af_s3_client *s3, const ch
 
         for (unsigned attempt = 0;; attempt++) {
                 r = q->s3->upload_part_fd(s3, bucket, key, upload_id, num, fd, off, len, ret, err);
-                if (!af_retry_again(&q->retry_part, r, attempt + 1, 0) ||
+                if (!af_queue_part_retry(q, r, attempt + 1) ||
                     (s && !af_stream_is_open(q, s)))
                         return r;
                 af_log_debug("op=upload_part key=%s part=%u attempt=%u err=%s", af_q(key), num,
@@ -229,7 +229,7 @@ static int complete_with_retries(struct af_queue *q, struct af_s3_client *s3,
                         return 0;
                 if (r == -ENOENT && lost && completed_before(q, s3, t, m, res))
                         return 0;
-                if (!af_retry_again(&q->retry_part, r, attempt + 1, 0))
+                if (!af_queue_part_retry(q, r, attempt + 1))
                         return r;
                 lost = err->http_status == 0; /* no answer: it may have been done */
                 af_retry_pause(&q->retry_part, attempt);

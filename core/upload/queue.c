@@ -5,6 +5,8 @@
  * upload (fsync, --sync-close), the whole queue (drain). See queue_int.h for the locks.
  */
 #include <errno.h>
+#include <fcntl.h>
+#include <sys/stat.h>
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
@@ -45,8 +47,10 @@ void af_queue_enqueue_locked(struct af_queue *q, struct job *j)
         else
                 q->locked.head = j;
         q->locked.tail = j;
-        if (j->d.kind == JOB_UPLOAD) /* deletes are not files to upload */
+        if (j->d.kind == JOB_UPLOAD) { /* deletes are not files to upload */
                 q->locked.stats.pending_files++;
+                q->locked.stats.pending_bytes += j->size;
+        }
         pthread_cond_signal(&q->work);
 }
 
@@ -81,9 +85,15 @@ static int submit(struct af_queue *q, const char *relpath, const char *bucket, c
 {
         struct af_route route = { 0 };
         bool routed = false;
+        uint64_t size = 0;
+        struct stat st;
         struct job *j;
         int r = 0;
 
+        /* Its size for the pending bytes (a directory: its archive's, not known yet). */
+        if (fstatat(q->cfg.spool_dirfd, relpath, &st, AT_SYMLINK_NOFOLLOW) == 0 &&
+            S_ISREG(st.st_mode))
+                size = (uint64_t)st.st_size;
         /* Routing is pure and needs no lock: decide the packaging before taking it. */
         af_buf_init(&route.key, 0);
         if (q->cfg.router && af_router_route(q->cfg.router, relpath, &route) > 0) {
@@ -119,6 +129,10 @@ static int submit(struct af_queue *q, const char *relpath, const char *bucket, c
                 j->seq = ++q->locked.submit_seq;
                 j->attempts = 0;
                 j->first_failure_ms = 0;
+                j->handed_ms = af_clock_mono_ms();
+                q->locked.stats.pending_bytes += size;
+                q->locked.stats.pending_bytes -= j->size;
+                j->size = size;
                 j->not_before_ms = settle ? af_clock_mono_ms() + q->cfg.settle_ms : 0;
                 if (r == 0)
                         af_record_put_locked(q, j->d.relpath, j->d.bucket, j->d.key, &j->d.f,
@@ -135,6 +149,8 @@ static int submit(struct af_queue *q, const char *relpath, const char *bucket, c
         }
         af_order_drop_deletes_locked(q, bucket, key);
         j->seq = ++q->locked.submit_seq;
+        j->handed_ms = af_clock_mono_ms();
+        j->size = size;
         j->not_before_ms = settle ? af_clock_mono_ms() + q->cfg.settle_ms : 0;
         af_record_put_locked(q, j->d.relpath, j->d.bucket, j->d.key, &j->d.f, AF_JOURNAL_PENDING,
                              NULL, NULL);
@@ -582,4 +598,12 @@ void af_queue_free(struct af_queue *q)
         pthread_mutex_destroy(&q->journal_lock);
         free(q->threads);
         free(q);
+}
+
+bool af_queue_part_retry(struct af_queue *q, int r, unsigned failed)
+{
+        if (!af_retry_again(&q->retry_part, r, failed, 0))
+                return false;
+        af_metrics_retry(q->cfg.metrics, r);
+        return true;
 }

@@ -93,6 +93,8 @@ struct job {
         uint64_t picked_seq;       /* seq when the running upload started */
         bool again;                /* resubmitted while running: upload once more */
         unsigned attempts;         /* failed attempts so far */
+        uint64_t handed_ms;        /* the newest hand-over (monotonic), for the latency */
+        uint64_t size;             /* the file's size then, in stats.pending_bytes */
         uint64_t not_before_ms;    /* backoff: not picked before this monotonic time */
         uint64_t first_failure_ms; /* when this file first failed, for the retry window */
 };
@@ -309,3 +311,7 @@ void af_run_upload(struct af_queue *q, struct af_s3_client *s3, struct job *j,
                    const struct job_desc *t);
 void af_run_delete(struct af_queue *q, struct af_s3_client *s3, struct job *j,
                    const struct job_desc *t);
+
+/* A request retried in place (a part, Complete): whether to go again, counted in the metrics
+ * when so. */
+bool af_queue_part_retry(struct af_queue *q, int r, unsigned failed);

@@ -65,6 +65,7 @@ static bool retry_later(struct af_queue *q, struct job *j, const struct af_retry
         if (!af_retry_again(p, r, attempt, failing_ms))
                 return false;
         delay = af_retry_delay_ms(p, attempt, af_retry_jitter());
+        af_metrics_retry(q->cfg.metrics, r);
         af_log_warn("op=%s status=retry path=%s bucket=%s key=%s attempt=%u http_status=%d "
                     "s3_code=%s request_id=%s delay_ms=%u err=%s",
                     op, af_q(t->relpath), af_q(t->bucket), af_q(t->key), attempt,
@@ -122,6 +123,7 @@ static bool finish_upload(struct af_queue *q, struct job *j, const struct job_de
                 af_manifest_write(q, t, e->size, e->res, e->t0_wall, af_clock_wall_ms());
         af_queue_unlink_locked(q, j);
         q->locked.stats.pending_files--;
+        q->locked.stats.pending_bytes -= j->size;
         af_job_free(j);
         pthread_cond_broadcast(&q->idle);
         pthread_cond_broadcast(&q->work); /* jobs it held back may go */
@@ -140,6 +142,7 @@ out:
 static void record_failure(struct af_queue *q, struct job *j, const struct job_desc *t,
                            struct upload_end *e)
 {
+        af_metrics_upload_failed(q->cfg.metrics);
         pthread_mutex_lock(&q->lock);
         q->locked.stats.failed_files++;
         af_queue_record_failure_locked(q, t->relpath, t->bucket, t->key, e->failure);
@@ -170,7 +173,7 @@ void af_run_upload(struct af_queue *q, struct af_s3_client *s3, struct job *j,
 {
         struct af_s3_put_result res = { 0 };
         struct upload_end e = { .t0_wall = af_clock_wall_ms() };
-        uint64_t t0 = af_clock_mono_ms(), failing_ms;
+        uint64_t t0 = af_clock_mono_ms(), failing_ms, handed_ms;
         struct af_s3_error err;
         struct stat st = { 0 };
         struct af_buf msg;
@@ -181,13 +184,18 @@ void af_run_upload(struct af_queue *q, struct af_s3_client *s3, struct job *j,
         e.r = af_transfer_once(q, s3, t, &e.size, &st, &res, &err);
         pthread_mutex_lock(&q->lock);
         attempt = count_attempt_locked(j, e.r, &failing_ms);
+        handed_ms = j->handed_ms;
         if (e.r == 0) {
                 q->locked.stats.uploaded_files++;
                 q->locked.stats.uploaded_bytes += e.size;
         }
         pthread_mutex_unlock(&q->lock);
+        if (attempt == 1)
+                af_metrics_upload_started(q->cfg.metrics);
         if (e.r == 0) {
                 e.res = &res;
+                af_metrics_upload_done(q->cfg.metrics, e.size,
+                                       (double)(af_clock_mono_ms() - handed_ms) / 1000.0);
                 af_log_info("op=upload status=done path=%s bucket=%s key=%s bytes=%llu ms=%llu "
                             "etag=%s",
                             af_q(t->relpath), af_q(t->bucket), af_q(t->key),
@@ -253,6 +261,8 @@ void af_run_delete(struct af_queue *q, struct af_s3_client *s3, struct job *j,
         pthread_mutex_lock(&q->lock);
         attempt = count_attempt_locked(j, r, &failing_ms);
         pthread_mutex_unlock(&q->lock);
+        if (r == 0)
+                af_metrics_delete_done(q->cfg.metrics);
         if (r == 0)
                 af_log_info("op=delete status=done path=%s bucket=%s key=%s ms=%llu",
                             af_q(t->relpath), af_q(t->bucket), af_q(t->key),

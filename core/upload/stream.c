@@ -193,7 +193,7 @@ static void stream_create(struct af_queue *q, struct af_s3_client *s3, struct af
 
         for (unsigned attempt = 0;; attempt++) {
                 r = q->s3->create_multipart(s3, s->bucket, s->key, id, sizeof(id), &err);
-                if (!af_retry_again(&q->retry_part, r, attempt + 1, 0) ||
+                if (!af_queue_part_retry(q, r, attempt + 1) ||
                     !af_stream_is_open(q, s))
                         break;
                 af_retry_pause(&q->retry_part, attempt);
@@ -261,7 +261,7 @@ static void stream_abort(struct af_queue *q, struct af_s3_client *s3, struct af_
 
         for (unsigned attempt = 0; s->upload_id[0]; attempt++) {
                 r = q->s3->abort_multipart(s3, s->bucket, s->key, s->upload_id, &err);
-                if (r == -ENOENT || !af_retry_again(&q->retry_part, r, attempt + 1, 0) ||
+                if (r == -ENOENT || !af_queue_part_retry(q, r, attempt + 1) ||
                     atomic_load(&q->cancel))
                         break;
                 af_retry_pause(&q->retry_part, attempt);

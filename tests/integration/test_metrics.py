@@ -16,7 +16,7 @@ def scrape(port):
                         f"http://127.0.0.1:{port}/metrics"],
                        capture_output=True, text=True, timeout=10)
     assert r.returncode == 0, r.stderr
-    head, _, body = r.stdout.partition("\r\n\r\n")
+    head, _, body = r.stdout.partition("\n\n")  # text=True: CRLF is read as LF
     assert head.startswith("HTTP/1.1 200"), head
     assert "text/plain; version=0.0.4" in head, head
     return body
