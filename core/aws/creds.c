@@ -29,7 +29,9 @@
 #include <unistd.h>
 
 #include "aws/http.h"
+#include "base/json.h"
 #include "base/log.h"
+#include "base/xml.h"
 
 extern char **environ;
 
@@ -37,7 +39,6 @@ extern char **environ;
 #define TOKEN_FILE_CAP ((size_t)64 << 10) /* web identity and authorization token files */
 #define RESPONSE_CAP ((size_t)64 << 10)   /* STS, container, IMDS and process output */
 #define WHY_CAP 1024
-#define JSON_MAX_DEPTH 32
 #define PROCESS_TIMEOUT_MS 60000 /* the AWS SDKs' credential_process default */
 #define IMDS_CONNECT_MS 1000L
 #define IMDS_TIMEOUT_MS 3000L
@@ -271,476 +272,6 @@ int af_creds_ini_get(const char *text, size_t len, const char *section, const ch
         return copy_str(out, n, val, vlen);
 }
 
-/* ---- JSON ------------------------------------------------------------------------------- */
-
-struct jp {
-        const char *p, *end;
-        int depth;
-};
-
-static void jws(struct jp *j)
-{
-        while (j->p < j->end &&
-               (*j->p == ' ' || *j->p == '\t' || *j->p == '\n' || *j->p == '\r'))
-                j->p++;
-}
-
-static int hex4(const char *p, const char *end, unsigned *ret)
-{
-        unsigned v = 0;
-
-        if (end - p < 4)
-                return -EBADMSG;
-        for (int i = 0; i < 4; i++) {
-                int c = (unsigned char)p[i];
-
-                v <<= 4;
-                if (c >= '0' && c <= '9')
-                        v |= (unsigned)(c - '0');
-                else if (c >= 'a' && c <= 'f')
-                        v |= (unsigned)(c - 'a' + 10);
-                else if (c >= 'A' && c <= 'F')
-                        v |= (unsigned)(c - 'A' + 10);
-                else
-                        return -EBADMSG;
-        }
-        *ret = v;
-        return 0;
-}
-
-/* Appends code point @cp as UTF-8 to out[*o..n), counting bytes past the end too. */
-static void put_utf8(unsigned cp, char *out, size_t n, size_t *o)
-{
-        unsigned char u[4];
-        size_t k;
-
-        if (cp < 0x80) {
-                u[0] = (unsigned char)cp;
-                k = 1;
-        } else if (cp < 0x800) {
-                u[0] = (unsigned char)(0xc0 | (cp >> 6));
-                u[1] = (unsigned char)(0x80 | (cp & 0x3f));
-                k = 2;
-        } else if (cp < 0x10000) {
-                u[0] = (unsigned char)(0xe0 | (cp >> 12));
-                u[1] = (unsigned char)(0x80 | ((cp >> 6) & 0x3f));
-                u[2] = (unsigned char)(0x80 | (cp & 0x3f));
-                k = 3;
-        } else {
-                u[0] = (unsigned char)(0xf0 | (cp >> 18));
-                u[1] = (unsigned char)(0x80 | ((cp >> 12) & 0x3f));
-                u[2] = (unsigned char)(0x80 | ((cp >> 6) & 0x3f));
-                u[3] = (unsigned char)(0x80 | (cp & 0x3f));
-                k = 4;
-        }
-        for (size_t i = 0; i < k; i++, (*o)++)
-                if (out && *o < n)
-                        out[*o] = (char)u[i];
-}
-
-/*
- * The string at j->p (its opening quote), unescaped into out[0..n) when @out is set; the
- * decoded length goes to @ret_len whether or not it fit. j->p ends after the closing quote.
- */
-static int jstring(struct jp *j, char *out, size_t n, size_t *ret_len)
-{
-        size_t o = 0;
-
-        if (j->p >= j->end || *j->p != '"')
-                return -EBADMSG;
-        j->p++;
-        while (j->p < j->end && *j->p != '"') {
-                unsigned char c = (unsigned char)*j->p++;
-                unsigned cp, lo;
-
-                if (c < 0x20)
-                        return -EBADMSG; /* raw control characters are not allowed */
-                if (c != '\\') {
-                        if (out && o < n)
-                                out[o] = (char)c;
-                        o++;
-                        continue;
-                }
-                if (j->p >= j->end)
-                        return -EBADMSG;
-                c = (unsigned char)*j->p++;
-                switch (c) {
-                case '"': case '\\': case '/':
-                        cp = c;
-                        break;
-                case 'b':
-                        cp = '\b';
-                        break;
-                case 'f':
-                        cp = '\f';
-                        break;
-                case 'n':
-                        cp = '\n';
-                        break;
-                case 'r':
-                        cp = '\r';
-                        break;
-                case 't':
-                        cp = '\t';
-                        break;
-                case 'u':
-                        if (hex4(j->p, j->end, &cp) < 0)
-                                return -EBADMSG;
-                        j->p += 4;
-                        if (cp >= 0xdc00 && cp <= 0xdfff)
-                                return -EBADMSG; /* a low surrogate first */
-                        if (cp >= 0xd800 && cp <= 0xdbff) {
-                                if (j->end - j->p < 6 || j->p[0] != '\\' || j->p[1] != 'u' ||
-                                    hex4(j->p + 2, j->end, &lo) < 0 || lo < 0xdc00 ||
-                                    lo > 0xdfff)
-                                        return -EBADMSG;
-                                j->p += 6;
-                                cp = 0x10000 + ((cp - 0xd800) << 10) + (lo - 0xdc00);
-                        }
-                        break;
-                default:
-                        return -EBADMSG;
-                }
-                put_utf8(cp, out, n, &o);
-        }
-        if (j->p >= j->end)
-                return -EBADMSG;
-        j->p++;
-        *ret_len = o;
-        return 0;
-}
-
-static int jnumber(struct jp *j)
-{
-        const char *s = j->p;
-
-        if (j->p < j->end && *j->p == '-')
-                j->p++;
-        if (j->p >= j->end || !isdigit((unsigned char)*j->p))
-                return -EBADMSG;
-        if (*j->p == '0')
-                j->p++;
-        else
-                while (j->p < j->end && isdigit((unsigned char)*j->p))
-                        j->p++;
-        if (j->p < j->end && *j->p == '.') {
-                j->p++;
-                if (j->p >= j->end || !isdigit((unsigned char)*j->p))
-                        return -EBADMSG;
-                while (j->p < j->end && isdigit((unsigned char)*j->p))
-                        j->p++;
-        }
-        if (j->p < j->end && (*j->p == 'e' || *j->p == 'E')) {
-                j->p++;
-                if (j->p < j->end && (*j->p == '+' || *j->p == '-'))
-                        j->p++;
-                if (j->p >= j->end || !isdigit((unsigned char)*j->p))
-                        return -EBADMSG;
-                while (j->p < j->end && isdigit((unsigned char)*j->p))
-                        j->p++;
-        }
-        return j->p > s ? 0 : -EBADMSG;
-}
-
-static int jvalue(struct jp *j, enum af_creds_json_type *ret_type);
-
-/* An object or array at j->p, skipped. */
-static int jcompound(struct jp *j)
-{
-        char close = *j->p == '{' ? '}' : ']';
-        bool object = close == '}';
-        enum af_creds_json_type t;
-        size_t l;
-        int r;
-
-        if (++j->depth > JSON_MAX_DEPTH)
-                return -EBADMSG;
-        j->p++;
-        jws(j);
-        if (j->p < j->end && *j->p == close) {
-                j->p++;
-                j->depth--;
-                return 0;
-        }
-        for (;;) {
-                if (object) {
-                        r = jstring(j, NULL, 0, &l);
-                        if (r < 0)
-                                return r;
-                        jws(j);
-                        if (j->p >= j->end || *j->p != ':')
-                                return -EBADMSG;
-                        j->p++;
-                        jws(j);
-                }
-                r = jvalue(j, &t);
-                if (r < 0)
-                        return r;
-                jws(j);
-                if (j->p < j->end && *j->p == ',') {
-                        j->p++;
-                        jws(j);
-                        continue;
-                }
-                if (j->p < j->end && *j->p == close) {
-                        j->p++;
-                        j->depth--;
-                        return 0;
-                }
-                return -EBADMSG;
-        }
-}
-
-static int jvalue(struct jp *j, enum af_creds_json_type *ret_type)
-{
-        static const char *const lits[] = { "true", "false", "null" };
-        size_t l;
-        int r;
-
-        if (j->p >= j->end)
-                return -EBADMSG;
-        switch (*j->p) {
-        case '"':
-                r = jstring(j, NULL, 0, &l);
-                *ret_type = AF_JSON_STRING;
-                return r;
-        case '{':
-        case '[':
-                *ret_type = AF_JSON_OTHER;
-                return jcompound(j);
-        default:
-                break;
-        }
-        for (size_t i = 0; i < sizeof(lits) / sizeof(lits[0]); i++) {
-                size_t ll = strlen(lits[i]);
-
-                if ((size_t)(j->end - j->p) >= ll && memcmp(j->p, lits[i], ll) == 0) {
-                        j->p += ll;
-                        *ret_type = AF_JSON_LITERAL;
-                        return 0;
-                }
-        }
-        *ret_type = AF_JSON_NUMBER;
-        return jnumber(j);
-}
-
-int af_creds_json_get(const char *json, size_t len, const char *key, char *out, size_t n)
-{
-        struct jp j = { .p = json, .end = json + len, .depth = 1 };
-        const char *vstart = NULL, *vend = NULL;
-        enum af_creds_json_type vtype = AF_JSON_OTHER, t;
-        size_t klen = strlen(key), l;
-        char kbuf[256];
-        int r;
-
-        jws(&j);
-        if (j.p >= j.end || *j.p != '{')
-                return -EBADMSG;
-        j.p++;
-        jws(&j);
-        if (j.p < j.end && *j.p == '}') {
-                j.p++;
-        } else {
-                for (;;) {
-                        const char *vs;
-
-                        r = jstring(&j, kbuf, sizeof(kbuf), &l);
-                        if (r < 0)
-                                return r;
-                        jws(&j);
-                        if (j.p >= j.end || *j.p != ':')
-                                return -EBADMSG;
-                        j.p++;
-                        jws(&j);
-                        vs = j.p;
-                        r = jvalue(&j, &t);
-                        if (r < 0)
-                                return r;
-                        /* A repeated member: the last one wins, as in most parsers. */
-                        if (l == klen && l < sizeof(kbuf) && memcmp(kbuf, key, l) == 0) {
-                                vstart = vs;
-                                vend = j.p;
-                                vtype = t;
-                        }
-                        jws(&j);
-                        if (j.p < j.end && *j.p == ',') {
-                                j.p++;
-                                jws(&j);
-                                continue;
-                        }
-                        if (j.p < j.end && *j.p == '}') {
-                                j.p++;
-                                break;
-                        }
-                        return -EBADMSG;
-                }
-        }
-        jws(&j);
-        if (j.p != j.end)
-                return -EBADMSG;
-        if (!vstart)
-                return -ENOENT;
-        if (vtype == AF_JSON_STRING) {
-                struct jp s = { .p = vstart, .end = vend, .depth = 0 };
-
-                (void)jstring(&s, NULL, 0, &l); /* measure first: @out only on success */
-                if (l >= n)
-                        return -E2BIG;
-                s.p = vstart;
-                (void)jstring(&s, out, n, &l);
-                out[l] = '\0';
-        } else if (vtype == AF_JSON_OTHER) {
-                if (n == 0)
-                        return -E2BIG;
-                out[0] = '\0';
-        } else {
-                r = copy_str(out, n, vstart, (size_t)(vend - vstart));
-                if (r < 0)
-                        return r;
-        }
-        return (int)vtype;
-}
-
-/* ---- XML -------------------------------------------------------------------------------- */
-
-/* The content [*ret_a, *ret_b) of the first element @name (length @nl) starting in [p, end). */
-static int xml_find(const char *p, const char *end, const char *name, size_t nl,
-                    const char **ret_a, const char **ret_b)
-{
-        while (p < end) {
-                const char *lt = memchr(p, '<', (size_t)(end - p)), *q, *gt, *c;
-
-                if (!lt)
-                        return -ENOENT;
-                q = lt + 1;
-                p = q;
-                if ((size_t)(end - q) <= nl || memcmp(q, name, nl) != 0 ||
-                    !(q[nl] == '>' || q[nl] == '/' || isspace((unsigned char)q[nl])))
-                        continue;
-                gt = memchr(q + nl, '>', (size_t)(end - q - (ptrdiff_t)nl));
-                if (!gt)
-                        return -EBADMSG;
-                if (gt[-1] == '/') { /* <Name/> */
-                        *ret_a = *ret_b = gt + 1;
-                        return 0;
-                }
-                for (c = gt + 1; c < end; c++) {
-                        c = memchr(c, '<', (size_t)(end - c));
-                        if (!c)
-                                break;
-                        if ((size_t)(end - c) > nl + 2 && c[1] == '/' &&
-                            memcmp(c + 2, name, nl) == 0) {
-                                const char *t = c + 2 + nl;
-
-                                while (t < end && isspace((unsigned char)*t))
-                                        t++;
-                                if (t < end && *t == '>') {
-                                        *ret_a = gt + 1;
-                                        *ret_b = c;
-                                        return 0;
-                                }
-                        }
-                }
-                return -EBADMSG;
-        }
-        return -ENOENT;
-}
-
-/* Decodes entities in [a, b) into out[0..n) (when set); the length goes to @ret_len. */
-static int xml_text(const char *a, const char *b, char *out, size_t n, size_t *ret_len)
-{
-        static const struct {
-                const char *ent;
-                char c;
-        } ents[] = { { "lt;", '<' }, { "gt;", '>' }, { "amp;", '&' }, { "quot;", '"' },
-                     { "apos;", '\'' } };
-        size_t o = 0;
-
-        while (a < b) {
-                const char *semi;
-                bool done = false;
-
-                if (*a != '&') {
-                        if (out && o < n)
-                                out[o] = *a;
-                        o++;
-                        a++;
-                        continue;
-                }
-                a++;
-                for (size_t i = 0; i < sizeof(ents) / sizeof(ents[0]); i++) {
-                        size_t el = strlen(ents[i].ent);
-
-                        if ((size_t)(b - a) >= el && memcmp(a, ents[i].ent, el) == 0) {
-                                if (out && o < n)
-                                        out[o] = ents[i].c;
-                                o++;
-                                a += el;
-                                done = true;
-                                break;
-                        }
-                }
-                if (done)
-                        continue;
-                semi = memchr(a, ';', (size_t)(b - a));
-                if (*a != '#' || !semi || semi - a < 2 || semi - a > 9)
-                        return -EBADMSG;
-                {
-                        char num[10];
-                        char *e;
-                        unsigned long cp;
-                        bool hexa = a[1] == 'x' || a[1] == 'X';
-
-                        memcpy(num, a + 1 + hexa, (size_t)(semi - a - 1 - hexa));
-                        num[semi - a - 1 - hexa] = '\0';
-                        if (!num[0] || !isxdigit((unsigned char)num[0]))
-                                return -EBADMSG;
-                        cp = strtoul(num, &e, hexa ? 16 : 10);
-                        if (*e || cp == 0 || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff))
-                                return -EBADMSG;
-                        put_utf8((unsigned)cp, out, n, &o);
-                }
-                a = semi + 1;
-        }
-        *ret_len = o;
-        return 0;
-}
-
-int af_creds_xml_get(const char *xml, size_t len, const char *path, char *out, size_t n)
-{
-        const char *a = xml, *b = xml + len, *seg = path;
-        size_t l;
-        int r;
-
-        while (*seg) {
-                size_t sl = strcspn(seg, "/");
-                const char *na, *nb;
-
-                if (sl == 0)
-                        return -EINVAL;
-                r = xml_find(a, b, seg, sl, &na, &nb);
-                if (r < 0)
-                        return r;
-                a = na;
-                b = nb;
-                seg += sl;
-                if (*seg == '/')
-                        seg++;
-        }
-        while (a < b && isspace((unsigned char)*a))
-                a++;
-        while (b > a && isspace((unsigned char)b[-1]))
-                b--;
-        r = xml_text(a, b, NULL, 0, &l);
-        if (r < 0)
-                return r;
-        if (l >= n)
-                return -E2BIG;
-        (void)xml_text(a, b, out, n, &l);
-        out[l] = '\0';
-        return 0;
-}
-
 /* ---- time and the refresh decision -------------------------------------------------------- */
 
 time_t af_creds_refresh_at(time_t now, time_t expiration, time_t window)
@@ -964,10 +495,10 @@ static int creds_from_json(const struct af_buf *body, const char *token_key,
         int r;
 
         tok[0] = exp[0] = '\0';
-        r = af_creds_json_get(body->ptr ? body->ptr : "", body->len, "AccessKeyId", ak,
+        r = af_json_get(body->ptr ? body->ptr : "", body->len, "AccessKeyId", ak,
                               sizeof(ak));
         if (r == AF_JSON_STRING)
-                r = af_creds_json_get(body->ptr, body->len, "SecretAccessKey", sk, sizeof(sk));
+                r = af_json_get(body->ptr, body->len, "SecretAccessKey", sk, sizeof(sk));
         if (r == -EBADMSG) {
                 (void)af_buf_adds(why, "the response is not a JSON object");
                 goto out;
@@ -978,14 +509,14 @@ static int creds_from_json(const struct af_buf *body, const char *token_key,
                 r = -EBADMSG;
                 goto out;
         }
-        r = af_creds_json_get(body->ptr, body->len, token_key, tok, sizeof(tok));
+        r = af_json_get(body->ptr, body->len, token_key, tok, sizeof(tok));
         if (r == -E2BIG) {
                 (void)af_buf_addf(why, "%s longer than %zu bytes", token_key, sizeof(tok) - 1);
                 goto out;
         }
         if (r != AF_JSON_STRING)
                 tok[0] = '\0';
-        r = af_creds_json_get(body->ptr, body->len, "Expiration", exp, sizeof(exp));
+        r = af_json_get(body->ptr, body->len, "Expiration", exp, sizeof(exp));
         if (r == AF_JSON_STRING && af_rfc3339_parse(exp, AF_RFC3339_LENIENT, &expiration, NULL) < 0) {
                 (void)af_buf_addf(why, "Expiration %s is not an ISO 8601 time", af_q(exp));
                 r = -EBADMSG;
@@ -1074,9 +605,9 @@ static int fetch_web_identity(const struct af_creds_source *s, struct af_creds *
         }
         if (status != 200) {
                 code[0] = msg[0] = '\0';
-                (void)af_creds_xml_get(body.ptr ? body.ptr : "", body.len,
+                (void)af_xml_get(body.ptr ? body.ptr : "", body.len,
                                        "ErrorResponse/Error/Code", code, sizeof(code));
-                (void)af_creds_xml_get(body.ptr ? body.ptr : "", body.len,
+                (void)af_xml_get(body.ptr ? body.ptr : "", body.len,
                                        "ErrorResponse/Error/Message", msg, sizeof(msg));
                 (void)af_buf_addf(why, "STS AssumeRoleWithWebIdentity at %s: HTTP %ld %s: %s",
                                   s->sts_url, status, code[0] ? code : "-",
@@ -1085,16 +616,16 @@ static int fetch_web_identity(const struct af_creds_source *s, struct af_creds *
                 goto out;
         }
 #define CREDS_PATH "AssumeRoleWithWebIdentityResponse/AssumeRoleWithWebIdentityResult/Credentials/"
-        r = af_creds_xml_get(body.ptr ? body.ptr : "", body.len, CREDS_PATH "AccessKeyId", ak,
+        r = af_xml_get(body.ptr ? body.ptr : "", body.len, CREDS_PATH "AccessKeyId", ak,
                              sizeof(ak));
         if (r == 0)
-                r = af_creds_xml_get(body.ptr, body.len, CREDS_PATH "SecretAccessKey", sk,
+                r = af_xml_get(body.ptr, body.len, CREDS_PATH "SecretAccessKey", sk,
                                      sizeof(sk));
         if (r == 0)
-                r = af_creds_xml_get(body.ptr, body.len, CREDS_PATH "SessionToken", tok,
+                r = af_xml_get(body.ptr, body.len, CREDS_PATH "SessionToken", tok,
                                      sizeof(tok));
         if (r == 0)
-                r = af_creds_xml_get(body.ptr, body.len, CREDS_PATH "Expiration", exp,
+                r = af_xml_get(body.ptr, body.len, CREDS_PATH "Expiration", exp,
                                      sizeof(exp));
 #undef CREDS_PATH
         if (r == 0 && af_rfc3339_parse(exp, AF_RFC3339_LENIENT, &expiration, NULL) < 0)
@@ -1177,7 +708,7 @@ static int fetch_container(const struct af_creds_source *s, struct af_creds *c,
         if (status != 200) {
                 char msg[256] = "";
 
-                if (af_creds_json_get(body.ptr ? body.ptr : "", body.len, "message", msg,
+                if (af_json_get(body.ptr ? body.ptr : "", body.len, "message", msg,
                                       sizeof(msg)) != AF_JSON_STRING)
                         msg[0] = '\0';
                 (void)af_buf_addf(why, "%s answered HTTP %ld%s%s", s->url, status,
@@ -1296,12 +827,12 @@ static int fetch_imds(const struct af_creds_source *s, struct af_creds *c, struc
                               "the role credentials request", &body, why);
         if (r < 0)
                 goto out;
-        if (af_creds_json_get(body.ptr ? body.ptr : "", body.len, "Code", code, sizeof(code)) ==
+        if (af_json_get(body.ptr ? body.ptr : "", body.len, "Code", code, sizeof(code)) ==
                     AF_JSON_STRING &&
             strcmp(code, "Success") != 0) {
                 char msg[256] = "";
 
-                if (af_creds_json_get(body.ptr, body.len, "Message", msg, sizeof(msg)) !=
+                if (af_json_get(body.ptr, body.len, "Message", msg, sizeof(msg)) !=
                     AF_JSON_STRING)
                         msg[0] = '\0';
                 (void)af_buf_addf(why, "IMDS at %s: role %s: Code %s%s%s", s->imds_base, role,
@@ -1433,7 +964,7 @@ static int fetch_process(const struct af_creds_source *s, struct af_creds *c,
         if (r < 0)
                 goto out;
         /* The documented output is JSON with "Version": 1; other versions may differ. */
-        r = af_creds_json_get(out.ptr ? out.ptr : "", out.len, "Version", version,
+        r = af_json_get(out.ptr ? out.ptr : "", out.len, "Version", version,
                               sizeof(version));
         if (r != AF_JSON_NUMBER || strcmp(version, "1") != 0) {
                 (void)af_buf_addf(why, "credential_process of profile '%s' did not print a "

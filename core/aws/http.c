@@ -58,9 +58,29 @@ static int transfer_error(CURLcode cc, long os_errno, const char *errbuf, struct
         }
         /* curl's error buffer names hosts, ports and timings, never our headers or body. */
         (void)af_buf_adds(err, errbuf[0] ? errbuf : curl_easy_strerror(cc));
+        return af_http_curl_errno(cc);
+}
+
+/*
+ * The one curl -> errno table (the S3 client uses it too). Retryable transport failures keep
+ * distinct codes so a log says what happened; af_s3_retryable() groups them.
+ */
+int af_http_curl_errno(CURLcode cc)
+{
         switch (cc) {
+        case CURLE_COULDNT_CONNECT:
+                return -ECONNREFUSED;
+        case CURLE_COULDNT_RESOLVE_HOST:
+        case CURLE_COULDNT_RESOLVE_PROXY:
+                return -EHOSTUNREACH;
         case CURLE_OPERATION_TIMEDOUT:
                 return -ETIMEDOUT;
+        case CURLE_OUT_OF_MEMORY:
+                return -ENOMEM;
+        case CURLE_ABORTED_BY_CALLBACK: /* a progress callback said stop (shutdown) */
+                return -ECANCELED;
+        case CURLE_READ_ERROR: /* a read callback failed: the body's source, not the wire */
+                return -EIO;
         case CURLE_SSL_CACERT_BADFILE:
         case CURLE_PEER_FAILED_VERIFICATION:
         case CURLE_SSL_CONNECT_ERROR:
@@ -68,7 +88,8 @@ static int transfer_error(CURLcode cc, long os_errno, const char *errbuf, struct
         case CURLE_UNSUPPORTED_PROTOCOL:
                 return -EPROTO;
         default:
-                return -ECONNRESET; /* resets, partial transfers: the connection broke */
+                /* resets, partial transfers, send/recv errors: the connection broke */
+                return -ECONNRESET;
         }
 }
 

@@ -17,6 +17,8 @@
 
 #include "base/crypto.h"
 #include "base/log.h"
+#include "base/xml.h"
+#include "aws/http.h"
 #include "aws/sigv4.h"
 
 #define BODY_CAP (64 * 1024) /* error and XML bodies; anything longer is cut */
@@ -184,49 +186,6 @@ static size_t on_body(char *data, size_t size, size_t nmemb, void *userp)
         return len;
 }
 
-/* The five XML entities: xml_get() reads them, xml_escape() writes them. */
-static const struct {
-        const char *ent;
-        char c;
-} xml_ents[] = { { "&lt;", '<' }, { "&gt;", '>' }, { "&amp;", '&' }, { "&quot;", '"' },
-                 { "&apos;", '\'' } };
-
-/* The text of the first <tag>...</tag> in @xml, unescaping the five XML entities. */
-static void xml_get(const char *xml, const char *tag, char *out, size_t n)
-{
-        char open[80], close[80];
-        const char *a, *b;
-        size_t o = 0;
-
-        out[0] = '\0';
-        snprintf(open, sizeof(open), "<%s>", tag);
-        snprintf(close, sizeof(close), "</%s>", tag);
-        a = strstr(xml, open);
-        if (!a)
-                return;
-        a += strlen(open);
-        b = strstr(a, close);
-        if (!b)
-                return;
-        while (a < b && o + 1 < n) {
-                bool done = false;
-
-                for (size_t i = 0; i < sizeof(xml_ents) / sizeof(xml_ents[0]) && *a == '&'; i++) {
-                        size_t el = strlen(xml_ents[i].ent);
-
-                        if ((size_t)(b - a) >= el && strncmp(a, xml_ents[i].ent, el) == 0) {
-                                out[o++] = xml_ents[i].c;
-                                a += el;
-                                done = true;
-                                break;
-                        }
-                }
-                if (!done)
-                        out[o++] = *a++;
-        }
-        out[o] = '\0';
-}
-
 /*
  * S3 -> errno, in one place. Retryable ones map to EAGAIN-like codes (see af_s3_retryable).
  *   403, AccessDenied, SignatureDoesNotMatch, InvalidAccessKeyId  -> EACCES
@@ -275,34 +234,6 @@ static int status_errno(long status, const char *code)
         if (status == 412)
                 return -EEXIST;
         return -EINVAL;
-}
-
-static int curl_errno(CURLcode cc)
-{
-        switch (cc) {
-        case CURLE_COULDNT_CONNECT:
-                return -ECONNREFUSED;
-        case CURLE_COULDNT_RESOLVE_HOST:
-        case CURLE_COULDNT_RESOLVE_PROXY:
-                return -EHOSTUNREACH;
-        case CURLE_OPERATION_TIMEDOUT:
-                return -ETIMEDOUT;
-        case CURLE_OUT_OF_MEMORY:
-                return -ENOMEM;
-        case CURLE_ABORTED_BY_CALLBACK:
-                return -ECANCELED;
-        case CURLE_READ_ERROR:
-                return -EIO;
-        case CURLE_SSL_CACERT_BADFILE:
-        case CURLE_PEER_FAILED_VERIFICATION:
-        case CURLE_SSL_CONNECT_ERROR:
-        case CURLE_URL_MALFORMAT:
-        case CURLE_UNSUPPORTED_PROTOCOL:
-                return -EPROTO;
-        default:
-                /* resets, partial transfers, send/recv errors: the connection broke */
-                return -ECONNRESET;
-        }
 }
 
 bool af_s3_retryable(int r)
@@ -701,9 +632,9 @@ static void fill_error(struct af_s3_error *err, const struct response *resp)
 
         memset(err, 0, sizeof(*err));
         err->http_status = (int)resp->status;
-        xml_get(body, "Code", err->code, sizeof(err->code));
-        xml_get(body, "Message", err->message, sizeof(err->message));
-        xml_get(body, "RequestId", err->request_id, sizeof(err->request_id));
+        af_xml_copy(body, resp->body.len, "Code", err->code, sizeof(err->code));
+        af_xml_copy(body, resp->body.len, "Message", err->message, sizeof(err->message));
+        af_xml_copy(body, resp->body.len, "RequestId", err->request_id, sizeof(err->request_id));
         if (!err->request_id[0])
                 snprintf(err->request_id, sizeof(err->request_id), "%s", resp->request_id);
         if (!err->code[0]) {
@@ -884,7 +815,7 @@ static int perform_once(struct af_s3_client *c, const struct request *rq, struct
                         snprintf(err->message, sizeof(err->message),
                                  "reading the spool file: %s", strerror(rq->body->read_errno));
                 } else {
-                        r = curl_errno(cc);
+                        r = af_http_curl_errno(cc);
                         snprintf(err->code, sizeof(err->code), "%s", curl_easy_strerror(cc));
                         snprintf(err->message, sizeof(err->message), "%s%s%s", c->host,
                                  curl_err[0] ? ": " : "", curl_err);
@@ -1148,22 +1079,6 @@ static int copy_source(const char *bucket, const char *key, struct af_buf *out)
         return build_uri(bucket, key, out);
 }
 
-/* @s with the five XML special characters escaped. */
-static int xml_escape(struct af_buf *out, const char *s)
-{
-        int r = 0;
-
-        for (; r == 0 && *s; s++) {
-                size_t i = 0;
-
-                while (i < sizeof(xml_ents) / sizeof(xml_ents[0]) && xml_ents[i].c != *s)
-                        i++;
-                r = i < sizeof(xml_ents) / sizeof(xml_ents[0]) ? af_buf_adds(out, xml_ents[i].ent)
-                                                                : af_buf_addc(out, *s);
-        }
-        return r;
-}
-
 /* PutObjectTagging with the configured tags (S3 wants the body's Content-MD5). */
 static int put_object_tagging(struct af_s3_client *c, const char *bucket, const char *key,
                               struct af_s3_error *err)
@@ -1181,11 +1096,11 @@ static int put_object_tagging(struct af_s3_client *c, const char *bucket, const 
         for (size_t i = 0; r == 0 && i < o->ntags; i++) {
                 r = af_buf_adds(&xml, "<Tag><Key>");
                 if (r == 0)
-                        r = xml_escape(&xml, o->tags[i].key);
+                        r = af_xml_escape(&xml, o->tags[i].key);
                 if (r == 0)
                         r = af_buf_adds(&xml, "</Key><Value>");
                 if (r == 0)
-                        r = xml_escape(&xml, o->tags[i].value);
+                        r = af_xml_escape(&xml, o->tags[i].value);
                 if (r == 0)
                         r = af_buf_adds(&xml, "</Value></Tag>");
         }
@@ -1255,7 +1170,7 @@ int af_s3_copy_object(struct af_s3_client *c, const char *src_bucket, const char
                 char etag[sizeof(ret->etag) - 2];
 
                 /* Quoted, as in every other answer (radosgw leaves the quotes out here). */
-                xml_get(af_buf_str(&resp.body), "ETag", etag, sizeof(etag));
+                af_xml_copy(af_buf_str(&resp.body), resp.body.len, "ETag", etag, sizeof(etag));
                 snprintf(ret->etag, sizeof(ret->etag), etag[0] && etag[0] != '"' ? "\"%s\"" : "%s",
                          etag);
                 snprintf(ret->version_id, sizeof(ret->version_id), "%s", resp.version_id);
@@ -1333,7 +1248,7 @@ int af_s3_create_multipart(struct af_s3_client *c, const char *bucket, const cha
         response_init(&resp);
         r = perform(c, &rq, &resp, err);
         if (r == 0) {
-                xml_get(af_buf_str(&resp.body), "UploadId", id, sizeof(id));
+                af_xml_copy(af_buf_str(&resp.body), resp.body.len, "UploadId", id, sizeof(id));
                 if (!id[0] || strlen(id) >= n) {
                         snprintf(err->code, sizeof(err->code), "BadResponse");
                         snprintf(err->message, sizeof(err->message),
@@ -1427,7 +1342,8 @@ int af_s3_complete_multipart(struct af_s3_client *c, const char *bucket, const c
                 r = status_errno(500, err->code);
         }
         if (r == 0) {
-                xml_get(af_buf_str(&resp.body), "ETag", ret->etag, sizeof(ret->etag));
+                af_xml_copy(af_buf_str(&resp.body), resp.body.len, "ETag", ret->etag,
+                            sizeof(ret->etag));
                 snprintf(ret->version_id, sizeof(ret->version_id), "%s", resp.version_id);
         }
         af_buf_done(&resp.body);
@@ -1492,10 +1408,14 @@ int af_s3_list_parts(struct af_s3_client *c, const char *bucket, const char *key
 
                         if (!endp)
                                 break;
-                        xml_get(part, "PartNumber", num, sizeof(num));
-                        xml_get(part, "ETag", etag, sizeof(etag));
-                        xml_get(part, "Size", size, sizeof(size));
-                        xml_get(part, "ChecksumCRC32C", crc, sizeof(crc));
+                        size_t pl = (size_t)(endp - part);
+
+                        /* Within this <Part> only: a part without a checksum must not take
+                         * the next one's. */
+                        af_xml_copy(part, pl, "PartNumber", num, sizeof(num));
+                        af_xml_copy(part, pl, "ETag", etag, sizeof(etag));
+                        af_xml_copy(part, pl, "Size", size, sizeof(size));
+                        af_xml_copy(part, pl, "ChecksumCRC32C", crc, sizeof(crc));
                         if (n == a) {
                                 size_t na = a ? a * 2 : 64;
                                 struct af_s3_part *np = realloc(parts, na * sizeof(*np));
@@ -1518,8 +1438,8 @@ int af_s3_list_parts(struct af_s3_client *c, const char *bucket, const char *key
                         sizes[n] = strtoull(size, NULL, 10);
                         n++;
                 }
-                xml_get(b, "IsTruncated", truncated, sizeof(truncated));
-                xml_get(b, "NextPartNumberMarker", next, sizeof(next));
+                af_xml_copy(b, resp.body.len, "IsTruncated", truncated, sizeof(truncated));
+                af_xml_copy(b, resp.body.len, "NextPartNumberMarker", next, sizeof(next));
                 af_buf_done(&resp.body);
                 if (r < 0 || strcmp(truncated, "true") != 0 || !next[0])
                         break;
@@ -1557,10 +1477,12 @@ int af_s3_list_uploads(struct af_s3_client *c, const char *bucket, const char *k
         for (u = r == 0 ? strstr(af_buf_str(&resp.body), "<Upload>") : NULL; u;
              u = strstr(u + 8, "<Upload>")) {
                 char k[AF_KEY_MAX_S3 + 1], id[1024];
+                const char *endu = strstr(u, "</Upload>");
+                size_t ul = endu ? (size_t)(endu - u) : strlen(u);
                 char **p;
 
-                xml_get(u, "Key", k, sizeof(k));
-                xml_get(u, "UploadId", id, sizeof(id));
+                af_xml_copy(u, ul, "Key", k, sizeof(k));
+                af_xml_copy(u, ul, "UploadId", id, sizeof(id));
                 if (strcmp(k, key) != 0 || !id[0])
                         continue; /* another key under the same prefix */
                 p = realloc(ids, (n + 1) * sizeof(*p));

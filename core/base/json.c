@@ -1,0 +1,388 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * One member of a flat JSON object read out, one string written; see json.h.
+ *
+ * The reader is a recursive descent over [p, end) that validates as it goes: strings are
+ * measured first and copied only when they fit, so @out is written only on success.
+ */
+#include "base/json.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "base/hex.h"
+#include "base/utf8.h"
+
+#define JSON_MAX_DEPTH 32
+
+static int copy_str(char *dst, size_t n, const char *src, size_t len)
+{
+        if (len >= n)
+                return -E2BIG;
+        memcpy(dst, src, len);
+        dst[len] = '\0';
+        return 0;
+}
+
+struct jp {
+        const char *p, *end;
+        int depth;
+};
+
+static void jws(struct jp *j)
+{
+        while (j->p < j->end &&
+               (*j->p == ' ' || *j->p == '\t' || *j->p == '\n' || *j->p == '\r'))
+                j->p++;
+}
+
+/* Four hex digits (the XXXX of a \uXXXX escape), or -EBADMSG. */
+static int hex4(const char *p, const char *end, unsigned *ret)
+{
+        unsigned v = 0;
+
+        if (end - p < 4)
+                return -EBADMSG;
+        for (int i = 0; i < 4; i++) {
+                int d = af_unhex_digit(p[i]);
+
+                if (d < 0)
+                        return -EBADMSG;
+                v = v << 4 | (unsigned)d;
+        }
+        *ret = v;
+        return 0;
+}
+
+/*
+ * The string at j->p (its opening quote), unescaped into out[0..n) when @out is set; the
+ * decoded length goes to @ret_len whether or not it fit. j->p ends after the closing quote.
+ */
+static int jstring(struct jp *j, char *out, size_t n, size_t *ret_len)
+{
+        size_t o = 0;
+
+        if (j->p >= j->end || *j->p != '"')
+                return -EBADMSG;
+        j->p++;
+        while (j->p < j->end && *j->p != '"') {
+                unsigned char c = (unsigned char)*j->p++;
+                unsigned cp, lo;
+
+                if (c < 0x20)
+                        return -EBADMSG; /* raw control characters are not allowed */
+                if (c != '\\') {
+                        if (out && o < n)
+                                out[o] = (char)c;
+                        o++;
+                        continue;
+                }
+                if (j->p >= j->end)
+                        return -EBADMSG;
+                c = (unsigned char)*j->p++;
+                switch (c) {
+                case '"': case '\\': case '/':
+                        cp = c;
+                        break;
+                case 'b':
+                        cp = '\b';
+                        break;
+                case 'f':
+                        cp = '\f';
+                        break;
+                case 'n':
+                        cp = '\n';
+                        break;
+                case 'r':
+                        cp = '\r';
+                        break;
+                case 't':
+                        cp = '\t';
+                        break;
+                case 'u':
+                        if (hex4(j->p, j->end, &cp) < 0)
+                                return -EBADMSG;
+                        j->p += 4;
+                        if (cp >= 0xdc00 && cp <= 0xdfff)
+                                return -EBADMSG; /* a low surrogate first */
+                        if (cp >= 0xd800 && cp <= 0xdbff) {
+                                if (j->end - j->p < 6 || j->p[0] != '\\' || j->p[1] != 'u' ||
+                                    hex4(j->p + 2, j->end, &lo) < 0 || lo < 0xdc00 ||
+                                    lo > 0xdfff)
+                                        return -EBADMSG;
+                                j->p += 6;
+                                cp = 0x10000 + ((cp - 0xd800) << 10) + (lo - 0xdc00);
+                        }
+                        break;
+                default:
+                        return -EBADMSG;
+                }
+                af_utf8_put(cp, out, n, &o);
+        }
+        if (j->p >= j->end)
+                return -EBADMSG;
+        j->p++;
+        *ret_len = o;
+        return 0;
+}
+
+static int jnumber(struct jp *j)
+{
+        const char *s = j->p;
+
+        if (j->p < j->end && *j->p == '-')
+                j->p++;
+        if (j->p >= j->end || !isdigit((unsigned char)*j->p))
+                return -EBADMSG;
+        if (*j->p == '0')
+                j->p++;
+        else
+                while (j->p < j->end && isdigit((unsigned char)*j->p))
+                        j->p++;
+        if (j->p < j->end && *j->p == '.') {
+                j->p++;
+                if (j->p >= j->end || !isdigit((unsigned char)*j->p))
+                        return -EBADMSG;
+                while (j->p < j->end && isdigit((unsigned char)*j->p))
+                        j->p++;
+        }
+        if (j->p < j->end && (*j->p == 'e' || *j->p == 'E')) {
+                j->p++;
+                if (j->p < j->end && (*j->p == '+' || *j->p == '-'))
+                        j->p++;
+                if (j->p >= j->end || !isdigit((unsigned char)*j->p))
+                        return -EBADMSG;
+                while (j->p < j->end && isdigit((unsigned char)*j->p))
+                        j->p++;
+        }
+        return j->p > s ? 0 : -EBADMSG;
+}
+
+static int jvalue(struct jp *j, enum af_json_type *ret_type);
+
+/* An object or array at j->p, skipped. */
+static int jcompound(struct jp *j)
+{
+        char close = *j->p == '{' ? '}' : ']';
+        bool object = close == '}';
+        enum af_json_type t;
+        size_t l;
+        int r;
+
+        if (++j->depth > JSON_MAX_DEPTH)
+                return -EBADMSG;
+        j->p++;
+        jws(j);
+        if (j->p < j->end && *j->p == close) {
+                j->p++;
+                j->depth--;
+                return 0;
+        }
+        for (;;) {
+                if (object) {
+                        r = jstring(j, NULL, 0, &l);
+                        if (r < 0)
+                                return r;
+                        jws(j);
+                        if (j->p >= j->end || *j->p != ':')
+                                return -EBADMSG;
+                        j->p++;
+                        jws(j);
+                }
+                r = jvalue(j, &t);
+                if (r < 0)
+                        return r;
+                jws(j);
+                if (j->p < j->end && *j->p == ',') {
+                        j->p++;
+                        jws(j);
+                        continue;
+                }
+                if (j->p < j->end && *j->p == close) {
+                        j->p++;
+                        j->depth--;
+                        return 0;
+                }
+                return -EBADMSG;
+        }
+}
+
+static int jvalue(struct jp *j, enum af_json_type *ret_type)
+{
+        static const char *const lits[] = { "true", "false", "null" };
+        size_t l;
+        int r;
+
+        if (j->p >= j->end)
+                return -EBADMSG;
+        switch (*j->p) {
+        case '"':
+                r = jstring(j, NULL, 0, &l);
+                *ret_type = AF_JSON_STRING;
+                return r;
+        case '{':
+        case '[':
+                *ret_type = AF_JSON_OTHER;
+                return jcompound(j);
+        default:
+                break;
+        }
+        for (size_t i = 0; i < sizeof(lits) / sizeof(lits[0]); i++) {
+                size_t ll = strlen(lits[i]);
+
+                if ((size_t)(j->end - j->p) >= ll && memcmp(j->p, lits[i], ll) == 0) {
+                        j->p += ll;
+                        *ret_type = AF_JSON_LITERAL;
+                        return 0;
+                }
+        }
+        *ret_type = AF_JSON_NUMBER;
+        return jnumber(j);
+}
+
+int af_json_get(const char *json, size_t len, const char *key, char *out, size_t n)
+{
+        struct jp j = { .p = json, .end = json + len, .depth = 1 };
+        const char *vstart = NULL, *vend = NULL;
+        enum af_json_type vtype = AF_JSON_OTHER, t;
+        size_t klen = strlen(key), l;
+        char kbuf[256];
+        int r;
+
+        jws(&j);
+        if (j.p >= j.end || *j.p != '{')
+                return -EBADMSG;
+        j.p++;
+        jws(&j);
+        if (j.p < j.end && *j.p == '}') {
+                j.p++;
+        } else {
+                for (;;) {
+                        const char *vs;
+
+                        r = jstring(&j, kbuf, sizeof(kbuf), &l);
+                        if (r < 0)
+                                return r;
+                        jws(&j);
+                        if (j.p >= j.end || *j.p != ':')
+                                return -EBADMSG;
+                        j.p++;
+                        jws(&j);
+                        vs = j.p;
+                        r = jvalue(&j, &t);
+                        if (r < 0)
+                                return r;
+                        /* A repeated member: the last one wins, as in most parsers. */
+                        if (l == klen && l < sizeof(kbuf) && memcmp(kbuf, key, l) == 0) {
+                                vstart = vs;
+                                vend = j.p;
+                                vtype = t;
+                        }
+                        jws(&j);
+                        if (j.p < j.end && *j.p == ',') {
+                                j.p++;
+                                jws(&j);
+                                continue;
+                        }
+                        if (j.p < j.end && *j.p == '}') {
+                                j.p++;
+                                break;
+                        }
+                        return -EBADMSG;
+                }
+        }
+        jws(&j);
+        if (j.p != j.end)
+                return -EBADMSG;
+        if (!vstart)
+                return -ENOENT;
+        if (vtype == AF_JSON_STRING) {
+                struct jp s = { .p = vstart, .end = vend, .depth = 0 };
+
+                (void)jstring(&s, NULL, 0, &l); /* measure first: @out only on success */
+                if (l >= n)
+                        return -E2BIG;
+                s.p = vstart;
+                (void)jstring(&s, out, n, &l);
+                out[l] = '\0';
+        } else if (vtype == AF_JSON_OTHER) {
+                if (n == 0)
+                        return -E2BIG;
+                out[0] = '\0';
+        } else {
+                r = copy_str(out, n, vstart, (size_t)(vend - vstart));
+                if (r < 0)
+                        return r;
+        }
+        return (int)vtype;
+}
+
+/* ---- writing: Go's encoding/json ---- */
+
+int af_json_quote(struct af_buf *out, const char *s)
+{
+        static const char hex[] = "0123456789abcdef";
+        size_t start = out->len;
+        int r = af_buf_addc(out, '"');
+
+        for (const unsigned char *p = (const unsigned char *)s; r == 0 && *p;) {
+                size_t l = af_utf8_len(p);
+                char esc[7];
+
+                if (l == 0) {
+                        /* Go replaces invalid UTF-8 with U+FFFD */
+                        r = af_buf_adds(out, "\\ufffd");
+                        p++;
+                        continue;
+                }
+                if (l > 1) {
+                        if (l == 3 && p[0] == 0xe2 && p[1] == 0x80 && (p[2] == 0xa8 || p[2] == 0xa9))
+                                r = af_buf_adds(out, p[2] == 0xa8 ? "\\u2028" : "\\u2029");
+                        else
+                                r = af_buf_add(out, p, l);
+                        p += l;
+                        continue;
+                }
+                switch (*p) {
+                case '"':
+                        r = af_buf_adds(out, "\\\"");
+                        break;
+                case '\\':
+                        r = af_buf_adds(out, "\\\\");
+                        break;
+                case '\n':
+                        r = af_buf_adds(out, "\\n");
+                        break;
+                case '\r':
+                        r = af_buf_adds(out, "\\r");
+                        break;
+                case '\t':
+                        r = af_buf_adds(out, "\\t");
+                        break;
+                case '\b':
+                        r = af_buf_adds(out, "\\b"); /* Go 1.22+ */
+                        break;
+                case '\f':
+                        r = af_buf_adds(out, "\\f");
+                        break;
+                default:
+                        /* Go escapes other control bytes and, for HTML safety, < > &. */
+                        if (*p < 0x20 || *p == '<' || *p == '>' || *p == '&') {
+                                snprintf(esc, sizeof(esc), "\\u00%c%c", hex[*p >> 4],
+                                         hex[*p & 15]);
+                                r = af_buf_adds(out, esc);
+                        } else {
+                                r = af_buf_addc(out, (char)*p);
+                        }
+                }
+                p++;
+        }
+        if (r == 0)
+                r = af_buf_addc(out, '"');
+        if (r < 0)
+                af_buf_truncate(out, start);
+        return r;
+}
