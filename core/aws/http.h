@@ -2,8 +2,8 @@
 /**
  * @file http.h
  * One small HTTP request over libcurl, for the credential endpoints (STS, container
- * credentials, EC2 instance metadata). Not the S3 transport: that is s3.c, with its own
- * handle, signing and streaming bodies; the two share only the curl -> errno table.
+ * credentials, EC2 instance metadata). Not the S3 transport: that is s3_client.c, with its
+ * own handle, signing and streaming bodies; the two share only the curl -> errno table.
  *
  * Each call uses its own easy handle, so it is safe from any thread. Redirects are never
  * followed (a metadata or STS endpoint has no business sending us elsewhere, and following
