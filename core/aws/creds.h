@@ -84,7 +84,7 @@ enum af_creds_kind {
         AF_CREDS_IMDS,
 };
 
-struct af_creds_source; /* how to fetch again; private to creds.c */
+struct af_creds_source; /* how to fetch again; see creds_source.h (private to core/aws) */
 
 struct af_creds_provider {
         /* Set by af_creds_provider_init(), read-only afterwards. */
