@@ -179,7 +179,7 @@ int af_creds_provider_init(struct af_creds_provider *p, const struct af_creds *e
         r = 0;
 out:
         if (src)
-                src->ops->free(src);
+                af_creds_source_free(src);
         explicit_bzero(&c, sizeof(c));
         return r;
 }
@@ -189,7 +189,7 @@ void af_creds_provider_done(struct af_creds_provider *p)
         pthread_cond_destroy(&p->refreshed);
         pthread_mutex_destroy(&p->lock);
         if (p->src) {
-                p->src->ops->free(p->src);
+                af_creds_source_free(p->src);
                 p->src = NULL;
         }
         /* Secrets do not linger in freed memory. */
@@ -220,8 +220,10 @@ static void install_locked(struct af_creds_provider *p, int r, const struct af_c
         p->locked.last_error = r;
         (void)snprintf(p->locked.last_why, sizeof(p->locked.last_why), "%s",
                        af_buf_str(why));
-        af_log_debug("op=creds err=%s reason=%s msg=\"refresh failed; retrying in %d s\"",
-                     af_q(strerror(-r)), af_q(af_buf_str(why)), AF_CREDS_RETRY_AFTER);
+        af_log_debug("op=creds provider=%s err=%s reason=%s msg=\"refresh failed; retrying in "
+                     "%d s\"",
+                     af_q(p->src->ops->name), af_q(strerror(-r)), af_q(af_buf_str(why)),
+                     AF_CREDS_RETRY_AFTER);
 }
 
 /*

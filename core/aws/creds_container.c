@@ -25,10 +25,8 @@
 #define CONTAINER_TIMEOUT_MS 5000L
 #define ECS_HOST "http://169.254.170.2"
 
-struct container {
-        struct af_creds_source base;
-        char *url, *auth_file, *auth_token;
-};
+/* The source's settings (struct af_creds_source's str). */
+enum { URL, AUTH_FILE, AUTH_TOKEN };
 
 /* May plain http go to @host (no brackets, no port)? Only where the credentials cannot leave
  * the node: loopback and the ECS / EKS Pod Identity agent addresses. */
@@ -107,22 +105,22 @@ int af_creds_container_url(const char *relative, const char *full, char *out, si
 }
 
 /* The Authorization header line, when there is a token (the file wins over the variable). */
-static int auth_header(const struct container *s, struct af_buf *auth, struct af_buf *why)
+static int auth_header(const struct af_creds_source *s, struct af_buf *auth, struct af_buf *why)
 {
         struct af_buf tok;
         int r = 0;
 
         af_buf_init(&tok, AF_CREDS_TOKEN_FILE_CAP);
-        if (s->auth_file) {
-                r = af_creds_read_file(s->auth_file, AF_CREDS_TOKEN_FILE_CAP, &tok);
+        if (s->str[AUTH_FILE]) {
+                r = af_creds_read_file(s->str[AUTH_FILE], AF_CREDS_TOKEN_FILE_CAP, &tok);
                 if (r < 0) {
                         (void)af_buf_addf(why, "AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE %s: %s",
-                                          s->auth_file, strerror(-r));
+                                          s->str[AUTH_FILE], strerror(-r));
                         goto out;
                 }
                 af_creds_trim_right(&tok);
-        } else if (s->auth_token) {
-                r = af_buf_adds(&tok, s->auth_token);
+        } else if (s->str[AUTH_TOKEN]) {
+                r = af_buf_adds(&tok, s->str[AUTH_TOKEN]);
                 if (r < 0)
                         goto out;
         }
@@ -131,7 +129,7 @@ static int auth_header(const struct container *s, struct af_buf *auth, struct af
         if (memchr(tok.ptr, '\n', tok.len) || memchr(tok.ptr, '\r', tok.len) ||
             strlen(tok.ptr) != tok.len) {
                 (void)af_buf_addf(why, "the container authorization token (%s) contains a line "
-                                       "break or NUL", s->auth_file ? "file" : "variable");
+                                       "break or NUL", s->str[AUTH_FILE] ? "file" : "variable");
                 r = -EINVAL;
                 goto out;
         }
@@ -141,9 +139,8 @@ out:
         return r;
 }
 
-static int fetch(const struct af_creds_source *src, struct af_creds *c, struct af_buf *why)
+static int fetch(const struct af_creds_source *s, struct af_creds *c, struct af_buf *why)
 {
-        const struct container *s = (const struct container *)src;
         struct af_buf auth, body, herr;
         const char *hdrs[2] = { NULL, NULL };
         char source[sizeof(c->source)];
@@ -159,17 +156,17 @@ static int fetch(const struct af_creds_source *src, struct af_creds *c, struct a
         hdrs[0] = auth.len ? auth.ptr : NULL;
         {
                 struct af_http_req req = { .method = "GET",
-                                           .url = s->url,
+                                           .url = s->str[URL],
                                            .headers = hdrs,
                                            .connect_timeout_ms = CONTAINER_CONNECT_MS,
                                            .timeout_ms = CONTAINER_TIMEOUT_MS,
                                            .max_body = AF_CREDS_RESPONSE_CAP,
-                                           .no_proxy = strncasecmp(s->url, "http://", 7) == 0 };
+                                           .no_proxy = strncasecmp(s->str[URL], "http://", 7) == 0 };
 
                 r = af_http_request(&req, &status, &body, &herr);
         }
         if (r < 0) {
-                (void)af_buf_addf(why, "%s at %s", af_buf_str(&herr), s->url);
+                (void)af_buf_addf(why, "%s at %s", af_buf_str(&herr), s->str[URL]);
                 goto out;
         }
         if (status != 200) {
@@ -178,15 +175,15 @@ static int fetch(const struct af_creds_source *src, struct af_creds *c, struct a
                 if (af_json_get(af_buf_str(&body), body.len, "message", msg, sizeof(msg)) !=
                     AF_JSON_STRING)
                         msg[0] = '\0';
-                (void)af_buf_addf(why, "%s answered HTTP %ld%s%s", s->url, status,
+                (void)af_buf_addf(why, "%s answered HTTP %ld%s%s", s->str[URL], status,
                                   msg[0] ? ": " : "", msg);
                 r = af_creds_status_errno(status);
                 goto out;
         }
-        (void)snprintf(source, sizeof(source), "container (%s)", s->url);
+        (void)snprintf(source, sizeof(source), "container (%s)", s->str[URL]);
         r = af_creds_from_json(&body, "Token", source, c, why);
         if (r < 0)
-                af_creds_why_prefix(why, s->url); /* say where the bad document came from */
+                af_creds_why_prefix(why, s->str[URL]); /* say where the bad document came from */
 out:
         af_creds_scrub(&auth);
         af_creds_scrub(&body);
@@ -194,26 +191,13 @@ out:
         return r;
 }
 
-static void container_free(struct af_creds_source *src)
-{
-        struct container *s = (struct container *)src;
-
-        if (!s)
-                return;
-        af_creds_free_secret(s->url);
-        af_creds_free_secret(s->auth_file);
-        af_creds_free_secret(s->auth_token);
-        free(s);
-}
-
-static const struct af_creds_source_ops ops = { .fetch = fetch, .free = container_free };
+static const struct af_creds_source_ops ops = { .name = "container", .fetch = fetch };
 
 int af_creds_container_step(struct af_creds_source **ret_src, struct af_creds *c,
                             struct af_buf *why, bool *stop)
 {
         const char *file = af_creds_env("AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE");
         const char *tok = af_creds_env("AWS_CONTAINER_AUTHORIZATION_TOKEN");
-        struct container *s;
         char url[2048];
         int r;
 
@@ -225,20 +209,7 @@ int af_creds_container_step(struct af_creds_source **ret_src, struct af_creds *c
                 (void)af_buf_adds(why, "the container credentials URI is too long");
         if (r < 0)
                 return r;
-        s = calloc(1, sizeof(*s));
-        if (!s)
-                return -ENOMEM;
-        s->base = (struct af_creds_source){ .ops = &ops, .kind = AF_CREDS_CONTAINER };
-        s->url = strdup(url);
-        s->auth_file = file ? strdup(file) : NULL;
-        s->auth_token = tok ? strdup(tok) : NULL;
-        r = s->url && (!file || s->auth_file) && (!tok || s->auth_token) ? 0 : -ENOMEM;
-        if (r == 0)
-                r = fetch(&s->base, c, why);
-        if (r < 0) {
-                container_free(&s->base);
-                return r;
-        }
-        *ret_src = &s->base;
-        return 0;
+        return af_creds_source_start(AF_CREDS_CONTAINER, &ops,
+                                     (const char *const[]){ url, file, tok, NULL }, ret_src, c,
+                                     why);
 }

@@ -25,10 +25,8 @@
 #define IMDS_DEFAULT_V6 "http://[fd00:ec2::254]"
 #define CREDS_PATH "/latest/meta-data/iam/security-credentials/"
 
-struct imds {
-        struct af_creds_source base;
-        char *base_url; /* no trailing '/' */
-};
+/* The source's settings (struct af_creds_source's str). */
+enum { BASE_URL /* no trailing '/' */ };
 
 /* One IMDS request; @what names the step in errors. */
 static int call(const char *base, const char *method, const char *path, const char *header,
@@ -160,34 +158,23 @@ out:
         return r;
 }
 
-static int fetch(const struct af_creds_source *src, struct af_creds *c, struct af_buf *why)
+static int fetch(const struct af_creds_source *s, struct af_creds *c, struct af_buf *why)
 {
-        const struct imds *s = (const struct imds *)src;
         struct af_buf hdr;
         char role[128];
         int r;
 
         af_buf_init(&hdr, AF_CREDS_RESPONSE_CAP + 64);
-        r = session(s->base_url, &hdr, why);
+        r = session(s->str[BASE_URL], &hdr, why);
         if (r == 0)
-                r = role_name(s->base_url, hdr.ptr, role, sizeof(role), why);
+                r = role_name(s->str[BASE_URL], hdr.ptr, role, sizeof(role), why);
         if (r == 0)
-                r = role_creds(s->base_url, hdr.ptr, role, c, why);
+                r = role_creds(s->str[BASE_URL], hdr.ptr, role, c, why);
         af_creds_scrub(&hdr);
         return r;
 }
 
-static void imds_free(struct af_creds_source *src)
-{
-        struct imds *s = (struct imds *)src;
-
-        if (!s)
-                return;
-        free(s->base_url);
-        free(s);
-}
-
-static const struct af_creds_source_ops ops = { .fetch = fetch, .free = imds_free };
+static const struct af_creds_source_ops ops = { .name = "IMDS", .fetch = fetch };
 
 int af_creds_imds_step(struct af_creds_source **ret_src, struct af_creds *c, struct af_buf *why,
                        bool *stop)
@@ -195,7 +182,7 @@ int af_creds_imds_step(struct af_creds_source **ret_src, struct af_creds *c, str
         const char *off = af_creds_env("AWS_EC2_METADATA_DISABLED");
         const char *ep = af_creds_env("AWS_EC2_METADATA_SERVICE_ENDPOINT");
         const char *mode = af_creds_env("AWS_EC2_METADATA_SERVICE_ENDPOINT_MODE");
-        struct imds *s;
+        char *base;
         size_t l;
         int r;
 
@@ -206,24 +193,16 @@ int af_creds_imds_step(struct af_creds_source **ret_src, struct af_creds *c, str
         }
         if (!ep)
                 ep = mode && strcasecmp(mode, "IPv6") == 0 ? IMDS_DEFAULT_V6 : IMDS_DEFAULT;
-        s = calloc(1, sizeof(*s));
-        if (!s)
-                return -ENOMEM;
-        s->base = (struct af_creds_source){ .ops = &ops, .kind = AF_CREDS_IMDS };
-        s->base_url = strdup(ep);
-        if (!s->base_url) {
-                imds_free(&s->base);
-                return -ENOMEM;
-        }
         /* Paths start with '/': drop the endpoint's trailing ones. */
-        l = strlen(s->base_url);
-        while (l > 0 && s->base_url[l - 1] == '/')
-                s->base_url[--l] = '\0';
-        r = fetch(&s->base, c, why);
-        if (r < 0) {
-                imds_free(&s->base);
-                return r;
-        }
-        *ret_src = &s->base;
-        return 0;
+        l = strlen(ep);
+        while (l > 0 && ep[l - 1] == '/')
+                l--;
+        base = strndup(ep, l);
+        if (!base)
+                return -ENOMEM;
+        r = af_creds_source_start(AF_CREDS_IMDS, &ops,
+                                  (const char *const[]){ base, NULL, NULL, NULL }, ret_src, c,
+                                  why);
+        free(base);
+        return r;
 }

@@ -249,10 +249,8 @@ static const char *file_state(int err)
 
 /* ---- credential_process ------------------------------------------------------------------- */
 
-struct process {
-        struct af_creds_source base;
-        char *command, *profile;
-};
+/* The source's settings (struct af_creds_source's str). */
+enum { COMMAND, PROFILE };
 
 /* Starts @command with /bin/sh -c (as the SDKs do on Unix), stdout into *ret_fd. */
 static int spawn(const char *command, const char *profile, pid_t *ret_pid, int *ret_fd,
@@ -305,42 +303,31 @@ out:
 static int collect(int fd, const char *profile, struct af_buf *out, struct af_buf *why)
 {
         uint64_t t0 = af_clock_mono_ms();
-        char chunk[4096];
-        int r = 0;
 
         for (;;) {
                 struct pollfd pf = { .fd = fd, .events = POLLIN };
                 long left = PROCESS_TIMEOUT_MS - (long)(af_clock_mono_ms() - t0);
-                ssize_t n;
-                int pr;
+                bool full = false;
+                int pr, n;
 
-                if (left <= 0) {
-                        r = -ETIMEDOUT;
-                        break;
-                }
+                if (left <= 0)
+                        return -ETIMEDOUT;
                 pr = poll(&pf, 1, (int)left);
                 if (pr < 0 && errno == EINTR)
                         continue;
-                if (pr < 0) {
-                        r = -errno;
-                        break;
-                }
+                if (pr < 0)
+                        return -errno;
                 if (pr == 0)
                         continue;
-                n = read(fd, chunk, sizeof(chunk));
-                if (n < 0 && errno == EINTR)
-                        continue;
-                if (n <= 0)
-                        break;
-                r = af_buf_add(out, chunk, (size_t)n);
-                if (r < 0) {
+                n = af_creds_read_chunk(fd, out, &full);
+                if (full) {
                         (void)af_buf_addf(why, "credential_process of profile '%s' wrote more "
                                                "than %zu bytes", profile, out->cap);
-                        break;
+                        return n;
                 }
+                if (n <= 0)
+                        return 0; /* the end of its output (a read error counts as the end) */
         }
-        explicit_bzero(chunk, sizeof(chunk));
-        return r;
 }
 
 /* Runs @command; its stdout into @out. */
@@ -374,33 +361,32 @@ static int run_process(const char *command, const char *profile, struct af_buf *
         return r;
 }
 
-static int process_fetch(const struct af_creds_source *src, struct af_creds *c,
+static int process_fetch(const struct af_creds_source *s, struct af_creds *c,
                          struct af_buf *why)
 {
-        const struct process *s = (const struct process *)src;
         char version[16], source[sizeof(c->source)];
         struct af_buf out;
         int r;
 
         af_buf_init(&out, AF_CREDS_RESPONSE_CAP);
-        r = run_process(s->command, s->profile, &out, why);
+        r = run_process(s->str[COMMAND], s->str[PROFILE], &out, why);
         if (r < 0)
                 goto out;
         /* The documented output is JSON with "Version": 1; other versions may differ. */
         r = af_json_get(af_buf_str(&out), out.len, "Version", version, sizeof(version));
         if (r != AF_JSON_NUMBER || strcmp(version, "1") != 0) {
                 (void)af_buf_addf(why, "credential_process of profile '%s' did not print a "
-                                       "JSON object with \"Version\": 1", s->profile);
+                                       "JSON object with \"Version\": 1", s->str[PROFILE]);
                 r = -EBADMSG;
                 goto out;
         }
-        (void)snprintf(source, sizeof(source), "profile %s (credential_process)", s->profile);
+        (void)snprintf(source, sizeof(source), "profile %s (credential_process)", s->str[PROFILE]);
         r = af_creds_from_json(&out, "SessionToken", source, c, why);
         if (r < 0) {
                 char where[300];
 
                 (void)snprintf(where, sizeof(where), "credential_process of profile '%s'",
-                               s->profile);
+                               s->str[PROFILE]);
                 af_creds_why_prefix(why, where);
         }
 out:
@@ -408,42 +394,8 @@ out:
         return r;
 }
 
-static void process_free(struct af_creds_source *src)
-{
-        struct process *s = (struct process *)src;
-
-        if (!s)
-                return;
-        af_creds_free_secret(s->command);
-        af_creds_free_secret(s->profile);
-        free(s);
-}
-
-static const struct af_creds_source_ops process_ops = { .fetch = process_fetch,
-                                                         .free = process_free };
-
-/* The credential_process source for @profile, asked a first time. */
-static int process_new(const char *command, const char *profile,
-                       struct af_creds_source **ret_src, struct af_creds *c, struct af_buf *why)
-{
-        struct process *s = calloc(1, sizeof(*s));
-        int r;
-
-        if (!s)
-                return -ENOMEM;
-        s->base = (struct af_creds_source){ .ops = &process_ops, .kind = AF_CREDS_PROCESS };
-        s->command = strdup(command);
-        s->profile = strdup(profile);
-        r = s->command && s->profile ? 0 : -ENOMEM;
-        if (r == 0)
-                r = process_fetch(&s->base, c, why);
-        if (r < 0) {
-                process_free(&s->base);
-                return r;
-        }
-        *ret_src = &s->base;
-        return 0;
-}
+static const struct af_creds_source_ops process_ops = { .name = "credential_process",
+                                                         .fetch = process_fetch };
 
 /* ---- the step ------------------------------------------------------------------------------ */
 
@@ -537,7 +489,9 @@ int af_creds_profile_step(struct af_creds_source **ret_src, struct af_creds *c,
                 goto out;
         r = profile_get(&pf, profile, "credential_process", cmd, sizeof(cmd), &cp);
         if (r == 0)
-                r = process_new(cmd, profile, ret_src, c, why);
+                r = af_creds_source_start(AF_CREDS_PROCESS, &process_ops,
+                                          (const char *const[]){ cmd, profile, NULL, NULL },
+                                          ret_src, c, why);
         else
                 r = no_creds(&pf, profile, why);
 out:

@@ -50,32 +50,35 @@ void af_creds_trim_right(struct af_buf *b)
         af_buf_truncate(b, n);
 }
 
+int af_creds_read_chunk(int fd, struct af_buf *out, bool *ret_add_failed)
+{
+        char chunk[4096];
+        ssize_t n;
+        int r;
+
+        do
+                n = read(fd, chunk, sizeof(chunk));
+        while (n < 0 && errno == EINTR);
+        if (n <= 0)
+                return n < 0 ? -errno : 0;
+        r = af_buf_add(out, chunk, (size_t)n);
+        explicit_bzero(chunk, (size_t)n);
+        *ret_add_failed = r < 0;
+        return r < 0 ? r : (int)n;
+}
+
 int af_creds_read_file(const char *path, size_t cap, struct af_buf *out)
 {
         struct af_buf b;
-        char chunk[4096];
-        ssize_t n;
-        int fd, r = 0;
+        bool full = false;
+        int fd, r;
 
         af_buf_init(&b, cap);
         fd = open(path, O_RDONLY | O_CLOEXEC);
         if (fd < 0)
                 return -errno;
-        for (;;) {
-                n = read(fd, chunk, sizeof(chunk));
-                if (n < 0 && errno == EINTR)
-                        continue;
-                if (n < 0) {
-                        r = -errno;
-                        break;
-                }
-                if (n == 0)
-                        break;
-                r = af_buf_add(&b, chunk, (size_t)n);
-                if (r < 0)
-                        break;
-        }
-        explicit_bzero(chunk, sizeof(chunk));
+        while ((r = af_creds_read_chunk(fd, &b, &full)) > 0)
+                ;
         close(fd);
         if (r == 0) {
                 struct af_buf old = *out;
@@ -87,10 +90,6 @@ int af_creds_read_file(const char *path, size_t cap, struct af_buf *out)
         return r;
 }
 
-/*
- * A credential goes into an HTTP header (Authorization, x-amz-security-token) when S3 is
- * signed: anything but printable ASCII could split or corrupt the request.
- */
 bool af_creds_header_safe(const char *s)
 {
         for (; *s; s++)
@@ -207,11 +206,41 @@ int af_creds_status_errno(long status)
         return -EPROTO;
 }
 
-void af_creds_free_secret(char *s)
+int af_creds_source_start(enum af_creds_kind kind, const struct af_creds_source_ops *ops,
+                          const char *const str[AF_CREDS_SOURCE_STRS],
+                          struct af_creds_source **ret_src, struct af_creds *c,
+                          struct af_buf *why)
+{
+        struct af_creds_source *s = calloc(1, sizeof(*s));
+        int r = 0;
+
+        if (!s)
+                return -ENOMEM;
+        s->ops = ops;
+        s->kind = kind;
+        for (size_t i = 0; r == 0 && i < AF_CREDS_SOURCE_STRS; i++)
+                if (str[i] && !(s->str[i] = strdup(str[i])))
+                        r = -ENOMEM;
+        if (r == 0)
+                r = ops->fetch(s, c, why);
+        if (r < 0) {
+                af_creds_source_free(s);
+                return r;
+        }
+        *ret_src = s;
+        return 0;
+}
+
+void af_creds_source_free(struct af_creds_source *s)
 {
         if (!s)
                 return;
-        explicit_bzero(s, strlen(s));
+        for (size_t i = 0; i < AF_CREDS_SOURCE_STRS; i++) {
+                if (s->str[i]) {
+                        explicit_bzero(s->str[i], strlen(s->str[i]));
+                        free(s->str[i]);
+                }
+        }
         free(s);
 }
 

@@ -34,19 +34,40 @@
 
 struct af_creds_source;
 
+#define AF_CREDS_SOURCE_STRS 4
+
 struct af_creds_source_ops {
-        /** Fetches credentials again into @c (a refresh), or -errno with the reason in @why.
-         * Called without the provider's lock, from one thread at a time. */
+        const char *name; /* for debug logs: "web identity", ... */
+        /** Fetches credentials into @c (first at start-up, then for each refresh), or
+         * -errno with the reason in @why. Called without the provider's lock, from one
+         * thread at a time. */
         int (*fetch)(const struct af_creds_source *s, struct af_creds *c, struct af_buf *why);
-        /** Frees @s, scrubbing what it holds (tokens). */
-        void (*free)(struct af_creds_source *s);
 };
 
-/* A source that can be asked again. Each source's own struct starts with this. */
+/*
+ * A source that can be asked again: its ops and its settings, read from the environment
+ * once at start-up (URLs, file names, a role, a command: each source names its own indices
+ * into @str). Settings may be secret (an authorization token), so they are scrubbed when
+ * the source is freed. Read-only once created.
+ */
 struct af_creds_source {
         const struct af_creds_source_ops *ops;
         enum af_creds_kind kind;
+        char *str[AF_CREDS_SOURCE_STRS]; /* NULL when not set */
 };
+
+/**
+ * Creates a source of @kind with copies of @str (entries may be NULL) and asks it a first
+ * time. 0 with *ret_src set and @c filled; else the fetch's error (the source freed) or
+ * -ENOMEM.
+ */
+int af_creds_source_start(enum af_creds_kind kind, const struct af_creds_source_ops *ops,
+                          const char *const str[AF_CREDS_SOURCE_STRS],
+                          struct af_creds_source **ret_src, struct af_creds *c,
+                          struct af_buf *why);
+
+/** Frees @s, scrubbing its settings; NULL is a no-op. */
+void af_creds_source_free(struct af_creds_source *s);
 
 /**
  * One step of the chain: reads the environment (and files) for its source. Returns 0 with
@@ -71,9 +92,6 @@ const char *af_creds_env(const char *name);
 /** @src[0..len) and a NUL into @dst (@n bytes), or -E2BIG. */
 int af_creds_copy(char *dst, size_t n, const char *src, size_t len);
 
-/** Frees a string that may hold a secret, scrubbing it first; NULL is a no-op. */
-void af_creds_free_secret(char *s);
-
 /** af_buf_done() after scrubbing everything the buffer held. */
 void af_creds_scrub(struct af_buf *b);
 
@@ -83,6 +101,13 @@ void af_creds_trim_right(struct af_buf *b);
 /** The whole file at @path into @out (its contents replaced only on success), at most @cap
  * bytes: -E2BIG beyond, else 0 or the -errno of open/read. */
 int af_creds_read_file(const char *path, size_t cap, struct af_buf *out);
+
+/**
+ * One read(2) of @fd appended to @out (EINTR retried; the bytes scrubbed from the stack).
+ * Returns the bytes added, 0 at end of file, or a negative errno: *ret_add_failed says
+ * whether it came from @out (-E2BIG over its cap, -ENOMEM) rather than from read(2).
+ */
+int af_creds_read_chunk(int fd, struct af_buf *out, bool *ret_add_failed);
 
 /** True if @s is printable ASCII without spaces: safe in an HTTP header. */
 bool af_creds_header_safe(const char *s);

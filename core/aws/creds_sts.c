@@ -23,10 +23,8 @@
 #define STS_TIMEOUT_MS 15000L
 #define RESULT "AssumeRoleWithWebIdentityResponse/AssumeRoleWithWebIdentityResult/Credentials/"
 
-struct sts {
-        struct af_creds_source base;
-        char *token_file, *role_arn, *session_name, *sts_url;
-};
+/* The source's settings (struct af_creds_source's str). */
+enum { TOKEN_FILE, ROLE_ARN, SESSION_NAME, STS_URL };
 
 void af_creds_sts_url(const char *region, char *out, size_t n)
 {
@@ -63,31 +61,31 @@ static int form_escape(struct af_buf *out, const char *s, size_t len)
 }
 
 /* The AssumeRoleWithWebIdentity form, with the token read from its file now. */
-static int build_form(const struct sts *s, struct af_buf *form, struct af_buf *why)
+static int build_form(const struct af_creds_source *s, struct af_buf *form, struct af_buf *why)
 {
         struct af_buf jwt;
         int r;
 
         af_buf_init(&jwt, AF_CREDS_TOKEN_FILE_CAP);
-        r = af_creds_read_file(s->token_file, AF_CREDS_TOKEN_FILE_CAP, &jwt);
+        r = af_creds_read_file(s->str[TOKEN_FILE], AF_CREDS_TOKEN_FILE_CAP, &jwt);
         if (r < 0) {
-                (void)af_buf_addf(why, "AWS_WEB_IDENTITY_TOKEN_FILE %s: %s", s->token_file,
+                (void)af_buf_addf(why, "AWS_WEB_IDENTITY_TOKEN_FILE %s: %s", s->str[TOKEN_FILE],
                                   strerror(-r));
                 goto out;
         }
         af_creds_trim_right(&jwt);
         if (jwt.len == 0) {
-                (void)af_buf_addf(why, "AWS_WEB_IDENTITY_TOKEN_FILE %s is empty", s->token_file);
+                (void)af_buf_addf(why, "AWS_WEB_IDENTITY_TOKEN_FILE %s is empty", s->str[TOKEN_FILE]);
                 r = -ENOKEY;
                 goto out;
         }
         r = af_buf_adds(form, "Action=AssumeRoleWithWebIdentity&Version=2011-06-15&RoleArn=");
         if (r == 0)
-                r = form_escape(form, s->role_arn, strlen(s->role_arn));
+                r = form_escape(form, s->str[ROLE_ARN], strlen(s->str[ROLE_ARN]));
         if (r == 0)
                 r = af_buf_adds(form, "&RoleSessionName=");
         if (r == 0)
-                r = form_escape(form, s->session_name, strlen(s->session_name));
+                r = form_escape(form, s->str[SESSION_NAME], strlen(s->str[SESSION_NAME]));
         if (r == 0)
                 r = af_buf_adds(form, "&WebIdentityToken=");
         if (r == 0)
@@ -98,14 +96,14 @@ out:
 }
 
 /* POSTs @form to STS; a non-200 answer is an error naming STS's Code and Message. */
-static int post(const struct sts *s, const struct af_buf *form, struct af_buf *body,
+static int post(const struct af_creds_source *s, const struct af_buf *form, struct af_buf *body,
                 struct af_buf *why)
 {
         static const char *const hdrs[] = {
                 "Content-Type: application/x-www-form-urlencoded; charset=utf-8", NULL
         };
         struct af_http_req req = { .method = "POST",
-                                   .url = s->sts_url,
+                                   .url = s->str[STS_URL],
                                    .headers = hdrs,
                                    .body = form->ptr,
                                    .body_len = form->len,
@@ -120,7 +118,7 @@ static int post(const struct sts *s, const struct af_buf *form, struct af_buf *b
         af_buf_init(&herr, AF_CREDS_WHY_CAP);
         r = af_http_request(&req, &status, body, &herr);
         if (r < 0)
-                (void)af_buf_addf(why, "STS %s at %s", af_buf_str(&herr), s->sts_url);
+                (void)af_buf_addf(why, "STS %s at %s", af_buf_str(&herr), s->str[STS_URL]);
         af_buf_done(&herr);
         if (r < 0 || status == 200)
                 return r;
@@ -129,12 +127,12 @@ static int post(const struct sts *s, const struct af_buf *form, struct af_buf *b
         (void)af_xml_get(af_buf_str(body), body->len, "ErrorResponse/Error/Message", msg,
                          sizeof(msg));
         (void)af_buf_addf(why, "STS AssumeRoleWithWebIdentity at %s: HTTP %ld %s: %s",
-                          s->sts_url, status, code[0] ? code : "-", msg[0] ? msg : "no message");
+                          s->str[STS_URL], status, code[0] ? code : "-", msg[0] ? msg : "no message");
         return af_creds_status_errno(status);
 }
 
 /* The credentials in a 200 answer. */
-static int parse(const struct sts *s, const struct af_buf *body, struct af_creds *c,
+static int parse(const struct af_creds_source *s, const struct af_buf *body, struct af_creds *c,
                  struct af_buf *why)
 {
         char ak[128], sk[128], tok[AF_CREDS_TOKEN_MAX], exp[64], source[sizeof(c->source)];
@@ -156,11 +154,11 @@ static int parse(const struct sts *s, const struct af_buf *body, struct af_creds
                 (void)af_buf_addf(why, "STS at %s answered 200 without AccessKeyId, "
                                        "SecretAccessKey, SessionToken and Expiration in "
                                        "AssumeRoleWithWebIdentityResult/Credentials",
-                                  s->sts_url);
+                                  s->str[STS_URL]);
                 r = -EBADMSG;
                 goto out;
         }
-        (void)snprintf(source, sizeof(source), "web-identity (role %s)", s->role_arn);
+        (void)snprintf(source, sizeof(source), "web-identity (role %s)", s->str[ROLE_ARN]);
         r = af_creds_set(c, ak, sk, tok, expiration, source, why);
 out:
         explicit_bzero(sk, sizeof(sk));
@@ -168,9 +166,8 @@ out:
         return r;
 }
 
-static int fetch(const struct af_creds_source *src, struct af_creds *c, struct af_buf *why)
+static int fetch(const struct af_creds_source *s, struct af_creds *c, struct af_buf *why)
 {
-        const struct sts *s = (const struct sts *)src;
         struct af_buf form, body;
         int r;
 
@@ -186,20 +183,7 @@ static int fetch(const struct af_creds_source *src, struct af_creds *c, struct a
         return r;
 }
 
-static void sts_free(struct af_creds_source *src)
-{
-        struct sts *s = (struct sts *)src;
-
-        if (!s)
-                return;
-        af_creds_free_secret(s->token_file);
-        af_creds_free_secret(s->role_arn);
-        af_creds_free_secret(s->session_name);
-        af_creds_free_secret(s->sts_url);
-        free(s);
-}
-
-static const struct af_creds_source_ops ops = { .fetch = fetch, .free = sts_free };
+static const struct af_creds_source_ops ops = { .name = "web identity", .fetch = fetch };
 
 int af_creds_sts_step(struct af_creds_source **ret_src, struct af_creds *c, struct af_buf *why,
                       bool *stop)
@@ -210,8 +194,6 @@ int af_creds_sts_step(struct af_creds_source **ret_src, struct af_creds *c, stru
         const char *sts = af_creds_env("AWS_ENDPOINT_URL_STS");
         const char *region = af_creds_env("AWS_REGION");
         char url[512], gen[64];
-        struct sts *s;
-        int r;
 
         (void)stop;
         if (!tf) {
@@ -228,21 +210,8 @@ int af_creds_sts_step(struct af_creds_source **ret_src, struct af_creds *c, stru
         af_creds_sts_url(region, url, sizeof(url));
         /* The SDKs make up a session name when none is given; ours says who we are. */
         (void)snprintf(gen, sizeof(gen), "artifuse-%lld", (long long)time(NULL));
-        s = calloc(1, sizeof(*s));
-        if (!s)
-                return -ENOMEM;
-        s->base = (struct af_creds_source){ .ops = &ops, .kind = AF_CREDS_WEB_IDENTITY };
-        s->token_file = strdup(tf);
-        s->role_arn = strdup(arn);
-        s->session_name = strdup(name ? name : gen);
-        s->sts_url = strdup(sts ? sts : url);
-        r = s->token_file && s->role_arn && s->session_name && s->sts_url ? 0 : -ENOMEM;
-        if (r == 0)
-                r = fetch(&s->base, c, why);
-        if (r < 0) {
-                sts_free(&s->base);
-                return r;
-        }
-        *ret_src = &s->base;
-        return 0;
+        return af_creds_source_start(AF_CREDS_WEB_IDENTITY, &ops,
+                                     (const char *const[]){ tf, arn, name ? name : gen,
+                                                            sts ? sts : url },
+                                     ret_src, c, why);
 }

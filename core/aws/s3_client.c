@@ -442,3 +442,14 @@ long af_s3_clock_offset(void)
 {
         return atomic_load(&clock_offset);
 }
+
+int af_s3_send(struct af_s3_client *c, const struct af_s3_request *rq, struct af_s3_error *err)
+{
+        struct af_s3_response resp;
+        int r;
+
+        af_s3_response_init(&resp, 0);
+        r = af_s3_perform(c, rq, &resp, err);
+        af_s3_response_done(&resp);
+        return r;
+}

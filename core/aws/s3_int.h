@@ -230,6 +230,9 @@ void af_s3_response_done(struct af_s3_response *resp);
 int af_s3_perform(struct af_s3_client *c, const struct af_s3_request *rq,
                   struct af_s3_response *resp, struct af_s3_error *err);
 
+/** af_s3_perform() for a request whose answer says nothing but its status. */
+int af_s3_send(struct af_s3_client *c, const struct af_s3_request *rq, struct af_s3_error *err);
+
 /** A spool file that could not be read, in @err. */
 void af_s3_read_error(struct af_s3_error *err, int r);
 

@@ -65,11 +65,11 @@ int af_s3_create_multipart(struct af_s3_client *c, const char *bucket, const cha
         return r;
 }
 
-int af_s3_upload_part_fd(struct af_s3_client *c, const char *bucket, const char *key,
-                         const char *upload_id, unsigned part_number, int fd, uint64_t off,
-                         uint64_t len, struct af_s3_part *ret, struct af_s3_error *err)
+/* UploadPart of @body, summed here (its CRC-32C kept in @ret whatever the part carries). */
+static int upload_part(struct af_s3_client *c, const char *bucket, const char *key,
+                       const char *upload_id, unsigned part_number, struct af_s3_body *body,
+                       struct af_s3_part *ret, struct af_s3_error *err)
 {
-        struct af_s3_body body = { .fd = fd, .base = off, .size = len };
         struct af_sigv4_param q[2];
         struct af_s3_sums sm;
         char num[16];
@@ -78,36 +78,13 @@ int af_s3_upload_part_fd(struct af_s3_client *c, const char *bucket, const char 
         memset(err, 0, sizeof(*err));
         af_s3_plan(c, true, af_s3_crc_state(), &sm);
         sm.sum = true;
-        r = af_s3_sum_fd(fd, off, len, &sm);
-        if (r < 0) {
-                af_s3_read_error(err, r);
-                return r;
+        if (body->mem) {
+                r = af_s3_sum_mem(body->mem, (size_t)body->size, &sm);
+        } else {
+                r = af_s3_sum_fd(body->fd, body->base, body->size, &sm);
+                if (r < 0)
+                        af_s3_read_error(err, r);
         }
-        snprintf(num, sizeof(num), "%u", part_number);
-        q[0] = (struct af_sigv4_param){ "partNumber", num };
-        q[1] = (struct af_sigv4_param){ "uploadId", upload_id };
-        ret->number = part_number;
-        snprintf(ret->crc32c, sizeof(ret->crc32c), "%s", sm.crc ? sm.crc_b64 : "");
-        ret->sum = sm.crc_value;
-        ret->has_sum = true;
-        return af_s3_put_body(c, bucket, key, q, 2, &body, &sm, ret->etag, sizeof(ret->etag), NULL, 0,
-                        err);
-}
-
-int af_s3_upload_part_mem(struct af_s3_client *c, const char *bucket, const char *key,
-                          const char *upload_id, unsigned part_number, const void *data,
-                          size_t len, struct af_s3_part *ret, struct af_s3_error *err)
-{
-        struct af_s3_body body = { .mem = data, .size = len };
-        struct af_sigv4_param q[2];
-        struct af_s3_sums sm;
-        char num[16];
-        int r;
-
-        memset(err, 0, sizeof(*err));
-        af_s3_plan(c, true, af_s3_crc_state(), &sm);
-        sm.sum = true;
-        r = af_s3_sum_mem(data, len, &sm);
         if (r < 0)
                 return r;
         snprintf(num, sizeof(num), "%u", part_number);
@@ -117,8 +94,26 @@ int af_s3_upload_part_mem(struct af_s3_client *c, const char *bucket, const char
         snprintf(ret->crc32c, sizeof(ret->crc32c), "%s", sm.crc ? sm.crc_b64 : "");
         ret->sum = sm.crc_value;
         ret->has_sum = true;
-        return af_s3_put_body(c, bucket, key, q, 2, &body, &sm, ret->etag, sizeof(ret->etag), NULL, 0,
-                        err);
+        return af_s3_put_body(c, bucket, key, q, 2, body, &sm, ret->etag, sizeof(ret->etag), NULL,
+                              0, err);
+}
+
+int af_s3_upload_part_fd(struct af_s3_client *c, const char *bucket, const char *key,
+                         const char *upload_id, unsigned part_number, int fd, uint64_t off,
+                         uint64_t len, struct af_s3_part *ret, struct af_s3_error *err)
+{
+        struct af_s3_body body = { .fd = fd, .base = off, .size = len };
+
+        return upload_part(c, bucket, key, upload_id, part_number, &body, ret, err);
+}
+
+int af_s3_upload_part_mem(struct af_s3_client *c, const char *bucket, const char *key,
+                          const char *upload_id, unsigned part_number, const void *data,
+                          size_t len, struct af_s3_part *ret, struct af_s3_error *err)
+{
+        struct af_s3_body body = { .mem = data ? data : "", .size = len };
+
+        return upload_part(c, bucket, key, upload_id, part_number, &body, ret, err);
 }
 
 int af_s3_complete_multipart(struct af_s3_client *c, const char *bucket, const char *key,
@@ -181,13 +176,8 @@ int af_s3_abort_multipart(struct af_s3_client *c, const char *bucket, const char
                                     .query = q,
                                     .nquery = 1,
                                     .payload_hash = af_s3_empty_sha256 };
-        struct af_s3_response resp;
-        int r;
 
-        af_s3_response_init(&resp, 0);
-        r = af_s3_perform(c, &rq, &resp, err);
-        af_s3_response_done(&resp);
-        return r;
+        return af_s3_send(c, &rq, err);
 }
 
 int af_s3_list_parts(struct af_s3_client *c, const char *bucket, const char *key,

@@ -71,53 +71,58 @@ static int check_own_object(struct af_s3_client *c, const char *bucket, const ch
         return 0;
 }
 
-int af_s3_put_object_mem(struct af_s3_client *c, const char *bucket, const char *key,
-                         const void *data, size_t len, struct af_s3_put_result *ret,
-                         struct af_s3_error *err)
+/* PutObject of @body, summed here. */
+static int put_object(struct af_s3_client *c, const char *bucket, const char *key,
+                      struct af_s3_body *body, struct af_s3_put_result *ret,
+                      struct af_s3_error *err)
 {
-        struct af_s3_body body = { .mem = data ? data : "", .size = len };
         struct af_s3_sums sm;
         int r;
 
         memset(err, 0, sizeof(*err));
         af_s3_plan(c, false, af_s3_crc_state(), &sm);
         sm.md5 = sm.md5 || (c->object && c->object->no_overwrite); /* to recognise our own */
-        r = af_s3_sum_mem(data ? data : "", len, &sm);
+        if (body->mem) {
+                r = af_s3_sum_mem(body->mem, (size_t)body->size, &sm);
+        } else {
+                r = af_s3_sum_fd(body->fd, 0, body->size, &sm);
+                if (r < 0) {
+                        af_s3_read_error(err, r);
+                        return r;
+                }
+        }
         if (r == 0)
-                r = af_s3_put_body(c, bucket, key, NULL, 0, &body, &sm, ret->etag, sizeof(ret->etag),
-                             ret->version_id, sizeof(ret->version_id), err);
-        return check_own_object(c, bucket, key, sm.md5 ? sm.md5_hex : "", len, r, ret->etag,
-                                sizeof(ret->etag), err);
+                r = af_s3_put_body(c, bucket, key, NULL, 0, body, &sm, ret->etag,
+                                   sizeof(ret->etag), ret->version_id, sizeof(ret->version_id),
+                                   err);
+        return check_own_object(c, bucket, key, sm.md5 ? sm.md5_hex : "", body->size, r,
+                                ret->etag, sizeof(ret->etag), err);
+}
+
+int af_s3_put_object_mem(struct af_s3_client *c, const char *bucket, const char *key,
+                         const void *data, size_t len, struct af_s3_put_result *ret,
+                         struct af_s3_error *err)
+{
+        struct af_s3_body body = { .mem = data ? data : "", .size = len };
+
+        return put_object(c, bucket, key, &body, ret, err);
 }
 
 int af_s3_put_object_fd(struct af_s3_client *c, const char *bucket, const char *key, int fd,
                         uint64_t size, struct af_s3_put_result *ret, struct af_s3_error *err)
 {
         struct af_s3_body body = { .fd = fd, .size = size };
-        struct af_s3_sums sm;
-        int r;
 
-        memset(err, 0, sizeof(*err));
-        af_s3_plan(c, false, af_s3_crc_state(), &sm);
-        sm.md5 = sm.md5 || (c->object && c->object->no_overwrite); /* to recognise our own */
-        r = af_s3_sum_fd(fd, 0, size, &sm);
-        if (r < 0) {
-                af_s3_read_error(err, r);
-                return r;
-        }
-        r = af_s3_put_body(c, bucket, key, NULL, 0, &body, &sm, ret->etag, sizeof(ret->etag),
-                     ret->version_id, sizeof(ret->version_id), err);
-        return check_own_object(c, bucket, key, sm.md5 ? sm.md5_hex : "", size, r, ret->etag,
-                                sizeof(ret->etag), err);
+        return put_object(c, bucket, key, &body, ret, err);
 }
 
 int af_s3_head_object(struct af_s3_client *c, const char *bucket, const char *key,
                       struct af_s3_head_result *ret, struct af_s3_error *err)
 {
         struct af_s3_request rq = { .method = "HEAD",
-                              .bucket = bucket,
-                              .key = key,
-                              .payload_hash = af_s3_empty_sha256 };
+                                    .bucket = bucket,
+                                    .key = key,
+                                    .payload_hash = af_s3_empty_sha256 };
         struct af_s3_response resp;
         int r;
 
@@ -136,13 +141,8 @@ int af_s3_head_bucket(struct af_s3_client *c, const char *bucket, struct af_s3_e
         struct af_s3_request rq = { .method = "HEAD",
                                     .bucket = bucket,
                                     .payload_hash = af_s3_empty_sha256 };
-        struct af_s3_response resp;
-        int r;
 
-        af_s3_response_init(&resp, 0);
-        r = af_s3_perform(c, &rq, &resp, err);
-        af_s3_response_done(&resp);
-        return r;
+        return af_s3_send(c, &rq, err);
 }
 
 /* ---- copy and delete --------------------------------------------------------------------- */
@@ -261,19 +261,15 @@ int af_s3_delete_object(struct af_s3_client *c, const char *bucket, const char *
                         struct af_s3_error *err)
 {
         struct af_s3_request rq = { .method = "DELETE",
-                              .bucket = bucket,
-                              .key = key,
-                              .payload_hash = af_s3_empty_sha256 };
-        struct af_s3_response resp;
-        int r;
+                                    .bucket = bucket,
+                                    .key = key,
+                                    .payload_hash = af_s3_empty_sha256 };
+        int r = af_s3_send(c, &rq, err);
 
-        af_s3_response_init(&resp, 0);
-        r = af_s3_perform(c, &rq, &resp, err);
         /* Gone already (S3 says 204, some servers 404): what we wanted. */
         if (r == -ENOENT && strcmp(err->code, "NoSuchBucket") != 0) {
                 memset(err, 0, sizeof(*err));
                 r = 0;
         }
-        af_s3_response_done(&resp);
         return r;
 }

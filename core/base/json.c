@@ -39,6 +39,33 @@ static void jws(struct jp *j)
                 j->p++;
 }
 
+/*
+ * The characters JSON escapes by a letter, both ways: \" \\ \n \r \t \b \f (Go writes
+ * \b and \f since 1.22; before, \u0008 and \u000c). '/' may be escaped on input too.
+ */
+static const struct {
+        char raw, letter;
+} short_escapes[] = { { '"', '"' },   { '\\', '\\' }, { '\n', 'n' }, { '\r', 'r' },
+                      { '\t', 't' }, { '\b', 'b' },     { '\f', 'f' } };
+
+/* The letter that escapes @raw, or 0. */
+static char escape(unsigned char raw)
+{
+        for (size_t i = 0; i < sizeof(short_escapes) / sizeof(short_escapes[0]); i++)
+                if ((unsigned char)short_escapes[i].raw == raw)
+                        return short_escapes[i].letter;
+        return 0;
+}
+
+/* The character escaped by @letter, or 0. */
+static char unescape(unsigned char letter)
+{
+        for (size_t i = 0; i < sizeof(short_escapes) / sizeof(short_escapes[0]); i++)
+                if ((unsigned char)short_escapes[i].letter == letter)
+                        return short_escapes[i].raw;
+        return 0;
+}
+
 /* Four hex digits (the XXXX of a \uXXXX escape), or -EBADMSG. */
 static int hex4(const char *p, const char *end, unsigned *ret)
 {
@@ -71,6 +98,7 @@ static int jstring(struct jp *j, char *out, size_t n, size_t *ret_len)
         while (j->p < j->end && *j->p != '"') {
                 unsigned char c = (unsigned char)*j->p++;
                 unsigned cp, lo;
+                char e;
 
                 if (c < 0x20)
                         return -EBADMSG; /* raw control characters are not allowed */
@@ -84,24 +112,6 @@ static int jstring(struct jp *j, char *out, size_t n, size_t *ret_len)
                         return -EBADMSG;
                 c = (unsigned char)*j->p++;
                 switch (c) {
-                case '"': case '\\': case '/':
-                        cp = c;
-                        break;
-                case 'b':
-                        cp = '\b';
-                        break;
-                case 'f':
-                        cp = '\f';
-                        break;
-                case 'n':
-                        cp = '\n';
-                        break;
-                case 'r':
-                        cp = '\r';
-                        break;
-                case 't':
-                        cp = '\t';
-                        break;
                 case 'u':
                         if (hex4(j->p, j->end, &cp) < 0)
                                 return -EBADMSG;
@@ -118,7 +128,15 @@ static int jstring(struct jp *j, char *out, size_t n, size_t *ret_len)
                         }
                         break;
                 default:
-                        return -EBADMSG;
+                        if (c == '/') { /* escaped on input only: Go does not write it */
+                                cp = c;
+                                break;
+                        }
+                        e = unescape(c);
+                        if (!e)
+                                return -EBADMSG;
+                        cp = (unsigned char)e;
+                        break;
                 }
                 af_utf8_put(cp, out, n, &o);
         }
@@ -346,37 +364,16 @@ int af_json_quote(struct af_buf *out, const char *s)
                         p += l;
                         continue;
                 }
-                switch (*p) {
-                case '"':
-                        r = af_buf_adds(out, "\\\"");
-                        break;
-                case '\\':
-                        r = af_buf_adds(out, "\\\\");
-                        break;
-                case '\n':
-                        r = af_buf_adds(out, "\\n");
-                        break;
-                case '\r':
-                        r = af_buf_adds(out, "\\r");
-                        break;
-                case '\t':
-                        r = af_buf_adds(out, "\\t");
-                        break;
-                case '\b':
-                        r = af_buf_adds(out, "\\b"); /* Go 1.22+ */
-                        break;
-                case '\f':
-                        r = af_buf_adds(out, "\\f");
-                        break;
-                default:
+                if (escape(*p)) {
+                        char e2[2] = { '\\', escape(*p) };
+
+                        r = af_buf_add(out, e2, 2);
+                } else if (*p < 0x20 || *p == '<' || *p == '>' || *p == '&') {
                         /* Go escapes other control bytes and, for HTML safety, < > &. */
-                        if (*p < 0x20 || *p == '<' || *p == '>' || *p == '&') {
-                                snprintf(esc, sizeof(esc), "\\u00%c%c", hex[*p >> 4],
-                                         hex[*p & 15]);
-                                r = af_buf_adds(out, esc);
-                        } else {
-                                r = af_buf_addc(out, (char)*p);
-                        }
+                        snprintf(esc, sizeof(esc), "\\u00%c%c", hex[*p >> 4], hex[*p & 15]);
+                        r = af_buf_adds(out, esc);
+                } else {
+                        r = af_buf_addc(out, (char)*p);
                 }
                 p++;
         }
