@@ -161,7 +161,8 @@ static int fetch(const struct af_creds_source *s, struct af_creds *c, struct af_
                                            .connect_timeout_ms = CONTAINER_CONNECT_MS,
                                            .timeout_ms = CONTAINER_TIMEOUT_MS,
                                            .max_body = AF_CREDS_RESPONSE_CAP,
-                                           .no_proxy = strncasecmp(s->str[URL], "http://", 7) == 0 };
+                                           .no_proxy = strncasecmp(s->str[URL], "http://",
+                                                                   7) == 0 };
 
                 r = af_http_request(&req, &status, &body, &herr);
         }

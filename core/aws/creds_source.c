@@ -183,7 +183,8 @@ int af_creds_from_json(const struct af_buf *body, const char *token_key, const c
         if (r != AF_JSON_STRING)
                 tok[0] = '\0';
         r = af_json_get(body->ptr, body->len, "Expiration", exp, sizeof(exp));
-        if (r == AF_JSON_STRING && af_rfc3339_parse(exp, AF_RFC3339_LENIENT, &expiration, NULL) < 0) {
+        if (r == AF_JSON_STRING &&
+            af_rfc3339_parse(exp, AF_RFC3339_LENIENT, &expiration, NULL) < 0) {
                 (void)af_buf_addf(why, "Expiration %s is not an ISO 8601 time", af_q(exp));
                 r = -EBADMSG;
                 goto out;

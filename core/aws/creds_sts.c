@@ -75,7 +75,8 @@ static int build_form(const struct af_creds_source *s, struct af_buf *form, stru
         }
         af_creds_trim_right(&jwt);
         if (jwt.len == 0) {
-                (void)af_buf_addf(why, "AWS_WEB_IDENTITY_TOKEN_FILE %s is empty", s->str[TOKEN_FILE]);
+                (void)af_buf_addf(why, "AWS_WEB_IDENTITY_TOKEN_FILE %s is empty",
+                                  s->str[TOKEN_FILE]);
                 r = -ENOKEY;
                 goto out;
         }
@@ -127,7 +128,8 @@ static int post(const struct af_creds_source *s, const struct af_buf *form, stru
         (void)af_xml_get(af_buf_str(body), body->len, "ErrorResponse/Error/Message", msg,
                          sizeof(msg));
         (void)af_buf_addf(why, "STS AssumeRoleWithWebIdentity at %s: HTTP %ld %s: %s",
-                          s->str[STS_URL], status, code[0] ? code : "-", msg[0] ? msg : "no message");
+                          s->str[STS_URL], status, code[0] ? code : "-",
+                          msg[0] ? msg : "no message");
         return af_creds_status_errno(status);
 }
 

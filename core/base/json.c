@@ -181,13 +181,36 @@ static int jnumber(struct jp *j)
 
 static int jvalue(struct jp *j, enum af_json_type *ret_type);
 
-/* An object or array at j->p, skipped. */
-static int jcompound(struct jp *j)
+/* What af_json_get() looks for among the members of the top-level object. */
+struct jfind {
+        const char *key;
+        size_t klen;
+        const char *vs, *ve; /* the last member named key: its value, as written */
+        enum af_json_type type;
+};
+
+/* A member's name; when @f is set, whether it is the one wanted. */
+static int jname(struct jp *j, const struct jfind *f, bool *ret_match)
+{
+        char kbuf[256];
+        size_t l;
+        int r = jstring(j, f ? kbuf : NULL, f ? sizeof(kbuf) : 0, &l);
+
+        *ret_match = r == 0 && f && l == f->klen && l < sizeof(kbuf) &&
+                     memcmp(kbuf, f->key, l) == 0;
+        return r;
+}
+
+/*
+ * An object or array at j->p, skipped; with @f (the top-level object only), the value of the
+ * member @f names is noted (a repeated member: the last one wins, as in most parsers).
+ */
+static int jcompound(struct jp *j, struct jfind *f)
 {
         char close = *j->p == '{' ? '}' : ']';
-        bool object = close == '}';
+        bool object = close == '}', match = false;
         enum af_json_type t;
-        size_t l;
+        const char *vs;
         int r;
 
         if (++j->depth > JSON_MAX_DEPTH)
@@ -201,7 +224,7 @@ static int jcompound(struct jp *j)
         }
         for (;;) {
                 if (object) {
-                        r = jstring(j, NULL, 0, &l);
+                        r = jname(j, f, &match);
                         if (r < 0)
                                 return r;
                         jws(j);
@@ -210,9 +233,12 @@ static int jcompound(struct jp *j)
                         j->p++;
                         jws(j);
                 }
+                vs = j->p;
                 r = jvalue(j, &t);
                 if (r < 0)
                         return r;
+                if (match)
+                        *f = (struct jfind){ f->key, f->klen, vs, j->p, t };
                 jws(j);
                 if (j->p < j->end && *j->p == ',') {
                         j->p++;
@@ -244,7 +270,7 @@ static int jvalue(struct jp *j, enum af_json_type *ret_type)
         case '{':
         case '[':
                 *ret_type = AF_JSON_OTHER;
-                return jcompound(j);
+                return jcompound(j, NULL);
         default:
                 break;
         }
@@ -263,79 +289,41 @@ static int jvalue(struct jp *j, enum af_json_type *ret_type)
 
 int af_json_get(const char *json, size_t len, const char *key, char *out, size_t n)
 {
-        struct jp j = { .p = json, .end = json + len, .depth = 1 };
-        const char *vstart = NULL, *vend = NULL;
-        enum af_json_type vtype = AF_JSON_OTHER, t;
-        size_t klen = strlen(key), l;
-        char kbuf[256];
+        struct jp j = { .p = json, .end = json + len, .depth = 0 };
+        struct jfind f = { .key = key, .klen = strlen(key) };
+        size_t l;
         int r;
 
         jws(&j);
         if (j.p >= j.end || *j.p != '{')
                 return -EBADMSG;
-        j.p++;
-        jws(&j);
-        if (j.p < j.end && *j.p == '}') {
-                j.p++;
-        } else {
-                for (;;) {
-                        const char *vs;
-
-                        r = jstring(&j, kbuf, sizeof(kbuf), &l);
-                        if (r < 0)
-                                return r;
-                        jws(&j);
-                        if (j.p >= j.end || *j.p != ':')
-                                return -EBADMSG;
-                        j.p++;
-                        jws(&j);
-                        vs = j.p;
-                        r = jvalue(&j, &t);
-                        if (r < 0)
-                                return r;
-                        /* A repeated member: the last one wins, as in most parsers. */
-                        if (l == klen && l < sizeof(kbuf) && memcmp(kbuf, key, l) == 0) {
-                                vstart = vs;
-                                vend = j.p;
-                                vtype = t;
-                        }
-                        jws(&j);
-                        if (j.p < j.end && *j.p == ',') {
-                                j.p++;
-                                jws(&j);
-                                continue;
-                        }
-                        if (j.p < j.end && *j.p == '}') {
-                                j.p++;
-                                break;
-                        }
-                        return -EBADMSG;
-                }
-        }
+        r = jcompound(&j, &f);
+        if (r < 0)
+                return r;
         jws(&j);
         if (j.p != j.end)
                 return -EBADMSG;
-        if (!vstart)
+        if (!f.vs)
                 return -ENOENT;
-        if (vtype == AF_JSON_STRING) {
-                struct jp s = { .p = vstart, .end = vend, .depth = 0 };
+        if (f.type == AF_JSON_STRING) {
+                struct jp s = { .p = f.vs, .end = f.ve, .depth = 0 };
 
                 (void)jstring(&s, NULL, 0, &l); /* measure first: @out only on success */
                 if (l >= n)
                         return -E2BIG;
-                s.p = vstart;
+                s.p = f.vs;
                 (void)jstring(&s, out, n, &l);
                 out[l] = '\0';
-        } else if (vtype == AF_JSON_OTHER) {
+        } else if (f.type == AF_JSON_OTHER) {
                 if (n == 0)
                         return -E2BIG;
                 out[0] = '\0';
         } else {
-                r = copy_str(out, n, vstart, (size_t)(vend - vstart));
+                r = copy_str(out, n, f.vs, (size_t)(f.ve - f.vs));
                 if (r < 0)
                         return r;
         }
-        return (int)vtype;
+        return (int)f.type;
 }
 
 /* ---- writing: Go's encoding/json ---- */
@@ -357,7 +345,8 @@ int af_json_quote(struct af_buf *out, const char *s)
                         continue;
                 }
                 if (l > 1) {
-                        if (l == 3 && p[0] == 0xe2 && p[1] == 0x80 && (p[2] == 0xa8 || p[2] == 0xa9))
+                        if (l == 3 && p[0] == 0xe2 && p[1] == 0x80 &&
+                            (p[2] == 0xa8 || p[2] == 0xa9))
                                 r = af_buf_adds(out, p[2] == 0xa8 ? "\\u2028" : "\\u2029");
                         else
                                 r = af_buf_add(out, p, l);
