@@ -71,6 +71,9 @@ struct af_s3_location {
         int insecure;     /* -1 not given, 0 false (TLS), 1 true (plain HTTP) */
 };
 
+/** Frees what @loc holds and leaves it empty (insecure -1, "not given"); reusable after. */
+void af_s3_location_done(struct af_s3_location *loc);
+
 struct af_spec {
         char *kind;          /* "Workflow", ...; NULL for a resolved template */
         char *name;          /* metadata.name, or NULL */
@@ -125,6 +128,5 @@ void af_spec_done(struct af_spec *spec);
  */
 int af_repository_parse(const char *data, size_t len, const char *filename,
                         struct af_s3_location *ret, struct af_buf *err);
-void af_s3_location_done(struct af_s3_location *loc);
 
 const char *af_archive_name(enum af_archive a);

@@ -4,8 +4,8 @@
  *
  * Here: the chain walked once at start-up (each source is its own file behind
  * struct af_creds_source, see creds_source.h), then the provider: the lock, the refresh
- * decision and the hand-out of copies. The provider knows a source only through its ops:
- * fetch again, free.
+ * decision and the hand-out of copies. The provider knows a source only through
+ * struct af_creds_source: its ops (fetch) and af_creds_source_free().
  *
  * Invariants: a secret is never put in an error text or a log line; the copy handed out is
  * replaced whole, under the lock; outputs are written only on success.

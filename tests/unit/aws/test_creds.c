@@ -1,8 +1,8 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
- * Unit tests for creds: the INI reader, the refresh
- * decision, the endpoint rules, and the chain's order and error line with files in a
- * temporary HOME.
+ * Unit tests for creds: the INI reader, the refresh decision, the endpoint rules, and the
+ * chain's order and error line with files in a temporary HOME. (The JSON and XML readers
+ * the sources use are tested in tests/unit/base, RFC 3339 times in base/test_clock.c.)
  *
  * Network rule: nothing here may reach a metadata service or AWS. main() clears every
  * AWS_* variable the chain reads and sets AWS_EC2_METADATA_DISABLED=true; the only request
