@@ -36,7 +36,7 @@
 extern const char af_s3_empty_sha256[];
 
 /* The client. Set by af_s3_client_new() and read-only afterwards, but for file_meta and
- * last_serial, which the one thread using the client sets. */
+ * cancel (their setters) and last_serial: the one thread using the client sets those. */
 struct af_s3_client {
         CURL *curl;
         struct af_creds_provider *creds;
