@@ -31,10 +31,9 @@
 #define AF_CREDS_TOKEN_FILE_CAP ((size_t)64 << 10)  /* web identity and authorization tokens */
 #define AF_CREDS_RESPONSE_CAP ((size_t)64 << 10)    /* STS, container, IMDS, process output */
 #define AF_CREDS_WHY_CAP 1024
+#define AF_CREDS_SOURCE_STRS 4 /* settings a source keeps, at most */
 
 struct af_creds_source;
-
-#define AF_CREDS_SOURCE_STRS 4
 
 struct af_creds_source_ops {
         const char *name; /* for debug logs: "web identity", ... */
