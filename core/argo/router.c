@@ -1,27 +1,13 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /* Path -> bucket/key. See router.h for the rules. */
 #include "argo/router.h"
+#include "argo/resolve.h"
 
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
-
-static void describe_template_error(struct af_buf *err, const char *what, const char *tmpl,
-                                    const struct af_template_error *te, int r)
-{
-        const char *env = af_vars_env_name(te->var);
-
-        if (r == -ENOENT)
-                (void)af_buf_addf(err,
-                                  "%s: variable '%s' is not set (looked in: --var, the spec%s%s); "
-                                  "set it with --var %s=VALUE",
-                                  what, te->var, env ? ", $" : "", env ? env : "", te->var);
-        else
-                (void)af_buf_addf(err, "%s: %s at offset %zu of '%s'", what,
-                                  te->reason ? te->reason : "bad template", te->offset, tmpl);
-}
 
 static int expand_clean(const char *what, const char *tmpl, const struct af_vars *vars,
                         bool clean, char **ret, struct af_buf *err)
@@ -34,7 +20,7 @@ static int expand_clean(const char *what, const char *tmpl, const struct af_vars
         af_buf_init(&cleaned, 0);
         r = af_template_expand(tmpl, vars, &raw, &te);
         if (r < 0) {
-                describe_template_error(err, what, tmpl, &te, r);
+                af_describe_template_error(err, "", what, tmpl, &te, r, vars);
                 if (r == -E2BIG) /* a key (prefix) that long can only be too long */
                         r = -ENAMETOOLONG;
                 goto out;
@@ -116,6 +102,110 @@ void af_router_done(struct af_router *r)
         memset(r, 0, sizeof(*r));
 }
 
+/* The name, path, s3.key and compression level of @a, with the controller's substitution
+ * done (resolve.h), checked as Argo checks them. */
+static int resolve_artifact(struct af_route_artifact *ra, const struct af_spec *spec,
+                            const struct af_artifact *a, const struct af_vars *vars,
+                            struct af_buf *err)
+{
+        char *level = NULL;
+        int r;
+
+        struct af_buf what;
+
+        af_buf_init(&what, 1024);
+        r = af_resolve_field(spec, a->name_pos, "artifact name", a->name, vars, &ra->name, err);
+        if (r == 0) {
+                (void)af_buf_addf(&what, "artifact '%s' path", ra->name);
+                r = af_resolve_field(spec, a->path_pos, af_buf_str(&what), a->path, vars,
+                                     &ra->path, err);
+        }
+        if (r == 0)
+                r = af_artifact_check_path(spec, a->path_pos, ra->name, ra->path, err);
+        if (r == 0 && a->s3_key) {
+                af_buf_reset(&what);
+                (void)af_buf_addf(&what, "artifact '%s' s3.key", ra->name);
+                r = af_resolve_field(spec, a->key_pos, af_buf_str(&what), a->s3_key, vars,
+                                     &ra->key, err);
+        }
+        af_buf_done(&what);
+        ra->compression_level = a->compression_level;
+        if (r == 0 && a->compression_text) {
+                char *end;
+                long v;
+
+                r = af_resolve_field(spec, a->pos, "archive.tar.compressionLevel",
+                                     a->compression_text, vars, &level, err);
+                if (r == 0) {
+                        v = strtol(level, &end, 10);
+                        if (end == level || *end || v < -1 || v > 9) {
+                                af_spec_where(spec, a->pos, err);
+                                (void)af_buf_addf(err, "artifact '%s': compressionLevel must "
+                                                       "be -1..9, not '%s'", ra->name, level);
+                                r = -EINVAL;
+                        }
+                        ra->compression_level = (int)v;
+                }
+                free(level);
+        }
+        return r;
+}
+
+static int init_artifact(struct af_route_artifact *ra, const struct af_router_config *cfg,
+                         const struct af_spec *spec, const struct af_artifact *a,
+                         const struct af_vars *vars, struct af_buf *err)
+{
+        struct af_buf cp;
+        int ret;
+
+        ret = resolve_artifact(ra, spec, a, vars, err);
+        if (ret < 0)
+                return ret;
+        ra->other_location = a->other_location;
+        if (ra->path[0] != '/') {
+                af_spec_where(spec, a->path_pos, err);
+                (void)af_buf_addf(err, "artifact '%s': path '%s' is not absolute", ra->name,
+                                  ra->path);
+                return -EINVAL;
+        }
+        ra->rel = relative_to(ra->path, cfg->mount_as);
+        if (!ra->rel && cfg->strict_paths && !ra->other_location) {
+                (void)af_buf_addf(err,
+                                  "artifact '%s': path %s is outside the mount (%s); "
+                                  "mount its directory, or say with --as which "
+                                  "directory the mount stands for",
+                                  ra->name, ra->path, cfg->mount_as);
+                return -EINVAL;
+        }
+        af_buf_init(&cp, 0);
+        ret = af_key_clean(ra->path, &cp);
+        ra->base = ret < 0 ? NULL : strdup(basename_of(af_buf_str(&cp)));
+        ra->clean_path = ret < 0 ? NULL : strdup(af_buf_str(&cp));
+        af_buf_done(&cp);
+        if (!ra->base || !ra->clean_path)
+                return -ENOMEM;
+        ra->optional = a->optional;
+        ra->archive = a->archive == AF_ARCHIVE_DEFAULT ? cfg->archive_default : a->archive;
+        if (ra->archive == AF_ARCHIVE_DEFAULT)
+                ra->archive = AF_ARCHIVE_NONE;
+        /* Argo's HasLocation: endpoint, bucket and key all set. Then the artifact has
+         * a bucket of its own; a partial location keeps only the key (Relocate). */
+        if (a->s3_key && a->s3_bucket && a->s3_endpoint && *a->s3_endpoint) {
+                if (cfg->endpoint && !same_host(a->s3_endpoint, cfg->endpoint)) {
+                        (void)af_buf_addf(err,
+                                          "artifact '%s': its s3 location's endpoint %s is "
+                                          "not the repository's (%s); artifuse uploads to "
+                                          "one endpoint",
+                                          ra->name, a->s3_endpoint, cfg->endpoint);
+                        return -EINVAL;
+                }
+                ra->bucket = strdup(a->s3_bucket);
+                if (!ra->bucket)
+                        return -ENOMEM;
+        }
+        return 0;
+}
+
 int af_router_init(struct af_router *r, const struct af_router_config *cfg,
                    const struct af_spec *spec, const struct af_vars *vars, struct af_buf *err)
 {
@@ -149,79 +239,10 @@ int af_router_init(struct af_router *r, const struct af_router_config *cfg,
                 goto fail;
         }
         for (size_t i = 0; i < narts; i++) {
-                const struct af_artifact *a = &spec->artifacts[i];
-                struct af_route_artifact *ra = &n.arts[i];
-
                 n.narts++;
-                ra->name = strdup(a->name);
-                ra->path = strdup(a->path);
-                if (!ra->name || !ra->path) {
-                        ret = -ENOMEM;
+                ret = init_artifact(&n.arts[i], cfg, spec, &spec->artifacts[i], vars, err);
+                if (ret < 0)
                         goto fail;
-                }
-                if (a->path[0] != '/') {
-                        (void)af_buf_addf(err, "artifact '%s': path '%s' is not absolute",
-                                          a->name, a->path);
-                        ret = -EINVAL;
-                        goto fail;
-                }
-                ra->rel = relative_to(a->path, cfg->mount_as);
-                if (!ra->rel && cfg->strict_paths) {
-                        (void)af_buf_addf(err,
-                                          "artifact '%s': path %s is outside the mount (%s); "
-                                          "mount its directory, or say with --as which "
-                                          "directory the mount stands for",
-                                          a->name, a->path, cfg->mount_as);
-                        ret = -EINVAL;
-                        goto fail;
-                }
-                {
-                        struct af_buf cp;
-
-                        af_buf_init(&cp, 0);
-                        ret = af_key_clean(a->path, &cp);
-                        ra->base = ret < 0 ? NULL : strdup(basename_of(af_buf_str(&cp)));
-                        ra->clean_path = ret < 0 ? NULL : strdup(af_buf_str(&cp));
-                        af_buf_done(&cp);
-                        if (!ra->base || !ra->clean_path) {
-                                ret = -ENOMEM;
-                                goto fail;
-                        }
-                }
-                ra->optional = a->optional;
-                ra->archive = a->archive == AF_ARCHIVE_DEFAULT ? cfg->archive_default : a->archive;
-                if (ra->archive == AF_ARCHIVE_DEFAULT)
-                        ra->archive = AF_ARCHIVE_NONE;
-                ra->compression_level = a->compression_level;
-                /* Argo's HasLocation: endpoint, bucket and key all set. Then the artifact has
-                 * a bucket of its own; a partial location keeps only the key (Relocate). */
-                if (a->s3_key && a->s3_bucket && a->s3_endpoint && *a->s3_endpoint) {
-                        if (cfg->endpoint && !same_host(a->s3_endpoint, cfg->endpoint)) {
-                                (void)af_buf_addf(err,
-                                                  "artifact '%s': its s3 location's endpoint %s is "
-                                                  "not the repository's (%s); artifuse uploads to "
-                                                  "one endpoint",
-                                                  a->name, a->s3_endpoint, cfg->endpoint);
-                                ret = -EINVAL;
-                                goto fail;
-                        }
-                        ra->bucket = strdup(a->s3_bucket);
-                        if (!ra->bucket) {
-                                ret = -ENOMEM;
-                                goto fail;
-                        }
-                }
-                if (a->s3_key) {
-                        struct af_buf what;
-
-                        af_buf_init(&what, 512);
-                        (void)af_buf_addf(&what, "artifact '%s' s3.key", a->name);
-                        ret = expand_clean(af_buf_str(&what), a->s3_key, vars, false, &ra->key,
-                                           err);
-                        af_buf_done(&what);
-                        if (ret < 0)
-                                goto fail;
-                }
         }
         if (cfg->unmatched == AF_UNMATCHED_AUTO)
                 n.upload_unmatched = narts == 0;
@@ -283,6 +304,11 @@ int af_router_route(const struct af_router *r, const char *relpath, struct af_ro
         ret->compression_level = -1;
         ret->deferred = false;
         ret->zip_file_member = NULL;
+        if (hit && hit->other_location) { /* Argo's other driver saves it, not us */
+                ret->artifact = hit;
+                ret->bucket = NULL;
+                return 0;
+        }
         if (hit && (hit->archive == AF_ARCHIVE_TAR || hit->archive == AF_ARCHIVE_ZIP)) {
                 bool zip = hit->archive == AF_ARCHIVE_ZIP;
 

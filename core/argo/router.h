@@ -20,6 +20,10 @@
  *                      must be the repository's); bucket+key without endpoint: Argo keeps
  *                      only the key (the bucket is dropped), and so do we
  *   unmatched file     ignored, or <prefix>/<relative path> with --unmatched upload
+ *   other location     an artifact with a full gcs/azure/hdfs/http/artifactory/oss/git/raw/
+ *                      plugin location is saved by Argo through that driver: not uploaded
+ *                      (a key-only one goes to the repository with its key, as Argo's
+ *                      Relocate does)
  * Keys other than a file artifact's s3.key are cleaned like Go's path.Join. No key may
  * exceed 1024 bytes. The most specific artifact wins (the longest path that is the file or
  * holds it); among equals, the first in spec order.
@@ -63,6 +67,9 @@ struct af_route_artifact {
         enum af_archive archive;
         int compression_level;
         bool optional;
+        /* "gcs", "azure", ...: the artifact has a full location of another kind, which
+         * Argo saves through that driver: never uploaded here. NULL: S3. */
+        const char *other_location;
 };
 
 struct af_router {
@@ -99,8 +106,8 @@ struct af_route {
 
 /**
  * Routes @relpath (relative to the mount root, no leading "/"). Returns 1 and fills @ret
- * when the file is to be uploaded, 0 when it is not (not an artifact, or an unmatched file
- * that is ignored), -ENAMETOOLONG when the key would pass AF_KEY_MAX. A file inside an
+ * when the file is to be uploaded, 0 when it is not (not an artifact, an unmatched file
+ * that is ignored, or an artifact with a non-S3 location: then @ret->artifact names it), -ENAMETOOLONG when the key would pass AF_KEY_MAX. A file inside an
  * archived directory artifact routes to the archive's key with @ret->deferred set.
  */
 int af_router_route(const struct af_router *r, const char *relpath, struct af_route *ret);

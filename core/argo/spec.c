@@ -331,6 +331,7 @@ static int parse_location(struct ctx *c, const yaml_node_t *n, struct af_s3_loca
 
 static void artifact_done(struct af_artifact *a)
 {
+        free(a->compression_text);
         free(a->name);
         free(a->path);
         free(a->s3_key);
@@ -355,6 +356,10 @@ static int parse_archive(struct ctx *c, const yaml_node_t *n, struct af_artifact
         } else if ((tar = map_get(c, n, "tar"))) {
                 a->archive = AF_ARCHIVE_TAR;
                 lvl = map_scalar(c, tar, "compressionLevel");
+                if (lvl && strstr(lvl, "{{")) { /* a parameter: resolved with the others */
+                        a->compression_text = strdup(lvl);
+                        return a->compression_text ? 0 : -ENOMEM;
+                }
                 if (lvl) {
                         errno = 0;
                         v = strtol(lvl, &end, 10);
@@ -369,6 +374,84 @@ static int parse_archive(struct ctx *c, const yaml_node_t *n, struct af_artifact
         return 0;
 }
 
+static struct af_pos pos_of(const yaml_node_t *n)
+{
+        struct af_pos p = { 0, 0 };
+
+        if (n) {
+                p.line = (int)n->start_mark.line + 1;
+                p.col = (int)n->start_mark.column + 1;
+        }
+        return p;
+}
+
+/* An artifact's own location, as Argo's ArtifactLocation.Get() picks it (the first of
+ * these that is set, pkg/apis/workflow/v1alpha1/workflow_types.go) and its HasLocation()
+ * for each kind. S3, or a key-only location of another kind, goes to the repository (the
+ * executor's Relocate keeps the key); a full location of another kind is saved by that
+ * kind's driver. */
+static const struct {
+        const char *kind;
+        const char *need[3]; /* the fields HasLocation() requires */
+        const char *key;     /* the field GetKey() returns, or NULL */
+} locations[] = {
+        { "artifactory", { "url", "usernameSecret", NULL }, NULL },
+        { "azure", { "endpoint", "container", "blob" }, "blob" },
+        { "git", { "repo", NULL, NULL }, NULL },
+        { "gcs", { "bucket", "key", NULL }, "key" },
+        { "hdfs", { "addresses", NULL, NULL }, "path" },
+        { "http", { "url", NULL, NULL }, NULL },
+        { "oss", { "bucket", "endpoint", "key" }, "key" },
+        { "raw", { NULL, NULL, NULL }, NULL },
+        { "s3", { NULL, NULL, NULL }, "key" },
+        { "plugin", { "name", "configuration", "key" }, "key" },
+};
+
+static bool has_field(struct ctx *c, const yaml_node_t *loc, const char *field)
+{
+        const yaml_node_t *v = map_get(c, loc, field);
+
+        if (!v)
+                return false;
+        if (v->type == YAML_SCALAR_NODE)
+                return v->data.scalar.length > 0;
+        if (v->type == YAML_SEQUENCE_NODE)
+                return v->data.sequence.items.top > v->data.sequence.items.start;
+        return true;
+}
+
+static int parse_artifact_location(struct ctx *c, const yaml_node_t *n, struct af_artifact *a)
+{
+        for (size_t i = 0; i < sizeof(locations) / sizeof(locations[0]); i++) {
+                yaml_node_t *f = map_get(c, n, locations[i].kind);
+                bool full = true;
+                int r;
+
+                if (!f)
+                        continue;
+                if (strcmp(locations[i].kind, "s3") == 0) {
+                        a->key_pos = pos_of(map_get(c, f, "key"));
+                        r = dup_field(c, f, "key", &a->s3_key);
+                        if (r == 0)
+                                r = dup_field(c, f, "bucket", &a->s3_bucket);
+                        if (r == 0)
+                                r = dup_field(c, f, "endpoint", &a->s3_endpoint);
+                        return r;
+                }
+                for (int k = 0; k < 3 && locations[i].need[k]; k++)
+                        full = full && has_field(c, f, locations[i].need[k]);
+                if (full) {
+                        a->other_location = locations[i].kind;
+                        return 0;
+                }
+                if (!locations[i].key)
+                        return 0;
+                a->key_pos = pos_of(map_get(c, f, locations[i].key));
+                return dup_field(c, f, locations[i].key, &a->s3_key);
+        }
+        return 0;
+}
+
 static int parse_artifact(struct ctx *c, const yaml_node_t *n, struct af_artifact *a)
 {
         yaml_node_t *f;
@@ -378,8 +461,11 @@ static int parse_artifact(struct ctx *c, const yaml_node_t *n, struct af_artifac
         memset(a, 0, sizeof(*a));
         a->compression_level = -1;
         a->line = (int)n->start_mark.line + 1;
+        a->pos = pos_of(n);
         if (n->type != YAML_MAPPING_NODE)
                 return fail_at(c, n, "an output artifact must be a mapping", NULL);
+        a->name_pos = pos_of(map_get(c, n, "name"));
+        a->path_pos = pos_of(map_get(c, n, "path"));
         s = map_scalar(c, n, "name");
         if (!s || !*s)
                 return fail_at(c, n, "output artifact has no name", NULL);
@@ -406,16 +492,9 @@ static int parse_artifact(struct ctx *c, const yaml_node_t *n, struct af_artifac
                 if (r < 0)
                         goto fail;
         }
-        f = map_get(c, n, "s3");
-        if (f) {
-                r = dup_field(c, f, "key", &a->s3_key);
-                if (r == 0)
-                        r = dup_field(c, f, "bucket", &a->s3_bucket);
-                if (r == 0)
-                        r = dup_field(c, f, "endpoint", &a->s3_endpoint);
-                if (r < 0)
-                        goto fail;
-        }
+        r = parse_artifact_location(c, n, a);
+        if (r < 0)
+                goto fail;
         return 0;
 fail:
         artifact_done(a);
@@ -428,11 +507,36 @@ static bool is_pod_template(struct ctx *c, const yaml_node_t *t)
                map_get(c, t, "containerSet");
 }
 
+/* A workflow template's own archiveLocation replaces the repository for its pod when it is
+ * a full location (workflow/controller/workflowpod.go, addArchiveLocation: "User explicitly
+ * set the location"; S3Artifact.HasLocation: endpoint, bucket and key). */
+static int parse_template_location(struct ctx *c, const yaml_node_t *t, struct af_spec *s)
+{
+        yaml_node_t *loc = map_get(c, map_get(c, t, "archiveLocation"), "s3");
+        struct af_s3_location *al = &s->archive_location;
+        int r;
+
+        if (!loc || s->is_resolved_template)
+                return 0;
+        r = parse_location(c, loc, al);
+        if (r < 0)
+                return r;
+        if (al->endpoint && *al->endpoint && al->bucket && *al->bucket && al->key && *al->key)
+                s->has_archive_location = true;
+        else
+                af_s3_location_done(al);
+        return 0;
+}
+
 static int parse_template(struct ctx *c, const yaml_node_t *t, struct af_spec *s)
 {
         yaml_node_t *arts = map_get(c, map_get(c, t, "outputs"), "artifacts");
         size_t n;
         int r;
+
+        r = parse_template_location(c, t, s);
+        if (r < 0)
+                return r;
 
         r = parse_param_list(c, map_get(c, map_get(c, t, "inputs"), "parameters"),
                              "inputs.parameters", &s->inputs, &s->ninputs);
@@ -484,6 +588,18 @@ static int list_templates(struct ctx *c, const yaml_node_t *templates, struct af
 }
 
 /* A Workflow-like document: kind, metadata, spec (or spec.workflowSpec). */
+/* spec.artifactRepositoryRef {configMap, key} (both optional). */
+static int parse_repo_ref(struct ctx *c, const yaml_node_t *spec, struct af_spec *s)
+{
+        yaml_node_t *ref = map_get(c, spec, "artifactRepositoryRef");
+        int r;
+
+        r = dup_field(c, ref, "configMap", &s->repo_ref_configmap);
+        if (r == 0)
+                r = dup_field(c, ref, "key", &s->repo_ref_key);
+        return r;
+}
+
 static int parse_workflow(struct ctx *c, const yaml_node_t *root, const char *template_name,
                           struct af_spec *s)
 {
@@ -533,6 +649,8 @@ static int parse_workflow(struct ctx *c, const yaml_node_t *root, const char *te
                 r = dup_field(c, spec, "serviceAccountName", &s->service_account);
         if (r == 0)
                 r = dup_field(c, spec, "priority", &s->priority);
+        if (r == 0)
+                r = parse_repo_ref(c, spec, s);
         if (r < 0)
                 return r;
         r = parse_params(c, spec, s);
@@ -625,8 +743,11 @@ void af_spec_done(struct af_spec *s)
         free(s->uid);
         free(s->priority);
         free(s->service_account);
+        free(s->repo_ref_configmap);
+        free(s->repo_ref_key);
         af_s3_location_done(&s->archive_location);
         free(s->artifacts);
+        free(s->filename);
         free(s->params);
         free(s->kind);
         free(s->name);
@@ -673,8 +794,13 @@ int af_spec_parse_opts(const char *data, size_t len, const char *filename,
         }
         memset(&s, 0, sizeof(s));
         s.archive_location.insecure = -1;
-        if (!yaml_parser_initialize(&parser))
+        s.filename = strdup(filename);
+        if (!s.filename)
                 return -ENOMEM;
+        if (!yaml_parser_initialize(&parser)) {
+                free(s.filename);
+                return -ENOMEM;
+        }
         yaml_parser_set_input_string(&parser, (const unsigned char *)data, len);
         for (;;) {
                 yaml_node_t *root;
@@ -746,17 +872,38 @@ int af_spec_parse_opts(const char *data, size_t len, const char *filename,
 }
 
 /* The repository YAML, from the root mapping or from a ConfigMap's data value. */
-static int repository_from_root(struct ctx *c, const yaml_node_t *root, const char *filename,
-                                struct af_s3_location *loc, struct af_buf *err, int depth);
+static int repository_from_root(struct ctx *c, const yaml_node_t *root,
+                                const struct af_repository_ref *ref, struct af_s3_location *loc,
+                                int depth);
+
+/* At the top level, is @root the document that holds the repository? A ConfigMap (the one
+ * @ref names, if it names one) or a document with no kind (a bare repository); other kinds
+ * (ServiceAccount, Workflow...) in the same file are not. */
+static bool is_repository_doc(struct ctx *c, const yaml_node_t *root,
+                              const struct af_repository_ref *ref)
+{
+        const char *kind, *name;
+
+        if (root->type != YAML_MAPPING_NODE)
+                return true; /* a scalar or a list: reported as no repository */
+        kind = map_scalar(c, root, "kind");
+        if (!kind)
+                return true;
+        if (strcmp(kind, "ConfigMap") != 0)
+                return false;
+        name = map_scalar(c, map_get(c, root, "metadata"), "name");
+        return !ref || !ref->configmap || (name && strcmp(name, ref->configmap) == 0);
+}
 
 static int repository_from_text(const char *data, size_t len, const char *filename,
+                                const struct af_repository_ref *ref,
                                 struct af_s3_location *loc, struct af_buf *err, int depth)
 {
         yaml_parser_t parser;
         yaml_document_t doc;
         struct ctx c = { .doc = &doc, .filename = filename, .err = err };
-        yaml_node_t *root;
-        int r;
+        bool found = false;
+        int r = 0, ndocs = 0;
 
         if (len > AF_SPEC_MAX) {
                 (void)af_buf_addf(err, "%s: larger than %zu bytes", filename, AF_SPEC_MAX);
@@ -765,68 +912,101 @@ static int repository_from_text(const char *data, size_t len, const char *filena
         if (!yaml_parser_initialize(&parser))
                 return -ENOMEM;
         yaml_parser_set_input_string(&parser, (const unsigned char *)data, len);
-        if (!yaml_parser_load(&parser, &doc)) {
-                (void)af_buf_addf(err, "%s:%zu:%zu: YAML error: %s", filename,
-                                  parser.problem_mark.line + 1, parser.problem_mark.column + 1,
-                                  parser.problem ? parser.problem : "unknown");
-                yaml_parser_delete(&parser);
-                return -EINVAL;
+        while (r == 0 && !found) {
+                yaml_node_t *root;
+
+                if (!yaml_parser_load(&parser, &doc)) {
+                        (void)af_buf_addf(err, "%s:%zu:%zu: YAML error: %s", filename,
+                                          parser.problem_mark.line + 1,
+                                          parser.problem_mark.column + 1,
+                                          parser.problem ? parser.problem : "unknown");
+                        r = -EINVAL;
+                        break;
+                }
+                root = yaml_document_get_root_node(&doc);
+                if (!root) { /* the end of the stream */
+                        yaml_document_delete(&doc);
+                        break;
+                }
+                ndocs++;
+                free(c.seen);
+                c.nseen = (size_t)(doc.nodes.top - doc.nodes.start);
+                c.seen = calloc(c.nseen ? c.nseen : 1, sizeof(*c.seen));
+                c.lookup_id = 0;
+                if (!c.seen) {
+                        r = -ENOMEM;
+                } else if (depth > 0 || is_repository_doc(&c, root, ref)) {
+                        found = true;
+                        r = repository_from_root(&c, root, ref, loc, depth);
+                }
+                yaml_document_delete(&doc);
         }
-        root = yaml_document_get_root_node(&doc);
-        c.nseen = (size_t)(doc.nodes.top - doc.nodes.start);
-        c.seen = calloc(c.nseen ? c.nseen : 1, sizeof(*c.seen));
-        if (!c.seen) {
-                r = -ENOMEM;
-        } else if (!root) {
-                (void)af_buf_addf(err, "%s: empty repository configuration", filename);
+        if (r == 0 && !found) {
+                if (ref && ref->configmap)
+                        (void)af_buf_addf(err, "%s: no ConfigMap named '%s' in %d document(s)",
+                                          filename, ref->configmap, ndocs);
+                else if (ndocs)
+                        (void)af_buf_addf(err, "%s: no ConfigMap or repository document in %d "
+                                          "document(s)", filename, ndocs);
+                else
+                        (void)af_buf_addf(err, "%s: empty repository configuration", filename);
                 r = -EINVAL;
-        } else {
-                r = repository_from_root(&c, root, filename, loc, err, depth);
         }
         free(c.seen);
-        yaml_document_delete(&doc);
         yaml_parser_delete(&parser);
         return r;
 }
 
-static int repository_from_root(struct ctx *c, const yaml_node_t *root, const char *filename,
-                                struct af_s3_location *loc, struct af_buf *err, int depth)
+/* A ConfigMap's repository value: @ref's key, else the default-repository annotation's, else
+ * (workflow-controller-configmap) artifactRepository, else the only key. */
+static int repository_from_configmap(struct ctx *c, const yaml_node_t *root,
+                                     const struct af_repository_ref *ref,
+                                     struct af_s3_location *loc, int depth)
+{
+        const char *want = map_scalar(c, map_get(c, map_get(c, root, "metadata"), "annotations"),
+                                      "workflows.argoproj.io/default-artifact-repository");
+        const char *why = "ConfigMap data has no key named by its default-artifact-repository "
+                          "annotation: ";
+        yaml_node_t *data, *value;
+
+        data = map_get(c, root, "data");
+        if (!data || data->type != YAML_MAPPING_NODE)
+                return fail_at(c, root, "ConfigMap has no data", NULL);
+        if (ref && ref->key) {
+                want = ref->key;
+                why = "ConfigMap data has no key named by the workflow's "
+                      "spec.artifactRepositoryRef.key: ";
+        }
+        /* workflow-controller-configmap: the controller's default repository. */
+        if (!want && map_get(c, data, "artifactRepository"))
+                want = "artifactRepository";
+        if (want) {
+                value = map_get(c, data, want);
+                if (!value)
+                        return fail_at(c, data, why, want);
+        } else if (data->data.mapping.pairs.top - data->data.mapping.pairs.start == 1) {
+                value = node_at(c, data->data.mapping.pairs.start[0].value);
+        } else {
+                return fail_at(c, data,
+                               "ConfigMap has several repositories and no "
+                               "workflows.argoproj.io/default-artifact-repository annotation",
+                               NULL);
+        }
+        if (!scalar(value))
+                return fail_at(c, value, "repository value must be a YAML string", NULL);
+        return repository_from_text(scalar(value), value->data.scalar.length, c->filename, ref,
+                                    loc, c->err, depth + 1);
+}
+
+static int repository_from_root(struct ctx *c, const yaml_node_t *root,
+                                const struct af_repository_ref *ref, struct af_s3_location *loc,
+                                int depth)
 {
         const char *kind = map_scalar(c, root, "kind");
-        yaml_node_t *s3, *data, *value = NULL;
+        yaml_node_t *s3;
 
-        if (kind && strcmp(kind, "ConfigMap") == 0 && depth == 0) {
-                /* The key named by the default-repository annotation, else the only key. */
-                const char *want = map_scalar(c, map_get(c, map_get(c, root, "metadata"),
-                                                         "annotations"),
-                                              "workflows.argoproj.io/default-artifact-repository");
-
-                data = map_get(c, root, "data");
-                if (!data || data->type != YAML_MAPPING_NODE)
-                        return fail_at(c, root, "ConfigMap has no data", NULL);
-                /* workflow-controller-configmap: the controller's default repository. */
-                if (!want && map_get(c, data, "artifactRepository"))
-                        want = "artifactRepository";
-                if (want) {
-                        value = map_get(c, data, want);
-                        if (!value)
-                                return fail_at(c, data, "ConfigMap data has no key named by its "
-                                                        "default-artifact-repository annotation: ",
-                                               want);
-                } else if (data->data.mapping.pairs.top - data->data.mapping.pairs.start == 1) {
-                        value = node_at(c, data->data.mapping.pairs.start[0].value);
-                } else {
-                        return fail_at(c, data,
-                                       "ConfigMap has several repositories and no "
-                                       "workflows.argoproj.io/default-artifact-repository "
-                                       "annotation",
-                                       NULL);
-                }
-                if (!scalar(value))
-                        return fail_at(c, value, "repository value must be a YAML string", NULL);
-                return repository_from_text(scalar(value), value->data.scalar.length, filename,
-                                            loc, err, depth + 1);
-        }
+        if (kind && strcmp(kind, "ConfigMap") == 0 && depth == 0)
+                return repository_from_configmap(c, root, ref, loc, depth);
         s3 = map_get(c, root, "s3");
         if (!s3) {
                 if (map_get(c, root, "gcs") || map_get(c, root, "azure") ||
@@ -842,12 +1022,19 @@ static int repository_from_root(struct ctx *c, const yaml_node_t *root, const ch
 int af_repository_parse(const char *data, size_t len, const char *filename,
                         struct af_s3_location *ret, struct af_buf *err)
 {
+        return af_repository_parse_ref(data, len, filename, NULL, ret, err);
+}
+
+int af_repository_parse_ref(const char *data, size_t len, const char *filename,
+                            const struct af_repository_ref *ref, struct af_s3_location *ret,
+                            struct af_buf *err)
+{
         struct af_s3_location loc;
         int r;
 
         memset(&loc, 0, sizeof(loc));
         loc.insecure = -1;
-        r = repository_from_text(data, len, filename, &loc, err, 0);
+        r = repository_from_text(data, len, filename, ref, &loc, err, 0);
         if (r == 0 && (!loc.bucket || !*loc.bucket)) {
                 (void)af_buf_addf(err, "%s: the s3 repository has no bucket", filename);
                 r = -EINVAL;

@@ -32,16 +32,29 @@ enum af_archive {
         AF_ARCHIVE_ZIP,
 };
 
+/* Where a value was written in the spec (1-based), for messages; 0 when not known. */
+struct af_pos {
+        int line, col;
+};
+
 struct af_artifact {
         char *name;
         char *path;   /* as written in the spec, normally absolute */
-        char *s3_key; /* outputs.artifacts[].s3.key, or NULL */
+        char *s3_key; /* outputs.artifacts[].s3.key (or a non-S3 location's key-only
+                       * key, which Argo moves to the repository), or NULL */
         char *s3_bucket;   /* outputs.artifacts[].s3.bucket, or NULL */
         char *s3_endpoint; /* outputs.artifacts[].s3.endpoint, or NULL */
+        /* The artifact has a full location of another kind ("gcs", "azure", "hdfs",
+         * "http", "artifactory", "oss", "git", "raw", "plugin"): Argo saves it through that
+         * driver, never to the S3 repository, so artifuse does not upload it. NULL: S3. */
+        const char *other_location;
         enum af_archive archive;
         int compression_level; /* tar only; -1 when not given */
+        /* archive.tar.compressionLevel when it is a "{{...}}" template, resolved later. */
+        char *compression_text;
         bool optional;
         int line; /* where it was declared, for messages */
+        struct af_pos pos, name_pos, path_pos, key_pos;
 };
 
 struct af_param {
@@ -75,6 +88,7 @@ struct af_s3_location {
 void af_s3_location_done(struct af_s3_location *loc);
 
 struct af_spec {
+        char *filename;      /* as given to the parser, for messages */
         char *kind;          /* "Workflow", ...; NULL for a resolved template */
         char *name;          /* metadata.name, or NULL */
         char *generate_name; /* metadata.generateName, or NULL */
@@ -94,7 +108,13 @@ struct af_spec {
         char *uid;             /* metadata.uid, or NULL */
         char *priority;        /* spec.priority, or NULL */
         char *service_account; /* spec.serviceAccountName, or NULL */
-        /* A resolved template (Argo's /var/run/argo/template) names where its outputs go. */
+        /* spec.artifactRepositoryRef: which ConfigMap and key hold the repository (NULL: not
+         * given; Argo then takes "artifact-repositories" and its default annotation). */
+        char *repo_ref_configmap;
+        char *repo_ref_key;
+        /* A resolved template (Argo's /var/run/argo/template) names where its outputs go;
+         * so does a workflow template with a full archiveLocation.s3 (endpoint, bucket and
+         * key: Argo's HasLocation), which replaces the repository for its pod. */
         bool is_resolved_template;
         bool has_archive_location;
         struct af_s3_location archive_location;
@@ -128,5 +148,23 @@ void af_spec_done(struct af_spec *spec);
  */
 int af_repository_parse(const char *data, size_t len, const char *filename,
                         struct af_s3_location *ret, struct af_buf *err);
+
+/** A workflow's spec.artifactRepositoryRef; NULL fields take Argo's defaults. */
+struct af_repository_ref {
+        const char *configmap; /* metadata.name of the ConfigMap to use */
+        const char *key;       /* its data key; wins over the default-repository annotation */
+};
+
+/**
+ * Like af_repository_parse, choosing as Argo's controller does
+ * (workflow/artifactrepositories/artifactrepositories.go, Get): the key is @ref->key if given,
+ * else the ConfigMap's workflows.argoproj.io/default-artifact-repository annotation. @data may
+ * hold several YAML documents (a deploy file with a ServiceAccount, the ConfigMap and the
+ * Workflow): the first ConfigMap (named @ref->configmap, if given) or bare repository
+ * document is used, other kinds are skipped. @ref may be NULL.
+ */
+int af_repository_parse_ref(const char *data, size_t len, const char *filename,
+                            const struct af_repository_ref *ref, struct af_s3_location *ret,
+                            struct af_buf *err);
 
 const char *af_archive_name(enum af_archive a);

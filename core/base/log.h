@@ -14,6 +14,8 @@
  */
 #pragma once
 
+#include <stddef.h>
+
 enum af_log_level {
         AF_LOG_ERROR = 0,
         AF_LOG_WARN = 1,
@@ -26,6 +28,23 @@ void af_log_set_level(enum af_log_level level);
 enum af_log_level af_log_get_level(void);
 /** Sets the file descriptor lines go to (default 2). */
 void af_log_set_fd(int fd);
+
+enum af_log_format {
+        AF_LOG_LOGFMT = 0, /* key=value ..., user strings double-quoted (the default) */
+        /* One JSON object per line, the same fields in the same order: a value that was a
+         * bare decimal integer is a JSON number, every other value a string
+         * ({"time":"...","level":"info","op":"upload","bytes":17,...}). */
+        AF_LOG_JSON = 1,
+};
+
+void af_log_set_format(enum af_log_format format);
+
+/**
+ * Rewrites one logfmt line (@in, @n bytes, no newline) as a JSON object into @out (@cap
+ * bytes, NUL-terminated, cut short rather than overflowed). Returns the length written.
+ * Exposed for tests; af_log uses it with AF_LOG_JSON.
+ */
+size_t af_log_logfmt_to_json(const char *in, size_t n, char *out, size_t cap);
 
 void af_log(enum af_log_level level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 

@@ -156,6 +156,26 @@ bool af_remote_involved(struct af_remote *r, const char *from, const char *to)
         return r && (af_uploaded_has(r->uploaded, from) || af_uploaded_has(r->uploaded, to));
 }
 
+/* @e's object is at the key the file now named @to is uploaded to: it stays there until that
+ * upload replaces it, so its record moves to @to (never copied from: mtime unknown). If @to
+ * is unlinked first, the delete removes it; the upload, when it lands, replaces the record. */
+static void keep_under(struct af_remote *r, const struct af_uploaded_entry *e, const char *to)
+{
+        struct af_uploaded_entry k = *e;
+
+        k.relpath = to;
+        k.mtime_ns = -1;
+        if (af_uploaded_put(r->uploaded, &k) < 0)
+                af_log_warn("op=registry path=%s err=\"out of memory\" msg=\"if it is removed "
+                            "before its upload, its old object stays\"",
+                            af_q(to));
+}
+
+static bool same_object(const struct af_uploaded_entry *e, const char *bucket, const char *key)
+{
+        return key && strcmp(key, e->key) == 0 && strcmp(bucket, e->bucket) == 0;
+}
+
 void af_remote_renamed(struct af_remote *r, const char *from, const char *to, bool exchange)
 {
         struct af_uploaded_entry *ef = NULL, *et = NULL;
@@ -176,9 +196,13 @@ void af_remote_renamed(struct af_remote *r, const char *from, const char *to, bo
                         kb = route.bucket;
                         kk = af_buf_str(&route.key);
                 }
-                if (ef)
+                if (ef && same_object(ef, kb, kk))
+                        keep_under(r, ef, to);
+                else if (ef)
                         delete_entry(r, ef, kb, kk, "renamed away");
-                if (et)
+                if (et && same_object(et, kb, kk))
+                        keep_under(r, et, to); /* the newer of the two, if both */
+                else if (et)
                         delete_entry(r, et, kb, kk, "replaced by a rename");
         }
         af_buf_done(&route.key);
@@ -194,6 +218,31 @@ void af_remote_unlinked(struct af_remote *r, const char *rel)
                 return;
         delete_entry(r, e, NULL, NULL, "unlink");
         af_uploaded_entry_free(e);
+}
+
+unsigned af_remote_reconcile(struct af_remote *r)
+{
+        unsigned queued = 0;
+        char **names = NULL;
+        size_t n = 0;
+
+        if (!r || !r->cfg.delete_on_unlink || af_uploaded_names(r->uploaded, &names, &n) < 0)
+                return 0;
+        for (size_t i = 0; i < n; i++) {
+                struct af_uploaded_entry *e = NULL;
+                struct stat st;
+
+                if (fstatat(r->cfg.spool_fd, names[i], &st, AT_SYMLINK_NOFOLLOW) == 0 &&
+                    S_ISREG(st.st_mode))
+                        continue;
+                if (af_uploaded_take(r->uploaded, names[i], &e) < 0)
+                        continue;
+                delete_entry(r, e, NULL, NULL, "gone at unmount");
+                af_uploaded_entry_free(e);
+                queued++;
+        }
+        af_uploaded_names_free(names, n);
+        return queued;
 }
 
 /* ---- a renamed directory --------------------------------------------------------------- */

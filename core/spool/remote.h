@@ -80,3 +80,11 @@ void af_remote_dir_renamed(struct af_remote *r, const char *from, const char *to
 /** @rel was unlinked: forgets its object, and with --delete-on-unlink deletes it. Call it
  * before answering the unlink, so that a re-created @rel is handed over after the delete. */
 void af_remote_unlinked(struct af_remote *r, const char *rel);
+
+/**
+ * At unmount or the end of `run` (--delete-on-unlink): every name this mount uploaded that
+ * is no longer a regular file in the spool gets the delete an unlink would have queued, so
+ * whatever slipped past the per-operation hooks (a crash between an unlink and its record,
+ * a race) leaves no stray object. Returns how many deletes were queued.
+ */
+unsigned af_remote_reconcile(struct af_remote *r);

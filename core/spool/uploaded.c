@@ -279,3 +279,38 @@ size_t af_uploaded_count(struct af_uploaded *u)
         pthread_mutex_unlock(&u->lock);
         return n;
 }
+
+int af_uploaded_names(struct af_uploaded *u, char ***ret, size_t *ret_n)
+{
+        char **names;
+        size_t n = 0;
+        int r = 0;
+
+        pthread_mutex_lock(&u->lock);
+        names = calloc(u->count + 1, sizeof(*names));
+        for (struct ent *e = u->oldest; names && e; e = e->newer) {
+                names[n] = strdup(e->pub.relpath);
+                if (!names[n]) {
+                        r = -ENOMEM;
+                        break;
+                }
+                n++;
+        }
+        pthread_mutex_unlock(&u->lock);
+        if (!names)
+                return -ENOMEM;
+        if (r < 0) {
+                af_uploaded_names_free(names, n);
+                return r;
+        }
+        *ret = names;
+        *ret_n = n;
+        return 0;
+}
+
+void af_uploaded_names_free(char **names, size_t n)
+{
+        for (size_t i = 0; names && i < n; i++)
+                free(names[i]);
+        free(names);
+}

@@ -69,3 +69,8 @@ bool af_uploaded_has(struct af_uploaded *u, const char *relpath);
 bool af_uploaded_key_held(struct af_uploaded *u, const char *bucket, const char *key);
 
 size_t af_uploaded_count(struct af_uploaded *u);
+
+/** A snapshot of every name with an entry, oldest first (copies; free with
+ * af_uploaded_names_free). -ENOMEM. */
+int af_uploaded_names(struct af_uploaded *u, char ***ret, size_t *ret_n);
+void af_uploaded_names_free(char **names, size_t n);

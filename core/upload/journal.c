@@ -322,7 +322,7 @@ int af_journal_decode(const char *data, size_t len, struct af_journal_rec *ret,
                         else
                                 r = -EINVAL;
                 } else if (K("level")) {
-                        int64_t v;
+                        int64_t v = 0;
 
                         r = parse_i64(sp, vl, &v);
                         if (r == 0 && (v < -1 || v > 9))
@@ -335,7 +335,7 @@ int af_journal_decode(const char *data, size_t len, struct af_journal_rec *ret,
                 } else if (K("mtime")) {
                         r = parse_i64(sp, vl, &rec.mtime_ns);
                 } else if (K("updated")) {
-                        int64_t v;
+                        int64_t v = 0;
 
                         r = parse_i64(sp, vl, &v);
                         rec.updated = (time_t)v;

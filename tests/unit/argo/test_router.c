@@ -222,8 +222,8 @@ static void test_file_artifacts(void)
         struct setup s = { .key_format = SEED_FORMAT, .mount_as = "/tmp",
                            .artifacts = "[{name: a, path: /tmp/a.txt},"
                                         " {name: b, path: /tmp/sub/b.txt},"
-                                        " {name: c, path: /tmp//x/../c.txt},"
-                                        " {name: escaped, path: /tmp/../etc/passwd}]" };
+                                        " {name: c, path: /tmp/x/../x//c.txt},"
+                                        " {name: outside, path: /etc/passwd}]" };
         struct af_router r;
 
         if (!build_ok(&s, &r))
@@ -231,14 +231,52 @@ static void test_file_artifacts(void)
         expect_route(&r, "a.txt", SEED_PREFIX "/a.txt", "a");
         /* Argo keys a file by its basename: the subdirectory is not part of the key. */
         expect_route(&r, "sub/b.txt", SEED_PREFIX "/b.txt", "b");
-        expect_route(&r, "c.txt", SEED_PREFIX "/c.txt", "c");
-        expect_ignored(&r, "x/c.txt");
+        /* A ".." that stays inside the directory before it is cleaned away. */
+        expect_route(&r, "x/c.txt", SEED_PREFIX "/c.txt", "c");
+        expect_ignored(&r, "c.txt");
         expect_ignored(&r, "b.txt");
         if (CHECK_INT_EQ(r.narts, 4))
                 CHECK(r.arts[3].rel == NULL); /* /etc/passwd is outside /tmp */
         expect_ignored(&r, "etc/passwd");
         expect_ignored(&r, "../etc/passwd");
         af_router_done(&r);
+}
+
+/* Argo's Artifact.CleanPath (pkg/apis/workflow/v1alpha1/workflow_types.go): a ".." that
+ * leaves the directory before it is "Directory traversal is not permitted", at start-up,
+ * with the artifact's name and where its path is written. */
+static void test_path_traversal(void)
+{
+        static const char *const bad[] = { "/tmp/../etc/passwd", "/tmp//x/../c.txt",
+                                           "/tmp/a/..", "/tmp/a/b/../../c" };
+        static const char *const good[] = { "/tmp/a/../a/b", "/tmp/x..y/c", "/tmp/..a/b",
+                                            "/../tmp/a" };
+
+        for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+                char arts[256];
+                struct setup s = { .key_format = SEED_FORMAT, .mount_as = "/tmp",
+                                   .artifacts = arts };
+                struct af_router r;
+                struct af_buf err;
+
+                snprintf(arts, sizeof(arts), "[{name: evil, path: '%s'}]", bad[i]);
+                af_buf_init(&err, 0);
+                CHECK_INT_EQ(build(&s, &r, &err), -EINVAL);
+                CHECK(contains(&err, "artifact 'evil' attempted to use a path containing '..'"));
+                CHECK(contains(&err, "Directory traversal is not permitted"));
+                CHECK(contains(&err, "test.yaml:8:"));
+                af_buf_done(&err);
+        }
+        for (size_t i = 0; i < sizeof(good) / sizeof(good[0]); i++) {
+                char arts[256];
+                struct setup s = { .key_format = SEED_FORMAT, .mount_as = "/",
+                                   .artifacts = arts };
+                struct af_router r;
+
+                snprintf(arts, sizeof(arts), "[{name: fine, path: '%s'}]", good[i]);
+                if (build_ok(&s, &r))
+                        af_router_done(&r);
+        }
 }
 
 /* ---- directory artifacts ---- */
@@ -807,6 +845,7 @@ int main(void)
         RUN(test_seed);
         RUN(test_route_reuses_key);
         RUN(test_file_artifacts);
+        RUN(test_path_traversal);
         RUN(test_directory_artifact);
         RUN(test_artifact_is_mount);
         RUN(test_s3_key);

@@ -557,6 +557,77 @@ static void test_merge_fanout(void)
         af_buf_done(&err);
 }
 
+/* spec.artifactRepositoryRef is read; the ref's key wins over the ConfigMap's default
+ * annotation (Argo: workflow/artifactrepositories/artifactrepositories.go, Get, key :=
+ * ref.GetKeyOr(annotation)); a file of several documents yields its ConfigMap. */
+static void test_repository_ref(void)
+{
+        static const char wf[] = "apiVersion: argoproj.io/v1alpha1\n"
+                                 "kind: Workflow\n"
+                                 "metadata: {generateName: x-}\n"
+                                 "spec:\n"
+                                 "  entrypoint: main\n"
+                                 "  artifactRepositoryRef: {configMap: repos, key: second}\n"
+                                 "  templates:\n"
+                                 "  - name: main\n"
+                                 "    container: {image: alpine}\n"
+                                 "    outputs: {artifacts: [{name: a, path: /tmp/a}]}\n";
+        static const char repos[] =
+                "apiVersion: v1\nkind: ServiceAccount\nmetadata: {name: sa}\n"
+                "---\n"
+                "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: other}\n"
+                "data: {only: 's3: {bucket: wrong}'}\n"
+                "---\n"
+                "apiVersion: v1\nkind: ConfigMap\n"
+                "metadata:\n  name: repos\n  annotations:\n"
+                "    workflows.argoproj.io/default-artifact-repository: first\n"
+                "data:\n  first: 's3: {bucket: by-annotation}'\n"
+                "  second: 's3: {bucket: by-ref, keyFormat: k}'\n";
+        struct af_repository_ref ref = { 0 };
+        struct af_s3_location loc;
+        struct af_spec s;
+        struct af_buf err;
+
+        af_buf_init(&err, 4096);
+        if (!CHECK_INT_EQ(af_spec_parse(wf, strlen(wf), "wf.yaml", NULL, &s, &err), 0))
+                goto out;
+        CHECK_STR_EQ(s.repo_ref_configmap, "repos");
+        CHECK_STR_EQ(s.repo_ref_key, "second");
+        ref.configmap = s.repo_ref_configmap;
+        ref.key = s.repo_ref_key;
+        if (CHECK_INT_EQ(af_repository_parse_ref(repos, strlen(repos), "r.yaml", &ref, &loc,
+                                                 &err), 0)) {
+                CHECK_STR_EQ(loc.bucket, "by-ref");
+                af_s3_location_done(&loc);
+        }
+        /* No ref: the ServiceAccount is skipped, the first ConfigMap is used. */
+        if (CHECK_INT_EQ(af_repository_parse(repos, strlen(repos), "r.yaml", &loc, &err), 0)) {
+                CHECK_STR_EQ(loc.bucket, "wrong");
+                af_s3_location_done(&loc);
+        }
+        /* The ConfigMap named, its annotation's key. */
+        ref.key = NULL;
+        if (CHECK_INT_EQ(af_repository_parse_ref(repos, strlen(repos), "r.yaml", &ref, &loc,
+                                                 &err), 0)) {
+                CHECK_STR_EQ(loc.bucket, "by-annotation");
+                af_s3_location_done(&loc);
+        }
+        /* A key the ConfigMap lacks, a ConfigMap the file lacks: errors that name them. */
+        af_buf_reset(&err);
+        ref.key = "third";
+        CHECK_INT_EQ(af_repository_parse_ref(repos, strlen(repos), "r.yaml", &ref, &loc, &err),
+                     -EINVAL);
+        CHECK(strstr(af_buf_str(&err), "spec.artifactRepositoryRef.key: third") != NULL);
+        af_buf_reset(&err);
+        ref.configmap = "missing";
+        CHECK_INT_EQ(af_repository_parse_ref(repos, strlen(repos), "r.yaml", &ref, &loc, &err),
+                     -EINVAL);
+        CHECK(strstr(af_buf_str(&err), "no ConfigMap named 'missing' in 3 document(s)") != NULL);
+        af_spec_done(&s);
+out:
+        af_buf_done(&err);
+}
+
 int main(void)
 {
         test_golden();
@@ -568,6 +639,7 @@ int main(void)
         RUN(test_done_twice);
         RUN(test_archive_names);
         RUN(test_artifact_limit);
+        RUN(test_repository_ref);
         RUN(test_merge_fanout); /* last: on a hang its watchdog ends the program */
         return test_summary();
 }

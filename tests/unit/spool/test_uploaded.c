@@ -155,6 +155,30 @@ static void test_many_names(void)
         af_uploaded_free(u); /* frees what is left (ASan's leak check sees the rest) */
 }
 
+/* af_uploaded_names: every name, oldest first, as copies the caller frees. */
+static void test_names_snapshot(void)
+{
+        struct af_uploaded *u;
+        struct af_uploaded_entry a = entry("one", "k1", 1), b = entry("two", "k2", 2);
+        char **names = NULL;
+        size_t n = 0;
+
+        if (!CHECK_INT_EQ(af_uploaded_new(0, &u), 0))
+                return;
+        if (CHECK_INT_EQ(af_uploaded_names(u, &names, &n), 0)) {
+                CHECK_INT_EQ(n, 0);
+                af_uploaded_names_free(names, n);
+        }
+        CHECK_INT_EQ(af_uploaded_put(u, &a), 0);
+        CHECK_INT_EQ(af_uploaded_put(u, &b), 0);
+        if (CHECK_INT_EQ(af_uploaded_names(u, &names, &n), 0) && CHECK_INT_EQ(n, 2)) {
+                CHECK_STR_EQ(names[0], "one");
+                CHECK_STR_EQ(names[1], "two");
+        }
+        af_uploaded_names_free(names, n);
+        af_uploaded_free(u);
+}
+
 int main(void)
 {
         RUN(test_put_take_copies_everything);
@@ -162,5 +186,6 @@ int main(void)
         RUN(test_key_held_by_another_name);
         RUN(test_full_forgets_the_oldest);
         RUN(test_many_names);
+        RUN(test_names_snapshot);
         return test_summary();
 }

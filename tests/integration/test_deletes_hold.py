@@ -1,0 +1,53 @@
+# SPDX-License-Identifier: Apache-2.0
+"""Deletes that must hold (--delete-on-unlink), each as a loop of 50 so a race shows:
+- a name replaced by a rename and then removed: its old object goes too;
+- a directory renamed and its files removed at once: no old key stays.
+The mount is unmounted (drained) before S3 is compared, so nothing pending hides a stray."""
+import os
+
+from conftest import list_keys, wait_for
+
+LOOPS = 50
+
+
+def keys_under(s3, names, rel=""):
+    return [k[len(names["prefix"]) + 1:] for k in list_keys(s3, f"{names['prefix']}/{rel}")]
+
+
+def test_replaced_by_rename_then_removed(mount, s3, names, tmp_path):
+    """echo v1 > out (uploaded); echo v2 > tmp; mv tmp out; rm out: out's object is gone.
+    Before the fix the record of v1 was dropped when the rename landed, and the unlink found
+    nothing to delete (every time)."""
+    m = mount(args=["--delete-on-unlink", "--unmatched", "upload"])
+    for i in range(LOOPS):
+        with open(m.path(f"out{i}"), "w") as f:
+            f.write("v1\n")
+    wait_for(lambda: len(keys_under(s3, names)) == LOOPS, timeout=60,
+             what=f"{LOOPS} v1 objects")
+    for i in range(LOOPS):
+        with open(m.path(f"tmp{i}"), "w") as f:
+            f.write("v2\n")
+        os.rename(m.path(f"tmp{i}"), m.path(f"out{i}"))
+        os.unlink(m.path(f"out{i}"))
+    assert m.unmount() == 0, m.log()
+    assert keys_under(s3, names) == []
+
+
+def test_directory_renamed_then_files_removed(mount, s3, names, tmp_path):
+    """mv d e; rm e/f* right away: the copies or deletes of d/f* are decided before the
+    rename is answered, so no d/... or e/... key is left for a removed file."""
+    m = mount(args=["--delete-on-unlink", "--unmatched", "upload"])
+    for i in range(LOOPS):
+        os.mkdir(m.path(f"d{i}"))
+        for j in range(6):
+            with open(m.path(f"d{i}/f{j}"), "w") as f:
+                f.write(f"{i}-{j}\n")
+    wait_for(lambda: len(keys_under(s3, names)) == LOOPS * 6, timeout=120,
+             what=f"{LOOPS * 6} objects")
+    for i in range(LOOPS):
+        os.rename(m.path(f"d{i}"), m.path(f"e{i}"))
+        for j in range(5):
+            os.unlink(m.path(f"e{i}/f{j}"))
+    assert m.unmount() == 0, m.log()
+    left = keys_under(s3, names)
+    assert sorted(left) == sorted(f"e{i}/f5" for i in range(LOOPS)), left
