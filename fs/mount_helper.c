@@ -5,6 +5,7 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 /* What mount(8) and mount.fuse3 handle themselves, or what means nothing to a FUSE mount
  * that is always nosuid and nodev: dropped. */
@@ -27,7 +28,13 @@ static bool is_generic(const char *opt, size_t n)
 
 bool af_mount_helper_form(int argc, char **argv, bool (*is_command)(const char *word))
 {
-        return argc >= 3 && argv[1][0] != '-' && !is_command(argv[1]) && argv[2][0] != '-';
+        struct stat st;
+
+        /* mount.fuse3 passes SOURCE, an existing directory and "-o OPTIONS" (or nothing):
+         * anything else is a mistyped command, reported as one. */
+        return (argc == 3 || (argc == 5 && strcmp(argv[3], "-o") == 0)) &&
+               argv[1][0] != '-' && !is_command(argv[1]) && argv[2][0] == '/' &&
+               stat(argv[2], &st) == 0 && S_ISDIR(st.st_mode);
 }
 
 static int push(char ***v, int *n, const char *s, size_t len)

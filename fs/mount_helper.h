@@ -21,7 +21,8 @@
 #include "base/buf.h"
 
 /** Is this the mount helper's form: `artifuse SOURCE DIR [-o OPTIONS]`, SOURCE not a
- * subcommand and not an option? @is_command says which words are subcommands. */
+ * subcommand nor an option, DIR an existing absolute directory (as mount.fuse3 passes it)?
+ * @is_command says which words are subcommands. */
 bool af_mount_helper_form(int argc, char **argv, bool (*is_command)(const char *word));
 
 /**

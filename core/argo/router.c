@@ -299,6 +299,7 @@ int af_router_route(const struct af_router *r, const char *relpath, struct af_ro
                 }
         }
         af_buf_reset(&ret->key);
+        ret->artifact = NULL;
         ret->archive = AF_ARCHIVE_NONE;
         ret->member = NULL;
         ret->compression_level = -1;

@@ -36,6 +36,7 @@
 #include "aws/creds.h"
 #include "argo/router.h"
 #include "aws/s3.h"
+#include "base/metrics.h"
 
 struct af_queue;
 
@@ -85,6 +86,7 @@ struct af_queue_config {
          * queue's waiting functions. */
         void (*on_uploaded)(void *ctx, const struct af_queue_uploaded *u);
         void *on_uploaded_ctx;
+        struct af_metrics *metrics; /* borrowed, optional: what the workers count */
 };
 
 struct af_queue_stats {
@@ -92,6 +94,7 @@ struct af_queue_stats {
         uint64_t uploaded_bytes;
         uint64_t failed_files;
         uint64_t pending_files; /* queued or uploading */
+        uint64_t pending_bytes; /* their sizes when they were handed over */
 };
 
 /** Starts the workers. -EINVAL (bad S3 config, line in @err), -ENOMEM, or a pthread error. */

@@ -18,16 +18,13 @@ import boto3
 import botocore.config
 import pytest
 
+from faultproxy import FaultProxy
+from helpers import BIN, BUCKET, ROOT, SANITIZER_MARKS, is_mounted
+
 # Network rule: nothing here may reach EC2's IMDS (169.254.169.254). Tests that exercise
 # IMDS set AWS_EC2_METADATA_DISABLED="" and point AWS_EC2_METADATA_SERVICE_ENDPOINT at a
 # local stand-in.
 os.environ.setdefault("AWS_EC2_METADATA_DISABLED", "true")
-
-ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-BIN = os.environ.get("ARTIFUSE_BIN", os.path.join(ROOT, "build", "fs", "artifuse"))
-BUCKET = "my-argo-artifacts-bucket"
-SANITIZER_MARKS = ("AddressSanitizer", "LeakSanitizer", "runtime error:",
-                   "UndefinedBehaviorSanitizer", "WARNING: ThreadSanitizer")
 
 
 def _server_env():
@@ -80,34 +77,6 @@ def names():
     wf = "it-" + uuid.uuid4().hex[:10]
     return {"workflow": wf, "pod": wf + "-main-1234567890",
             "prefix": f"argo-workflows/{wf}/{wf}-main-1234567890"}
-
-
-def list_keys(s3, prefix, bucket=BUCKET):
-    out = []
-    for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix):
-        out += [o["Key"] for o in page.get("Contents", [])]
-    return sorted(out)
-
-
-def get_bytes(s3, key, bucket=BUCKET):
-    return s3.get_object(Bucket=bucket, Key=key)["Body"].read()
-
-
-def wait_for(pred, timeout=30.0, what="condition"):
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        v = pred()
-        if v:
-            return v
-        time.sleep(0.1)
-    raise AssertionError(f"timed out after {timeout}s waiting for {what}")
-
-
-def is_mounted(path):
-    path = os.path.realpath(path)
-    with open("/proc/mounts") as f:
-        return any(line.split()[1] == path and line.split()[2].startswith("fuse")
-                   for line in f)
 
 
 class Mount:
@@ -213,6 +182,26 @@ def mount(tmp_path, s3env, names, request):
                   f"{m.reproducer()}")
         bad = [line for line in log.splitlines() if any(s in line for s in SANITIZER_MARKS)]
         assert not bad, "sanitizer report in the daemon log:\n" + log
+
+
+@pytest.fixture
+def proxy(s3env):
+    """A FaultProxy in front of the S3 server; fails the test if any of its threads outlive
+    close()."""
+    p = FaultProxy(s3env["AWS_ENDPOINT_URL"])
+    yield p
+    left = p.close()
+    assert not left, f"faultproxy threads still running after close: {left}"
+
+
+@pytest.fixture
+def pmount(proxy, mount):
+    """mount(), with artifuse's endpoint the proxy. Set up after `mount` and `proxy`, so
+    torn down first: the faults are off before the daemon is stopped."""
+    def make(args=(), **kw):
+        return mount(args=["--endpoint", proxy.endpoint, *args], **kw)
+    yield make
+    proxy.clear()
 
 
 @pytest.hookimpl(tryfirst=True, hookwrapper=True)

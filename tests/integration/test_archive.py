@@ -5,8 +5,7 @@ import os
 import subprocess
 import tarfile
 
-from conftest import BIN as BIN_DEFAULT, BUCKET, get_bytes, list_keys
-from test_seed import write_spec
+from helpers import BIN, BUCKET, get_bytes, list_keys, open_uploads, write, write_spec
 
 
 def untar(blob, tmp_path):
@@ -41,8 +40,7 @@ def test_archive_default_tgz_and_compression_level(mount, s3, names, tmp_path):
                                  ("c", "/tmp/c.txt", "archive:\n  none: {}\n")])
     m = mount(spec=spec, args=["--archive-default", "tgz"])
     for n in "abc":
-        with open(m.path(f"{n}.txt"), "w") as f:
-            f.write(n * 5000)
+        write(m, f"{n}.txt", n * 5000)
     assert m.unmount() == 0, m.log()
     p = names["prefix"]
     assert list_keys(s3, p) == [f"{p}/a.tgz", f"{p}/b.tgz", f"{p}/c.txt"]
@@ -64,7 +62,7 @@ def test_large_tgz_streams_as_multipart(mount, s3, names, tmp_path):
     assert s3.head_object(Bucket=BUCKET, Key=key)["ETag"].strip('"').endswith("-3")
     files, _ = untar(get_bytes(s3, key), tmp_path)
     assert files == {"big.bin": data}
-    assert s3.list_multipart_uploads(Bucket=BUCKET, Prefix=names["prefix"]).get("Uploads", []) == []
+    assert open_uploads(s3, names["prefix"]) == []
 
 
 def test_directory_artifact_with_tar_is_one_tgz_at_unmount(mount, s3, names, tmp_path):
@@ -75,8 +73,7 @@ def test_directory_artifact_with_tar_is_one_tgz_at_unmount(mount, s3, names, tmp
     files = {"out/a.txt": b"a\n", "out/sub/b.bin": os.urandom(100000),
              "out/sub/deeper/c.txt": b"c" * 7000}
     for rel, data in files.items():
-        with open(m.path(rel), "wb") as f:
-            f.write(data)
+        write(m, rel, data)
     os.symlink("a.txt", m.path("out/link"))
     # Nothing goes up while the directory may still grow.
     assert list_keys(s3, names["prefix"]) == []
@@ -102,14 +99,12 @@ def test_zip_file_and_directory(mount, s3, names, tmp_path):
                                  ("tree", "/tmp/tree", "archive:\n  zip: {}\n")])
     m = mount(spec=spec)
     csv = b"a,b\n" * 20000
-    with open(m.path("report.csv"), "wb") as f:
-        f.write(csv)
+    write(m, "report.csv", csv)
     os.makedirs(m.path("tree/sub"))
     os.makedirs(m.path("tree/empty"))
     tree = {"tree/x.txt": b"x\n", "tree/sub/y.bin": os.urandom(300000)}
     for rel, data in tree.items():
-        with open(m.path(rel), "wb") as f:
-            f.write(data)
+        write(m, rel, data)
     assert m.unmount() == 0, m.log()
     p = names["prefix"]
     assert list_keys(s3, p) == [f"{p}/single.zip", f"{p}/tree.zip"]
@@ -146,8 +141,7 @@ def test_full_per_artifact_location_uses_its_own_bucket(mount, s3, s3env, names,
     ])
     m = mount(spec=spec)
     for n in ("own", "partial"):
-        with open(m.path(f"{n}.txt"), "w") as f:
-            f.write(n)
+        write(m, f"{n}.txt", n)
     assert m.unmount() == 0, m.log()
     assert get_bytes(s3, f"{p}/elsewhere/own.txt", bucket="artifuse-test") == b"own"
     assert get_bytes(s3, f"{p}/partial.txt") == b"partial"  # the repository's bucket
@@ -159,10 +153,9 @@ def test_full_location_on_another_endpoint_is_refused(s3env, names, tmp_path):
                                   "s3:\n  endpoint: s3.example.com\n  bucket: b\n  key: k\n")])
     mnt = tmp_path / "mnt"
     mnt.mkdir()
-    r = subprocess.run([os.environ.get("ARTIFUSE_BIN", BIN_DEFAULT), "mount", "-f", "--spool",
-                        str(tmp_path / "spool"), "--spec", str(spec), "--as", "/tmp",
-                        "--endpoint", s3env["AWS_ENDPOINT_URL"], "--artifact-repository",
-                        f"s3://{BUCKET}/x", str(mnt)],
+    r = subprocess.run([BIN, "mount", "-f", "--spool", str(tmp_path / "spool"), "--spec",
+                        str(spec), "--as", "/tmp", "--endpoint", s3env["AWS_ENDPOINT_URL"],
+                        "--artifact-repository", f"s3://{BUCKET}/x", str(mnt)],
                        env=dict(os.environ, **s3env), capture_output=True, text=True, timeout=60)
     assert r.returncode == 1
     assert "artifact 'far'" in r.stderr and "s3.example.com" in r.stderr
@@ -173,12 +166,9 @@ def test_flush_uploads_an_archived_directory_before_unmount(mount, s3, names, tm
                                  ("log", "/tmp/run.log", "")])
     m = mount(spec=spec)
     os.makedirs(m.path("out"))
-    with open(m.path("out/a.txt"), "w") as f:
-        f.write("a")
-    with open(m.path("run.log"), "w") as f:
-        f.write("log")
-    r = subprocess.run([BIN_DEFAULT if not os.environ.get("ARTIFUSE_BIN") else
-                        os.environ["ARTIFUSE_BIN"], "flush", m.mnt],
+    write(m, "out/a.txt", "a")
+    write(m, "run.log", "log")
+    r = subprocess.run([BIN, "flush", m.mnt],
                        capture_output=True, text=True, timeout=60)
     assert r.returncode == 0, r.stderr + m.log()
     assert "flush:" in r.stdout
@@ -192,6 +182,6 @@ def test_flush_uploads_an_archived_directory_before_unmount(mount, s3, names, tm
 
 
 def test_flush_without_a_mount_says_so(tmp_path):
-    r = subprocess.run([os.environ.get("ARTIFUSE_BIN", BIN_DEFAULT), "flush", str(tmp_path)],
+    r = subprocess.run([BIN, "flush", str(tmp_path)],
                        capture_output=True, text=True)
     assert r.returncode == 1 and "no artifuse is mounted" in r.stderr

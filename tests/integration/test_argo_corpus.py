@@ -13,7 +13,7 @@ import subprocess
 
 import pytest
 
-from conftest import BIN, ROOT, SANITIZER_MARKS
+from helpers import BIN, ROOT, SANITIZER_MARKS
 
 CORPUS = os.path.join(ROOT, "tests", "integration", "argo_corpus")
 ARGO_TEMPLATE_FILE = "/var/run/argo/template"

@@ -6,9 +6,8 @@ import subprocess
 
 import pytest
 
-from conftest import BIN, BUCKET, ROOT, is_mounted
+from helpers import BIN, BUCKET, SEED_SPEC, is_mounted
 
-SEED_SPEC = os.path.join(ROOT, "examples", "hello-workflow.yaml")
 REPO = f"s3://{BUCKET}/argo-workflows/{{{{workflow.name}}}}/{{{{pod.name}}}}"
 
 

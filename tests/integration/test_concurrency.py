@@ -23,7 +23,7 @@ import sys
 import textwrap
 import time
 
-from conftest import get_bytes, list_keys
+from helpers import get_bytes, list_keys
 
 WRITERS = 8
 FILES = 200

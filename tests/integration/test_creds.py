@@ -24,7 +24,7 @@ import time
 
 import pytest
 
-from conftest import BIN, BUCKET, get_bytes, list_keys, wait_for
+from helpers import BIN, BUCKET, get_bytes, list_keys, wait_for, write, write_spec
 from creds_standins import (ContainerStandin, ImdsStandin, Issuer, S3Recorder, StsStandin)
 
 ROLE_ARN = "arn:aws:iam::123456789012:role/artifuse-irsa"
@@ -63,19 +63,9 @@ def chain_env(home, **kw):
     return env
 
 
-def write_spec(tmp_path, names=("a.txt", "b.txt")):
-    arts = "".join(f"          - name: {n.split('.')[0]}\n            path: /tmp/{n}\n" for n in names)
-    p = tmp_path / "creds-spec.yaml"
-    p.write_text("apiVersion: argoproj.io/v1alpha1\nkind: Workflow\n"
-                 "metadata:\n  generateName: creds-\nspec:\n  entrypoint: main\n  templates:\n"
-                 "    - name: main\n      container:\n        image: alpine\n"
-                 "      outputs:\n        artifacts:\n" + arts)
-    return p
-
-
-def put_file(m, name, data):
-    with open(m.path(name), "wb") as f:
-        f.write(data)
+def creds_spec(tmp_path):
+    """A spec declaring /tmp/a.txt and /tmp/b.txt."""
+    return write_spec(tmp_path, [("a", "/tmp/a.txt", ""), ("b", "/tmp/b.txt", "")])
 
 
 def assert_no_secrets(log, values):
@@ -85,8 +75,8 @@ def assert_no_secrets(log, values):
 
 def upload_to_radosgw(mount, s3, names, tmp_path, env, secrets, expect_source):
     """Mounts with @env, writes a.txt, unmounts, checks the object and the log."""
-    m = mount(spec=write_spec(tmp_path), env=env, args=("-v",))
-    put_file(m, "a.txt", b"credentials chain\n")
+    m = mount(spec=creds_spec(tmp_path), env=env, args=("-v",))
+    write(m, "a.txt", b"credentials chain\n")
     assert m.unmount() == 0, m.log()
     key = f"{names['prefix']}/a.txt"
     assert list_keys(s3, names["prefix"]) == [key], m.log()
@@ -104,7 +94,7 @@ def run_mount(tmp_path, env, *extra):
     # Should start-up get past the credentials by mistake, S3 is a refused local port.
     e = dict(os.environ, AWS_ENDPOINT_URL="http://127.0.0.1:1", **env)
     args = [BIN, "mount", "-f", "--spool", str(tmp_path / "spool"), "--as", "/tmp",
-            "--spec", str(write_spec(tmp_path)), "--artifact-repository", REPO,
+            "--spec", str(creds_spec(tmp_path)), "--artifact-repository", REPO,
             "--var", "workflow.name=wf", "--var", "pod.name=p", *extra, str(mnt)]
     return subprocess.run(args, env=e, capture_output=True, text=True, timeout=60,
                           stdin=subprocess.DEVNULL)
@@ -182,8 +172,8 @@ def test_web_identity_token_is_signed_into_s3_requests(mount, s3env, names, tmp_
     with StsStandin(issuer) as sts, S3Recorder() as rec:
         env = chain_env(home, AWS_WEB_IDENTITY_TOKEN_FILE=str(tmp_path / "token"),
                         AWS_ROLE_ARN=ROLE_ARN, AWS_ENDPOINT_URL_STS=sts.url)
-        m = mount(spec=write_spec(tmp_path), env=env, args=("-v", "--endpoint", rec.url))
-        put_file(m, "a.txt", b"signed\n")
+        m = mount(spec=creds_spec(tmp_path), env=env, args=("-v", "--endpoint", rec.url))
+        write(m, "a.txt", b"signed\n")
         wait_for(lambda: rec.puts(), what="the PUT")
         assert m.unmount() == 0, m.log()
         put = rec.puts()[0]
@@ -304,15 +294,15 @@ def test_refresh_before_expiry_uses_new_keys(mount, s3env, names, tmp_path, home
         env = chain_env(home, AWS_EC2_METADATA_DISABLED="",
                         AWS_EC2_METADATA_SERVICE_ENDPOINT=standin.url)
     with standin, S3Recorder() as rec:
-        m = mount(spec=write_spec(tmp_path), env=env, args=("-v", "--endpoint", rec.url))
-        put_file(m, "a.txt", b"first\n")
+        m = mount(spec=creds_spec(tmp_path), env=env, args=("-v", "--endpoint", rec.url))
+        write(m, "a.txt", b"first\n")
         wait_for(lambda: len(rec.puts()) == 1, what="the first PUT")
         first = rec.puts()[0]
         assert S3Recorder.key_id(first) == "ASIAROTATE0001"
         assert first.headers["x-amz-security-token"] == "rotating-token-1"
         token_file.write_text("token-two")  # the kubelet rotates projected tokens
         time.sleep(max(0.0, issuer.issued[0]["at"] + 9 - time.time()))
-        put_file(m, "b.txt", b"second\n")
+        write(m, "b.txt", b"second\n")
         wait_for(lambda: len(rec.puts()) == 2, what="the second PUT")
         second = rec.puts()[1]
         assert m.unmount() == 0, m.log()
@@ -360,8 +350,8 @@ def test_first_source_that_answers_wins(mount, names, tmp_path, home, drop, winn
                     ("AWS_CONTAINER_CREDENTIALS_FULL_URI",))[:n]:
             for v in var:
                 env[v] = ""
-        m = mount(spec=write_spec(tmp_path), env=env, args=("-v", "--endpoint", rec.url))
-        put_file(m, "a.txt", b"order\n")
+        m = mount(spec=creds_spec(tmp_path), env=env, args=("-v", "--endpoint", rec.url))
+        write(m, "a.txt", b"order\n")
         wait_for(lambda: rec.puts(), what="the PUT")
         assert m.unmount() == 0, m.log()
         assert S3Recorder.key_id(rec.puts()[0]) == keys[winner]

@@ -8,35 +8,13 @@ artifuse talks to S3 through faultproxy (to count request bodies and to take the
 away); boto3 goes straight to the server.
 """
 import os
-import signal
 import subprocess
 import time
 
 import pytest
 
-from conftest import BIN, BUCKET, get_bytes, list_keys, wait_for
-from faultproxy import FaultProxy
-from test_seed import write_spec
-
-
-@pytest.fixture
-def proxy(s3env):
-    p = FaultProxy(s3env["AWS_ENDPOINT_URL"])
-    yield p
-    p.close()
-
-
-@pytest.fixture
-def pmount(proxy, mount):
-    """mount() with artifuse's endpoint the proxy; faults off before the daemon stops."""
-    def make(args=(), **kw):
-        return mount(args=["--endpoint", proxy.endpoint, *args], **kw)
-    yield make
-    proxy.clear()
-
-
-def key_of(names, rel):
-    return f"{names['prefix']}/{rel}"
+from helpers import (BIN, BUCKET, get_bytes, journal_text, key_of, kill9, list_keys, log_lines,
+                     put_body_bytes, wait_for, wait_object, write, write_spec)
 
 
 def has(s3, key):
@@ -47,31 +25,8 @@ def has(s3, key):
         return False
 
 
-def wait_object(s3, key, data, timeout=30):
-    def ok():
-        try:
-            return get_bytes(s3, key) == data
-        except s3.exceptions.ClientError:
-            return False
-    wait_for(ok, timeout=timeout, what=f"{key} to hold the expected {len(data)} bytes")
-
-
 def wait_gone(s3, key, timeout=30):
     wait_for(lambda: not has(s3, key), timeout=timeout, what=f"{key} to be deleted")
-
-
-def write(m, rel, data):
-    with open(m.path(rel), "wb") as f:
-        f.write(data)
-
-
-def log_lines(m, *needles):
-    return [line for line in m.log().splitlines() if all(n in line for n in needles)]
-
-
-def put_body_bytes(proxy, key_part):
-    return sum(r["body_sent"] for r in proxy.stats()["requests_log"]
-               if r["method"] == "PUT" and key_part in r["target"])
 
 
 def uploaded(m, s3, names, rel, data):
@@ -93,13 +48,13 @@ def test_rename_of_an_uploaded_file_is_a_copy(pmount, proxy, s3, names, delete):
     m = pmount(args=["--delete-on-unlink"] if delete else [])
     data = os.urandom(256 << 10)
     uploaded(m, s3, names, "a.bin", data)
-    assert put_body_bytes(proxy, "/a.bin") >= len(data)  # the proxy does see bodies
+    assert put_body_bytes(proxy.stats(), "/a.bin") >= len(data)  # the proxy does see bodies
     os.rename(m.path("a.bin"), m.path("b.csv"))
     wait_object(s3, key_of(names, "b.csv"), data)
     assert m.unmount() == 0, m.log()
     copies = log_lines(m, "op=copy status=done", 'path="b.csv"')
     assert copies and f'src_key="{key_of(names, "a.bin")}"' in copies[0], m.log()
-    assert put_body_bytes(proxy, "/b.csv") == 0, "b.csv's bytes were sent again"
+    assert put_body_bytes(proxy.stats(), "/b.csv") == 0, "b.csv's bytes were sent again"
     puts = [r for r in proxy.stats()["requests_log"] if r["method"] == "PUT" and "/b.csv" in r["target"]]
     assert len(puts) == 1 and "x-amz-copy-source" in puts[0]["headers"]
     head = s3.head_object(Bucket=BUCKET, Key=key_of(names, "b.csv"))
@@ -202,7 +157,7 @@ def test_rename_of_a_directory_moves_every_file(pmount, proxy, s3, names, delete
         assert get_bytes(s3, key_of(names, "out2/" + rel)) == data, rel
     assert log_lines(m, "op=copy status=done", 'path="out2/a.txt"'), m.log()
     assert log_lines(m, "op=copy status=done", 'path="out2/sub/c.txt"'), m.log()
-    assert put_body_bytes(proxy, "/out2/a.txt") == 0
+    assert put_body_bytes(proxy.stats(), "/out2/a.txt") == 0
     old = [k for k in list_keys(s3, names["prefix"]) if "/out/" in k]
     if delete:
         assert old == []
@@ -272,11 +227,18 @@ def test_rename_over_an_uploaded_name(pmount, s3, names, tmp_uploaded):
 
 # ---- deletes survive faults ------------------------------------------------------------------
 
-def test_a_failed_delete_is_retried(pmount, proxy, s3, names):
+def unlinked_while_away(pmount, proxy, s3, names):
+    """A --delete-on-unlink mount whose c.txt went up, then was unlinked once the server
+    had gone away; returns the mount."""
     m = pmount(args=["--delete-on-unlink"])
     uploaded(m, s3, names, "c.txt", b"c\n")
     proxy.refuse()
     os.unlink(m.path("c.txt"))
+    return m
+
+
+def test_a_failed_delete_is_retried(pmount, proxy, s3, names):
+    m = unlinked_while_away(pmount, proxy, s3, names)
     wait_for(lambda: log_lines(m, "op=delete status=retry"), what="a delete retry")
     assert has(s3, key_of(names, "c.txt"))
     proxy.accept()
@@ -285,21 +247,11 @@ def test_a_failed_delete_is_retried(pmount, proxy, s3, names):
     assert log_lines(m, "op=delete status=done", 'path="c.txt"')
 
 
-def journal_text(m):
-    d = os.path.join(m.spool_root, "journal")
-    return "".join(open(os.path.join(d, f)).read() for f in os.listdir(d) if f.endswith(".rec"))
-
-
 def test_kill9_with_a_pending_delete_then_mount_again(pmount, proxy, s3, names):
     """The delete is journaled: killed while S3 is away, the next mount on the spool does it."""
-    m = pmount(args=["--delete-on-unlink"])
-    uploaded(m, s3, names, "c.txt", b"c\n")
-    proxy.refuse()
-    os.unlink(m.path("c.txt"))
+    m = unlinked_while_away(pmount, proxy, s3, names)
     wait_for(lambda: "op delete" in journal_text(m), what="the delete's journal record")
-    m.proc.send_signal(signal.SIGKILL)
-    m.proc.wait(timeout=30)
-    subprocess.run(["fusermount3", "-u", "-z", m.mnt])
+    kill9(m)
     proxy.accept()
     assert has(s3, key_of(names, "c.txt"))
     st = subprocess.run([BIN, "status", "--spool", m.spool_root], capture_output=True,
@@ -317,10 +269,7 @@ def test_kill9_with_a_pending_delete_then_mount_again(pmount, proxy, s3, names):
 def test_a_delete_never_removes_what_someone_else_wrote(pmount, proxy, s3, names):
     """Between the unlink and the delete another writer put the key: its ETag differs from
     the one this mount gave it, so the delete leaves it alone."""
-    m = pmount(args=["--delete-on-unlink"])
-    uploaded(m, s3, names, "c.txt", b"c\n")
-    proxy.refuse()
-    os.unlink(m.path("c.txt"))
+    m = unlinked_while_away(pmount, proxy, s3, names)
     wait_for(lambda: log_lines(m, "op=delete status=retry"), what="a delete retry")
     s3.put_object(Bucket=BUCKET, Key=key_of(names, "c.txt"), Body=b"someone else\n")
     proxy.accept()

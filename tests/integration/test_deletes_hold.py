@@ -5,7 +5,7 @@
 The mount is unmounted (drained) before S3 is compared, so nothing pending hides a stray."""
 import os
 
-from conftest import list_keys, wait_for
+from helpers import list_keys, wait_for
 
 LOOPS = 50
 

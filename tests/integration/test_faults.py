@@ -12,40 +12,8 @@ import time
 
 import pytest
 
-from conftest import BUCKET, get_bytes, list_keys
-from faultproxy import FaultProxy
-
-MiB = 1 << 20
-
-
-@pytest.fixture
-def proxy(s3env):
-    p = FaultProxy(s3env["AWS_ENDPOINT_URL"])
-    yield p
-    left = p.close()
-    assert not left, f"faultproxy threads still running after close: {left}"
-
-
-@pytest.fixture
-def fmount(proxy, mount):
-    """mount(), with artifuse's endpoint the proxy. Set up after `mount` and `proxy`, so
-    torn down first: the faults are off before the daemon is stopped."""
-    def make(args=(), **kw):
-        return mount(args=["--endpoint", proxy.endpoint, *args], **kw)
-    yield make
-    proxy.clear()
-
-
-def open_uploads(s3, prefix):
-    return s3.list_multipart_uploads(Bucket=BUCKET, Prefix=prefix).get("Uploads", [])
-
-
-def write(m, rel, data, chunk=MiB):
-    path = m.path(rel)
-    os.makedirs(os.path.dirname(path), exist_ok=True)
-    with open(path, "wb") as f:
-        for i in range(0, len(data), chunk):
-            f.write(data[i:i + chunk])
+from helpers import (BUCKET, MiB, get_bytes, list_keys, log_lines, open_uploads,
+                     put_body_bytes, requests_seen, wait_for, write)
 
 
 def assert_all_arrived(s3, names, files):
@@ -63,22 +31,12 @@ def assert_all_arrived(s3, names, files):
     assert open_uploads(s3, prefix) == []
 
 
-def log_lines(m, *needles):
-    return [l for l in m.log().splitlines() if all(n in l for n in needles)]
-
-
-def put_body_bytes(stats, key_part):
-    """Body bytes the proxy forwarded for PUTs whose target contains @key_part."""
-    return sum(r["body_sent"] for r in stats["requests_log"]
-               if r["method"] == "PUT" and key_part in r["target"])
-
-
 # -- a. the server is unreachable when the files close, and comes back ~10 s later ---------
 
 OUTAGE_S = 30  # issue case 1: the server comes back 30 s later
 
 
-def test_server_down_when_files_close_then_back(proxy, fmount, s3, names):
+def test_server_down_when_files_close_then_back(proxy, pmount, s3, names):
     """Files closed while every connection is refused still arrive once the server is back
     30 s later, through artifuse's own retries: the program writes each file once. (Besides
     10 attempts, artifuse keeps retrying for --retry-for, 120 s by default.)
@@ -87,7 +45,7 @@ def test_server_down_when_files_close_then_back(proxy, fmount, s3, names):
     the 9 waits between attempts average ~42 s in total, so a 10 s outage exhausts a file's
     attempts with probability ~3e-4 (simulated); after the outage the next try comes within
     one wait, at most 20 s."""
-    m = fmount(args=["--part-size", "5M", "--multipart-threshold", "5M"])  # checked via the proxy
+    m = pmount(args=["--part-size", "5M", "--multipart-threshold", "5M"])  # checked via the proxy
     proxy.refuse()  # the listening socket is closed: connect() gets ECONNREFUSED
     t0 = time.monotonic()
     files = {f"down/small-{i}.txt": os.urandom(1000 + i) for i in range(4)}
@@ -95,8 +53,8 @@ def test_server_down_when_files_close_then_back(proxy, fmount, s3, names):
     for rel, data in files.items():
         write(m, rel, data)
     # While down: artifuse retries, nothing arrives.
-    wait_until(lambda: len(log_lines(m, "op=upload status=retry")) >= len(files), 8,
-               "a retry per file")
+    wait_for(lambda: len(log_lines(m, "op=upload status=retry")) >= len(files), 8,
+             "a retry per file")
     assert list_keys(s3, names["prefix"]) == []
     time.sleep(max(0.0, OUTAGE_S - (time.monotonic() - t0)))
     assert list_keys(s3, names["prefix"]) == []
@@ -112,25 +70,16 @@ def test_server_down_when_files_close_then_back(proxy, fmount, s3, names):
           f"everything in S3 {after:.1f} s after the server came back")
 
 
-def wait_until(pred, timeout, what):
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        if pred():
-            return
-        time.sleep(0.1)
-    raise AssertionError(f"timed out after {timeout} s waiting for {what}")
-
-
 # -- b + f. connections reset in the middle of parts of a large file -------------------------
 
-def test_reset_mid_part_of_large_file(proxy, fmount, s3, names):
+def test_reset_mid_part_of_large_file(proxy, pmount, s3, names):
     """A 200 MiB file (issue case 2) in 40 parts of 5 MiB; a connection is reset (RST,
     mid-request) every 13 MiB of what goes through the proxy, three times, each time inside
     whichever part is on the wire (parts go 4 at a time). Each interrupted part is sent
     again, not the file. The object arrives intact with its 40 parts and nothing stays open.
     Reports the bytes sent again (f)."""
     size = 200 * MiB  # issue case 2
-    m = fmount(args=["--part-size", "5M", "--multipart-threshold", "5M", "-v"])
+    m = pmount(args=["--part-size", "5M", "--multipart-threshold", "5M", "-v"])
     data = os.urandom(size)
     proxy.reset_after(13 * MiB, times=3)
     write(m, "big/reset.bin", data)
@@ -158,13 +107,13 @@ def test_reset_mid_part_of_large_file(proxy, fmount, s3, names):
     assert not file_retries, file_retries[:3]
 
 
-def test_part_failing_every_attempt_aborts_then_file_retries(proxy, fmount, s3, names):
+def test_part_failing_every_attempt_aborts_then_file_retries(proxy, pmount, s3, names):
     """Part 2 is reset 1 MiB in on each of its attempts until artifuse gives up on the part:
     it aborts the multipart upload (after part 1 went up) and starts the file over; the
     second upload succeeds. The object is intact and no upload stays open. (The upload at
     close, so --no-streaming: a streamed part that fails is test_streaming's.)"""
     size = 12 * MiB
-    m = fmount(args=["--part-size", "5M", "--multipart-threshold", "5M", "--no-streaming",
+    m = pmount(args=["--part-size", "5M", "--multipart-threshold", "5M", "--no-streaming",
                      "-v"])
     data = os.urandom(size)
     proxy.reset_after(MiB, times=4, match=("PUT", "partNumber=2&"))  # 4 = artifuse's part tries
@@ -182,13 +131,13 @@ def test_part_failing_every_attempt_aborts_then_file_retries(proxy, fmount, s3, 
     print(f"\n[faults abort] file {size} B; PUT body bytes {sent} B; requests {st['by_method']}")
 
 
-def test_reset_during_complete_multipart(proxy, fmount, s3, names):
+def test_reset_during_complete_multipart(proxy, pmount, s3, names):
     """The connection is reset while CompleteMultipartUpload is being sent, every part being
     on the server already; twice, since curl itself sends a request again once when a
     reused connection dies before any answer. The object still arrives intact and no upload
     stays open. Reports what it cost."""
     size = 12 * MiB
-    m = fmount(args=["--part-size", "5M", "--multipart-threshold", "5M"])
+    m = pmount(args=["--part-size", "5M", "--multipart-threshold", "5M"])
     data = os.urandom(size)
     proxy.reset_after(200, times=2, match=("POST", "uploadId="))  # inside the Complete head
     write(m, "big/complete.bin", data)
@@ -199,12 +148,12 @@ def test_reset_during_complete_multipart(proxy, fmount, s3, names):
     sent = put_body_bytes(st, "complete.bin")
     print(f"\n[faults complete] file {size} B; PUT body bytes {sent} B; re-sent "
           f"{sent - size} B; requests {st['by_method']}; "
-          f"{[(r['method'], r['target'][-24:], r['outcome']) for r in st['requests_log']]}")
+          f"{requests_seen(st, 24)}")
 
 
 # -- c. a storm of 503 SlowDown while 200 small files close -----------------------------
 
-def test_slowdown_storm_while_many_files_close(proxy, fmount, s3, names):
+def test_slowdown_storm_while_many_files_close(proxy, pmount, s3, names):
     """For 10 s the proxy answers every request itself with 503 SlowDown (S3's XML error)
     while 200 small files close; then the server answers again. All 200 arrive, and the
     log shows the retries with s3_code="SlowDown".
@@ -212,14 +161,14 @@ def test_slowdown_storm_while_many_files_close(proxy, fmount, s3, names):
     --upload-attempts 12: with the default 10, a file exposed to the whole 10 s storm runs
     out of attempts with probability ~3e-4 (full jitter can make the 9 waits short), i.e.
     ~5% for one of 200 files: the default is reported, not tested, here."""
-    m = fmount()  # the defaults: 10 attempts and at least 120 s of retrying
+    m = pmount()  # the defaults: 10 attempts and at least 120 s of retrying
     proxy.slowdown_503(duration=20)  # issue case 3: 20 s while 500 files close
     t0 = time.monotonic()
     files = {f"storm/f{i:03d}.txt": os.urandom(64 + i) for i in range(500)}
     for rel, data in files.items():
         write(m, rel, data)
     t_written = time.monotonic() - t0
-    wait_until(lambda: proxy.stats()["slowdowns"] >= 500, 20, "500 SlowDown answers")
+    wait_for(lambda: proxy.stats()["slowdowns"] >= 500, 20, "500 SlowDown answers")
     assert list_keys(s3, names["prefix"]) == []
     assert m.unmount() == 0, m.log()
     total = time.monotonic() - t0
@@ -235,11 +184,11 @@ def test_slowdown_storm_while_many_files_close(proxy, fmount, s3, names):
 
 # -- d. latency on every request ---------------------------------------------------------
 
-def test_latency_on_every_request(proxy, fmount, s3, names):
+def test_latency_on_every_request(proxy, pmount, s3, names):
     """50 ms before every request: uploads complete (no timeout is that tight), with no
     retry."""
     proxy.latency(50)
-    m = fmount(args=["--part-size", "5M", "--multipart-threshold", "5M"])
+    m = pmount(args=["--part-size", "5M", "--multipart-threshold", "5M"])
     files = {f"slow/f{i}.txt": os.urandom(5000 + i) for i in range(20)}
     files["slow/big.bin"] = os.urandom(11 * MiB)
     t0 = time.monotonic()
@@ -255,11 +204,11 @@ def test_latency_on_every_request(proxy, fmount, s3, names):
 
 # -- e. a stall ---------------------------------------------------------------------------
 
-def stall_scenario(proxy, fmount, s3, names, stall_s, args=()):
-    m = fmount(args=["--part-size", "5M", "--multipart-threshold", "5M", *args])
+def stall_scenario(proxy, pmount, s3, names, stall_s, args=()):
+    m = pmount(args=["--part-size", "5M", "--multipart-threshold", "5M", *args])
     data = os.urandom(16 * MiB)
     write(m, "stall/small-before.txt", b"before the stall\n")
-    wait_until(lambda: list_keys(s3, names["prefix"]), 10, "the first file")
+    wait_for(lambda: list_keys(s3, names["prefix"]), 10, "the first file")
     proxy.stall(stall_s)
     t0 = time.monotonic()
     write(m, "stall/big.bin", data)
@@ -274,36 +223,35 @@ def stall_scenario(proxy, fmount, s3, names, stall_s, args=()):
     return m, took
 
 
-def test_stall_shorter_than_the_low_speed_limit(proxy, fmount, s3, names):
+def test_stall_shorter_than_the_low_speed_limit(proxy, pmount, s3, names):
     """Every byte held for 8 s, connections open, in the middle of a multipart upload:
     artifuse waits it out (curl's low-speed limit is 1 KiB/s over 60 s, and no flag
     shortens it), then everything arrives without an error."""
-    m, took = stall_scenario(proxy, fmount, s3, names, 8)
+    m, took = stall_scenario(proxy, pmount, s3, names, 8)
     assert took >= 8
     assert not log_lines(m, "status=retry"), log_lines(m, "status=retry")[:3]
     print(f"\n[faults e] 8 s stall ridden out: all in S3 {took:.1f} s after it began")
 
 
-def test_stall_longer_than_the_low_speed_limit(proxy, fmount, s3, names):
+def test_stall_longer_than_the_low_speed_limit(proxy, pmount, s3, names):
     """Every byte held for 8 s with --low-speed-time 3: curl gives up on the stalled
     transfers, artifuse retries, everything arrives once the stall ends."""
-    m, took = stall_scenario(proxy, fmount, s3, names, 8, args=["--low-speed-time", "3"])
+    m, took = stall_scenario(proxy, pmount, s3, names, 8, args=["--low-speed-time", "3"])
     retries = log_lines(m, "op=upload status=retry")
     assert retries, "expected a retry after curl's low-speed timeout"
-    assert s3.list_multipart_uploads(Bucket=BUCKET,
-                                     Prefix=names["prefix"]).get("Uploads", []) == []
+    assert open_uploads(s3, names["prefix"]) == []
 
 
 @pytest.mark.skipif(not os.environ.get("ARTIFUSE_SLOW_FAULTS"),
                     reason="a 75 s stall against the default 60 s limit: set "
                            "ARTIFUSE_SLOW_FAULTS=1 to run it")
-def test_stall_longer_than_the_default_low_speed_limit(proxy, fmount, s3, names):
+def test_stall_longer_than_the_default_low_speed_limit(proxy, pmount, s3, names):
     """Every byte held for 75 s: curl gives up after 60 s below 1 KiB/s, artifuse retries,
     everything arrives once the stall ends. (The CreateMultipartUpload that timed out still
     reaches the server when the stall ends, as a delayed request does: the upload it starts
     is the orphan of test_lost_answer_to_create_multipart.) With a flag to shorten the
     low-speed time, this could run in the default suite."""
-    m, took = stall_scenario(proxy, fmount, s3, names, 75)
+    m, took = stall_scenario(proxy, pmount, s3, names, 75)
     retries = log_lines(m, "op=upload status=retry")
     assert retries, "expected a retry after curl's low-speed timeout"
     print(f"\n[faults e-slow] 75 s stall: {len(retries)} retries "
@@ -312,68 +260,63 @@ def test_stall_longer_than_the_default_low_speed_limit(proxy, fmount, s3, names)
 
 # -- answers lost after the server acted -------------------------------------------------
 
-def test_lost_answer_to_complete_multipart(proxy, fmount, s3, names):
-    """The server completes the multipart upload but its answer is lost (the connection
-    is reset when the answer starts): the object is in S3, intact. artifuse must not call
-    that a failure (exit 0, no status=failed), and leave nothing open."""
-    size = 12 * MiB
-    m = fmount(args=["--part-size", "5M", "--multipart-threshold", "5M", "-v"])
-    data = os.urandom(size)
-    proxy.drop_response(times=2, match=("POST", "uploadId="))  # curl itself resends once
-    write(m, "big/lost.bin", data)
+def lost_answers(proxy, pmount, s3, names, args, rel, data, times, match, tag):
+    """The proxy loses the answers to @times requests matching @match, after the server
+    acted on them, while @rel (@data) goes up: everything arrives, nothing is called a
+    failure, and the daemon exits 0."""
+    m = pmount(args=args)
+    proxy.drop_response(times=times, match=match)
+    write(m, rel, data)
     rc = m.unmount()
     st = proxy.stats()
-    print(f"\n[faults lost-complete] exit {rc}; requests "
-          f"{[(r['method'], r['target'][-20:], r['outcome']) for r in st['requests_log']]}")
-    assert st["dropped_responses"] == 2
-    assert_all_arrived(s3, names, {"big/lost.bin": data})
+    print(f"\n[faults {tag}] exit {rc}; requests {requests_seen(st)}")
+    assert st["dropped_responses"] == times
+    assert_all_arrived(s3, names, {rel: data})
     assert not log_lines(m, "status=failed"), log_lines(m, "status=failed")
     assert rc == 0, m.log()
 
 
-def test_lost_answer_to_create_multipart(proxy, fmount, s3, names):
+def test_lost_answer_to_complete_multipart(proxy, pmount, s3, names):
+    """The server completes the multipart upload but its answer is lost (the connection
+    is reset when the answer starts): the object is in S3, intact. artifuse must not call
+    that a failure (exit 0, no status=failed), and leave nothing open."""
+    args = ["--part-size", "5M", "--multipart-threshold", "5M", "-v"]
+    lost_answers(proxy, pmount, s3, names, args, "big/lost.bin", os.urandom(12 * MiB),
+                 2, ("POST", "uploadId="), "lost-complete")  # curl itself resends once
+
+
+def test_lost_answer_to_create_multipart(proxy, pmount, s3, names):
     """The server starts a multipart upload but its answer (with the UploadId) is lost: the
     server now holds an upload artifuse never heard of. The object arrives; no upload may
     stay open (its parts would be billed storage until aborted)."""
     size = 12 * MiB
-    m = fmount(args=["--part-size", "5M", "--multipart-threshold", "5M"])
+    m = pmount(args=["--part-size", "5M", "--multipart-threshold", "5M"])
     data = os.urandom(size)
     proxy.drop_response(times=1, match=("POST", "?uploads"))
     write(m, "big/create.bin", data)
     assert m.unmount() == 0, m.log()
     st = proxy.stats()
     assert st["dropped_responses"] == 1
-    print(f"\n[faults lost-create] requests "
-          f"{[(r['method'], r['target'][-20:], r['outcome']) for r in st['requests_log']]}; "
+    print(f"\n[faults lost-create] requests {requests_seen(st)}; "
           f"open uploads {len(open_uploads(s3, names['prefix']))}")
     assert_all_arrived(s3, names, {"big/create.bin": data})
 
 
-def test_lost_answer_to_put_with_no_overwrite(proxy, fmount, s3, names):
+def test_lost_answer_to_put_with_no_overwrite(proxy, pmount, s3, names):
     """--no-overwrite (If-None-Match: *): the server stores the object but the answer is
     lost. Sending it again meets 412 PreconditionFailed, because of our own object; that
     must not be reported as a failure."""
-    m = fmount(args=["--no-overwrite", "-v"])
-    data = os.urandom(4000)
-    proxy.drop_response(match=("PUT", "once.txt"))
-    write(m, "once.txt", data)
-    rc = m.unmount()
-    st = proxy.stats()
-    print(f"\n[faults lost-put] exit {rc}; requests "
-          f"{[(r['method'], r['target'][-20:], r['outcome']) for r in st['requests_log']]}")
-    assert st["dropped_responses"] == 1
-    assert_all_arrived(s3, names, {"once.txt": data})
-    assert not log_lines(m, "status=failed"), log_lines(m, "status=failed")
-    assert rc == 0, m.log()
+    lost_answers(proxy, pmount, s3, names, ["--no-overwrite", "-v"], "once.txt", os.urandom(4000),
+                 1, ("PUT", "once.txt"), "lost-put")
 
 
-def test_no_overwrite_reaches_complete_multipart(proxy, fmount, s3, names):
+def test_no_overwrite_reaches_complete_multipart(proxy, pmount, s3, names):
     """--no-overwrite on a file large enough for a multipart upload: the condition must be
     on CompleteMultipartUpload, the request that creates the object (S3 takes
     If-None-Match on PutObject and CompleteMultipartUpload, not on CreateMultipartUpload).
     Seen through the proxy's record of the request headers. (radosgw 16.2 honours it on
     neither Create nor Complete, so the object itself cannot tell here.)"""
-    m = fmount(args=["--no-overwrite", "--part-size", "5M", "--multipart-threshold", "5M"])
+    m = pmount(args=["--no-overwrite", "--part-size", "5M", "--multipart-threshold", "5M"])
     data = os.urandom(6 * MiB)
     write(m, "nwo/big.bin", data)
     assert m.unmount() == 0, m.log()
@@ -386,13 +329,13 @@ def test_no_overwrite_reaches_complete_multipart(proxy, fmount, s3, names):
 
 # -- the jitter of the backoff ------------------------------------------------------------
 
-def test_backoff_jitter_differs_between_daemons(proxy, fmount, s3, names):
+def test_backoff_jitter_differs_between_daemons(proxy, pmount, s3, names):
     """Two artifuse daemons (two pods, say) meet the same outage: their waits between
     attempts must not be the same sequence, or every pod retries in lock-step and the
     jitter spreads nothing. (The jitter comes from rand(), never seeded: every process
     draws the same numbers.)"""
-    m1 = fmount()
-    m2 = fmount()
+    m1 = pmount()
+    m2 = pmount()
     proxy.refuse()
     write(m1, "jitter/one.txt", b"one\n")
     write(m2, "jitter/two.txt", b"two\n")
@@ -400,8 +343,8 @@ def test_backoff_jitter_differs_between_daemons(proxy, fmount, s3, names):
     def delays(m):
         return [int(re.search(r"delay_ms=(\d+)", l).group(1))
                 for l in log_lines(m, "op=upload status=retry")]
-    wait_until(lambda: len(delays(m1)) >= 4 and len(delays(m2)) >= 4, 15,
-               "4 retries in each daemon")
+    wait_for(lambda: len(delays(m1)) >= 4 and len(delays(m2)) >= 4, 15,
+             "4 retries in each daemon")
     d1, d2 = delays(m1)[:4], delays(m2)[:4]
     print(f"\n[faults jitter] daemon 1 waits {d1} ms, daemon 2 waits {d2} ms")
     proxy.accept()

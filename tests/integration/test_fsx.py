@@ -25,7 +25,7 @@ import time
 
 import pytest
 
-from conftest import get_bytes, list_keys
+from helpers import get_bytes, list_keys
 
 libc = ctypes.CDLL(ctypes.util.find_library("c"), use_errno=True)
 libc.fallocate.argtypes = [ctypes.c_int, ctypes.c_int, ctypes.c_int64, ctypes.c_int64]

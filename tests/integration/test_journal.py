@@ -2,31 +2,10 @@
 """Never lose an output: the journal, resume after kill -9, drain, status."""
 import json
 import os
-import signal
 import subprocess
-import time
 
-from conftest import BIN, BUCKET, get_bytes, list_keys, wait_for
-
-
-def open_uploads(s3, prefix):
-    return s3.list_multipart_uploads(Bucket=BUCKET, Prefix=prefix).get("Uploads", [])
-
-
-def records(m):
-    d = os.path.join(m.spool_root, "journal")
-    return sorted(f for f in os.listdir(d) if f.endswith(".rec"))
-
-
-def record_text(m):
-    d = os.path.join(m.spool_root, "journal")
-    return "".join(open(os.path.join(d, f)).read() for f in records(m))
-
-
-def kill9(m):
-    m.proc.send_signal(signal.SIGKILL)
-    m.proc.wait(timeout=30)
-    subprocess.run(["fusermount3", "-u", "-z", m.mnt])
+from helpers import (BIN, get_bytes, journal_records, journal_text, kill9, list_keys, log_lines,
+                     open_uploads, wait_for, write)
 
 
 def test_kill9_mid_multipart_then_mount_again_resumes_without_resending(mount, s3, names):
@@ -36,34 +15,32 @@ def test_kill9_mid_multipart_then_mount_again_resumes_without_resending(mount, s
     with open(m.path("big.bin"), "wb") as f:
         f.write(data)
     # Wait until a few parts are journaled, then kill the daemon without warning.
-    wait_for(lambda: record_text(m).count("\npart ") >= 3, timeout=60, what="3 parts journaled")
+    wait_for(lambda: journal_text(m).count("\npart ") >= 3, timeout=60, what="3 parts journaled")
     kill9(m)
-    done_before = record_text(m).count("\npart ")
-    assert done_before >= 3 and "upload " in record_text(m)
+    done_before = journal_text(m).count("\npart ")
+    assert done_before >= 3 and "upload " in journal_text(m)
     assert list_keys(s3, names["prefix"]) == []
 
     # Same spool, new daemon: the upload resumes before anything else.
     m2 = mount(args=args, spool_root=m.spool_root)
     assert m2.unmount() == 0, m2.log()
-    log = m2.log()
-    resumed = [l for l in log.splitlines() if "status=resume" in l]
-    assert resumed, log
+    resumed = log_lines(m2, "status=resume")
+    assert resumed, m2.log()
     parts_done = int(resumed[0].split("parts_done=")[1].split()[0])
     assert parts_done >= done_before, (parts_done, done_before)
     assert get_bytes(s3, f"{names['prefix']}/big.bin") == data
     assert open_uploads(s3, names["prefix"]) == []
-    assert records(m2) == []
+    assert journal_records(m2) == []
 
 
 def test_kill9_then_drain_uploads_what_was_left(mount, s3, names, s3env):
     m = mount(args=["--upload-attempts", "1"], env={"AWS_SECRET_ACCESS_KEY": "wrong-0000000000"})
     files = {f"f{i}.txt": f"{i}\n".encode() for i in range(5)}
     for name, data in files.items():
-        with open(m.path(name), "wb") as f:
-            f.write(data)
+        write(m, name, data)
     wait_for(lambda: m.log().count("status=failed") == 5, what="5 failures")
     kill9(m)
-    assert len(records(m)) == 5
+    assert len(journal_records(m)) == 5
 
     # status tells what is not in S3, and why
     st = subprocess.run([BIN, "status", "--spool", m.spool_root, "--json"], capture_output=True,
@@ -83,7 +60,7 @@ def test_kill9_then_drain_uploads_what_was_left(mount, s3, names, s3env):
     assert "drain: 5 files" in r.stderr
     for name, data in files.items():
         assert get_bytes(s3, f"{names['prefix']}/{name}") == data
-    assert records(m) == []
+    assert journal_records(m) == []
     st = subprocess.run([BIN, "status", "--spool", m.spool_root, "--json"], capture_output=True,
                         text=True)
     assert st.returncode == 0
@@ -101,8 +78,7 @@ def test_drain_refuses_a_spool_in_use(mount, s3env):
 def test_corrupt_and_orphan_records_are_reported_and_the_rest_resumes(mount, s3, names):
     m = mount(args=["--upload-attempts", "1"], env={"AWS_SECRET_ACCESS_KEY": "wrong-0000000000"})
     for name in ("keep.txt", "gone.txt"):
-        with open(m.path(name), "w") as f:
-            f.write(name)
+        write(m, name, name)
     wait_for(lambda: m.log().count("status=failed") == 2, what="2 failures")
     kill9(m)
     jdir = os.path.join(m.spool_root, "journal")
@@ -118,4 +94,4 @@ def test_corrupt_and_orphan_records_are_reported_and_the_rest_resumes(mount, s3,
     assert "no longer in the spool" in log and "gone.txt" in log
     assert get_bytes(s3, f"{names['prefix']}/keep.txt") == b"keep.txt"
     assert os.path.exists(os.path.join(jdir, "0" * 32 + ".rec.corrupt"))
-    assert records(m2) == []
+    assert journal_records(m2) == []

@@ -17,15 +17,9 @@ import tempfile
 
 import pytest
 
-from conftest import BIN, BUCKET, ROOT, SANITIZER_MARKS, get_bytes, is_mounted
+from helpers import (BIN, BUCKET, SANITIZER_MARKS, SEED_SPEC, env_with, get_bytes, is_mounted,
+                     run_argv)
 
-SEED_SPEC = os.path.join(ROOT, "examples", "hello-workflow.yaml")
-
-
-def env_with(s3env):
-    e = dict(os.environ, **s3env)
-    e.update(ASAN_OPTIONS="detect_leaks=1", UBSAN_OPTIONS="halt_on_error=1:print_stacktrace=1")
-    return e
 
 
 def unmount_all(path):
@@ -97,20 +91,10 @@ def test_argo_pod_defaults_leave_files_and_use_argos_tgz_keys(s3env, s3, names, 
     assert get_bytes(s3, f"{p}/raw.bin") == raw
 
 
-def seed_run(tmp_path, names, extra, script):
-    mnt = tmp_path / "mnt"
-    mnt.mkdir(exist_ok=True)
-    return [BIN, "run", "--spool", str(tmp_path / "spool"), "--spec", SEED_SPEC, "--as", "/tmp",
-            "--artifact-repository",
-            f"s3://{BUCKET}/argo-workflows/{{{{workflow.name}}}}/{{{{pod.name}}}}",
-            "--var", f"workflow.name={names['workflow']}", "--var", f"pod.name={names['pod']}",
-            *extra, str(mnt), "--", "sh", "-c", script], mnt
-
-
 def test_outside_argo_files_go_with_the_mount_unless_asked(s3env, s3, names, tmp_path):
     """The seed scenario outside Argo: the raw file at its key, and the mount point is empty
     again after `run` (nothing is left behind unless --leave-files)."""
-    argv, mnt = seed_run(tmp_path, names, [], f'echo hi > {tmp_path}/mnt/hello.txt')
+    argv, mnt = run_argv(tmp_path, names, "sh", "-c", f'echo hi > {tmp_path}/mnt/hello.txt')
     r = subprocess.run(argv, env=env_with(s3env), capture_output=True, text=True, timeout=120)
     assert r.returncode == 0, r.stderr
     assert not os.path.exists(mnt / "hello.txt")
@@ -118,9 +102,9 @@ def test_outside_argo_files_go_with_the_mount_unless_asked(s3env, s3, names, tmp
 
 
 def test_leave_files_flag(s3env, s3, names, tmp_path):
-    argv, mnt = seed_run(tmp_path, names, ["--leave-files"],
+    argv, mnt = run_argv(tmp_path, names, "sh", "-c",
                          f'echo hi > {tmp_path}/mnt/hello.txt; mkdir {tmp_path}/mnt/d; '
-                         f'ln -s hello.txt {tmp_path}/mnt/link')
+                         f'ln -s hello.txt {tmp_path}/mnt/link', extra=["--leave-files"])
     try:
         r = subprocess.run(argv, env=env_with(s3env), capture_output=True, text=True,
                            timeout=120)
@@ -139,6 +123,12 @@ def test_leave_files_unprivileged_copies(s3env, s3, names):
     the files are linked or copied under the mount point instead, with the same bytes."""
     if os.environ.get("ARTIFUSE_SANITIZED") == "1":
         pytest.skip("the sanitized daemon's runtime needs the root environment of the suite")
+    if not os.stat("/usr/bin/fusermount3").st_mode & 0o4000:
+        pytest.skip("fusermount3 is not setuid here: an unprivileged user cannot mount")
+    # Debian's udev rule makes /dev/fuse 0666; a container's may be 0600: as Debian has it
+    # for the test, as it was after.
+    fuse_mode = os.stat("/dev/fuse").st_mode & 0o777
+    os.chmod("/dev/fuse", fuse_mode | 0o666)
     base = tempfile.mkdtemp(prefix="artifuse-it-leave-", dir="/tmp")
     os.chmod(base, 0o755)
     mnt, spool = os.path.join(base, "mnt"), os.path.join(base, "spool")
@@ -162,6 +152,7 @@ def test_leave_files_unprivileged_copies(s3env, s3, names):
         assert len(body) == 3000000
         assert body == open(os.path.join(spool, "files", "hello.txt"), "rb").read()
     finally:
+        os.chmod("/dev/fuse", fuse_mode)
         unmount_all(mnt)
         shutil.rmtree(base, ignore_errors=True)
     assert get_bytes(s3, f"{names['prefix']}/hello.txt") == body

@@ -10,44 +10,22 @@ import time
 
 import pytest
 
-from conftest import BIN, BUCKET, ROOT, get_bytes, list_keys, wait_for
-from faultproxy import FaultProxy
-
-MiB = 1 << 20
+from helpers import BIN, BUCKET, MiB, get_bytes, journal_text, kill9, open_uploads, wait_for
 
 
-@pytest.fixture
-def proxy(s3env):
-    p = FaultProxy(s3env["AWS_ENDPOINT_URL"])
-    yield p
-    assert not p.close()
-
-
-def open_uploads(s3, prefix):
-    return s3.list_multipart_uploads(Bucket=BUCKET, Prefix=prefix).get("Uploads", [])
-
-
-def journal_text(m):
-    d = os.path.join(m.spool_root, "journal")
-    return "".join(open(os.path.join(d, f)).read() for f in os.listdir(d) if f.endswith(".rec"))
-
-
-def test_kill9_mid_multipart_resumes_without_resending_finished_parts(mount, s3, names, proxy):
+def test_kill9_mid_multipart_resumes_without_resending_finished_parts(pmount, s3, names, proxy):
     """Case 4: the bytes through the proxy show the finished parts are not sent again."""
-    args = ["--endpoint", proxy.endpoint, "--part-size", "5M", "--multipart-threshold", "5M",
-            "--part-concurrency", "1"]
-    m = mount(args=args)
+    args = ["--part-size", "5M", "--multipart-threshold", "5M", "--part-concurrency", "1"]
+    m = pmount(args=args)
     data = os.urandom(60 * MiB)  # 12 parts
     with open(m.path("big.bin"), "wb") as f:
         f.write(data)
     wait_for(lambda: journal_text(m).count("\npart ") >= 4, timeout=60, what="4 parts done")
-    m.proc.send_signal(signal.SIGKILL)
-    m.proc.wait(timeout=30)
-    subprocess.run(["fusermount3", "-u", "-z", m.mnt])
+    kill9(m)
     first = proxy.stats()["body_bytes_up"]
     done = journal_text(m).count("\npart ")
 
-    m2 = mount(args=args, spool_root=m.spool_root)
+    m2 = pmount(args=args, spool_root=m.spool_root)
     assert m2.unmount() == 0, m2.log()
     second = proxy.stats()["body_bytes_up"] - first
     assert get_bytes(s3, f"{names['prefix']}/big.bin") == data
@@ -59,12 +37,11 @@ def test_kill9_mid_multipart_resumes_without_resending_finished_parts(mount, s3,
           f"{first + second - len(data)} bytes")
 
 
-def test_sigterm_with_short_drain_timeout_leaves_the_rest_journaled(mount, s3, s3env, names,
+def test_sigterm_with_short_drain_timeout_leaves_the_rest_journaled(pmount, s3, s3env, names,
                                                                     proxy):
     """Case 6: SIGTERM during a large upload, --drain-timeout 2: the journal holds the rest,
     status says so, a later drain finishes it."""
-    m = mount(args=["--endpoint", proxy.endpoint, "--drain-timeout", "2", "--part-size", "5M",
-                    "--multipart-threshold", "5M"])
+    m = pmount(args=["--drain-timeout", "2", "--part-size", "5M", "--multipart-threshold", "5M"])
     data = os.urandom(30 * MiB)
     proxy.stall(30)  # the upload hangs on the wire; 2 s cannot finish it
     with open(m.path("slow.bin"), "wb") as f:

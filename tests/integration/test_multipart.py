@@ -1,13 +1,9 @@
 # SPDX-License-Identifier: Apache-2.0
 """Large files go up with a multipart upload; nothing is left open on the server."""
 import os
+import subprocess
 
-from conftest import BUCKET, get_bytes, list_keys
-
-
-def open_uploads(s3, prefix):
-    r = s3.list_multipart_uploads(Bucket=BUCKET, Prefix=prefix)
-    return r.get("Uploads", [])
+from helpers import BIN, BUCKET, get_bytes, list_keys, open_uploads
 
 
 def test_large_file_uses_multipart_and_arrives_intact(mount, s3, names):
@@ -51,8 +47,6 @@ def test_failed_multipart_upload_leaves_nothing_open(mount, s3, names):
 
 
 def test_bad_part_size_is_rejected(s3env, tmp_path):
-    import subprocess
-    from conftest import BIN
     r = subprocess.run([BIN, "mount", "--part-size", "1M", "--artifact-repository",
                         f"s3://{BUCKET}/x", str(tmp_path)], capture_output=True, text=True)
     assert r.returncode == 1

@@ -7,7 +7,7 @@ import os
 
 import pytest
 
-from conftest import get_bytes
+from helpers import get_bytes
 
 
 def test_no_xattr_mount(mount, s3, names):

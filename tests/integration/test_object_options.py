@@ -2,8 +2,9 @@
 """What objects get beyond their bytes: Content-Type, tags, metadata, storage class,
 create-only writes, server-side encryption requests."""
 import os
+import subprocess
 
-from conftest import BUCKET, get_bytes, list_keys
+from helpers import BIN, BUCKET, get_bytes, list_keys, log_lines, write
 
 
 def test_content_type_tags_metadata_and_storage_class(mount, s3, names):
@@ -38,16 +39,14 @@ def test_no_overwrite_refuses_an_existing_key_without_retrying(mount, s3, names)
     key = f"{names['prefix']}/out.txt"
     s3.put_object(Bucket=BUCKET, Key=key, Body=b"already here\n")
     m = mount(args=["--no-overwrite"])
-    with open(m.path("out.txt"), "w") as f:
-        f.write("new\n")
+    write(m, "out.txt", "new\n")
     assert m.unmount() == 3, m.log()
-    line = [l for l in m.log().splitlines() if "status=failed" in l][0]
+    line = log_lines(m, "status=failed")[0]
     assert "http_status=412" in line and "PreconditionFailed" in line and "attempts=1" in line
     assert get_bytes(s3, key) == b"already here\n"
     # A new key is written as usual.
     m2 = mount(args=["--no-overwrite"])
-    with open(m2.path("fresh.txt"), "w") as f:
-        f.write("fresh\n")
+    write(m2, "fresh.txt", "fresh\n")
     assert m2.unmount() == 0, m2.log()
     assert get_bytes(s3, f"{names['prefix']}/fresh.txt") == b"fresh\n"
 
@@ -56,18 +55,15 @@ def test_sse_is_requested_and_a_refusal_is_reported(mount, s3, names):
     """radosgw accepts SSE only over TLS, so here the request is refused: what is checked is
     that artifuse asks for it and reports the refusal clearly, keeping the file."""
     m = mount(args=["--sse", "AES256", "--upload-attempts", "1"])
-    with open(m.path("secret.txt"), "w") as f:
-        f.write("s\n")
+    write(m, "secret.txt", "s\n")
     assert m.unmount() == 3, m.log()
-    line = [l for l in m.log().splitlines() if "status=failed" in l][0]
+    line = log_lines(m, "status=failed")[0]
     assert "http_status=400" in line and "InvalidRequest" in line
     assert list_keys(s3, names["prefix"]) == []
     assert open(os.path.join(m.spool, "secret.txt")).read() == "s\n"
 
 
 def test_bad_object_options_are_rejected(s3env, tmp_path):
-    import subprocess
-    from conftest import BIN
     for args, word in ((["--sse", "DES"], "AES256"), (["--tag", "novalue"], "KEY=VALUE"),
                        (["--metadata", "bad key=1"], "letters"),
                        (["--storage-class", "cheap"], "storage class"),

@@ -21,7 +21,7 @@ import uuid
 import pytest
 import yaml
 
-from conftest import BUCKET, ROOT, get_bytes
+from helpers import BUCKET, ROOT, get_bytes
 
 PODMAN = os.path.join(ROOT, "scripts", "podman")
 SCHEMA = os.path.join(os.path.dirname(ROOT), "shared", "argo", "schema.json")
@@ -77,7 +77,7 @@ class Pod:
         # As JSON (which is YAML): podman's YAML reader stumbles on the multi-line quoted
         # strings PyYAML writes for a script.
         self.file = tmp_path / "pod.yaml"
-        self.file.write_text(json.dumps(pod, indent=1))
+        self.file.write_text(json.dumps(pod))
         r = subprocess.run([PODMAN, "kube", "play", str(self.file)], cwd=tmp_path,
                            capture_output=True, text=True, timeout=300)
         if r.returncode != 0:
@@ -131,11 +131,8 @@ def test_pod_recipe_uploads_the_seed_file(image, s3env, s3, tmp_path):
     assert get_bytes(s3, f"outputs/{name}/hello.txt") == HELLO
 
 
-def wrapper_workflow():
-    return doc(recipe("argo-wrapper.yaml"), "Workflow")
-
-
-def test_argo_wrapper_validates_against_argos_schema():
+def workflow_validator():
+    """A validator of Workflows by Argo's JSON schema; skips the test where it is missing."""
     jsonschema = pytest.importorskip("jsonschema", reason="python3-jsonschema (scripts/deps)")
     if not os.path.exists(SCHEMA):
         pytest.skip(f"Argo's schema is not at {SCHEMA} (../shared beside the clone)")
@@ -144,7 +141,15 @@ def test_argo_wrapper_validates_against_argos_schema():
     wf_schema = dict(schema, **{"$ref": "#/definitions/io.argoproj.workflow.v1alpha1.Workflow"})
     wf_schema.pop("oneOf", None)
     wf_schema.pop("type", None)
-    validator = jsonschema.Draft202012Validator(wf_schema)
+    return jsonschema.Draft202012Validator(wf_schema)
+
+
+def wrapper_workflow():
+    return doc(recipe("argo-wrapper.yaml"), "Workflow")
+
+
+def test_argo_wrapper_validates_against_argos_schema():
+    validator = workflow_validator()
     errors = [f"{list(e.path)}: {e.message}" for e in validator.iter_errors(wrapper_workflow())]
     assert not errors, errors
     # The check can fail (Argo's schema allows unknown fields, but not wrong types).
@@ -156,7 +161,7 @@ def test_argo_wrapper_validates_against_argos_schema():
 def test_argo_wrapper_keys_are_argos(tmp_path):
     """`artifuse keys` on the recipe prints the key Argo's wait container uses: the
     repository of the ConfigMap the workflow names, Argo's default archive (tar)."""
-    from conftest import BIN
+    from helpers import BIN
     path = os.path.join(ROOT, "deploy", "argo-wrapper.yaml")
     r = subprocess.run([BIN, "keys", "--spec", path, "--repository-config", path,
                         "--archive-default", "tgz",
@@ -174,19 +179,16 @@ def test_argo_wrapper_keys_are_argos(tmp_path):
 # for each output artifact's path, stat it and tar.gz it into
 # /var/run/argo/outputs/artifacts/<path>.tgz (a missing path is skipped), then write the
 # exit code. The wait container later fails the step for each artifact it cannot find.
-EMISSARY = r'''
-"$@"; rc=$?
-for p in $ARGO_OUTPUT_PATHS; do
-    if stat "$p" >/dev/null; then
-        mkdir -p "/var/run/argo/outputs/artifacts$(dirname "$p")"
-        tar czf "/var/run/argo/outputs/artifacts$p.tgz" -C "$(dirname "$p")" "$(basename "$p")" || rc=90
-    else
-        echo "emissary: $p is missing" >&2; rc=91
-    fi
-done
-echo $rc > /var/run/argo/exitcode
-exit $rc
-'''
+EMISSARY = ('"$@"; rc=$?; '
+            'for p in $ARGO_OUTPUT_PATHS; do '
+            'if stat "$p" >/dev/null; then '
+            'mkdir -p "/var/run/argo/outputs/artifacts$(dirname "$p")" && '
+            'tar czf "/var/run/argo/outputs/artifacts$p.tgz" -C "$(dirname "$p")" '
+            '"$(basename "$p")" || rc=90; '
+            'else echo "emissary: $p is missing" >&2; rc=91; fi; '
+            'done; echo $rc > /var/run/argo/exitcode; exit $rc')
+# One line: podman 4.3 re-marshals the pod through go-yaml, which cannot read back the
+# block scalar it writes for a multi-line script.
 
 
 def test_argo_wrapper_in_a_pod_playing_argos_part(image, s3env, s3, tmp_path, names):

@@ -31,9 +31,9 @@ import uuid
 
 import pytest
 
-from conftest import BUCKET, get_bytes, is_mounted, list_keys
-from test_pods import (HELLO, SCHEMA, Pod, doc, image, podman, recipe,  # noqa: F401 (fixture)
-                       with_local_server)
+from helpers import BUCKET, get_bytes, is_mounted, list_keys
+from test_pods import (HELLO, Pod, doc, image, podman, recipe,  # noqa: F401 (fixture)
+                       with_local_server, workflow_validator)
 
 
 def sidecar_docs():
@@ -123,15 +123,7 @@ def argo_pod(wf, secret_name, name, wf_name, artifuse_image, s3env, outputs_dir,
 
 
 def test_argo_sidecar_validates_against_argos_schema():
-    jsonschema = pytest.importorskip("jsonschema", reason="python3-jsonschema (scripts/deps)")
-    if not os.path.exists(SCHEMA):
-        pytest.skip(f"Argo's schema is not at {SCHEMA} (../shared beside the clone)")
-    with open(SCHEMA) as f:
-        schema = json.load(f)
-    wf_schema = dict(schema, **{"$ref": "#/definitions/io.argoproj.workflow.v1alpha1.Workflow"})
-    wf_schema.pop("oneOf", None)
-    wf_schema.pop("type", None)
-    validator = jsonschema.Draft202012Validator(wf_schema)
+    validator = workflow_validator()
     _, wf = sidecar_docs()
     errors = [f"{list(e.path)}: {e.message}" for e in validator.iter_errors(wf)]
     assert not errors, errors

@@ -32,7 +32,7 @@ import time
 
 import pytest
 
-from conftest import get_bytes, list_keys, wait_for
+from helpers import get_bytes, key_of, list_keys, wait_for, wait_object
 
 libc = ctypes.CDLL(ctypes.util.find_library("c"), use_errno=True)
 AT_FDCWD = -100
@@ -1427,13 +1427,12 @@ def test_write_by_another_user_clears_setuid(shared_mount):
 # ---- uploads of data changed outside write(2) ----------------------------------------------
 
 
-def _wait_uploaded(s3, key, data):
-    def ok():
-        try:
-            return get_bytes(s3, key) == data
-        except Exception:
-            return False
-    wait_for(ok, what=f"{key} to hold {len(data)} expected bytes")
+def _uploaded(m, s3, names, files):
+    """Writes @files ({name: bytes}) in mount @m, then waits until S3 holds each of them."""
+    for name, data in files.items():
+        write_file(m.path(name), data)
+    for name, data in files.items():
+        wait_object(s3, key_of(names, name), data)
 
 
 def test_copy_file_range_into_a_file_uploads_it(mount, s3, names):
@@ -1447,8 +1446,7 @@ def test_copy_file_range_into_a_file_uploads_it(mount, s3, names):
     assert os.copy_file_range(src, dst, len(data)) == len(data)
     os.close(dst)
     # An existing, already uploaded file changed only by copy_file_range.
-    write_file(m.path("patched.bin"), b"." * 1000)
-    _wait_uploaded(s3, f"{p}/patched.bin", b"." * 1000)
+    _uploaded(m, s3, names, {"patched.bin": b"." * 1000})
     dst = os.open(m.path("patched.bin"), os.O_WRONLY)
     assert os.copy_file_range(src, dst, 100, 0, 500) == 100
     os.close(dst)
@@ -1461,8 +1459,7 @@ def test_copy_file_range_into_a_file_uploads_it(mount, s3, names):
 def test_mmap_written_file_uploads_the_mapped_content(mount, s3, names):
     m = mount()
     p = names["prefix"]
-    write_file(m.path("mapped.bin"), bytes(65536))
-    _wait_uploaded(s3, f"{p}/mapped.bin", bytes(65536))
+    _uploaded(m, s3, names, {"mapped.bin": bytes(65536)})
     fd = os.open(m.path("mapped.bin"), os.O_RDWR)
     mm = mmap.mmap(fd, 65536, mmap.MAP_SHARED, mmap.PROT_READ | mmap.PROT_WRITE)
     mm[0:6] = b"mapped"
@@ -1487,10 +1484,7 @@ def test_mmap_written_file_uploads_the_mapped_content(mount, s3, names):
 def test_truncate_only_uploads(mount, s3, names):
     m = mount()
     p = names["prefix"]
-    write_file(m.path("shrunk.txt"), b"0123456789")
-    write_file(m.path("path-truncated.txt"), b"0123456789")
-    _wait_uploaded(s3, f"{p}/shrunk.txt", b"0123456789")
-    _wait_uploaded(s3, f"{p}/path-truncated.txt", b"0123456789")
+    _uploaded(m, s3, names, {"shrunk.txt": b"0123456789", "path-truncated.txt": b"0123456789"})
     subprocess.run(["truncate", "-s", "4", m.path("shrunk.txt")], check=True)
     subprocess.run(["truncate", "-s", "3000", m.path("grown.bin")], check=True)  # creates it
     os.truncate(m.path("path-truncated.txt"), 2)  # truncate(2): no open handle at all
@@ -1503,8 +1497,7 @@ def test_truncate_only_uploads(mount, s3, names):
 def test_punched_hole_uploads(mount, s3, names):
     m = mount()
     p = names["prefix"]
-    write_file(m.path("holey.bin"), b"x" * 16384)
-    _wait_uploaded(s3, f"{p}/holey.bin", b"x" * 16384)
+    _uploaded(m, s3, names, {"holey.bin": b"x" * 16384})
     fd = os.open(m.path("holey.bin"), os.O_RDWR)
     fallocate(fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, 4096, 4096)
     os.close(fd)
@@ -1515,10 +1508,7 @@ def test_punched_hole_uploads(mount, s3, names):
 def test_exchanged_files_upload_under_their_new_names(mount, s3, names):
     m = mount()
     p = names["prefix"]
-    write_file(m.path("a.txt"), b"A")
-    write_file(m.path("b.txt"), b"B")
-    _wait_uploaded(s3, f"{p}/a.txt", b"A")
-    _wait_uploaded(s3, f"{p}/b.txt", b"B")
+    _uploaded(m, s3, names, {"a.txt": b"A", "b.txt": b"B"})
     renameat2(m.path("a.txt"), m.path("b.txt"), RENAME_EXCHANGE)
     assert m.unmount() == 0, m.log()
     assert get_bytes(s3, f"{p}/a.txt") == b"B"

@@ -1,30 +1,10 @@
 # SPDX-License-Identifier: Apache-2.0
 """artifuse run: mount, run the program, upload everything, unmount, exit with its status."""
-import os
 import signal
 import subprocess
 import time
 
-from conftest import BIN, BUCKET, ROOT, SANITIZER_MARKS, get_bytes, is_mounted, list_keys
-
-SEED_SPEC = os.path.join(ROOT, "examples", "hello-workflow.yaml")
-
-
-def run_args(tmp_path, names, *cmd, extra=()):
-    mnt = tmp_path / "mnt"
-    mnt.mkdir(exist_ok=True)
-    return [BIN, "run", "--spool", str(tmp_path / "spool"), "--spec", SEED_SPEC, "--as", "/tmp",
-            "--artifact-repository",
-            f"s3://{BUCKET}/argo-workflows/{{{{workflow.name}}}}/{{{{pod.name}}}}",
-            "--var", f"workflow.name={names['workflow']}", "--var", f"pod.name={names['pod']}",
-            *extra, str(mnt), "--", *cmd], str(mnt)
-
-
-def env_with(s3env, **kw):
-    e = dict(os.environ, **s3env)
-    e.update(ASAN_OPTIONS="detect_leaks=1", UBSAN_OPTIONS="halt_on_error=1:print_stacktrace=1")
-    e.update(kw)
-    return e
+from helpers import BUCKET, SANITIZER_MARKS, env_with, get_bytes, is_mounted, list_keys, run_argv
 
 
 def clean(stderr):
@@ -34,7 +14,7 @@ def clean(stderr):
 
 
 def test_run_uploads_before_exiting_and_keeps_the_exit_status(s3env, s3, names, tmp_path):
-    argv, mnt = run_args(tmp_path, names, "sh", "-c",
+    argv, mnt = run_argv(tmp_path, names, "sh", "-c",
                          f'echo "Hello from Argo!" > {tmp_path}/mnt/hello.txt; exit 7')
     r = subprocess.run(argv, env=env_with(s3env), capture_output=True, text=True, timeout=120)
     assert r.returncode == 7, r.stderr
@@ -49,7 +29,7 @@ def test_run_forwards_sigterm_and_still_uploads(s3env, s3, names, tmp_path):
     script = (f'trap "echo bye >> {tmp_path}/mnt/hello.txt; exit 143" TERM; '
               f'echo hi > {tmp_path}/mnt/hello.txt; touch {tmp_path}/ready; '
               'while :; do sleep 0.1; done')
-    argv, mnt = run_args(tmp_path, names, "sh", "-c", script)
+    argv, mnt = run_argv(tmp_path, names, "sh", "-c", script)
     p = subprocess.Popen(argv, env=env_with(s3env), stdout=subprocess.DEVNULL,
                          stderr=subprocess.PIPE, text=True)
     end = time.monotonic() + 30
@@ -64,7 +44,7 @@ def test_run_forwards_sigterm_and_still_uploads(s3env, s3, names, tmp_path):
 
 
 def test_run_success_with_an_upload_failure_exits_3_and_names_the_file(s3env, s3, names, tmp_path):
-    argv, _ = run_args(tmp_path, names, "sh", "-c", f"echo x > {tmp_path}/mnt/hello.txt",
+    argv, _ = run_argv(tmp_path, names, "sh", "-c", f"echo x > {tmp_path}/mnt/hello.txt",
                        extra=("--upload-attempts", "1"))
     r = subprocess.run(argv, env=env_with(s3env, AWS_SECRET_ACCESS_KEY="wrong-secret-0000000000"),
                        capture_output=True, text=True, timeout=120)
@@ -77,7 +57,7 @@ def test_run_success_with_an_upload_failure_exits_3_and_names_the_file(s3env, s3
 
 
 def test_run_command_not_found(s3env, names, tmp_path):
-    argv, mnt = run_args(tmp_path, names, "/no/such/program")
+    argv, mnt = run_argv(tmp_path, names, "/no/such/program")
     r = subprocess.run(argv, env=env_with(s3env), capture_output=True, text=True, timeout=60)
     assert r.returncode == 1
     assert "cannot run /no/such/program" in r.stderr
@@ -85,7 +65,7 @@ def test_run_command_not_found(s3env, names, tmp_path):
 
 
 def test_run_without_a_command(s3env, names, tmp_path):
-    argv, _ = run_args(tmp_path, names)
+    argv, _ = run_argv(tmp_path, names)
     r = subprocess.run(argv, env=env_with(s3env), capture_output=True, text=True, timeout=60)
     assert r.returncode == 1 and "give the command after --" in r.stderr
 
@@ -93,7 +73,7 @@ def test_run_without_a_command(s3env, names, tmp_path):
 def test_manifest_has_one_json_line_per_object(s3env, s3, names, tmp_path):
     import json
     manifest = tmp_path / "manifest.jsonl"
-    argv, _ = run_args(tmp_path, names, "sh", "-c",
+    argv, _ = run_argv(tmp_path, names, "sh", "-c",
                        f'echo "Hello from Argo!" > {tmp_path}/mnt/hello.txt; '
                        f'echo other > {tmp_path}/mnt/other.txt',
                        extra=("--manifest", str(manifest), "--unmatched", "upload"))

@@ -6,7 +6,7 @@ import subprocess
 
 import pytest
 
-from conftest import BIN, BUCKET, get_bytes, wait_for
+from helpers import BIN, BUCKET, get_bytes, wait_for
 
 
 @pytest.mark.parametrize("shift", ["+2h", "-1h"])

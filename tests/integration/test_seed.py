@@ -6,31 +6,14 @@ import pathlib
 import random
 import shutil
 import tempfile
-import re
 import subprocess
 import textwrap
 
 import pytest
 
-from conftest import BIN, BUCKET, ROOT, get_bytes, list_keys, wait_for
+from helpers import (BIN, BUCKET, SEED_SPEC, get_bytes, list_keys, log_lines, wait_for, write,
+                     write_spec)
 
-SEED_SPEC = os.path.join(ROOT, "examples", "hello-workflow.yaml")
-
-
-def write_spec(tmp_path, artifacts):
-    """A Workflow whose entrypoint template declares @artifacts [(name, path, extra)]."""
-    lines = []
-    for name, path, extra in artifacts:
-        lines.append(f"          - name: {name}\n            path: {path}\n")
-        if extra:
-            lines.append(textwrap.indent(extra, " " * 12))
-    text = ("apiVersion: argoproj.io/v1alpha1\nkind: Workflow\n"
-            "metadata:\n  generateName: it-\nspec:\n  entrypoint: main\n  templates:\n"
-            "    - name: main\n      container:\n        image: alpine\n"
-            "      outputs:\n        artifacts:\n" + "".join(lines))
-    p = tmp_path / "spec.yaml"
-    p.write_text(text)
-    return p
 
 
 def test_seed_scenario(mount, s3, names):
@@ -92,12 +75,10 @@ def test_overwritten_file_uploads_new_content(mount, s3, names, tmp_path):
     spec = write_spec(tmp_path, [("out", "/tmp/out.txt", "")])
     m = mount(spec=spec)
     key = f"{names['prefix']}/out.txt"
-    with open(m.path("out.txt"), "w") as f:
-        f.write("first version, which is longer\n")
+    write(m, "out.txt", "first version, which is longer\n")
     wait_for(lambda: list_keys(s3, names["prefix"]) == [key], what="first upload")
     wait_for(lambda: get_bytes(s3, key) == b"first version, which is longer\n", what="v1")
-    with open(m.path("out.txt"), "w") as f:
-        f.write("second\n")
+    write(m, "out.txt", "second\n")
     assert m.unmount() == 0, m.log()
     assert get_bytes(s3, key) == b"second\n"
     assert m.log().count("status=done") == 2
@@ -106,8 +87,7 @@ def test_overwritten_file_uploads_new_content(mount, s3, names, tmp_path):
 def test_open_and_close_without_writing_does_not_upload_again(mount, s3, names, tmp_path):
     spec = write_spec(tmp_path, [("out", "/tmp/out.txt", "")])
     m = mount(spec=spec)
-    with open(m.path("out.txt"), "w") as f:
-        f.write("x\n")
+    write(m, "out.txt", "x\n")
     wait_for(lambda: "status=done" in m.log(), what="first upload")
     with open(m.path("out.txt"), "r+") as f:
         assert f.read() == "x\n"
@@ -137,12 +117,9 @@ def test_files_in_subdirectories(mount, s3, names, tmp_path):
     m = mount(spec=spec)
     os.makedirs(m.path("reports"))
     os.makedirs(m.path("results/deep/er"))
-    with open(m.path("reports/summary.txt"), "w") as f:
-        f.write("summary\n")
-    with open(m.path("results/a.csv"), "w") as f:
-        f.write("a,b\n")
-    with open(m.path("results/deep/er/b.json"), "w") as f:
-        f.write("{}\n")
+    write(m, "reports/summary.txt", "summary\n")
+    write(m, "results/a.csv", "a,b\n")
+    write(m, "results/deep/er/b.json", "{}\n")
     assert m.unmount() == 0, m.log()
     p = names["prefix"]
     assert list_keys(s3, p) == sorted([f"{p}/summary.txt", f"{p}/results/a.csv",
@@ -153,10 +130,8 @@ def test_files_in_subdirectories(mount, s3, names, tmp_path):
 
 def test_undeclared_file_is_not_uploaded(mount, s3, names):
     m = mount(spec=SEED_SPEC)
-    with open(m.path("scratch.txt"), "w") as f:
-        f.write("not an output\n")
-    with open(m.path("hello.txt"), "w") as f:
-        f.write("Hello from Argo!\n")
+    write(m, "scratch.txt", "not an output\n")
+    write(m, "hello.txt", "Hello from Argo!\n")
     assert m.unmount() == 0, m.log()
     assert list_keys(s3, names["prefix"]) == [f"{names['prefix']}/hello.txt"]
     # Still an ordinary file for the program and in the spool.
@@ -166,10 +141,8 @@ def test_undeclared_file_is_not_uploaded(mount, s3, names):
 def test_without_a_spec_every_file_is_uploaded_under_the_prefix(mount, s3, names):
     m = mount()
     os.makedirs(m.path("a/b"))
-    with open(m.path("a/b/c.txt"), "w") as f:
-        f.write("c\n")
-    with open(m.path("top.txt"), "w") as f:
-        f.write("top\n")
+    write(m, "a/b/c.txt", "c\n")
+    write(m, "top.txt", "top\n")
     assert m.unmount() == 0, m.log()
     p = names["prefix"]
     assert list_keys(s3, p) == [f"{p}/a/b/c.txt", f"{p}/top.txt"]
@@ -178,8 +151,7 @@ def test_without_a_spec_every_file_is_uploaded_under_the_prefix(mount, s3, names
 def test_write_temp_then_rename_uploads_the_final_name_once(mount, s3, names, tmp_path):
     spec = write_spec(tmp_path, [("out", "/tmp/out.csv", "")])
     m = mount(spec=spec)
-    with open(m.path("out.csv.tmp"), "w") as f:
-        f.write("1,2,3\n")
+    write(m, "out.csv.tmp", "1,2,3\n")
     os.rename(m.path("out.csv.tmp"), m.path("out.csv"))
     assert m.unmount() == 0, m.log()
     assert list_keys(s3, names["prefix"]) == [f"{names['prefix']}/out.csv"]
@@ -214,8 +186,7 @@ def test_sigterm_drains_then_exits(mount, s3, names, tmp_path):
 
 def test_wrong_secret_key_is_reported_and_the_file_stays_in_the_spool(mount, s3, names):
     m = mount(spec=SEED_SPEC, env={"AWS_SECRET_ACCESS_KEY": "not-the-secret-key-0000000000"})
-    with open(m.path("hello.txt"), "w") as f:
-        f.write("Hello from Argo!\n")
+    write(m, "hello.txt", "Hello from Argo!\n")
     wait_for(lambda: "status=failed" in m.log(), what="the upload to fail")
     status = m.unmount()
     log = m.log()
@@ -258,8 +229,7 @@ def test_a_required_output_never_written_is_reported_at_unmount(mount, names, tm
                                  ("maybe", "/tmp/maybe.txt", "optional: true\n"),
                                  ("written", "/tmp/written.txt", "")])
     m = mount(spec=spec)
-    with open(m.path("written.txt"), "w") as f:
-        f.write("w")
+    write(m, "written.txt", "w")
     assert m.unmount() == 0, m.log()
-    warns = [l for l in m.log().splitlines() if "never written" in l]
+    warns = log_lines(m, "never written")
     assert len(warns) == 1 and 'artifact="needed"' in warns[0] and "/tmp/needed.txt" in warns[0]

@@ -11,11 +11,7 @@ import tempfile
 
 import pytest
 
-from conftest import BIN, BUCKET, get_bytes, list_keys, wait_for
-from faultproxy import FaultProxy
-from test_seed import write_spec
-
-MiB = 1 << 20
+from helpers import BIN, BUCKET, MiB, get_bytes, list_keys, log_lines, wait_for, write_spec
 
 
 def fill(path, size, chunk=256 * 1024, seed=0):
@@ -53,7 +49,7 @@ def wait_in_s3(s3, key, size, timeout=60):
 
 
 def evicted(m):
-    return [l for l in m.log().splitlines() if "op=evict" in l and "err=" not in l]
+    return [l for l in log_lines(m, "op=evict") if "err=" not in l]
 
 
 def test_a_write_past_the_limit_gets_enospc_and_earlier_files_still_upload(mount, s3, names):
@@ -106,31 +102,25 @@ def test_space_comes_back_as_uploads_finish(mount, s3, names):
     assert get_bytes(s3, f"{prefix}/b.bin") == pattern(6 * MiB, seed=4)
 
 
-def test_a_file_not_yet_in_s3_is_never_evicted(mount, s3, s3env, names):
+def test_a_file_not_yet_in_s3_is_never_evicted(proxy, pmount, s3, names):
     """The server is down: the first file cannot go, so the second writer gets ENOSPC; once
     the server is back and the first file is in S3, its room is reused."""
-    proxy = FaultProxy(s3env["AWS_ENDPOINT_URL"])
-    try:
-        proxy.refuse()
-        m = mount(args=["--spool-limit", "8M", "--endpoint", proxy.endpoint, "--no-check",
-                        "--retry-for", "120"])
-        prefix = names["prefix"]
-        assert fill(m.path("a.bin"), 6 * MiB, seed=5) == (6 * MiB, None)
-        done, err = fill(m.path("b.bin"), 6 * MiB, seed=6)
-        assert (done, err) == (2 * MiB, errno.ENOSPC)
-        assert os.path.getsize(m.path("a.bin")) == 6 * MiB
-        assert not evicted(m)
-        proxy.accept()
-        wait_in_s3(s3, f"{prefix}/a.bin", 6 * MiB)
-        assert fill(m.path("c.bin"), 6 * MiB, seed=7) == (6 * MiB, None)
-        assert any('path="a.bin"' in l for l in evicted(m)), m.log()
-        assert m.unmount() == 0
-        assert get_bytes(s3, f"{prefix}/a.bin") == pattern(6 * MiB, seed=5)
-        assert get_bytes(s3, f"{prefix}/b.bin") == pattern(2 * MiB, seed=6)
-        assert get_bytes(s3, f"{prefix}/c.bin") == pattern(6 * MiB, seed=7)
-    finally:
-        proxy.clear()
-        proxy.close()
+    proxy.refuse()
+    m = pmount(args=["--spool-limit", "8M", "--no-check", "--retry-for", "120"])
+    prefix = names["prefix"]
+    assert fill(m.path("a.bin"), 6 * MiB, seed=5) == (6 * MiB, None)
+    done, err = fill(m.path("b.bin"), 6 * MiB, seed=6)
+    assert (done, err) == (2 * MiB, errno.ENOSPC)
+    assert os.path.getsize(m.path("a.bin")) == 6 * MiB
+    assert not evicted(m)
+    proxy.accept()
+    wait_in_s3(s3, f"{prefix}/a.bin", 6 * MiB)
+    assert fill(m.path("c.bin"), 6 * MiB, seed=7) == (6 * MiB, None)
+    assert any('path="a.bin"' in l for l in evicted(m)), m.log()
+    assert m.unmount() == 0
+    assert get_bytes(s3, f"{prefix}/a.bin") == pattern(6 * MiB, seed=5)
+    assert get_bytes(s3, f"{prefix}/b.bin") == pattern(2 * MiB, seed=6)
+    assert get_bytes(s3, f"{prefix}/c.bin") == pattern(6 * MiB, seed=7)
 
 
 def test_an_open_file_is_not_evicted(mount, s3, names):

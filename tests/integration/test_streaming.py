@@ -17,23 +17,21 @@ import time
 
 import pytest
 
-from conftest import BUCKET, get_bytes, list_keys, wait_for
-from faultproxy import FaultProxy
-from test_seed import write_spec
+from helpers import (BIN, BUCKET, MiB, get_bytes, journal_text, kill9, list_keys, log_lines,
+                     open_uploads, put_body_bytes, wait_for, write_chunks, write_spec)
 
-MiB = 1 << 20
 PART = 5 * MiB
 # Stream from the first part: the threshold is one part.
 ARGS = ["--part-size", "5M", "--multipart-threshold", "5M", "-v"]
 
 
 def uploads_for(s3, key):
-    r = s3.list_multipart_uploads(Bucket=BUCKET, Prefix=key)
-    return [u for u in r.get("Uploads", []) if u["Key"] == key]
+    return [u for u in open_uploads(s3, key) if u["Key"] == key]
 
 
-def open_uploads(s3, prefix):
-    return s3.list_multipart_uploads(Bucket=BUCKET, Prefix=prefix).get("Uploads", [])
+def wait_aborted(s3, key, what="the stream's upload aborted"):
+    """Waits until no multipart upload of @key is open: its stream was aborted."""
+    wait_for(lambda: uploads_for(s3, key) == [], 20, what)
 
 
 def parts_of(s3, key):
@@ -43,16 +41,6 @@ def parts_of(s3, key):
         return []
     r = s3.list_parts(Bucket=BUCKET, Key=key, UploadId=ups[0]["UploadId"])
     return r.get("Parts", [])
-
-
-def write_chunks(f, data, chunk=MiB):
-    for i in range(0, len(data), chunk):
-        f.write(data[i:i + chunk])
-    f.flush()
-
-
-def log_lines(m, *needles):
-    return [l for l in m.log().splitlines() if all(n in l for n in needles)]
 
 
 def open_streaming(m, s3, key, rel, data, parts, mode="wb"):
@@ -70,20 +58,7 @@ def open_streaming(m, s3, key, rel, data, parts, mode="wb"):
 
 def journaled(m, part):
     """Whether the journal records the CRC-32C of part @part of a stream."""
-    jdir = os.path.join(m.spool_root, "journal")
-    return any(f"\npartsum {part} " in open(os.path.join(jdir, n)).read()
-               for n in os.listdir(jdir) if n.endswith(".rec"))
-
-
-def kill9(m, f):
-    """kill -9 of the daemon under the open file @f, then the mount cleaned away."""
-    m.proc.send_signal(signal.SIGKILL)
-    m.proc.wait(timeout=30)
-    try:
-        f.close()
-    except OSError:
-        pass  # the mount is gone under it
-    subprocess.run(["fusermount3", "-u", "-z", m.mnt])
+    return f"\npartsum {part} " in journal_text(m)
 
 
 def assert_object(s3, key, data):
@@ -119,22 +94,10 @@ def test_sequential_writer_streams_parts_while_open(mount, s3, names):
 
 # -- 2. after close only the tail goes up ------------------------------------------------
 
-@pytest.fixture
-def proxy(s3env):
-    p = FaultProxy(s3env["AWS_ENDPOINT_URL"])
-    yield p
-    p.close()
-
-
-def put_body_bytes(stats, key_part):
-    return sum(r["body_sent"] for r in stats["requests_log"]
-               if r["method"] == "PUT" and key_part in r["target"])
-
-
-def test_after_close_only_the_tail_is_sent(proxy, mount, s3, names):
+def test_after_close_only_the_tail_is_sent(proxy, pmount, s3, names):
     """Through the proxy's byte count: once the stream has caught up with the writer, the
     close costs the 3 MiB tail and nothing else."""
-    m = mount(args=["--endpoint", proxy.endpoint, *ARGS])
+    m = pmount(args=ARGS)
     key = f"{names['prefix']}/tail.bin"
     data = os.urandom(48 * MiB)
     with open(m.path("tail.bin"), "wb") as f:
@@ -165,7 +128,7 @@ def test_write_behind_abandons_and_the_file_goes_up_whole(mount, s3, names):
         wait_for(lambda: log_lines(m, "op=stream status=abandon", "behind.bin"), 10,
                  "the abandon line")
         # The upload is aborted while the file is still open.
-        wait_for(lambda: uploads_for(s3, key) == [], 20, "the stream's upload aborted")
+        wait_aborted(s3, key)
         write_chunks(f, bytes(data[20 * MiB:]))
         time.sleep(0.5)  # no new stream starts for this file
         assert uploads_for(s3, key) == []
@@ -186,7 +149,7 @@ def test_ftruncate_abandons(mount, s3, names):
         os.ftruncate(f.fileno(), 7 * MiB)
         wait_for(lambda: log_lines(m, "op=stream status=abandon", "reason=\"truncate\""), 10,
                  "the abandon line")
-        wait_for(lambda: uploads_for(s3, key) == [], 20, "the stream's upload aborted")
+        wait_aborted(s3, key)
         f.seek(7 * MiB)
         tail = os.urandom(3 * MiB)
         f.write(tail)
@@ -390,11 +353,11 @@ def test_sigterm_while_a_streaming_file_is_open(mount, s3, names):
     assert open_uploads(s3, names["prefix"]) == []
 
 
-def test_a_streamed_part_failing_every_attempt_goes_up_at_close(proxy, mount, s3, names):
+def test_a_streamed_part_failing_every_attempt_goes_up_at_close(proxy, pmount, s3, names):
     """Part 2 is reset on each of the stream's attempts: the stream stops sending (it does
     not give up the parts it has), and the close's upload sends part 2 and the rest under
     the same upload, with no file-level retry. Intact object, nothing left open."""
-    m = mount(args=["--endpoint", proxy.endpoint, *ARGS])
+    m = pmount(args=ARGS)
     key = f"{names['prefix']}/flaky.bin"
     data = os.urandom(17 * MiB)
     proxy.reset_after(MiB, times=4, match=("PUT", "partNumber=2&"))  # 4 = the part's tries
@@ -415,7 +378,6 @@ def test_a_streamed_part_failing_every_attempt_goes_up_at_close(proxy, mount, s3
 
 def test_kill9_mid_stream_then_drain(mount, s3, names, s3env):
     """The same, finished by `artifuse drain` instead of a new mount."""
-    from conftest import BIN
     m = mount(args=["--part-size", "5M", "--multipart-threshold", "5M"])
     key = f"{names['prefix']}/drained.bin"
     data = os.urandom(16 * MiB)
@@ -441,7 +403,7 @@ def test_rename_while_streaming_abandons_and_the_new_name_goes_up(mount, s3, nam
     data = os.urandom(16 * MiB)
     with open_streaming(m, s3, old, "part.tmp", data[:12 * MiB], 2) as f:
         os.rename(m.path("part.tmp"), m.path("final.bin"))
-        wait_for(lambda: uploads_for(s3, old) == [], 20, "the old key's upload aborted")
+        wait_aborted(s3, old, "the old key's upload aborted")
         write_chunks(f, data[12 * MiB:])
     assert m.unmount() == 0, m.log()
     assert log_lines(m, "op=stream status=abandon", "part.tmp", "reason=\"rename\"")
@@ -455,7 +417,7 @@ def test_unlink_while_streaming_leaves_nothing(mount, s3, names):
     key = f"{names['prefix']}/gone.bin"
     with open_streaming(m, s3, key, "gone.bin", os.urandom(12 * MiB), 2) as f:
         os.unlink(m.path("gone.bin"))
-        wait_for(lambda: uploads_for(s3, key) == [], 20, "the upload aborted")
+        wait_aborted(s3, key, "the upload aborted")
         f.write(b"more, into the unlinked file")
     assert m.unmount() == 0, m.log()
     assert log_lines(m, "op=stream status=abandon", "reason=\"unlink\"")
@@ -492,7 +454,7 @@ def test_other_changes_abandon(mount, s3, names, change, reason):
         change(m, f.fileno())
         wait_for(lambda: log_lines(m, "op=stream status=abandon", "changed.bin", reason), 10,
                  "the abandon line")
-        wait_for(lambda: uploads_for(s3, key) == [], 20, "the stream's upload aborted")
+        wait_aborted(s3, key)
     with open(m.path("changed.bin"), "rb") as f:
         want = f.read()
     assert m.unmount() == 0, m.log()
@@ -521,7 +483,7 @@ def test_hard_link_while_streaming_abandons(mount, s3, names):
     data = os.urandom(14 * MiB)
     with open_streaming(m, s3, a, "a.bin", data[:11 * MiB], 2) as f:
         os.link(m.path("a.bin"), m.path("b.bin"))
-        wait_for(lambda: uploads_for(s3, a) == [], 20, "the stream's upload aborted")
+        wait_aborted(s3, a)
         write_chunks(f, data[11 * MiB:])
     assert m.unmount() == 0, m.log()
     assert log_lines(m, "op=stream status=abandon", "reason=\"link\"")

@@ -5,8 +5,7 @@ import os
 
 import pytest
 
-from conftest import BUCKET, get_bytes, list_keys
-from test_seed import write_spec
+from helpers import get_bytes, list_keys, write, write_spec
 
 
 def test_fsync_returns_when_the_content_is_in_s3(mount, s3, names):
@@ -51,8 +50,7 @@ def test_fsync_of_a_file_that_is_not_an_output_is_local(mount, s3, names, tmp_pa
 
 def test_sync_close_makes_close_wait_and_report(mount, s3, names):
     m = mount(args=["--sync-close"])
-    with open(m.path("a.txt"), "w") as f:
-        f.write("a")
+    write(m, "a.txt", "a")
     # close() has returned: already in S3
     assert get_bytes(s3, f"{names['prefix']}/a.txt") == b"a"
     assert m.unmount() == 0, m.log()

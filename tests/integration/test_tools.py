@@ -35,7 +35,7 @@ import zlib
 
 import pytest
 
-from conftest import get_bytes, list_keys, wait_for
+from helpers import get_bytes, key_of, list_keys, wait_for, wait_object
 
 TIMEOUT = 60  # seconds any one tool may take
 
@@ -68,18 +68,6 @@ def tree_files(root):
                 with open(p, "rb") as fh:
                     out[os.path.relpath(p, root)] = fh.read()
     return out
-
-
-def wait_object(s3, names, rel, data, timeout=30):
-    """Waits until <prefix>/@rel holds @data (an upload after a change is asynchronous)."""
-    key = f"{names['prefix']}/{rel}"
-
-    def ok():
-        try:
-            return get_bytes(s3, key) == data
-        except Exception:
-            return False
-    wait_for(ok, timeout=timeout, what=f"{key} to hold the expected {len(data)} bytes")
 
 
 def strays(objs, expected, pattern):
@@ -136,10 +124,10 @@ def test_dd(mount, s3, names):
     m = mount(args=["-v"])
     f = m.path("dd.bin")
     run(["dd", "of=" + f, "bs=65536", "status=none"], input=base)
-    wait_object(s3, names, "dd.bin", base)
+    wait_object(s3, key_of(names, "dd.bin"), base)
     run(["dd", "of=" + f, "bs=1000", "seek=300", "conv=notrunc", "status=none"], input=patch)
     middle = base[:300000] + patch + base[310000:]
-    wait_object(s3, names, "dd.bin", middle)
+    wait_object(s3, key_of(names, "dd.bin"), middle)
     run(["dd", "of=" + f, "bs=1000", "seek=500", "status=none"], input=patch)
     cut = middle[:500000] + patch
     with open(f, "rb") as fh:
@@ -156,7 +144,7 @@ def test_sed_in_place(mount, s3, names):
     text = "".join(f"line {i} foo\n" for i in range(5000)).encode()
     with open(m.path("edit.txt"), "wb") as f:
         f.write(text)
-    wait_object(s3, names, "edit.txt", text)
+    wait_object(s3, key_of(names, "edit.txt"), text)
     run(["sed", "-i", "s/foo/bar/", m.path("edit.txt")])
     assert m.unmount() == 0, m.log()
     objs = objects(s3, names)
@@ -207,9 +195,9 @@ def test_hard_link(mount, s3, names):
     m = mount(args=["-v"])
     with open(m.path("a"), "wb") as f:
         f.write(b"one\n")
-    wait_object(s3, names, "a", b"one\n")
+    wait_object(s3, key_of(names, "a"), b"one\n")
     run(["ln", m.path("a"), m.path("b")])
-    wait_object(s3, names, "b", b"one\n")
+    wait_object(s3, key_of(names, "b"), b"one\n")
     with open(m.path("b"), "ab") as f:  # written through the second name
         f.write(b"two\n")
     os.mkdir(m.path("sub"))
@@ -230,10 +218,10 @@ def test_hard_link_after_the_first_name_is_removed(mount, s3, names):
     m = mount(args=["-v"])
     with open(m.path("a"), "wb") as f:
         f.write(b"one\n")
-    wait_object(s3, names, "a", b"one\n")
+    wait_object(s3, key_of(names, "a"), b"one\n")
     run(["ln", m.path("a"), m.path("b")])
     os.unlink(m.path("a"))
-    wait_object(s3, names, "b", b"one\n")
+    wait_object(s3, key_of(names, "b"), b"one\n")
     with open(m.path("b"), "ab") as f:
         f.write(b"two\n")
     assert m.unmount() == 0, m.log()
@@ -346,7 +334,7 @@ def test_gzip_in_the_mount(mount, s3, names):
     m = mount(args=["-v"])
     with open(m.path("data.txt"), "wb") as f:
         f.write(text)
-    wait_object(s3, names, "data.txt", text)
+    wait_object(s3, key_of(names, "data.txt"), text)
     run(["gzip", m.path("data.txt")])
     assert not os.path.exists(m.path("data.txt"))
     assert m.unmount() == 0, m.log()
@@ -426,7 +414,7 @@ def test_python_tempfile_then_replace(mount, s3, names):
         os.replace(t.name, m.path(f"saved-{i}.bin"))
         want[f"saved-{i}.bin"] = data
     # Replacing an existing, uploaded file: the new content wins.
-    wait_object(s3, names, "saved-0.bin", want["saved-0.bin"])
+    wait_object(s3, key_of(names, "saved-0.bin"), want["saved-0.bin"])
     with tempfile.NamedTemporaryFile(dir=m.mnt, delete=False) as t:
         t.write(b"second version")
     os.replace(t.name, m.path("saved-0.bin"))
