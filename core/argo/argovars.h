@@ -19,6 +19,7 @@
 #include <time.h>
 
 #include "base/buf.h"
+#include "base/json.h" /* af_json_quote, which callers used to find here */
 #include "argo/spec.h"
 #include "argo/template.h"
 
@@ -30,7 +31,3 @@ int af_argo_vars_from_spec(struct af_vars *vars, const struct af_spec *spec);
  * @utc_offset_s (0 for "Z"). @source says where the time came from.
  */
 int af_argo_vars_from_time(struct af_vars *vars, time_t t, int utc_offset_s, const char *source);
-
-
-/** Appends @s as a JSON string, escaped as Go's encoding/json does. */
-int af_json_quote(struct af_buf *out, const char *s);

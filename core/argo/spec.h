@@ -84,6 +84,9 @@ struct af_s3_location {
         int insecure;     /* -1 not given, 0 false (TLS), 1 true (plain HTTP) */
 };
 
+/** Frees what @loc holds and leaves it empty (insecure -1, "not given"); reusable after. */
+void af_s3_location_done(struct af_s3_location *loc);
+
 struct af_spec {
         char *filename;      /* as given to the parser, for messages */
         char *kind;          /* "Workflow", ...; NULL for a resolved template */
@@ -163,6 +166,5 @@ struct af_repository_ref {
 int af_repository_parse_ref(const char *data, size_t len, const char *filename,
                             const struct af_repository_ref *ref, struct af_s3_location *ret,
                             struct af_buf *err);
-void af_s3_location_done(struct af_s3_location *loc);
 
 const char *af_archive_name(enum af_archive a);

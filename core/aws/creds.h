@@ -84,7 +84,7 @@ enum af_creds_kind {
         AF_CREDS_IMDS,
 };
 
-struct af_creds_source; /* how to fetch again; private to creds.c */
+struct af_creds_source; /* how to fetch again; see creds_source.h (private to core/aws) */
 
 struct af_creds_provider {
         /* Set by af_creds_provider_init(), read-only afterwards. */
@@ -178,31 +178,6 @@ int af_creds_profile_region(char *out, size_t n);
  */
 int af_creds_ini_get(const char *text, size_t len, const char *section, const char *key,
                      char *out, size_t n);
-
-enum af_creds_json_type {
-        AF_JSON_STRING = 1,
-        AF_JSON_NUMBER,
-        AF_JSON_LITERAL, /* true, false, null */
-        AF_JSON_OTHER,   /* object or array: not extracted */
-};
-
-/**
- * Finds @key among the top-level members of the JSON object in @json[0..len). A string is
- * unescaped (\" \\ \/ \b \f \n \r \t \uXXXX with surrogate pairs, to UTF-8); a number or
- * literal is copied as written. Returns the value's type (> 0); -ENOENT no such member;
- * -EBADMSG not a well-formed object (nesting deeper than 32 counts as malformed); -E2BIG
- * value longer than @n - 1. @out is written only on success ("" for objects and arrays).
- */
-int af_creds_json_get(const char *json, size_t len, const char *key, char *out, size_t n);
-
-/**
- * The text of the element at @path ("A/B/C": C inside B inside A, each the first such child,
- * attributes allowed) in @xml[0..len), surrounding whitespace trimmed, with the five named
- * entities and &#N; / &#xN; references decoded. Returns 0; -ENOENT no such element; -EBADMSG an element not closed or
- * a bad reference; -E2BIG longer than @n - 1. @out is written only on success.
- */
-int af_creds_xml_get(const char *xml, size_t len, const char *path, char *out, size_t n);
-
 
 /**
  * When to refresh credentials fetched at @now that expire at @expiration: @window seconds

@@ -58,9 +58,29 @@ static int transfer_error(CURLcode cc, long os_errno, const char *errbuf, struct
         }
         /* curl's error buffer names hosts, ports and timings, never our headers or body. */
         (void)af_buf_adds(err, errbuf[0] ? errbuf : curl_easy_strerror(cc));
+        return af_http_curl_errno(cc);
+}
+
+/*
+ * The one curl -> errno table (the S3 client uses it too). Retryable transport failures keep
+ * distinct codes so a log says what happened; af_s3_retryable() groups them.
+ */
+int af_http_curl_errno(CURLcode cc)
+{
         switch (cc) {
+        case CURLE_COULDNT_CONNECT:
+                return -ECONNREFUSED;
+        case CURLE_COULDNT_RESOLVE_HOST:
+        case CURLE_COULDNT_RESOLVE_PROXY:
+                return -EHOSTUNREACH;
         case CURLE_OPERATION_TIMEDOUT:
                 return -ETIMEDOUT;
+        case CURLE_OUT_OF_MEMORY:
+                return -ENOMEM;
+        case CURLE_ABORTED_BY_CALLBACK: /* a progress callback said stop (shutdown) */
+                return -ECANCELED;
+        case CURLE_READ_ERROR: /* a read callback failed: the body's source, not the wire */
+                return -EIO;
         case CURLE_SSL_CACERT_BADFILE:
         case CURLE_PEER_FAILED_VERIFICATION:
         case CURLE_SSL_CONNECT_ERROR:
@@ -68,47 +88,40 @@ static int transfer_error(CURLcode cc, long os_errno, const char *errbuf, struct
         case CURLE_UNSUPPORTED_PROTOCOL:
                 return -EPROTO;
         default:
-                return -ECONNRESET; /* resets, partial transfers: the connection broke */
+                /* resets, partial transfers, send/recv errors: the connection broke */
+                return -ECONNRESET;
         }
 }
 
-int af_http_request(const struct af_http_req *req, long *ret_status, struct af_buf *ret_body,
-                    struct af_buf *err)
+/* @req's header lines, and no "Expect: 100-continue" round trip for a 2 KiB STS form. */
+static int header_list(const struct af_http_req *req, struct curl_slist **ret)
 {
-        char errbuf[CURL_ERROR_SIZE];
         struct curl_slist *hdrs = NULL, *h;
-        struct sink sink = { .too_big = false };
-        long connect_ms = req->connect_timeout_ms ? req->connect_timeout_ms : DEFAULT_CONNECT_MS;
-        long timeout_ms = req->timeout_ms ? req->timeout_ms : DEFAULT_TIMEOUT_MS;
-        long status = 0;
-        CURLcode cc;
-        CURL *curl;
-        int r;
 
-        af_buf_init(&sink.body, req->max_body ? req->max_body : DEFAULT_MAX_BODY);
-        errbuf[0] = '\0';
-        curl = curl_easy_init();
-        if (!curl) {
-                r = -ENOMEM;
-                goto out;
-        }
         for (size_t i = 0; req->headers && req->headers[i]; i++) {
                 h = curl_slist_append(hdrs, req->headers[i]);
-                if (!h) {
-                        r = -ENOMEM;
-                        goto out;
-                }
+                if (!h)
+                        goto fail;
                 hdrs = h;
         }
-        /* No "Expect: 100-continue" round trip for a 2 KiB STS form. */
         h = curl_slist_append(hdrs, "Expect:");
-        if (!h) {
-                r = -ENOMEM;
-                goto out;
-        }
-        hdrs = h;
+        if (!h)
+                goto fail;
+        *ret = h;
+        return 0;
+fail:
+        curl_slist_free_all(hdrs);
+        return -ENOMEM;
+}
 
-        cc = curl_easy_setopt(curl, CURLOPT_URL, req->url);
+/* The handle set up for @req: its URL (http or https only), limits, headers and body. */
+static int setup(CURL *curl, const struct af_http_req *req, struct curl_slist *hdrs,
+                 char *errbuf, struct sink *sink, struct af_buf *err)
+{
+        long connect_ms = req->connect_timeout_ms ? req->connect_timeout_ms : DEFAULT_CONNECT_MS;
+        long timeout_ms = req->timeout_ms ? req->timeout_ms : DEFAULT_TIMEOUT_MS;
+        CURLcode cc = curl_easy_setopt(curl, CURLOPT_URL, req->url);
+
 #if LIBCURL_VERSION_NUM >= 0x075500 /* 7.85 */
         if (cc == CURLE_OK)
                 cc = curl_easy_setopt(curl, CURLOPT_PROTOCOLS_STR, "http,https");
@@ -119,8 +132,7 @@ int af_http_request(const struct af_http_req *req, long *ret_status, struct af_b
 #endif
         if (cc != CURLE_OK) {
                 (void)af_buf_addf(err, "bad URL: %s", curl_easy_strerror(cc));
-                r = -EPROTO;
-                goto out;
+                return -EPROTO;
         }
         (void)curl_easy_setopt(curl, CURLOPT_NOSIGNAL, 1L);
         (void)curl_easy_setopt(curl, CURLOPT_FOLLOWLOCATION, 0L);
@@ -129,7 +141,7 @@ int af_http_request(const struct af_http_req *req, long *ret_status, struct af_b
         (void)curl_easy_setopt(curl, CURLOPT_ERRORBUFFER, errbuf);
         (void)curl_easy_setopt(curl, CURLOPT_HTTPHEADER, hdrs);
         (void)curl_easy_setopt(curl, CURLOPT_WRITEFUNCTION, on_body);
-        (void)curl_easy_setopt(curl, CURLOPT_WRITEDATA, &sink);
+        (void)curl_easy_setopt(curl, CURLOPT_WRITEDATA, sink);
         if (req->no_proxy)
                 (void)curl_easy_setopt(curl, CURLOPT_PROXY, "");
         if (strcmp(req->method, "GET") == 0) {
@@ -141,7 +153,28 @@ int af_http_request(const struct af_http_req *req, long *ret_status, struct af_b
                 if (strcmp(req->method, "POST") != 0)
                         (void)curl_easy_setopt(curl, CURLOPT_CUSTOMREQUEST, req->method);
         }
+        return 0;
+}
 
+int af_http_request(const struct af_http_req *req, long *ret_status, struct af_buf *ret_body,
+                    struct af_buf *err)
+{
+        char errbuf[CURL_ERROR_SIZE];
+        struct curl_slist *hdrs = NULL;
+        struct sink sink = { .too_big = false };
+        long status = 0;
+        CURLcode cc;
+        CURL *curl;
+        int r;
+
+        af_buf_init(&sink.body, req->max_body ? req->max_body : DEFAULT_MAX_BODY);
+        errbuf[0] = '\0';
+        curl = curl_easy_init();
+        r = curl ? header_list(req, &hdrs) : -ENOMEM;
+        if (r == 0)
+                r = setup(curl, req, hdrs, errbuf, &sink, err);
+        if (r < 0)
+                goto out;
         cc = curl_easy_perform(curl);
         if (cc != CURLE_OK) {
                 if (sink.too_big) {

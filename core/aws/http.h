@@ -2,8 +2,8 @@
 /**
  * @file http.h
  * One small HTTP request over libcurl, for the credential endpoints (STS, container
- * credentials, EC2 instance metadata). Not the S3 transport: that is s3.c, with its own
- * handle, signing and streaming bodies.
+ * credentials, EC2 instance metadata). Not the S3 transport: that is s3_client.c, with its
+ * own handle, signing and streaming bodies; the two share only the curl -> errno table.
  *
  * Each call uses its own easy handle, so it is safe from any thread. Redirects are never
  * followed (a metadata or STS endpoint has no business sending us elsewhere, and following
@@ -15,6 +15,7 @@
  */
 #pragma once
 
+#include <curl/curl.h>
 #include <stdbool.h>
 #include <stddef.h>
 
@@ -43,3 +44,11 @@ struct af_http_req {
  */
 int af_http_request(const struct af_http_req *req, long *ret_status, struct af_buf *ret_body,
                     struct af_buf *err);
+
+/**
+ * The errno for a failed libcurl transfer, in one table for every curl user here:
+ * -ECONNREFUSED (could not connect), -EHOSTUNREACH (name not resolved), -ETIMEDOUT,
+ * -ENOMEM, -ECANCELED (a progress callback stopped it), -EIO (a read callback failed),
+ * -EPROTO (TLS or URL problem), else -ECONNRESET (the connection broke). Pure.
+ */
+int af_http_curl_errno(CURLcode cc);

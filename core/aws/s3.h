@@ -11,9 +11,13 @@
  * Content-MD5, both of which S3 and Ceph radosgw verify: a body that changed or was damaged
  * on the way is rejected, never stored.
  *
+ * The client is built in layers (s3_int.h): messages built and read without I/O
+ * (s3_messages.c), kept apart from the transport that sends them (s3_client.c), with the
+ * object and multipart calls on top.
+ *
  * Errors: negative errno, with struct af_s3_error saying what the server (or curl) said.
- * The mapping from S3 to errno is one table in s3.c; af_s3_retryable() says which are worth
- * another attempt. Nothing here logs above debug level, and nothing logs a secret.
+ * The mapping from S3 to errno is one table in s3_messages.c; af_s3_retryable() says which
+ * are worth another attempt. Nothing here logs above debug level, and nothing logs a secret.
  */
 #pragma once
 
@@ -50,7 +54,7 @@ struct af_s3_object_opts {
 const char *af_s3_content_type(const char *key);
 
 enum af_checksum {
-        AF_CHECKSUM_AUTO = 0, /* see s3.c: CRC32C where the server verifies it, else MD5 */
+        AF_CHECKSUM_AUTO = 0, /* see s3_int.h: CRC32C where the server verifies it, else MD5 */
         AF_CHECKSUM_CRC32C,
         AF_CHECKSUM_SHA256,
         AF_CHECKSUM_MD5,
