@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /**
  * @file router.h
- * The one place that turns a path in the mount into a bucket and key (design.md §3).
+ * The one place that turns a path in the mount into a bucket and key, by Argo's rules (below).
  *
  * Built once at start-up from the repository (bucket + expanded keyFormat), the spec's
  * output artifacts and the directory the spec calls the mount point (--as). Then

@@ -1,5 +1,5 @@
 # SPDX-License-Identifier: Apache-2.0
-"""Streaming (design.md §4): a file written in order starts its multipart upload once it
+"""Streaming: a file written in order starts its multipart upload once it
 passes --multipart-threshold, while the program is still writing; at the last close only
 the tail part and CompleteMultipartUpload remain. Anything that changes bytes already sent
 (a write behind them, a truncate, mmap write-back) abandons the stream: it is aborted and
