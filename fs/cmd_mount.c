@@ -493,7 +493,7 @@ static void read_gauges(void *ctx, struct af_metrics_gauges *g)
         g->spool_bytes = af_space_used(m->space);
 }
 
-/* After daemonising: libmicrohttpd's thread would not survive the fork. */
+/* After daemonising (libmicrohttpd's thread would not survive the fork), before mounting. */
 static int start_metrics(struct af_mount *m)
 {
         struct af_buf err;
@@ -524,10 +524,11 @@ int af_mount_start(struct af_mount *m, int argc, char **argv)
                 r = daemonize(&notify_fd);
         if (r == 0)
                 r = open_fs(m);
-        if (r == 0)
-                r = attach(m);
+        /* Before anything is mounted: a port that cannot be had stops the mount cleanly. */
         if (r == 0)
                 r = start_metrics(m);
+        if (r == 0)
+                r = attach(m);
         if (r == 0 && notify_fd >= 0)
                 notify_parent(m->o, notify_fd);
         return r;
