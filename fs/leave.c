@@ -20,6 +20,14 @@ struct walk {
         struct af_buf *why;
 };
 
+static void close_both(int a, int b)
+{
+        if (a >= 0)
+                close(a);
+        if (b >= 0)
+                close(b);
+}
+
 static int fail(struct walk *w, int err, const char *what, const char *name)
 {
         (void)af_buf_addf(w->why, "%s '%s': %s", what, name, strerror(err));
@@ -60,10 +68,7 @@ static int copy_file(struct walk *w, int sfd, int dfd, const char *name, const s
         (void)futimens(out, times);
         w->files++;
 out:
-        if (in >= 0)
-                close(in);
-        if (out >= 0)
-                close(out);
+        close_both(in, out);
         return r;
 }
 
@@ -89,10 +94,7 @@ static int place_entry(struct walk *w, int sfd, int dfd, const char *name, int d
                         r = fail(w, errno, "cannot open directory", name);
                 else
                         r = place_tree(w, s2, d2, depth + 1);
-                if (s2 >= 0)
-                        close(s2);
-                if (d2 >= 0)
-                        close(d2);
+                close_both(s2, d2);
         } else if (S_ISREG(st.st_mode)) {
                 (void)unlinkat(dfd, name, 0);
                 if (linkat(sfd, name, dfd, name, 0) == 0)
@@ -162,9 +164,6 @@ int af_leave_files(const char *spool_files, const char *mountpoint, enum af_leav
                 *ret_files = w.files;
         }
 out:
-        if (sfd >= 0)
-                close(sfd);
-        if (dfd >= 0)
-                close(dfd);
+        close_both(sfd, dfd);
         return r;
 }

@@ -195,24 +195,42 @@ static void param_done(struct af_param *p)
         free(p->enums);
 }
 
+/* The entries of @node (a list or a mapping, as @type says; absent: none): their count in
+ * *ret_n and a zeroed array of @size-byte elements for them in *ret. 1 if there are any
+ * (the array is never empty, so the caller may fill it), 0 if @node is absent. */
+static int collection(struct ctx *c, const yaml_node_t *node, yaml_node_type_t type,
+                      const char *what, size_t size, void **ret, size_t *ret_n)
+{
+        size_t n;
+
+        if (!node)
+                return 0;
+        if (node->type != type)
+                return fail_at(c, node, what,
+                               type == YAML_SEQUENCE_NODE ? " must be a list" : " must be a mapping");
+        n = type == YAML_SEQUENCE_NODE
+                    ? (size_t)(node->data.sequence.items.top - node->data.sequence.items.start)
+                    : (size_t)(node->data.mapping.pairs.top - node->data.mapping.pairs.start);
+        *ret = calloc(n ? n : 1, size);
+        if (!*ret)
+                return -ENOMEM;
+        *ret_n = n;
+        return 1;
+}
+
 /* A list of {name, value} mappings (arguments.parameters, inputs.parameters). */
 static int parse_param_list(struct ctx *c, const yaml_node_t *ps, const char *what,
                             struct af_param **ret, size_t *ret_n)
 {
-        size_t n;
+        size_t n = 0;
+        int r;
 
-        if (!ps)
-                return 0;
-        if (ps->type != YAML_SEQUENCE_NODE)
-                return fail_at(c, ps, what, " must be a list");
-        n = (size_t)(ps->data.sequence.items.top - ps->data.sequence.items.start);
-        *ret = calloc(n ? n : 1, sizeof(**ret));
-        if (!*ret)
-                return -ENOMEM;
+        r = collection(c, ps, YAML_SEQUENCE_NODE, what, sizeof(**ret), (void **)ret, &n);
+        if (r <= 0)
+                return r;
         for (size_t i = 0; i < n; i++) {
                 yaml_node_t *p = node_at(c, ps->data.sequence.items.start[i]);
                 const char *name = map_scalar(c, p, "name");
-                int r;
 
                 if (!name)
                         return fail_at(c, p, "parameter has no name in ", what);
@@ -264,16 +282,12 @@ static void kv_free(struct af_kv **kv, size_t *n)
 static int parse_kv_map(struct ctx *c, const yaml_node_t *m, const char *what,
                         struct af_kv **ret, size_t *ret_n)
 {
-        size_t n;
+        size_t n = 0;
+        int r;
 
-        if (!m)
-                return 0;
-        if (m->type != YAML_MAPPING_NODE)
-                return fail_at(c, m, what, " must be a mapping");
-        n = (size_t)(m->data.mapping.pairs.top - m->data.mapping.pairs.start);
-        *ret = calloc(n ? n : 1, sizeof(**ret));
-        if (!*ret)
-                return -ENOMEM;
+        r = collection(c, m, YAML_MAPPING_NODE, what, sizeof(**ret), (void **)ret, &n);
+        if (r <= 0)
+                return r;
         for (size_t i = 0; i < n; i++) {
                 yaml_node_pair_t *p = &m->data.mapping.pairs.start[i];
                 const char *k = scalar(node_at(c, p->key));
