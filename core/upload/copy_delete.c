@@ -75,6 +75,7 @@ int af_copy_try(struct af_queue *q, struct af_s3_client *s3, const struct job_de
         }
         r = copy_checked(q, s3, c, t, (uint64_t)st->st_size, res, &cerr);
         if (r == 0) {
+                af_metrics_copy_done(q->cfg.metrics);
                 af_log_info("op=copy status=done path=%s src_bucket=%s src_key=%s bucket=%s "
                             "key=%s bytes=%llu ms=%llu etag=%s",
                             af_q(t->relpath), af_q(c->bucket), af_q(c->key), af_q(t->bucket),

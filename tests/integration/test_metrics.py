@@ -101,3 +101,21 @@ def test_log_format_json(mount, s3, names):
     assert d["level"] == "info" and d["path"] == "j.txt" and d["bytes"] == 5
     assert d["key"] == f"{names['prefix']}/j.txt"
     assert list(d)[:2] == ["time", "level"]
+
+
+def test_copies_and_deletes_are_counted(mount, s3, names):
+    m = mount(args=["--unmatched", "upload", "--delete-on-unlink",
+                    "--metrics-listen", "127.0.0.1:0"])
+    port = metrics_port(m)
+    write(m, "a.txt", b"a" * 100)
+    wait_for(lambda: value(scrape(port), "artifuse_uploads_done_total") == 1, timeout=30,
+             what="the upload")
+    import os
+    os.rename(m.path("a.txt"), m.path("b.txt"))  # unchanged: a server-side copy
+    wait_for(lambda: value(scrape(port), "artifuse_copies_total") == 1, timeout=30,
+             what="the copy")
+    os.unlink(m.path("b.txt"))
+    wait_for(lambda: value(scrape(port), "artifuse_deletes_total") == 2, timeout=30,
+             what="a.txt's delete (renamed away) and b.txt's (unlinked)")
+    assert list_keys(s3, names["prefix"]) == []
+    assert m.unmount() == 0
