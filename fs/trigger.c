@@ -57,7 +57,12 @@ static int submit_relpath(struct af_fs *fs, const char *relpath, const char *why
 
         af_buf_init(&route.key, 0);
         r = af_router_route(fs->cfg.router, relpath, &route);
-        if (r == 0) {
+        if (r == 0 && route.artifact && route.artifact->other_location) {
+                af_log_info("op=close path=%s artifact=%s msg=\"not uploaded: a %s location, "
+                            "which Argo saves itself\"",
+                            af_q(relpath), af_q(route.artifact->name),
+                            route.artifact->other_location);
+        } else if (r == 0) {
                 af_log_debug("op=close path=%s msg=\"not a declared artifact; not uploaded\"",
                              af_q(relpath));
         } else if (r < 0) {
