@@ -556,6 +556,8 @@ void af_mount_serve(struct af_mount *m)
 
 int af_mount_finish(struct af_mount *m, struct af_queue_stats *ret)
 {
+        unsigned n;
+
         if (!m->run)
                 fuse_remove_signal_handlers(m->se);
         /* After run's lazy unmount the connection is gone and libfuse only frees. */
@@ -565,6 +567,11 @@ int af_mount_finish(struct af_mount *m, struct af_queue_stats *ret)
         if (af_fs_submit_dirty(m->fs))
                 af_log_info("op=unmount msg=\"files still open at unmount were queued\"");
         af_mount_archive_dirs(&m->s.router, m->sp.files_fd, m->queue);
+        /* --delete-on-unlink: whatever this mount uploaded that is gone now goes too. */
+        n = af_remote_reconcile(m->remote);
+        if (n)
+                af_log_info("op=unmount deletes=%u msg=\"objects of names gone from the spool\"",
+                            n);
         if (af_queue_drain(m->queue, m->o->drain_timeout_ms) < 0)
                 af_log_error("op=unmount msg=\"drain timeout passed; what is left stays in the "
                              "spool\"");

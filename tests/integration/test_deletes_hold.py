@@ -51,3 +51,18 @@ def test_directory_renamed_then_files_removed(mount, s3, names, tmp_path):
     assert m.unmount() == 0, m.log()
     left = keys_under(s3, names)
     assert sorted(left) == sorted(f"e{i}/f5" for i in range(LOOPS)), left
+
+
+def test_unmount_reconciles_what_slipped_past(mount, s3, names):
+    """A name gone from the spool without the mount seeing an unlink (removed in the spool
+    directly, as a crash between an unlink and its record would leave it): its object is
+    deleted at unmount, and the others stay."""
+    m = mount(args=["--delete-on-unlink", "--unmatched", "upload"])
+    for name in ("keep.txt", "gone.txt"):
+        with open(m.path(name), "w") as f:
+            f.write(name)
+    wait_for(lambda: len(keys_under(s3, names)) == 2, timeout=30, what="2 objects")
+    os.unlink(os.path.join(m.spool, "gone.txt"))
+    assert m.unmount() == 0
+    assert keys_under(s3, names) == ["keep.txt"]
+    assert "op=unmount deletes=1" in m.log()
