@@ -151,42 +151,42 @@ static int render_retries(const struct af_metrics *m, struct af_buf *out)
 int af_metrics_render(const struct af_metrics *m, const struct af_metrics_gauges *g,
                       const char *version, struct af_buf *out)
 {
+        const struct {
+                const char *name, *type, *help;
+                unsigned long long v;
+        } before[] = {
+                { "artifuse_uploads_started_total", "counter", "Files whose upload began.",
+                  get(&m->uploads_started) },
+                { "artifuse_uploads_done_total", "counter", "Objects that reached S3.",
+                  get(&m->uploads_done) },
+                { "artifuse_uploads_failed_total", "counter",
+                  "Files given up on (kept in the spool).", get(&m->uploads_failed) },
+                { "artifuse_uploaded_bytes_total", "counter",
+                  "Bytes of the objects that reached S3.", get(&m->uploaded_bytes) },
+                { "artifuse_copies_total", "counter",
+                  "Server-side copies done (renames of uploaded files).", get(&m->copies) },
+                { "artifuse_deletes_total", "counter",
+                  "Objects deleted (unlinked or renamed-away names).", get(&m->deletes) },
+        }, after[] = {
+                { "artifuse_queue_pending_files", "gauge", "Files handed over and not yet in S3.",
+                  g->pending_files },
+                { "artifuse_queue_pending_bytes", "gauge",
+                  "Bytes of the files handed over and not yet in S3.", g->pending_bytes },
+                { "artifuse_spool_bytes", "gauge",
+                  "What the spool's files hold (what --spool-limit counts).", g->spool_bytes },
+        };
         int r;
 
         r = af_buf_addf(out, "# HELP artifuse_build_info The running artifuse.\n"
                              "# TYPE artifuse_build_info gauge\n"
                              "artifuse_build_info{version=\"%s\"} 1\n", version);
-        if (r == 0)
-                r = one(out, "artifuse_uploads_started_total", "counter",
-                        "Files whose upload began.", get(&m->uploads_started));
-        if (r == 0)
-                r = one(out, "artifuse_uploads_done_total", "counter",
-                        "Objects that reached S3.", get(&m->uploads_done));
-        if (r == 0)
-                r = one(out, "artifuse_uploads_failed_total", "counter",
-                        "Files given up on (kept in the spool).", get(&m->uploads_failed));
-        if (r == 0)
-                r = one(out, "artifuse_uploaded_bytes_total", "counter",
-                        "Bytes of the objects that reached S3.", get(&m->uploaded_bytes));
-        if (r == 0)
-                r = one(out, "artifuse_copies_total", "counter",
-                        "Server-side copies done (renames of uploaded files).", get(&m->copies));
-        if (r == 0)
-                r = one(out, "artifuse_deletes_total", "counter",
-                        "Objects deleted (unlinked or renamed-away names).", get(&m->deletes));
+        for (size_t i = 0; r == 0 && i < sizeof(before) / sizeof(before[0]); i++)
+                r = one(out, before[i].name, before[i].type, before[i].help, before[i].v);
         if (r == 0)
                 r = render_retries(m, out);
         if (r == 0)
                 r = render_histogram(m, out);
-        if (r == 0)
-                r = one(out, "artifuse_queue_pending_files", "gauge",
-                        "Files handed over and not yet in S3.", g->pending_files);
-        if (r == 0)
-                r = one(out, "artifuse_queue_pending_bytes", "gauge",
-                        "Bytes of the files handed over and not yet in S3.", g->pending_bytes);
-        if (r == 0)
-                r = one(out, "artifuse_spool_bytes", "gauge",
-                        "What the spool's files hold (what --spool-limit counts).",
-                        g->spool_bytes);
+        for (size_t i = 0; r == 0 && i < sizeof(after) / sizeof(after[0]); i++)
+                r = one(out, after[i].name, after[i].type, after[i].help, after[i].v);
         return r;
 }
