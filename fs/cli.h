@@ -53,6 +53,7 @@ struct af_setup {
         struct af_router router;
         struct af_s3_location repo; /* where objects go: bucket, endpoint, region, insecure */
         char *key_format;           /* owned */
+        const char *key_format_from; /* where it came from, for messages (NULL: the flag) */
         char endpoint[512];         /* the repository's endpoint as a URL, or "" */
         bool time_from_mount;       /* creationTimestamp fell back to now */
 };

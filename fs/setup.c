@@ -229,13 +229,16 @@ static int find_repository(const struct af_opts *o, struct af_buf *data, struct 
                             "repository, as in Argo\" bucket=%s",
                             af_q(s->spec.archive_location.bucket));
                 r = repo_from_archive_location(s);
+                s->key_format_from = "the template's archiveLocation.s3.key";
         } else if (o->repo) {
                 r = repo_from_url(o->repo, s);
         } else if (o->repository_config) {
                 r = repo_from_config(o->repository_config, data, err, s);
+                s->key_format_from = "--repository-config keyFormat";
         } else if (s->have_spec && s->spec.has_archive_location &&
                    s->spec.archive_location.bucket) {
                 r = repo_from_archive_location(s);
+                s->key_format_from = "the resolved template's archiveLocation.s3.key";
         } else {
                 r = af_cli_die("no repository: give --artifact-repository s3://BUCKET/KEYFORMAT "
                                "or --repository-config FILE%s",
@@ -274,6 +277,7 @@ static int make_router(struct af_opts *o, const char *default_as, bool strict,
                 return r;
         rc.bucket = s->repo.bucket;
         rc.key_format = s->key_format;
+        rc.key_format_from = s->key_format_from;
         rc.mount_as = o->as ? o->as : default_as;
         rc.archive_default = (enum af_archive)o->archive_default;
         /* Inside an Argo pod Argo's wait container uploads the same outputs after the

@@ -229,7 +229,9 @@ int af_router_init(struct af_router *r, const struct af_router_config *cfg,
                 ret = -ENOMEM;
                 goto fail;
         }
-        ret = expand_clean("--artifact-repository key format", cfg->key_format ? cfg->key_format : "",
+        ret = expand_clean(cfg->key_format_from ? cfg->key_format_from
+                                                : "--artifact-repository key format",
+                           cfg->key_format ? cfg->key_format : "",
                            vars, true, &n.prefix, err);
         if (ret < 0)
                 goto fail;

@@ -47,6 +47,7 @@ enum af_unmatched {
 struct af_router_config {
         const char *bucket;
         const char *key_format; /* e.g. "argo-workflows/{{workflow.name}}/{{pod.name}}" */
+        const char *key_format_from; /* where it came from, for messages (NULL: the flag) */
         const char *mount_as;   /* absolute directory the spec's paths are relative to */
         enum af_archive archive_default;
         enum af_unmatched unmatched;
