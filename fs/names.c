@@ -97,10 +97,15 @@ int af_names_unlink(struct af_fs *fs, int dirfd, const char *name)
 {
         char rel[PATH_MAX];
         bool named = fs->cfg.remote && af_relpath_join(fs, dirfd, name, rel, sizeof(rel)) == 0;
+        /* A name with an object in S3: its delete is journaled before the name goes, so a
+         * kill between the two still deletes it (the next mount or drain does). */
+        bool first = named && af_remote_involved(fs->cfg.remote, rel, rel);
         struct gone g = { 0 };
         struct stat st;
         int r = 0;
 
+        if (first)
+                af_remote_unlinked(fs->cfg.remote, rel);
         pthread_rwlock_rdlock(&fs->names_lock);
         if (fstatat(dirfd, name, &st, AT_SYMLINK_NOFOLLOW) == 0)
                 gone_note(fs, &st, &g);
@@ -109,11 +114,15 @@ int af_names_unlink(struct af_fs *fs, int dirfd, const char *name)
         else
                 af_room_release(fs, g.freed);
         pthread_rwlock_unlock(&fs->names_lock);
-        if (r < 0)
+        if (r < 0) {
+                /* Still there after all: it goes up again, after the delete of its key. */
+                if (first)
+                        af_trigger_arrived(fs, dirfd, name, "unlink failed", NULL, NULL);
                 return r;
+        }
         gone_settle(fs, &g, "unlink");
         /* Before the answer: a name the program re-creates next must go up after this. */
-        if (named)
+        if (named && !first)
                 af_remote_unlinked(fs->cfg.remote, rel);
         return 0;
 }

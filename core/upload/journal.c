@@ -504,16 +504,65 @@ static int read_all(int dirfd, const char *name, struct af_buf *out)
         return r;
 }
 
-int af_journal_scan(int dirfd, bool quarantine, void (*fn)(void *ctx, struct af_journal_rec *rec),
-                    void (*bad)(void *ctx, const char *name, const char *why), void *ctx)
+/* A record whose writer died between writing X.rec.tmp and renaming it to X.rec: complete
+ * (it decodes) it is the newest state and takes its place, torn it is dropped. */
+static void settle_tmp(int dirfd, const char *tmp)
+{
+        struct af_journal_rec rec;
+        struct af_buf data, err;
+        char name[300];
+        size_t l = strlen(tmp) - 4;
+
+        if (l >= sizeof(name))
+                return;
+        memcpy(name, tmp, l);
+        name[l] = '\0';
+        af_buf_init(&data, AF_JOURNAL_MAX);
+        af_buf_init(&err, 512);
+        if (read_all(dirfd, tmp, &data) == 0 &&
+            af_journal_decode(data.ptr ? data.ptr : "", data.len, &rec, &err) == 0) {
+                af_journal_rec_done(&rec);
+                (void)renameat(dirfd, tmp, dirfd, name);
+        } else {
+                (void)unlinkat(dirfd, tmp, 0);
+        }
+        af_buf_done(&data);
+        af_buf_done(&err);
+}
+
+static void settle_tmps(int dirfd)
 {
         int fd = openat(dirfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
         DIR *d = fd < 0 ? NULL : fdopendir(fd);
+        struct dirent *de;
+
+        if (!d) {
+                if (fd >= 0)
+                        close(fd);
+                return;
+        }
+        while ((de = readdir(d))) {
+                size_t l = strlen(de->d_name);
+
+                if (l > 8 && strcmp(de->d_name + l - 8, ".rec.tmp") == 0)
+                        settle_tmp(dirfd, de->d_name);
+        }
+        closedir(d);
+}
+
+int af_journal_scan(int dirfd, bool quarantine, void (*fn)(void *ctx, struct af_journal_rec *rec),
+                    void (*bad)(void *ctx, const char *name, const char *why), void *ctx)
+{
         char **names = NULL;
         size_t n = 0, a = 0;
         struct dirent *de;
-        int count = 0;
+        int count = 0, fd;
+        DIR *d;
 
+        if (quarantine) /* a mount or drain owns the journal: finish what a crash left */
+                settle_tmps(dirfd);
+        fd = openat(dirfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        d = fd < 0 ? NULL : fdopendir(fd);
         if (!d) {
                 int e = -errno;
 

@@ -2,8 +2,11 @@
 /* Journal records: encode/decode round trips, a stream's record (its flag and each part's
  * CRC-32C), and what older or damaged records decode to. */
 #include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "upload/journal.h"
 #include "test.h"
@@ -111,10 +114,54 @@ static void test_bad_partsum_is_refused(void)
         }
 }
 
+static void count_rec(void *ctx, struct af_journal_rec *rec)
+{
+        (*(int *)ctx)++;
+        af_journal_rec_done(rec);
+}
+
+static void ignore_bad(void *ctx, const char *name, const char *why)
+{
+        (void)ctx;
+        (void)name;
+        (void)why;
+}
+
+/* A writer killed between writing X.rec.tmp and renaming it: a scan that owns the journal
+ * (quarantine) puts a complete one in place and drops a torn one; a read-only scan (status)
+ * leaves both. */
+static void test_leftover_tmp_records(void)
+{
+        static const char good[] = "artifuse-journal 1\nop delete\npath gone.txt\nbucket b\n"
+                                   "key k/gone.txt\netag \"e\"\nend\n";
+        static const char torn[] = "artifuse-journal 1\npath half";
+        char dir[] = "/tmp/af-journal-test.XXXXXX";
+        int dfd, n = 0;
+
+        if (!CHECK(mkdtemp(dir) != NULL))
+                return;
+        dfd = open(dir, O_RDONLY | O_DIRECTORY);
+        CHECK_INT_EQ(af_journal_store(dfd, "aaaa.rec.tmp", good, sizeof(good) - 1), 0);
+        CHECK_INT_EQ(af_journal_store(dfd, "bbbb.rec.tmp", torn, sizeof(torn) - 1), 0);
+        CHECK(af_journal_scan(dfd, false, count_rec, ignore_bad, &n) >= 0);
+        CHECK_INT_EQ(n, 0);
+        CHECK_INT_EQ(faccessat(dfd, "bbbb.rec.tmp", F_OK, 0), 0);
+        n = 0;
+        CHECK(af_journal_scan(dfd, true, count_rec, ignore_bad, &n) >= 0);
+        CHECK_INT_EQ(n, 1); /* the delete it describes will be done */
+        CHECK_INT_EQ(faccessat(dfd, "aaaa.rec", F_OK, 0), 0);
+        CHECK(faccessat(dfd, "aaaa.rec.tmp", F_OK, 0) < 0);
+        CHECK(faccessat(dfd, "bbbb.rec.tmp", F_OK, 0) < 0);
+        (void)unlinkat(dfd, "aaaa.rec", 0);
+        close(dfd);
+        rmdir(dir);
+}
+
 int main(void)
 {
         RUN(test_stream_record_round_trip);
         RUN(test_record_without_sums);
         RUN(test_bad_partsum_is_refused);
+        RUN(test_leftover_tmp_records);
         return test_summary();
 }
