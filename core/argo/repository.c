@@ -107,13 +107,8 @@ static int repository_from_text(const char *data, size_t len, const char *filena
                         break;
                 }
                 ndocs++;
-                free(c.seen);
-                c.nseen = (size_t)(doc.nodes.top - doc.nodes.start);
-                c.seen = calloc(c.nseen ? c.nseen : 1, sizeof(*c.seen));
-                c.lookup_id = 0;
-                if (!c.seen) {
-                        r = -ENOMEM;
-                } else if (depth > 0 || is_repository_doc(&c, root, ref)) {
+                r = af_yaml_begin_doc(&c);
+                if (r == 0 && (depth > 0 || is_repository_doc(&c, root, ref))) {
                         found = true;
                         r = repository_from_root(&c, root, ref, loc, depth);
                 }

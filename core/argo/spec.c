@@ -674,13 +674,9 @@ int af_spec_parse_opts(const char *data, size_t len, const char *filename,
                         break;
                 }
                 ndocs++;
-                free(c.seen);
-                c.nseen = (size_t)(doc.nodes.top - doc.nodes.start);
-                c.seen = calloc(c.nseen ? c.nseen : 1, sizeof(*c.seen));
-                c.lookup_id = 0;
-                if (!c.seen) {
+                r = af_yaml_begin_doc(&c);
+                if (r < 0) {
                         yaml_document_delete(&doc);
-                        r = -ENOMEM;
                         break;
                 }
                 if (root->type == YAML_MAPPING_NODE &&

@@ -133,3 +133,12 @@ struct af_pos af_yaml_pos(const yaml_node_t *n)
         }
         return p;
 }
+
+int af_yaml_begin_doc(struct af_yaml *c)
+{
+        free(c->seen);
+        c->nseen = (size_t)(c->doc->nodes.top - c->doc->nodes.start);
+        c->seen = calloc(c->nseen ? c->nseen : 1, sizeof(*c->seen));
+        c->lookup_id = 0;
+        return c->seen ? 0 : -ENOMEM;
+}

@@ -43,6 +43,8 @@ const char *af_yaml_get_scalar(struct af_yaml *c, const yaml_node_t *map, const 
 int af_yaml_dup(struct af_yaml *c, const yaml_node_t *map, const char *key, char **ret);
 /** YAML 1.1 and 1.2 booleans; -EINVAL otherwise. */
 int af_yaml_bool(const char *s, bool *ret);
+/** After each yaml_parser_load() into c->doc: the merge-key marks sized for it. -ENOMEM. */
+int af_yaml_begin_doc(struct af_yaml *c);
 /** Where @n starts (1-based), or {0, 0}. */
 struct af_pos af_yaml_pos(const yaml_node_t *n);
 

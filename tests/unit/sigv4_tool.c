@@ -38,6 +38,7 @@
 #include <time.h>
 
 #include "base/buf.h"
+#include "base/hex.h"
 #include "aws/sigv4.h"
 
 #define MAX_ITEMS 256
@@ -68,17 +69,6 @@ static char *xstrdup(const char *s)
         return p;
 }
 
-static int hexdigit(char c)
-{
-        if (c >= '0' && c <= '9')
-                return c - '0';
-        if (c >= 'A' && c <= 'F')
-                return c - 'A' + 10;
-        if (c >= 'a' && c <= 'f')
-                return c - 'a' + 10;
-        return -1;
-}
-
 /* Percent-decodes @s into a new string; sets *@n to its length (it may hold NUL bytes). */
 static char *decode(const char *s, size_t *n)
 {
@@ -91,9 +81,9 @@ static char *decode(const char *s, size_t *n)
                         *w++ = *s;
                         continue;
                 }
-                if (hexdigit(s[1]) < 0 || hexdigit(s[2]) < 0)
+                if (af_unhex_digit(s[1]) < 0 || af_unhex_digit(s[2]) < 0)
                         die("bad %XX escape");
-                *w++ = (char)(hexdigit(s[1]) << 4 | hexdigit(s[2]));
+                *w++ = (char)(af_unhex_digit(s[1]) << 4 | af_unhex_digit(s[2]));
                 s += 2;
         }
         *w = '\0';

@@ -33,6 +33,7 @@
 #include <time.h>
 
 #include "base/buf.h"
+#include "base/hex.h"
 #include "base/crypto.h"
 #include "aws/sigv4.h"
 #include "test.h"
@@ -73,17 +74,6 @@ static int read_case_file(const char *dir, const char *name, bool chomp, struct 
         return r;
 }
 
-static int hexdigit(char c)
-{
-        if (c >= '0' && c <= '9')
-                return c - '0';
-        if (c >= 'A' && c <= 'F')
-                return c - 'A' + 10;
-        if (c >= 'a' && c <= 'f')
-                return c - 'a' + 10;
-        return -1;
-}
-
 /* Percent-decodes @s in place (the result is never longer); returns its length. */
 static size_t pct_decode(char *s)
 {
@@ -91,8 +81,8 @@ static size_t pct_decode(char *s)
         const char *p;
 
         for (p = s; *p; p++) {
-                if (p[0] == '%' && hexdigit(p[1]) >= 0 && hexdigit(p[2]) >= 0) {
-                        *w++ = (char)(hexdigit(p[1]) << 4 | hexdigit(p[2]));
+                if (p[0] == '%' && af_unhex_digit(p[1]) >= 0 && af_unhex_digit(p[2]) >= 0) {
+                        *w++ = (char)(af_unhex_digit(p[1]) << 4 | af_unhex_digit(p[2]));
                         p += 2;
                 } else {
                         *w++ = *p;
