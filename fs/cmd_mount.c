@@ -86,6 +86,16 @@ out:
         return r;
 }
 
+/* Whether an artifact before @i archives the same directory as artifact @i. */
+static bool archived_before(const struct af_router *r, size_t i)
+{
+        for (size_t k = 0; k < i; k++)
+                if (r->arts[k].rel && r->arts[k].archive != AF_ARCHIVE_NONE &&
+                    strcmp(r->arts[k].rel, r->arts[i].rel) == 0)
+                        return true;
+        return false;
+}
+
 void af_mount_archive_dirs(const struct af_router *r, int spool_fd, struct af_queue *q)
 {
         struct af_route route = { 0 };
@@ -98,7 +108,9 @@ void af_mount_archive_dirs(const struct af_router *r, int spool_fd, struct af_qu
                 if (!a->rel || !*a->rel || a->archive == AF_ARCHIVE_NONE ||
                     fstatat(spool_fd, a->rel, &st, AT_SYMLINK_NOFOLLOW) < 0 || !S_ISDIR(st.st_mode))
                         continue;
-                if (af_router_route(r, a->rel, &route) > 0 &&
+                if (archived_before(r, i))
+                        continue; /* one job per directory: it archives for each artifact */
+                if (af_router_route_artifact(r, a, a->rel, &route) > 0 &&
                     af_queue_submit(q, a->rel, route.bucket, af_buf_str(&route.key)) == 0)
                         af_log_info("op=unmount artifact=%s key=%s msg=\"directory complete; "
                                     "archiving\"",
@@ -159,7 +171,7 @@ static void on_uploaded(void *ctx, const struct af_queue_uploaded *u)
         struct af_mount_sinks *sk = ctx;
 
         af_remote_on_uploaded(sk->remote, u);
-        if (sk->space && !u->superseded && !u->is_dir)
+        if (sk->space && !u->superseded && !u->is_dir && !u->artifact)
                 af_space_uploaded(sk->space, u->relpath, u->key, u->dev, u->ino, u->size,
                                   u->mtime_ns);
 }
@@ -329,7 +341,7 @@ static int open_queue(struct af_mount *m)
         /* What the mount uploaded, for copies on rename and --delete-on-unlink. */
         r = af_remote_new(&(struct af_remote_config){ .spool_fd = spool_fd,
                                                       .router = &m->s.router,
-                                                      .delete_on_unlink = o->delete_on_unlink },
+                                                      .delete_on_unlink = !o->no_delete_on_unlink },
                           &m->remote);
         if (r < 0)
                 return af_cli_die("out of memory");
@@ -549,7 +561,11 @@ void af_mount_serve(struct af_mount *m)
         struct fuse_loop_config *loop = fuse_loop_cfg_create();
 
         fuse_loop_cfg_set_clone_fd(loop, 0);
-        fuse_loop_cfg_set_max_threads(loop, 16);
+        /* Each FUSE thread holds a receive buffer of max_write plus a page (1 MiB here), the
+         * bulk of the daemon's memory. 10 threads serve several writers and a few fsyncs
+         * waiting on S3 at once; past a burst, all but 4 idle ones end and free theirs. */
+        fuse_loop_cfg_set_max_threads(loop, 10);
+        fuse_loop_cfg_set_idle_threads(loop, 4);
         (void)fuse_session_loop_mt(m->se, loop); /* how it ended is the uploads' to say */
         fuse_loop_cfg_destroy(loop);
 }

@@ -37,7 +37,7 @@ static void list_artifacts(const struct af_router *rt, struct af_route *route)
                         printf("%s\t%s\t(outside %s)\n", a->name, a->path, rt->mount_as);
                         continue;
                 }
-                r = af_router_route(rt, a->rel, route);
+                r = af_router_route_artifact(rt, a, a->rel, route);
                 if (r > 0)
                         printf("%s\t%s\ts3://%s/%s\t%s%s\n", a->name, a->path, route->bucket,
                                af_buf_str(&route->key), af_archive_name(a->archive),
@@ -47,7 +47,28 @@ static void list_artifacts(const struct af_router *rt, struct af_route *route)
         }
 }
 
-/* One PATH's line; returns AF_EXIT_CONFIG when the router fails on it. */
+/* Where @arg goes by @route (@r: what the router said). */
+static void print_route(const char *arg, int r, const struct af_route *route)
+{
+        const char *name = route->artifact ? route->artifact->name : NULL;
+
+        if (r > 0 && route->deferred)
+                printf("%s\ts3://%s/%s\t(inside the %s archive of its directory, "
+                       "uploaded when the directory is complete)\n",
+                       arg, route->bucket, af_buf_str(&route->key),
+                       af_archive_name(route->archive));
+        else if (r > 0)
+                printf("%s\ts3://%s/%s\n", arg, route->bucket, af_buf_str(&route->key));
+        else if (r == 0 && route->artifact && route->artifact->other_location)
+                printf("%s\t(not uploaded: %s location of artifact '%s')\n", arg,
+                       route->artifact->other_location, name);
+        else if (r == 0)
+                printf("%s\t(not uploaded: not a declared artifact)\n", arg);
+        else
+                printf("%s\t(error: %s)\n", arg, strerror(-r));
+}
+
+/* PATH's lines; returns AF_EXIT_CONFIG when the router fails on it. */
 static int print_key(const struct af_router *rt, const char *arg, struct af_route *route)
 {
         const char *p = arg, *as = rt->mount_as;
@@ -65,21 +86,14 @@ static int print_key(const struct af_router *rt, const char *arg, struct af_rout
                         return 0;
                 }
         }
-        r = af_router_route(rt, p, route);
-        if (r > 0 && route->deferred)
-                printf("%s\ts3://%s/%s\t(inside the %s archive of its directory, "
-                       "uploaded when the directory is complete)\n",
-                       arg, route->bucket, af_buf_str(&route->key),
-                       af_archive_name(route->archive));
-        else if (r > 0)
-                printf("%s\ts3://%s/%s\n", arg, route->bucket, af_buf_str(&route->key));
-        else if (r == 0 && route->artifact && route->artifact->other_location)
-                printf("%s\t(not uploaded: %s location of artifact '%s')\n", arg,
-                       route->artifact->other_location, route->artifact->name);
-        else if (r == 0)
-                printf("%s\t(not uploaded: not a declared artifact)\n", arg);
-        else
-                printf("%s\t(error: %s)\n", arg, strerror(-r));
+        /* One line per artifact that declares the path (Argo saves each), the first always. */
+        for (size_t n = 0; (r = af_router_route_nth(rt, p, n, route)) != -ESRCH; n++) {
+                print_route(arg, r, route);
+                if (r < 0)
+                        break;
+        }
+        if (r == -ESRCH)
+                r = 0;
         return r < 0 ? AF_EXIT_CONFIG : 0;
 }
 

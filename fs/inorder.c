@@ -125,7 +125,7 @@ static int start_locked(struct af_fs *fs, struct af_node *nd)
                 return -EPERM;
         }
         af_buf_init(&route.key, 0);
-        r = af_router_route(fs->cfg.router, rel, &route);
+        r = af_router_route_own(fs->cfg.router, rel, &route);
         if (r <= 0 || route.deferred || route.archive != AF_ARCHIVE_NONE) {
                 af_log_debug("op=stream path=%s msg=\"not uploaded as it is; no streaming\"",
                              af_q(rel));

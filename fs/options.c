@@ -227,11 +227,18 @@ const struct af_optrow af_optrows[] = {
                   "spool gives ENOSPC until files are deleted" },
         { .name = "delete-on-unlink", .env = "ARTIFUSE_DELETE_ON_UNLINK", .kind = AF_OPT_FLAG,
           .at = AT(delete_on_unlink), .cmds = MNT, .section = AF_SEC_MOUNT,
-          .help = "when a name this mount uploaded is unlinked, renamed away or\n"
-                  "replaced, delete the object its last upload put (never one\n"
-                  "a newer upload wrote); default: such objects are left as is.\n"
-                  "A rename of an uploaded, unchanged file is a server-side\n"
-                  "copy to the new key either way" },
+          .help = "the default: when a name this mount uploaded is unlinked,\n"
+                  "renamed away or replaced, delete the object its last upload\n"
+                  "put (never one a newer upload wrote), and at unmount the\n"
+                  "objects of names gone since, so S3 ends as Argo would leave\n"
+                  "it. A rename of an uploaded, unchanged file is a server-side\n"
+                  "copy to the new key" },
+        { .name = "no-delete-on-unlink", .env = "ARTIFUSE_NO_DELETE_ON_UNLINK",
+          .kind = AF_OPT_FLAG, .at = AT(no_delete_on_unlink), .cmds = MNT,
+          .section = AF_SEC_MOUNT,
+          .help = "never delete an object: what was uploaded stays in S3 after\n"
+                  "its name is unlinked or renamed away (wins over\n"
+                  "--delete-on-unlink)" },
         { .name = "no-streaming", .env = "ARTIFUSE_NO_STREAMING", .kind = AF_OPT_FLAG,
           .at = AT(no_streaming), .cmds = MNT, .section = AF_SEC_MOUNT,
           .help = "upload every file after its last close; by default a file\n"

@@ -84,7 +84,8 @@ struct af_opts {
         bool sync_close;
         uint64_t spool_limit; /* 0: none */
         bool keep;
-        bool delete_on_unlink;
+        bool delete_on_unlink;    /* the default; kept so the flag is accepted */
+        bool no_delete_on_unlink; /* objects of gone names stay in S3 */
         bool no_streaming;
         bool foreground;
         bool allow_other;

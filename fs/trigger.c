@@ -56,7 +56,7 @@ static int submit_relpath(struct af_fs *fs, const char *relpath, const char *why
         int r, ret = 0;
 
         af_buf_init(&route.key, 0);
-        r = af_router_route(fs->cfg.router, relpath, &route);
+        r = af_router_route_own(fs->cfg.router, relpath, &route);
         if (r == 0 && route.artifact && route.artifact->other_location) {
                 af_log_info("op=close path=%s artifact=%s msg=\"not uploaded: a %s location, "
                             "which Argo saves itself\"",
@@ -261,7 +261,7 @@ void af_trigger_made(struct af_fs *fs, int dirfd, const char *name, mode_t mode)
         af_buf_init(&route.key, 0);
         /* Said once, when it appears: a FIFO, socket or device has no content to upload (a
          * tar or zip archive of its directory records it, as tar does). */
-        if (af_router_route(fs->cfg.router, rel, &route) > 0 && !route.deferred)
+        if (af_router_route_own(fs->cfg.router, rel, &route) > 0 && !route.deferred)
                 af_log_info("op=mknod path=%s type=%s msg=\"not a regular file; not uploaded\"",
                             af_q(rel), S_ISFIFO(mode) ? "fifo" : S_ISSOCK(mode) ? "socket"
                                                                  : "device");

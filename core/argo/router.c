@@ -271,45 +271,56 @@ static int join_key(struct af_buf *out, const char *a, const char *b, const char
         return r;
 }
 
-int af_router_route(const struct af_router *r, const char *relpath, struct af_route *ret)
+/* Where @relpath lies in artifact @a: "" when it is the artifact's path, the rest of it
+ * when @a is a directory that holds it, NULL when @a does not claim it. */
+static const char *inside_of(const struct af_route_artifact *a, const char *relpath)
 {
-        const struct af_route_artifact *hit = NULL;
-        const char *inside = NULL;
-        int rc;
+        size_t l;
 
-        /* The most specific artifact wins: the longest path that is the file or holds it.
-         * Among equals, the first in spec order. */
+        if (!a->rel)
+                return NULL;
+        l = strlen(a->rel);
+        if (strcmp(relpath, a->rel) == 0)
+                return "";
+        if (l == 0 || (strncmp(relpath, a->rel, l) == 0 && relpath[l] == '/'))
+                return relpath + (l ? l + 1 : 0);
+        return NULL;
+}
+
+/* The length of the most specific path that claims @relpath (the longest that is the file
+ * or holds it), plus one; 0 when no artifact claims it. */
+static size_t claim_len(const struct af_router *r, const char *relpath)
+{
         size_t best = 0;
 
-        for (size_t i = 0; i < r->narts; i++) {
-                const struct af_route_artifact *a = &r->arts[i];
-                size_t l;
+        for (size_t i = 0; i < r->narts; i++)
+                if (inside_of(&r->arts[i], relpath) && strlen(r->arts[i].rel) + 1 > best)
+                        best = strlen(r->arts[i].rel) + 1;
+        return best;
+}
 
-                if (!a->rel)
-                        continue;
-                l = strlen(a->rel);
-                if (hit && l + 1 <= best)
-                        continue;
-                if (strcmp(relpath, a->rel) == 0) {
-                        hit = a;
-                        inside = "";
-                        best = l + 1;
-                } else if (l == 0 || (strncmp(relpath, a->rel, l) == 0 && relpath[l] == '/')) {
-                        hit = a;
-                        inside = relpath + (l ? l + 1 : 0);
-                        best = l + 1;
-                }
-        }
+static void route_reset(struct af_route *ret)
+{
         af_buf_reset(&ret->key);
         ret->artifact = NULL;
+        ret->bucket = NULL;
         ret->archive = AF_ARCHIVE_NONE;
         ret->member = NULL;
         ret->compression_level = -1;
         ret->deferred = false;
         ret->zip_file_member = NULL;
+}
+
+/* @relpath as artifact @hit saves it (@inside: where it lies in @hit), or as an unmatched
+ * file when @hit is NULL. */
+static int route_as(const struct af_router *r, const struct af_route_artifact *hit,
+                    const char *relpath, const char *inside, struct af_route *ret)
+{
+        int rc;
+
+        route_reset(ret);
         if (hit && hit->other_location) { /* Argo's other driver saves it, not us */
                 ret->artifact = hit;
-                ret->bucket = NULL;
                 return 0;
         }
         if (hit && (hit->archive == AF_ARCHIVE_TAR || hit->archive == AF_ARCHIVE_ZIP)) {
@@ -350,4 +361,50 @@ int af_router_route(const struct af_router *r, const char *relpath, struct af_ro
         ret->bucket = hit && hit->bucket ? hit->bucket : r->bucket;
         ret->artifact = hit;
         return 1;
+}
+
+int af_router_route_nth(const struct af_router *r, const char *relpath, size_t n,
+                        struct af_route *ret)
+{
+        size_t best = claim_len(r, relpath);
+
+        for (size_t i = 0; i < r->narts && best; i++) {
+                const struct af_route_artifact *a = &r->arts[i];
+                const char *inside = inside_of(a, relpath);
+
+                if (inside && strlen(a->rel) + 1 == best && n-- == 0)
+                        return route_as(r, a, relpath, inside, ret);
+        }
+        if (best || n > 0) {
+                route_reset(ret);
+                return -ESRCH;
+        }
+        return route_as(r, NULL, relpath, NULL, ret);
+}
+
+int af_router_route(const struct af_router *r, const char *relpath, struct af_route *ret)
+{
+        return af_router_route_nth(r, relpath, 0, ret);
+}
+
+int af_router_route_own(const struct af_router *r, const char *relpath, struct af_route *ret)
+{
+        int rr;
+
+        for (size_t n = 0; (rr = af_router_route_nth(r, relpath, n, ret)) != -ESRCH; n++)
+                if (rr > 0 && !ret->deferred)
+                        return rr;
+        return af_router_route_nth(r, relpath, 0, ret);
+}
+
+int af_router_route_artifact(const struct af_router *r, const struct af_route_artifact *a,
+                             const char *relpath, struct af_route *ret)
+{
+        const char *inside = inside_of(a, relpath);
+
+        if (!inside) {
+                route_reset(ret);
+                return -ESRCH;
+        }
+        return route_as(r, a, relpath, inside, ret);
 }

@@ -25,8 +25,11 @@
  *                      (a key-only one goes to the repository with its key, as Argo's
  *                      Relocate does)
  * Keys other than a file artifact's s3.key are cleaned like Go's path.Join. No key may
- * exceed 1024 bytes. The most specific artifact wins (the longest path that is the file or
- * holds it); among equals, the first in spec order.
+ * exceed 1024 bytes. The most specific path claims a file (the longest artifact path that is
+ * the file or holds it). Several artifacts may declare that same path: Argo saves each one
+ * separately, with its own name, archive and location (SaveArtifacts, workflow/executor/
+ * executor.go:449-482 at v4.1.2), so the file goes to each of their keys: af_router_route()
+ * gives the first in spec order, af_router_route_nth() each of them.
  */
 #pragma once
 
@@ -112,3 +115,23 @@ struct af_route {
  * archived directory artifact routes to the archive's key with @ret->deferred set.
  */
 int af_router_route(const struct af_router *r, const char *relpath, struct af_route *ret);
+
+/**
+ * Like af_router_route() for the @n-th artifact (0: the first, in spec order) of those that
+ * declare the most specific path claiming @relpath. -ESRCH (and @ret reset) when there are
+ * not that many; an unmatched file has only n = 0.
+ */
+int af_router_route_nth(const struct af_router *r, const char *relpath, size_t n,
+                        struct af_route *ret);
+
+/**
+ * The first of those artifacts that uploads @relpath as an object of its own (not as a
+ * member of its directory's archive): what the mount hands to the queue when the file is
+ * closed. When none does, what af_router_route() says.
+ */
+int af_router_route_own(const struct af_router *r, const char *relpath, struct af_route *ret);
+
+/** @relpath as artifact @a (one of r->arts) saves it; -ESRCH if @a's path neither is
+ * @relpath nor holds it. Otherwise as af_router_route(). */
+int af_router_route_artifact(const struct af_router *r, const struct af_route_artifact *a,
+                             const char *relpath, struct af_route *ret);

@@ -61,7 +61,7 @@ void af_remote_free(struct af_remote *r)
  */
 static int own_object(struct af_remote *r, const char *rel, struct af_route *route)
 {
-        return af_router_route(r->cfg.router, rel, route) > 0 && !route->deferred;
+        return af_router_route_own(r->cfg.router, rel, route) > 0 && !route->deferred;
 }
 
 /* With --delete-on-unlink: deletes what @e's name put, unless @keep_bucket/@keep_key (what
@@ -93,9 +93,72 @@ static void delete_entry(struct af_remote *r, const struct af_uploaded_entry *e,
                              af_q(e->relpath), af_q(e->key), why);
 }
 
+/* ---- the objects of the other artifacts that declare a name's path ---------------------- */
+
+/*
+ * A file that several artifacts declare goes to each one's key (extras.c in the queue). The
+ * registry keeps the first object under the name itself, as for any file, and each other
+ * one under "<name>\x1f<artifact>" (no path holds a \x1f: Argo's names are DNS-1123-like),
+ * so unlink, rename and the unmount's reconciliation find them.
+ */
+#define EXTRA_SEP '\x1f'
+
+static int extra_name(const char *rel, const char *artifact, char *out, size_t n)
+{
+        return (size_t)snprintf(out, n, "%s%c%s", rel, EXTRA_SEP, artifact) < n ? 0
+                                                                             : -ENAMETOOLONG;
+}
+
+/* Whether the file named @to is uploaded to @bucket/@key, for any artifact that claims it. */
+static bool goes_to(struct af_remote *r, const char *to, const char *bucket, const char *key)
+{
+        struct af_route route = { 0 };
+        bool hit = false;
+        int rr;
+
+        if (!to)
+                return false;
+        af_buf_init(&route.key, 0);
+        for (size_t n = 0; !hit && (rr = af_router_route_nth(r->cfg.router, to, n, &route)) !=
+                                           -ESRCH;
+             n++)
+                hit = rr > 0 && !route.deferred && strcmp(route.bucket, bucket) == 0 &&
+                      strcmp(af_buf_str(&route.key), key) == 0;
+        af_buf_done(&route.key);
+        return hit;
+}
+
+static void delete_entry(struct af_remote *r, const struct af_uploaded_entry *e,
+                         const char *keep_bucket, const char *keep_key, const char *why);
+
+/* @rel is gone (unlinked, or renamed to @to, NULL for an unlink): the objects the other
+ * artifacts declaring its path put go too, unless @to's file is uploaded to the same key. */
+static void drop_extras(struct af_remote *r, const char *rel, const char *to, const char *why)
+{
+        struct af_route route = { 0 };
+        char name[PATH_MAX + 256];
+        int rr;
+
+        af_buf_init(&route.key, 0);
+        for (size_t n = 0;
+             (rr = af_router_route_nth(r->cfg.router, rel, n, &route)) != -ESRCH; n++) {
+                struct af_uploaded_entry *e = NULL;
+
+                if (rr < 0 || !route.artifact ||
+                    extra_name(rel, route.artifact->name, name, sizeof(name)) < 0 ||
+                    af_uploaded_take(r->uploaded, name, &e) < 0)
+                        continue;
+                if (!goes_to(r, to, e->bucket, e->key))
+                        delete_entry(r, e, NULL, NULL, why);
+                af_uploaded_entry_free(e);
+        }
+        af_buf_done(&route.key);
+}
+
 void af_remote_on_uploaded(void *ctx, const struct af_queue_uploaded *u)
 {
         struct af_remote *r = ctx;
+        char name[PATH_MAX + 256];
         struct af_uploaded_entry e = { .relpath = u->relpath, .bucket = u->bucket,
                                        .key = u->key, .etag = u->etag, .archive = u->archive,
                                        .dev = u->dev, .ino = u->ino, .size = u->size,
@@ -104,6 +167,12 @@ void af_remote_on_uploaded(void *ctx, const struct af_queue_uploaded *u)
 
         if (u->is_dir)
                 return; /* a directory's archive: rebuilt at flush and unmount */
+        if (u->artifact) {
+                if (extra_name(u->relpath, u->artifact, name, sizeof(name)) < 0)
+                        return;
+                e.relpath = name;
+                e.mtime_ns = -1; /* never a copy source: the name's own entry is */
+        }
         if (fstatat(r->cfg.spool_fd, u->relpath, &st, AT_SYMLINK_NOFOLLOW) < 0) {
                 /* Unlinked or renamed away while it went up: its object is a stray now. */
                 delete_entry(r, &e, NULL, NULL, "gone during upload");
@@ -189,6 +258,7 @@ void af_remote_renamed(struct af_remote *r, const char *from, const char *to, bo
         (void)af_uploaded_take(r->uploaded, to, &et);
         af_buf_init(&route.key, 0);
         if (!exchange) {
+                drop_extras(r, from, to, "renamed away");
                 /* What the file now at @to is uploaded to: that key is rewritten, not
                  * deleted. */
                 if (fstatat(r->cfg.spool_fd, to, &st, AT_SYMLINK_NOFOLLOW) == 0 &&
@@ -214,7 +284,10 @@ void af_remote_unlinked(struct af_remote *r, const char *rel)
 {
         struct af_uploaded_entry *e = NULL;
 
-        if (!r || af_uploaded_take(r->uploaded, rel, &e) < 0)
+        if (!r)
+                return;
+        drop_extras(r, rel, NULL, "unlink");
+        if (af_uploaded_take(r->uploaded, rel, &e) < 0)
                 return;
         delete_entry(r, e, NULL, NULL, "unlink");
         af_uploaded_entry_free(e);
@@ -230,10 +303,17 @@ unsigned af_remote_reconcile(struct af_remote *r)
                 return 0;
         for (size_t i = 0; i < n; i++) {
                 struct af_uploaded_entry *e = NULL;
+                char *sep = strchr(names[i], EXTRA_SEP);
                 struct stat st;
+                int gone;
 
-                if (fstatat(r->cfg.spool_fd, names[i], &st, AT_SYMLINK_NOFOLLOW) == 0 &&
-                    S_ISREG(st.st_mode))
+                if (sep) /* another artifact's object of that name */
+                        *sep = '\0';
+                gone = fstatat(r->cfg.spool_fd, names[i], &st, AT_SYMLINK_NOFOLLOW) < 0 ||
+                       !S_ISREG(st.st_mode);
+                if (sep)
+                        *sep = EXTRA_SEP;
+                if (!gone)
                         continue;
                 if (af_uploaded_take(r->uploaded, names[i], &e) < 0)
                         continue;

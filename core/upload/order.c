@@ -19,27 +19,6 @@ bool af_order_same_key(const char *b1, const char *k1, const char *b2, const cha
         return strcmp(k1, k2) == 0 && strcmp(b1, b2) == 0;
 }
 
-/* An upload to @bucket/@key was submitted: deletes of that key not yet started are moot
- * (the newer content replaces the object) and, left queued, would remove the new content. */
-void af_order_drop_deletes_locked(struct af_queue *q, const char *bucket, const char *key)
-{
-        struct job *j = q->locked.head, *next;
-
-        for (; j; j = next) {
-                next = j->next;
-                if (j->d.kind != JOB_DELETE || j->state != JOB_QUEUED ||
-                    !af_order_same_key(j->d.bucket, j->d.key, bucket, key))
-                        continue;
-                af_log_info("op=delete status=dropped path=%s bucket=%s key=%s msg=\"a newer "
-                            "upload writes the key\"",
-                            af_q(j->d.relpath), af_q(bucket), af_q(key));
-                af_record_remove_delete_locked(q, bucket, key);
-                af_queue_unlink_locked(q, j);
-                af_job_free(j);
-                pthread_cond_broadcast(&q->idle);
-        }
-}
-
 /* A delete, or an upload that may be a copy: these are ordered by key (see blocked_locked). */
 static bool keyed(const struct job *j)
 {
@@ -58,6 +37,37 @@ static bool conflict(const struct job *a, const struct job *b)
         return (keyed(a) || keyed(b)) &&
                (touches(a, b->d.bucket, b->d.key) ||
                 (b->d.copy && touches(a, b->d.copy->bucket, b->d.copy->key)));
+}
+
+/*
+ * @j, an upload, was handed over again. A delete of its key queued after it must run first
+ * (the upload rewrites the key after it, or, the file gone, it is skipped and the delete
+ * alone decides): a queued @j moves to the end of the queue; a running one does so when its
+ * run ends (finish_upload goes through here again). The delete is never dropped in favour
+ * of the upload: when an unlink races the close of the same file, the upload finds the file
+ * gone and is skipped, and the object would stay.
+ */
+void af_order_after_deletes_locked(struct af_queue *q, struct job *j)
+{
+        bool after = false;
+
+        if (j->state != JOB_QUEUED)
+                return;
+        for (struct job *i = q->locked.head; i; i = i->next) {
+                if (i == j) {
+                        after = true;
+                        continue;
+                }
+                if (!after || i->d.kind != JOB_DELETE || !touches(i, j->d.bucket, j->d.key))
+                        continue;
+                af_queue_unlink_locked(q, j); /* and back at the end, counted once */
+                if (q->locked.tail)
+                        q->locked.tail->next = j;
+                else
+                        q->locked.head = j;
+                q->locked.tail = j;
+                return;
+        }
 }
 
 /*

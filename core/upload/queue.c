@@ -74,6 +74,20 @@ void af_queue_note_outcome_locked(struct af_queue *q, const char *relpath, uint6
         pthread_cond_broadcast(&q->done);
 }
 
+/* How @relpath is packaged for @bucket/@key: as the artifact claiming it with that key says
+ * (several may declare its path, see extras.c), else as the mount routes it. */
+static int route_for(const struct af_router *rt, const char *relpath, const char *bucket,
+                     const char *key, struct af_route *route)
+{
+        int rr;
+
+        for (size_t n = 0; (rr = af_router_route_nth(rt, relpath, n, route)) != -ESRCH; n++)
+                if (rr > 0 && !route->deferred && strcmp(route->bucket, bucket) == 0 &&
+                    strcmp(af_buf_str(&route->key), key) == 0)
+                        return rr;
+        return af_router_route_own(rt, relpath, route);
+}
+
 /*
  * @settle: start the upload only after settle_ms. A program that closes "out.tmp" and
  * renames it to "out.csv" (rsync, editors, atomic saves) usually does so within
@@ -96,7 +110,7 @@ static int submit(struct af_queue *q, const char *relpath, const char *bucket, c
                 size = (uint64_t)st.st_size;
         /* Routing is pure and needs no lock: decide the packaging before taking it. */
         af_buf_init(&route.key, 0);
-        if (q->cfg.router && af_router_route(q->cfg.router, relpath, &route) > 0) {
+        if (q->cfg.router && route_for(q->cfg.router, relpath, bucket, key, &route) > 0) {
                 if (route.deferred) {
                         /* Goes up inside its directory's archive when that is complete. */
                         af_buf_done(&route.key);
@@ -122,8 +136,6 @@ static int submit(struct af_queue *q, const char *relpath, const char *bucket, c
                         r = af_job_set_format(&j->d, routed ? &route : NULL);
                 if (r == 0)
                         r = af_job_set_copy(&j->d, copy);
-                if (r == 0)
-                        af_order_drop_deletes_locked(q, bucket, key);
                 if (j->state == JOB_RUNNING)
                         j->again = true;
                 j->seq = ++q->locked.submit_seq;
@@ -137,6 +149,7 @@ static int submit(struct af_queue *q, const char *relpath, const char *bucket, c
                 if (r == 0)
                         af_record_put_locked(q, j->d.relpath, j->d.bucket, j->d.key, &j->d.f,
                                              AF_JOURNAL_PENDING, NULL, NULL);
+                af_order_after_deletes_locked(q, j);
                 goto out;
         }
         j = calloc(1, sizeof(*j));
@@ -147,7 +160,6 @@ static int submit(struct af_queue *q, const char *relpath, const char *bucket, c
                 r = -ENOMEM;
                 goto out;
         }
-        af_order_drop_deletes_locked(q, bucket, key);
         j->seq = ++q->locked.submit_seq;
         j->handed_ms = af_clock_mono_ms();
         j->size = size;

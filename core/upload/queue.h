@@ -58,6 +58,9 @@ struct af_queue_uploaded {
         int64_t mtime_ns;
         /* The file was handed over again while this upload ran: a newer version follows. */
         bool superseded;
+        /* NULL: the job's own object. Else the name of the artifact this object is for, one
+         * of several that declare the file's path (see af_router_route_nth). */
+        const char *artifact;
 };
 
 #define AF_QUEUE_MAX_PART_CONCURRENCY 64

@@ -214,8 +214,9 @@ void *af_queue_thread_run(struct af_queue *q,
 /* ---- order.c: which job goes next ---- */
 
 bool af_order_same_key(const char *b1, const char *k1, const char *b2, const char *k2);
-/* An upload to @bucket/@key was submitted: drops the deletes of that key not yet started. */
-void af_order_drop_deletes_locked(struct af_queue *q, const char *bucket, const char *key);
+/* @j, an upload, was handed over again: a queued @j moves behind any delete of its key
+ * queued after it, so the delete runs first. */
+void af_order_after_deletes_locked(struct af_queue *q, struct job *j);
 /* The first queued job whose backoff has passed and that no earlier job holds back; else
  * NULL and *@ret_wait_ms: how long until one may be ready (UINT64_MAX: none). */
 struct job *af_order_pick_locked(struct af_queue *q, uint64_t *ret_wait_ms);
@@ -306,6 +307,14 @@ int af_delete_once(struct af_queue *q, struct af_s3_client *s3, const struct job
 
 void af_manifest_write(struct af_queue *q, const struct job_desc *t, uint64_t size,
                        const struct af_s3_put_result *res, uint64_t start, uint64_t end);
+/* ---- extras.c: one file, several artifacts ---- */
+
+/* After @t went up: the same file to the key of every other artifact that declares its path
+ * (@is_dir: @t is a directory's archive), each counted and logged as an upload. 0, or the
+ * first failure (with @err filled for S3 errors): then the whole job is retried. */
+int af_extras_upload(struct af_queue *q, struct af_s3_client *s3, const struct job_desc *t,
+                     bool is_dir, struct af_s3_error *err);
+
 /* A worker's run of the job it picked (its state JOB_RUNNING, @t its private copy). */
 void af_run_upload(struct af_queue *q, struct af_s3_client *s3, struct job *j,
                    const struct job_desc *t);

@@ -107,6 +107,7 @@ static bool finish_upload(struct af_queue *q, struct job *j, const struct job_de
                 j->again = false;
                 j->attempts = 0;
                 j->state = JOB_QUEUED;
+                af_order_after_deletes_locked(q, j);
                 af_record_put_locked(q, j->d.relpath, j->d.bucket, j->d.key, &j->d.f,
                                      AF_JOURNAL_PENDING, NULL, NULL);
                 pthread_cond_signal(&q->work);
@@ -182,6 +183,8 @@ void af_run_upload(struct af_queue *q, struct af_s3_client *s3, struct job *j,
 
         af_buf_init(&msg, 1024);
         e.r = af_transfer_once(q, s3, t, &e.size, &st, &res, &err);
+        if (e.r == 0) /* the other artifacts that declare the same path */
+                e.r = af_extras_upload(q, s3, t, S_ISDIR(st.st_mode), &err);
         pthread_mutex_lock(&q->lock);
         attempt = count_attempt_locked(j, e.r, &failing_ms);
         handed_ms = j->handed_ms;

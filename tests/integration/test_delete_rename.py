@@ -1,8 +1,8 @@
 # SPDX-License-Identifier: Apache-2.0
 """Renames and unlinks of files the mount already uploaded: a rename of an unchanged file is
-a server-side copy (CopyObject) to the new key; the old key is left as is by default, and
---delete-on-unlink deletes what an unlinked, renamed-away or replaced name put, but never
-content a newer upload wrote.
+a server-side copy (CopyObject) to the new key; by default (--delete-on-unlink) the object
+an unlinked, renamed-away or replaced name put is deleted, but never content a newer upload
+wrote; --no-delete-on-unlink leaves every object as is.
 
 artifuse talks to S3 through faultproxy (to count request bodies and to take the server
 away); boto3 goes straight to the server.
@@ -15,6 +15,12 @@ import pytest
 
 from helpers import (BIN, BUCKET, get_bytes, journal_text, key_of, kill9, list_keys, log_lines,
                      put_body_bytes, wait_for, wait_object, write, write_spec)
+
+
+# (args, whether the old objects are deleted): the default deletes them, as the flag does.
+MODES = pytest.mark.parametrize("args,delete", [([], True), (["--delete-on-unlink"], True),
+                                                 (["--no-delete-on-unlink"], False)],
+                                ids=["default", "delete-on-unlink", "no-delete-on-unlink"])
 
 
 def has(s3, key):
@@ -40,12 +46,12 @@ def uploaded(m, s3, names, rel, data):
 
 # ---- rename: a server-side copy ------------------------------------------------------------
 
-@pytest.mark.parametrize("delete", [False, True], ids=["default", "delete-on-unlink"])
-def test_rename_of_an_uploaded_file_is_a_copy(pmount, proxy, s3, names, delete):
+@MODES
+def test_rename_of_an_uploaded_file_is_a_copy(pmount, proxy, s3, names, args, delete):
     """a.bin (256 KiB) goes up; mv a.bin b.bin: b.bin's object is a CopyObject of a.bin's (no
     body sent for it), byte for byte the file, with the Content-Type of its own name. The old
-    key stays by default and is deleted with --delete-on-unlink."""
-    m = pmount(args=["--delete-on-unlink"] if delete else [])
+    key is deleted (the default), or stays with --no-delete-on-unlink."""
+    m = pmount(args=args)
     data = os.urandom(256 << 10)
     uploaded(m, s3, names, "a.bin", data)
     assert put_body_bytes(proxy.stats(), "/a.bin") >= len(data)  # the proxy does see bodies
@@ -141,12 +147,13 @@ def test_copy_of_a_source_overwritten_behind_our_back_is_not_made(pmount, s3, na
     assert log_lines(m, "op=copy status=fallback"), m.log()
 
 
-@pytest.mark.parametrize("delete", [False, True], ids=["default", "delete-on-unlink"])
-def test_rename_of_a_directory_moves_every_file(pmount, proxy, s3, names, delete):
+@MODES
+def test_rename_of_a_directory_moves_every_file(pmount, proxy, s3, names, args, delete):
     """mv out out2: each file under it goes to its new key: copied if it went up unchanged
     (out/a.txt, out/sub/c.txt), uploaded if it had not gone up yet (out/b.txt, renamed
-    before its upload started). The old keys stay by default, and go with the flag."""
-    m = pmount(args=["--delete-on-unlink"] if delete else [])
+    before its upload started). The old keys go (the default), or stay with
+    --no-delete-on-unlink."""
+    m = pmount(args=args)
     os.makedirs(m.path("out/sub"))
     uploaded(m, s3, names, "out/a.txt", b"a\n")
     uploaded(m, s3, names, "out/sub/c.txt", b"c\n")
@@ -167,9 +174,9 @@ def test_rename_of_a_directory_moves_every_file(pmount, proxy, s3, names, delete
 
 # ---- unlink -------------------------------------------------------------------------------
 
-@pytest.mark.parametrize("delete", [False, True], ids=["default", "delete-on-unlink"])
-def test_unlink(pmount, s3, names, delete):
-    m = pmount(args=["--delete-on-unlink"] if delete else [])
+@MODES
+def test_unlink(pmount, s3, names, args, delete):
+    m = pmount(args=args)
     uploaded(m, s3, names, "c.txt", b"c\n")
     uploaded(m, s3, names, "keep.txt", b"k\n")
     os.unlink(m.path("c.txt"))
@@ -305,7 +312,8 @@ def test_copy_answered_200_with_an_error_inside_falls_back(mount, names):
 
     with CopyFails() as rec:
         port = rec.url.rsplit(":", 1)[1]
-        m = mount(args=["--endpoint", f"http://localhost:{port}"])
+        # The stand-in has no DeleteObject: a.txt's old key stays (this is about the copy).
+        m = mount(args=["--endpoint", f"http://localhost:{port}", "--no-delete-on-unlink"])
         write(m, "a b+c.txt", b"hello\n")
         wait_for(lambda: log_lines(m, "op=upload status=done", 'path="a b+c.txt"'),
                  what="the first upload")

@@ -7,8 +7,9 @@ Every mount here has no spec, so every regular file closed in the mount is uploa
 fails). Each test's docstring says what artifuse uploads for that tool, including the names
 a tool only uses for a moment (temporary files, locks, journals): those are uploaded when
 their fsync does it (fsync waits for S3) or a worker opens them before the tool renames or
-deletes them, and they stay in S3 (nothing is deleted from S3). The tests allow such strays
-only where they are documented.
+deletes them; the object of a name that is then unlinked or renamed away is deleted (the
+default), so S3 ends holding what the spool holds. Where a test allows a stray, its
+docstring says why.
 
 Tests that fail today, each on a bug its docstring names:
 test_write_temp_then_rename_uploads_only_the_final_name, test_sqlite3_directory_download
@@ -214,7 +215,7 @@ def test_hard_link_after_the_first_name_is_removed(mount, s3, names):
     fs/ops.c: the daemon knew the file by its first name, which the kernel then calls
     "a (deleted)"; that was taken for a real name (the file still had a link), submitted,
     and skipped as "no longer in the spool", so b's change never reached S3. The object of
-    "a" stays with what it had (nothing is deleted from S3)."""
+    "a" is deleted with its name (the default), as Argo would never have uploaded it."""
     m = mount(args=["-v"])
     with open(m.path("a"), "wb") as f:
         f.write(b"one\n")
@@ -225,7 +226,7 @@ def test_hard_link_after_the_first_name_is_removed(mount, s3, names):
     with open(m.path("b"), "ab") as f:
         f.write(b"two\n")
     assert m.unmount() == 0, m.log()
-    assert objects(s3, names) == {"a": b"one\n", "b": b"one\ntwo\n"}
+    assert objects(s3, names) == {"b": b"one\ntwo\n"}
     assert 'path="a (deleted)"' not in m.log()
 
 
@@ -328,8 +329,8 @@ def test_tar_extract_into_and_create_in_the_mount(mount, s3, names, tmp_path):
 
 def test_gzip_in_the_mount(mount, s3, names):
     """gzip FILE writes FILE.gz (uploaded; it decompresses to the original) and unlinks FILE.
-    FILE's object, uploaded before, stays in S3: artifuse never deletes objects (the design's
-    --delete-on-unlink is not implemented)."""
+    FILE's object, uploaded before, goes with it (the default): S3 ends holding what the
+    spool holds, as Argo would leave it; with --no-delete-on-unlink it stays."""
     text = b"".join(b"%d compressible line\n" % i for i in range(50000))
     m = mount(args=["-v"])
     with open(m.path("data.txt"), "wb") as f:
@@ -339,9 +340,8 @@ def test_gzip_in_the_mount(mount, s3, names):
     assert not os.path.exists(m.path("data.txt"))
     assert m.unmount() == 0, m.log()
     objs = objects(s3, names)
-    assert set(objs) == {"data.txt", "data.txt.gz"}
+    assert set(objs) == {"data.txt.gz"}
     assert gzip.decompress(objs["data.txt.gz"]) == text
-    assert objs["data.txt"] == text  # the unlinked file's object stays
 
 
 # ---- rsync ----------------------------------------------------------------------------------

@@ -835,6 +835,48 @@ static void test_no_bucket(void)
         af_buf_done(&err);
 }
 
+/* Several artifacts declaring one path: each is a route of its own (Argo saves each one,
+ * executor.go:449-482 at v4.1.2), in spec order; the file's own is the first that uploads it
+ * on its own, which skips a directory archive's deferred member. */
+static void test_same_path_several_artifacts(void)
+{
+        struct setup s = { .key_format = SEED_FORMAT, .mount_as = "/tmp",
+                           .artifacts = "[{name: d, path: /tmp/out, archive: {tar: {}}},"
+                                        " {name: plain, path: /tmp/out, archive: {none: {}}},"
+                                        " {name: raw, path: /tmp/out, archive: {none: {}},"
+                                        "  s3: {key: k/raw}}]" };
+        struct af_route rt = { 0 };
+        struct af_router r;
+        struct af_buf err;
+
+        af_buf_init(&err, 0);
+        af_buf_init(&rt.key, 0);
+        if (CHECK_INT_EQ(build(&s, &r, &err), 0)) {
+                CHECK_INT_EQ(af_router_route_nth(&r, "out/a.txt", 0, &rt), 1);
+                CHECK(rt.deferred);
+                CHECK_STR_EQ(af_buf_str(&rt.key), SEED_PREFIX "/d.tgz");
+                CHECK_INT_EQ(af_router_route_nth(&r, "out/a.txt", 1, &rt), 1);
+                CHECK(!rt.deferred);
+                CHECK_STR_EQ(af_buf_str(&rt.key), SEED_PREFIX "/out/a.txt");
+                CHECK_INT_EQ(af_router_route_nth(&r, "out/a.txt", 2, &rt), 1);
+                CHECK_STR_EQ(af_buf_str(&rt.key), "k/raw/a.txt");
+                CHECK_INT_EQ(af_router_route_nth(&r, "out/a.txt", 3, &rt), -ESRCH);
+                /* what the mount hands to the queue: the first object of its own */
+                CHECK_INT_EQ(af_router_route_own(&r, "out/a.txt", &rt), 1);
+                CHECK_STR_EQ(rt.artifact->name, "plain");
+                /* a route as one given artifact */
+                CHECK_INT_EQ(af_router_route_artifact(&r, &r.arts[2], "out", &rt), 1);
+                CHECK_STR_EQ(af_buf_str(&rt.key), "k/raw");
+                CHECK_INT_EQ(af_router_route_artifact(&r, &r.arts[2], "elsewhere", &rt), -ESRCH);
+                /* an unmatched file has one route, the first */
+                CHECK_INT_EQ(af_router_route_nth(&r, "x.txt", 0, &rt), 0);
+                CHECK_INT_EQ(af_router_route_nth(&r, "x.txt", 1, &rt), -ESRCH);
+                af_router_done(&r);
+        }
+        af_buf_done(&rt.key);
+        af_buf_done(&err);
+}
+
 int main(void)
 {
         unsetenv("ARGO_WORKFLOW_NAME");
@@ -860,6 +902,7 @@ int main(void)
         RUN(test_key_format_unknown_variable);
         RUN(test_archive);
         RUN(test_archive_directory_is_deferred);
+        RUN(test_same_path_several_artifacts);
         RUN(test_key_too_long);
         RUN(test_key_format_expansion_too_long);
         RUN(test_no_bucket);
