@@ -2,6 +2,7 @@
 /* Path -> bucket/key. See router.h for the rules. */
 #include "argo/router.h"
 #include "argo/resolve.h"
+#include "base/mem.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -87,18 +88,11 @@ static const char *basename_of(const char *path)
 void af_router_done(struct af_router *r)
 {
         for (size_t i = 0; i < r->narts; i++) {
-                free(r->arts[i].name);
-                free(r->arts[i].path);
-                free(r->arts[i].rel);
-                free(r->arts[i].base);
-                free(r->arts[i].clean_path);
-                free(r->arts[i].key);
-                free(r->arts[i].bucket);
+                struct af_route_artifact *a = &r->arts[i];
+
+                AF_FREE_ALL(a->name, a->path, a->rel, a->base, a->clean_path, a->key, a->bucket);
         }
-        free(r->arts);
-        free(r->bucket);
-        free(r->prefix);
-        free(r->mount_as);
+        AF_FREE_ALL(r->arts, r->bucket, r->prefix, r->mount_as);
         memset(r, 0, sizeof(*r));
 }
 

@@ -19,6 +19,7 @@
 #include <time.h>
 
 #include "base/log.h"
+#include "base/mem.h"
 #include "aws/http.h"
 
 /*
@@ -84,10 +85,7 @@ void af_s3_client_free(struct af_s3_client *c)
                 return;
         if (c->curl)
                 curl_easy_cleanup(c->curl);
-        free(c->scheme);
-        free(c->host);
-        free(c->region);
-        free(c->ca_file);
+        AF_FREE_ALL(c->scheme, c->host, c->region, c->ca_file);
         free(c);
 }
 

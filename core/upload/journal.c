@@ -15,22 +15,14 @@
 
 #include "base/crypto.h"
 #include "base/dir.h"
+#include "base/mem.h"
 
 #define MAGIC "artifuse-journal 1"
 
 void af_journal_rec_done(struct af_journal_rec *rec)
 {
-        free(rec->path);
-        free(rec->bucket);
-        free(rec->key);
-        free(rec->endpoint);
-        free(rec->region);
-        free(rec->member);
-        free(rec->zip_file_member);
-        free(rec->upload_id);
-        free(rec->parts);
-        free(rec->error);
-        free(rec->etag);
+        AF_FREE_ALL(rec->path, rec->bucket, rec->key, rec->endpoint, rec->region, rec->member,
+                    rec->zip_file_member, rec->upload_id, rec->parts, rec->error, rec->etag);
         memset(rec, 0, sizeof(*rec));
 }
 
