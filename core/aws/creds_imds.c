@@ -75,13 +75,15 @@ static int session(const char *base, struct af_buf *hdr, struct af_buf *why)
         if (r < 0)
                 goto out;
         af_creds_trim_right(&token);
-        if (token.len == 0 || !af_creds_header_safe(token.ptr)) {
+        /* stricter than the header needs: an IMDS token is printable ASCII, no spaces */
+        r = token.len && af_creds_header_safe(token.ptr)
+                    ? af_creds_add_header(hdr, "X-aws-ec2-metadata-token", &token)
+                    : -EINVAL;
+        if (r == -EINVAL) {
                 (void)af_buf_addf(why, "the IMDSv2 token from %s is empty or not printable",
                                   base);
                 r = -EPROTO;
-                goto out;
         }
-        r = af_buf_addf(hdr, "X-aws-ec2-metadata-token: %s", token.ptr);
 out:
         af_creds_scrub(&token);
         return r;
