@@ -60,28 +60,24 @@ static int field(struct af_buf *out, const char *name, const char *v)
 
 int af_journal_encode(const struct af_journal_rec *rec, struct af_buf *out)
 {
+        /* The leading fields, in the order records have always had them; NULL: left out. */
+        const char *const head[][2] = {
+                { "op", rec->op == AF_JOURNAL_DELETE ? "delete" : NULL },
+                { "path", rec->path },
+                { "bucket", rec->bucket },
+                { "key", rec->key },
+                { "endpoint", rec->endpoint },
+                { "region", rec->region },
+                { "archive", af_archive_name(rec->archive) },
+                { "member", rec->member },
+                { "zipmember", rec->zip_file_member },
+        };
         size_t start = out->len;
         int r;
 
         r = af_buf_addf(out, MAGIC "\n");
-        if (r == 0 && rec->op == AF_JOURNAL_DELETE)
-                r = field(out, "op", "delete");
-        if (r == 0)
-                r = field(out, "path", rec->path);
-        if (r == 0)
-                r = field(out, "bucket", rec->bucket);
-        if (r == 0)
-                r = field(out, "key", rec->key);
-        if (r == 0)
-                r = field(out, "endpoint", rec->endpoint);
-        if (r == 0)
-                r = field(out, "region", rec->region);
-        if (r == 0)
-                r = field(out, "archive", af_archive_name(rec->archive));
-        if (r == 0)
-                r = field(out, "member", rec->member);
-        if (r == 0)
-                r = field(out, "zipmember", rec->zip_file_member);
+        for (size_t i = 0; r == 0 && i < sizeof(head) / sizeof(head[0]); i++)
+                r = field(out, head[i][0], head[i][1]);
         if (r == 0)
                 r = af_buf_addf(out, "level %d\nstate %s\nsize %" PRIu64 "\nmtime %" PRId64
                                      "\nupdated %lld\n",
