@@ -10,15 +10,12 @@
 
 #include "argo/spec.h"
 #include "argo/yaml_read.h"
+#include "base/mem.h"
 
 void af_s3_location_done(struct af_s3_location *loc)
 {
-        free(loc->endpoint);
-        free(loc->bucket);
-        free(loc->region);
-        free(loc->key);
-        free(loc->key_format);
-        free(loc->key_prefix);
+        AF_FREE_ALL(loc->endpoint, loc->bucket, loc->region, loc->key, loc->key_format,
+                    loc->key_prefix);
         memset(loc, 0, sizeof(*loc));
         loc->insecure = -1;
 }

@@ -2,8 +2,10 @@
 /* Path -> bucket/key. See router.h for the rules. */
 #include "argo/router.h"
 #include "argo/resolve.h"
+#include "base/mem.h"
 
 #include <errno.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -87,19 +89,25 @@ static const char *basename_of(const char *path)
 void af_router_done(struct af_router *r)
 {
         for (size_t i = 0; i < r->narts; i++) {
-                free(r->arts[i].name);
-                free(r->arts[i].path);
-                free(r->arts[i].rel);
-                free(r->arts[i].base);
-                free(r->arts[i].clean_path);
-                free(r->arts[i].key);
-                free(r->arts[i].bucket);
+                struct af_route_artifact *a = &r->arts[i];
+
+                AF_FREE_ALL(a->name, a->path, a->rel, a->base, a->clean_path, a->key, a->bucket);
         }
-        free(r->arts);
-        free(r->bucket);
-        free(r->prefix);
-        free(r->mount_as);
+        AF_FREE_ALL(r->arts, r->bucket, r->prefix, r->mount_as);
         memset(r, 0, sizeof(*r));
+}
+
+/* Says in @err what is wrong with artifact @ra: "artifact '<name>': " and @fmt. -EINVAL. */
+static int __attribute__((format(printf, 3, 4)))
+artifact_invalid(struct af_buf *err, const struct af_route_artifact *ra, const char *fmt, ...)
+{
+        va_list ap;
+
+        (void)af_buf_addf(err, "artifact '%s': ", ra->name);
+        va_start(ap, fmt);
+        (void)af_buf_vaddf(err, fmt, ap);
+        va_end(ap);
+        return -EINVAL;
 }
 
 /* The name, path, s3.key and compression level of @a, with the controller's substitution
@@ -140,9 +148,8 @@ static int resolve_artifact(struct af_route_artifact *ra, const struct af_spec *
                         v = strtol(level, &end, 10);
                         if (end == level || *end || v < -1 || v > 9) {
                                 af_spec_where(spec, a->pos, err);
-                                (void)af_buf_addf(err, "artifact '%s': compressionLevel must "
-                                                       "be -1..9, not '%s'", ra->name, level);
-                                r = -EINVAL;
+                                r = artifact_invalid(err, ra, "compressionLevel must be -1..9, "
+                                                              "not '%s'", level);
                         }
                         ra->compression_level = (int)v;
                 }
@@ -164,19 +171,15 @@ static int init_artifact(struct af_route_artifact *ra, const struct af_router_co
         ra->other_location = a->other_location;
         if (ra->path[0] != '/') {
                 af_spec_where(spec, a->path_pos, err);
-                (void)af_buf_addf(err, "artifact '%s': path '%s' is not absolute", ra->name,
-                                  ra->path);
-                return -EINVAL;
+                return artifact_invalid(err, ra, "path '%s' is not absolute", ra->path);
         }
         ra->rel = relative_to(ra->path, cfg->mount_as);
-        if (!ra->rel && cfg->strict_paths && !ra->other_location) {
-                (void)af_buf_addf(err,
-                                  "artifact '%s': path %s is outside the mount (%s); "
-                                  "mount its directory, or say with --as which "
-                                  "directory the mount stands for",
-                                  ra->name, ra->path, cfg->mount_as);
-                return -EINVAL;
-        }
+        if (!ra->rel && cfg->strict_paths && !ra->other_location)
+                return artifact_invalid(err, ra,
+                                        "path %s is outside the mount (%s); mount its "
+                                        "directory, or say with --as which directory the "
+                                        "mount stands for",
+                                        ra->path, cfg->mount_as);
         af_buf_init(&cp, 0);
         ret = af_key_clean(ra->path, &cp);
         ra->base = ret < 0 ? NULL : strdup(basename_of(af_buf_str(&cp)));
@@ -191,14 +194,12 @@ static int init_artifact(struct af_route_artifact *ra, const struct af_router_co
         /* Argo's HasLocation: endpoint, bucket and key all set. Then the artifact has
          * a bucket of its own; a partial location keeps only the key (Relocate). */
         if (a->s3_key && a->s3_bucket && a->s3_endpoint && *a->s3_endpoint) {
-                if (cfg->endpoint && !same_host(a->s3_endpoint, cfg->endpoint)) {
-                        (void)af_buf_addf(err,
-                                          "artifact '%s': its s3 location's endpoint %s is "
-                                          "not the repository's (%s); artifuse uploads to "
-                                          "one endpoint",
-                                          ra->name, a->s3_endpoint, cfg->endpoint);
-                        return -EINVAL;
-                }
+                if (cfg->endpoint && !same_host(a->s3_endpoint, cfg->endpoint))
+                        return artifact_invalid(err, ra,
+                                                "its s3 location's endpoint %s is not the "
+                                                "repository's (%s); artifuse uploads to one "
+                                                "endpoint",
+                                                a->s3_endpoint, cfg->endpoint);
                 ra->bucket = strdup(a->s3_bucket);
                 if (!ra->bucket)
                         return -ENOMEM;

@@ -6,6 +6,7 @@
  */
 #include "argo/spec.h"
 #include "argo/yaml_read.h"
+#include "base/mem.h"
 
 #include <errno.h>
 #include <stdlib.h>
@@ -57,12 +58,7 @@ static int parse_enum(struct af_yaml *c, const yaml_node_t *e, struct af_param *
 
 static void param_done(struct af_param *p)
 {
-        free(p->name);
-        free(p->value);
-        free(p->def);
-        free(p->given_value);
-        free(p->global_name);
-        free(p->description);
+        AF_FREE_ALL(p->name, p->value, p->def, p->given_value, p->global_name, p->description);
         for (size_t i = 0; i < p->nenums; i++)
                 free(p->enums[i]);
         free(p->enums);
@@ -180,12 +176,7 @@ static int parse_kv_map(struct af_yaml *c, const yaml_node_t *m, const char *wha
 
 static void artifact_done(struct af_artifact *a)
 {
-        free(a->compression_text);
-        free(a->name);
-        free(a->path);
-        free(a->s3_key);
-        free(a->s3_bucket);
-        free(a->s3_endpoint);
+        AF_FREE_ALL(a->compression_text, a->name, a->path, a->s3_key, a->s3_bucket, a->s3_endpoint);
 }
 
 static int parse_archive(struct af_yaml *c, const yaml_node_t *n, struct af_artifact *a)
@@ -577,22 +568,10 @@ void af_spec_done(struct af_spec *s)
                 param_done(&s->inputs[i]);
         kv_free(&s->labels, &s->nlabels);
         kv_free(&s->annotations, &s->nannotations);
-        free(s->inputs);
-        free(s->uid);
-        free(s->priority);
-        free(s->service_account);
-        free(s->repo_ref_configmap);
-        free(s->repo_ref_key);
         af_s3_location_done(&s->archive_location);
-        free(s->artifacts);
-        free(s->filename);
-        free(s->params);
-        free(s->kind);
-        free(s->name);
-        free(s->generate_name);
-        free(s->namespace);
-        free(s->entrypoint);
-        free(s->template_name);
+        AF_FREE_ALL(s->artifacts, s->params, s->inputs, s->uid, s->priority, s->service_account,
+                    s->repo_ref_configmap, s->repo_ref_key, s->filename, s->kind, s->name,
+                    s->generate_name, s->namespace, s->entrypoint, s->template_name);
         memset(s, 0, sizeof(*s));
 }
 

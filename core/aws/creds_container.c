@@ -126,14 +126,10 @@ static int auth_header(const struct af_creds_source *s, struct af_buf *auth, str
         }
         if (!tok.len)
                 goto out;
-        if (memchr(tok.ptr, '\n', tok.len) || memchr(tok.ptr, '\r', tok.len) ||
-            strlen(tok.ptr) != tok.len) {
+        r = af_creds_add_header(auth, "Authorization", &tok);
+        if (r == -EINVAL)
                 (void)af_buf_addf(why, "the container authorization token (%s) contains a line "
                                        "break or NUL", s->str[AUTH_FILE] ? "file" : "variable");
-                r = -EINVAL;
-                goto out;
-        }
-        r = af_buf_addf(auth, "Authorization: %s", tok.ptr);
 out:
         af_creds_scrub(&tok);
         return r;

@@ -75,13 +75,16 @@ static int session(const char *base, struct af_buf *hdr, struct af_buf *why)
         if (r < 0)
                 goto out;
         af_creds_trim_right(&token);
-        if (token.len == 0 || !af_creds_header_safe(token.ptr)) {
+        /* An IMDS token is printable ASCII without spaces: stricter than a header needs. */
+        if (token.len == 0 || !af_creds_header_safe(token.ptr))
+                r = -EINVAL;
+        else
+                r = af_creds_add_header(hdr, "X-aws-ec2-metadata-token", &token);
+        if (r == -EINVAL) {
                 (void)af_buf_addf(why, "the IMDSv2 token from %s is empty or not printable",
                                   base);
                 r = -EPROTO;
-                goto out;
         }
-        r = af_buf_addf(hdr, "X-aws-ec2-metadata-token: %s", token.ptr);
 out:
         af_creds_scrub(&token);
         return r;

@@ -98,6 +98,15 @@ bool af_creds_header_safe(const char *s)
         return true;
 }
 
+int af_creds_add_header(struct af_buf *hdr, const char *name, const struct af_buf *value)
+{
+        const char *v = af_buf_str(value);
+
+        if (memchr(v, '\n', value->len) || memchr(v, '\r', value->len) || strlen(v) != value->len)
+                return -EINVAL;
+        return af_buf_addf(hdr, "%s: %s", name, v);
+}
+
 void af_creds_format_time(time_t t, char *out, size_t n)
 {
         struct tm tm;

@@ -111,6 +111,14 @@ int af_creds_read_chunk(int fd, struct af_buf *out, bool *ret_add_failed);
 /** True if @s is printable ASCII without spaces: safe in an HTTP header. */
 bool af_creds_header_safe(const char *s);
 
+/**
+ * Appends the header line "@name: @value" to @hdr, for a token a source sends (an
+ * authorization token, the IMDSv2 session token). -EINVAL, @hdr untouched, if @value holds
+ * a line break or a NUL, which would end the header early or cut the token; else 0 or
+ * af_buf_addf's error. The caller words the reason (it knows where the token came from).
+ */
+int af_creds_add_header(struct af_buf *hdr, const char *name, const struct af_buf *value);
+
 /** @t as "2026-11-28T04:00:00Z" (the number of seconds if it cannot be shown). */
 void af_creds_format_time(time_t t, char *out, size_t n);
 

@@ -19,6 +19,7 @@
 #include <time.h>
 
 #include "base/log.h"
+#include "base/mem.h"
 #include "aws/http.h"
 
 /*
@@ -84,10 +85,7 @@ void af_s3_client_free(struct af_s3_client *c)
                 return;
         if (c->curl)
                 curl_easy_cleanup(c->curl);
-        free(c->scheme);
-        free(c->host);
-        free(c->region);
-        free(c->ca_file);
+        AF_FREE_ALL(c->scheme, c->host, c->region, c->ca_file);
         free(c);
 }
 
@@ -244,6 +242,7 @@ static int sign(struct af_s3_client *c, const struct af_s3_request *rq,
                 const struct af_s3_target *t, struct curl_slist **list, struct af_s3_error *err)
 {
         struct af_sigv4_header hdrs[4 + AF_S3_MAX_EXTRA];
+        const char *payload_hash = rq->payload_hash ? rq->payload_hash : af_s3_empty_sha256;
         struct af_sigv4_req sreq;
         struct af_creds creds;
         struct af_buf auth;
@@ -261,7 +260,7 @@ static int sign(struct af_s3_client *c, const struct af_s3_request *rq,
         }
         now = time(NULL) + atomic_load(&clock_offset);
         af_sigv4_amz_date(now, amz_date);
-        nh = af_s3_signed_headers(af_buf_str(&t->host), amz_date, rq->payload_hash,
+        nh = af_s3_signed_headers(af_buf_str(&t->host), amz_date, payload_hash,
                                   creds.session_token, rq->extra, rq->nextra, hdrs);
         sreq = (struct af_sigv4_req){ .method = rq->method,
                                       .uri = af_buf_str(&t->uri),
@@ -269,7 +268,7 @@ static int sign(struct af_s3_client *c, const struct af_s3_request *rq,
                                       .nquery = rq->nquery,
                                       .headers = hdrs,
                                       .nheaders = nh,
-                                      .payload_hash = rq->payload_hash };
+                                      .payload_hash = payload_hash };
         r = af_sigv4_sign(&sreq, creds.access_key, creds.secret_key, c->region, "s3", now, &auth,
                           NULL, NULL);
         c->last_serial = creds.serial;

@@ -201,8 +201,8 @@ struct af_s3_request {
         size_t nquery;
         const struct af_sigv4_header *extra; /* signed extra headers (content-md5, ...) */
         size_t nextra;
-        const char *payload_hash;
-        struct af_s3_body *body; /* NULL: no body */
+        const char *payload_hash; /* the body's SHA-256 in hex; NULL: the empty body's */
+        struct af_s3_body *body;  /* NULL: no body */
         const char *mem_body;    /* POST body held in memory (CompleteMultipartUpload) */
         size_t mem_len;
 };

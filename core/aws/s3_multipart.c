@@ -38,8 +38,7 @@ int af_s3_create_multipart(struct af_s3_client *c, const char *bucket, const cha
                                     .key = key,
                                     .query = q,
                                     .nquery = 1,
-                                    .extra = extra,
-                                    .payload_hash = af_s3_empty_sha256 };
+                                    .extra = extra };
         struct af_s3_response resp;
         char id[1024];
         int r;
@@ -174,8 +173,7 @@ int af_s3_abort_multipart(struct af_s3_client *c, const char *bucket, const char
                                     .bucket = bucket,
                                     .key = key,
                                     .query = q,
-                                    .nquery = 1,
-                                    .payload_hash = af_s3_empty_sha256 };
+                                    .nquery = 1 };
 
         return af_s3_send(c, &rq, err);
 }
@@ -196,8 +194,7 @@ int af_s3_list_parts(struct af_s3_client *c, const char *bucket, const char *key
                                             .bucket = bucket,
                                             .key = key,
                                             .query = q,
-                                            .nquery = 3,
-                                            .payload_hash = af_s3_empty_sha256 };
+                                            .nquery = 3 };
                 struct af_s3_response resp;
                 char next[16];
 
@@ -229,8 +226,7 @@ int af_s3_list_uploads(struct af_s3_client *c, const char *bucket, const char *k
         struct af_s3_request rq = { .method = "GET",
                                     .bucket = bucket,
                                     .query = q,
-                                    .nquery = 2,
-                                    .payload_hash = af_s3_empty_sha256 };
+                                    .nquery = 2 };
         struct af_s3_response resp;
         int r;
 

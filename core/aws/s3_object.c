@@ -121,8 +121,7 @@ int af_s3_head_object(struct af_s3_client *c, const char *bucket, const char *ke
 {
         struct af_s3_request rq = { .method = "HEAD",
                                     .bucket = bucket,
-                                    .key = key,
-                                    .payload_hash = af_s3_empty_sha256 };
+                                    .key = key };
         struct af_s3_response resp;
         int r;
 
@@ -139,8 +138,7 @@ int af_s3_head_object(struct af_s3_client *c, const char *bucket, const char *ke
 int af_s3_head_bucket(struct af_s3_client *c, const char *bucket, struct af_s3_error *err)
 {
         struct af_s3_request rq = { .method = "HEAD",
-                                    .bucket = bucket,
-                                    .payload_hash = af_s3_empty_sha256 };
+                                    .bucket = bucket };
 
         return af_s3_send(c, &rq, err);
 }
@@ -244,7 +242,6 @@ int af_s3_copy_object(struct af_s3_client *c, const char *src_bucket, const char
                                      .extra = extra,
                                      .nextra = copy_headers(c, af_buf_str(&src), src_etag, key,
                                                             extra, names),
-                                     .payload_hash = af_s3_empty_sha256,
                                      .body = &body };
         r = af_s3_perform(c, &rq, &resp, err);
         if (r == 0)
@@ -262,8 +259,7 @@ int af_s3_delete_object(struct af_s3_client *c, const char *bucket, const char *
 {
         struct af_s3_request rq = { .method = "DELETE",
                                     .bucket = bucket,
-                                    .key = key,
-                                    .payload_hash = af_s3_empty_sha256 };
+                                    .key = key };
         int r = af_s3_send(c, &rq, err);
 
         /* Gone already (S3 says 204, some servers 404): what we wanted. */

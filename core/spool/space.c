@@ -38,7 +38,7 @@ struct af_space {
                 uint64_t asked_ms;  /* monotonic; 0: never */
                 struct cand *head;  /* oldest upload first */
                 struct cand *tail;
-                size_t ncand;
+                uint64_t ncand; /* a uint64_t for read_counter(), like used */
         } locked; /* only with lock held */
 };
 
@@ -182,14 +182,21 @@ void af_space_release(struct af_space *sp, uint64_t bytes)
         pthread_mutex_unlock(&sp->lock);
 }
 
-uint64_t af_space_used(struct af_space *sp)
+/* One of sp->locked's counters (@counter points at it), read under the lock: the value is
+ * current, and a 64-bit read is whole on every platform. */
+static uint64_t read_counter(struct af_space *sp, const uint64_t *counter)
 {
-        uint64_t used;
+        uint64_t v;
 
         pthread_mutex_lock(&sp->lock);
-        used = sp->locked.used;
+        v = *counter;
         pthread_mutex_unlock(&sp->lock);
-        return used;
+        return v;
+}
+
+uint64_t af_space_used(struct af_space *sp)
+{
+        return read_counter(sp, &sp->locked.used);
 }
 
 uint64_t af_space_limit(struct af_space *sp)
@@ -288,10 +295,5 @@ void af_space_candidate_done(struct af_space_candidate *c)
 
 size_t af_space_candidates(struct af_space *sp)
 {
-        size_t n;
-
-        pthread_mutex_lock(&sp->lock);
-        n = sp->locked.ncand;
-        pthread_mutex_unlock(&sp->lock);
-        return n;
+        return (size_t)read_counter(sp, &sp->locked.ncand);
 }

@@ -2,7 +2,6 @@
 /* Streaming tar.gz of one spool file. See archive.h. */
 #include "upload/archive.h"
 
-#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
@@ -13,6 +12,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 #include <zlib.h>
+
+#include "base/dir.h"
 
 #define BLOCK 512
 #define CHUNK (128 * 1024)
@@ -233,58 +234,6 @@ int af_tgz_stream(int fd, const struct af_tar_entry *e, int level, af_sink_fn si
         return r;
 }
 
-static int cmp_names(const void *a, const void *b)
-{
-        return strcmp(*(const char *const *)a, *(const char *const *)b);
-}
-
-int af_archive_sorted_names(int dirfd, char ***ret, size_t *ret_n)
-{
-        int fd = openat(dirfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-        DIR *d = fd < 0 ? NULL : fdopendir(fd);
-        char **names = NULL;
-        size_t n = 0, a = 0;
-        struct dirent *de;
-        int r = 0;
-
-        if (!d) {
-                r = -errno;
-                if (fd >= 0)
-                        close(fd);
-                return r;
-        }
-        while ((de = readdir(d))) {
-                if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0)
-                        continue;
-                if (n == a) {
-                        char **p = realloc(names, (a = a ? a * 2 : 32) * sizeof(*p));
-
-                        if (!p) {
-                                r = -ENOMEM;
-                                break;
-                        }
-                        names = p;
-                }
-                if (!(names[n] = strdup(de->d_name))) {
-                        r = -ENOMEM;
-                        break;
-                }
-                n++;
-        }
-        closedir(d);
-        if (r < 0) {
-                while (n)
-                        free(names[--n]);
-                free(names);
-                return r;
-        }
-        if (n > 1)
-                qsort(names, n, sizeof(*names), cmp_names);
-        *ret = names;
-        *ret_n = n;
-        return 0;
-}
-
 static int tgz_tree(struct tgz *t, int dirfd, const char *name, const struct stat *st, int depth)
 {
         struct af_tar_entry e = { .name = name, .type = '5', .mode = st->st_mode & 07777,
@@ -297,7 +246,7 @@ static int tgz_tree(struct tgz *t, int dirfd, const char *name, const struct sta
                 return -ELOOP;
         r = tgz_header(t, &e);
         if (r == 0)
-                r = af_archive_sorted_names(dirfd, &names, &n);
+                r = af_dir_sorted_names(dirfd, NULL, &names, &n);
         for (size_t i = 0; r == 0 && i < n; i++) {
                 struct stat cst;
                 struct af_buf child;
@@ -354,9 +303,7 @@ static int tgz_tree(struct tgz *t, int dirfd, const char *name, const struct sta
                         r = 0;
                 af_buf_done(&child);
         }
-        for (size_t i = 0; i < n; i++)
-                free(names[i]);
-        free(names);
+        af_dir_names_free(names, n);
         return r;
 }
 

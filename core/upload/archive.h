@@ -53,11 +53,6 @@ int af_tgz_stream(int fd, const struct af_tar_entry *e, int level, af_sink_fn si
  */
 int af_tgz_stream_dir(int dirfd, const char *base, int level, af_sink_fn sink, void *ctx);
 
-/**
- * The entry names of @dirfd but "." and "..", sorted bytewise as Go's filepath.Walk visits
- * them. The caller frees each name and the array.
- */
-int af_archive_sorted_names(int dirfd, char ***ret, size_t *ret_n);
 
 /**
  * Streams a zip of @fd to @sink, as Argo's zip strategy: one deflated entry named @name

@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "base/mem.h"
 #include "upload/queue_int.h"
 
 static void copy_src_free(struct copy_src *c)
@@ -40,14 +41,8 @@ static struct copy_src *copy_src_dup(const struct copy_src *c)
 
 void af_job_desc_done(struct job_desc *d)
 {
-        free(d->relpath);
-        free(d->bucket);
-        free(d->key);
-        free(d->f.member);
-        free(d->f.zip_file_member);
-        free(d->resume.upload_id);
-        free(d->resume.done);
-        free(d->etag);
+        AF_FREE_ALL(d->relpath, d->bucket, d->key, d->f.member, d->f.zip_file_member,
+                    d->resume.upload_id, d->resume.done, d->etag);
         copy_src_free(d->copy);
         memset(d, 0, sizeof(*d));
 }

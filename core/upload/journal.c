@@ -14,22 +14,15 @@
 #include <unistd.h>
 
 #include "base/crypto.h"
+#include "base/dir.h"
+#include "base/mem.h"
 
 #define MAGIC "artifuse-journal 1"
 
 void af_journal_rec_done(struct af_journal_rec *rec)
 {
-        free(rec->path);
-        free(rec->bucket);
-        free(rec->key);
-        free(rec->endpoint);
-        free(rec->region);
-        free(rec->member);
-        free(rec->zip_file_member);
-        free(rec->upload_id);
-        free(rec->parts);
-        free(rec->error);
-        free(rec->etag);
+        AF_FREE_ALL(rec->path, rec->bucket, rec->key, rec->endpoint, rec->region, rec->member,
+                    rec->zip_file_member, rec->upload_id, rec->parts, rec->error, rec->etag);
         memset(rec, 0, sizeof(*rec));
 }
 
@@ -67,28 +60,24 @@ static int field(struct af_buf *out, const char *name, const char *v)
 
 int af_journal_encode(const struct af_journal_rec *rec, struct af_buf *out)
 {
+        /* The leading fields, in the order records have always had them; NULL: left out. */
+        const char *const head[][2] = {
+                { "op", rec->op == AF_JOURNAL_DELETE ? "delete" : NULL },
+                { "path", rec->path },
+                { "bucket", rec->bucket },
+                { "key", rec->key },
+                { "endpoint", rec->endpoint },
+                { "region", rec->region },
+                { "archive", af_archive_name(rec->archive) },
+                { "member", rec->member },
+                { "zipmember", rec->zip_file_member },
+        };
         size_t start = out->len;
         int r;
 
         r = af_buf_addf(out, MAGIC "\n");
-        if (r == 0 && rec->op == AF_JOURNAL_DELETE)
-                r = field(out, "op", "delete");
-        if (r == 0)
-                r = field(out, "path", rec->path);
-        if (r == 0)
-                r = field(out, "bucket", rec->bucket);
-        if (r == 0)
-                r = field(out, "key", rec->key);
-        if (r == 0)
-                r = field(out, "endpoint", rec->endpoint);
-        if (r == 0)
-                r = field(out, "region", rec->region);
-        if (r == 0)
-                r = field(out, "archive", af_archive_name(rec->archive));
-        if (r == 0)
-                r = field(out, "member", rec->member);
-        if (r == 0)
-                r = field(out, "zipmember", rec->zip_file_member);
+        for (size_t i = 0; r == 0 && i < sizeof(head) / sizeof(head[0]); i++)
+                r = field(out, head[i][0], head[i][1]);
         if (r == 0)
                 r = af_buf_addf(out, "level %d\nstate %s\nsize %" PRIu64 "\nmtime %" PRId64
                                      "\nupdated %lld\n",
@@ -487,11 +476,6 @@ int af_journal_remove(int dirfd, const char *path)
         return af_journal_unlink(dirfd, name);
 }
 
-static int cmp_str(const void *a, const void *b)
-{
-        return strcmp(*(const char *const *)a, *(const char *const *)b);
-}
-
 static int read_all(int dirfd, const char *name, struct af_buf *out)
 {
         int fd = openat(dirfd, name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
@@ -550,49 +534,29 @@ static void settle_tmps(int dirfd)
         closedir(d);
 }
 
+/* A record's file name: "<name>.rec". */
+static bool is_record(const char *name)
+{
+        size_t l = strlen(name);
+
+        return l >= 5 && strcmp(name + l - 4, ".rec") == 0;
+}
+
 int af_journal_scan(int dirfd, bool quarantine, void (*fn)(void *ctx, struct af_journal_rec *rec),
                     void (*bad)(void *ctx, const char *name, const char *why), void *ctx)
 {
         char **names = NULL;
-        size_t n = 0, a = 0;
-        struct dirent *de;
-        int count = 0, fd;
-        DIR *d;
+        size_t n = 0;
+        int count = 0, r;
 
         if (quarantine) /* a mount or drain owns the journal: finish what a crash left */
                 settle_tmps(dirfd);
-        fd = openat(dirfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-        d = fd < 0 ? NULL : fdopendir(fd);
-        if (!d) {
-                int e = -errno;
-
-                if (fd >= 0)
-                        close(fd);
-                return e;
-        }
-        while ((de = readdir(d))) {
-                size_t l = strlen(de->d_name);
-
-                if (l < 5 || strcmp(de->d_name + l - 4, ".rec") != 0)
-                        continue;
-                if (n == a) {
-                        char **p = realloc(names, (a = a ? a * 2 : 64) * sizeof(*p));
-
-                        if (!p)
-                                break;
-                        names = p;
-                }
-                names[n] = strdup(de->d_name);
-                if (names[n])
-                        n++;
-        }
-        closedir(d);
-        if (n > 1)
-                qsort(names, n, sizeof(*names), cmp_str);
+        r = af_dir_sorted_names(dirfd, is_record, &names, &n);
+        if (r < 0)
+                return r;
         for (size_t i = 0; i < n; i++) {
                 struct af_journal_rec rec;
                 struct af_buf data, err;
-                int r;
 
                 af_buf_init(&data, AF_JOURNAL_MAX);
                 af_buf_init(&err, 512);
@@ -617,9 +581,8 @@ int af_journal_scan(int dirfd, bool quarantine, void (*fn)(void *ctx, struct af_
                 }
                 af_buf_done(&data);
                 af_buf_done(&err);
-                free(names[i]);
         }
-        free(names);
+        af_dir_names_free(names, n);
         return count;
 }
 

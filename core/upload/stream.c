@@ -21,6 +21,7 @@
 
 #include "base/clock.h"
 #include "base/log.h"
+#include "base/mem.h"
 #include "upload/queue_int.h"
 
 enum stream_state {
@@ -80,10 +81,7 @@ static void stream_unref(struct af_stream *s)
         if (!s || atomic_fetch_sub(&s->refs, 1) != 1)
                 return;
         close(s->fd);
-        free(s->relpath);
-        free(s->bucket);
-        free(s->key);
-        free(s->parts);
+        AF_FREE_ALL(s->relpath, s->bucket, s->key, s->parts);
         free(s);
 }
 

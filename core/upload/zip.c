@@ -14,6 +14,7 @@
 #include <unistd.h>
 #include <zlib.h>
 
+#include "base/dir.h"
 #include "upload/archive.h"
 
 #define CHUNK (128 * 1024)
@@ -310,7 +311,7 @@ static int zip_tree(struct zw *z, int dirfd, const char *prefix, int depth)
 
         if (depth > 256)
                 return -ELOOP;
-        r = af_archive_sorted_names(dirfd, &names, &n);
+        r = af_dir_sorted_names(dirfd, NULL, &names, &n);
         for (size_t i = 0; r == 0 && i < n; i++) {
                 size_t len = strlen(prefix) + strlen(names[i]) + 2;
                 char *child = malloc(len);
@@ -341,9 +342,7 @@ static int zip_tree(struct zw *z, int dirfd, const char *prefix, int depth)
                 }
                 free(child);
         }
-        for (size_t i = 0; i < n; i++)
-                free(names[i]);
-        free(names);
+        af_dir_names_free(names, n);
         return r;
 }
 

@@ -235,6 +235,28 @@ def test_container_wrong_token_and_disallowed_host(tmp_path, home):
     assert "plain http is allowed only to loopback" in line
 
 
+@pytest.mark.parametrize("how", ["token-file", "token-variable"])
+def test_container_token_with_line_break_is_refused(tmp_path, home, how):
+    """A token that would end the Authorization header early (and smuggle a header of its own
+    in) never goes out: one error line, nothing sent, the token not shown."""
+    token = "pod-token\r\nX-Smuggled: 1"
+    issuer = Issuer("ASIAX", "never-handed-out")
+    with ContainerStandin(issuer, token=token) as cs:
+        env = chain_env(home, AWS_CONTAINER_CREDENTIALS_FULL_URI=cs.full_uri)
+        if how == "token-file":
+            (tmp_path / "eks-token").write_text(token + "\n")
+            env["AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE"] = str(tmp_path / "eks-token")
+        else:
+            env["AWS_CONTAINER_AUTHORIZATION_TOKEN"] = token
+        r = run_mount(tmp_path, env)
+        reqs = cs.recorded()
+    line = one_error_line(r)
+    kind = "file" if how == "token-file" else "variable"
+    assert f"the container authorization token ({kind}) contains a line break or NUL" in line
+    assert "pod-token" not in r.stderr and "Smuggled" not in r.stderr
+    assert reqs == []
+
+
 # ---- 6. EC2 instance metadata (IMDSv2) ---------------------------------------------------------
 
 def test_imds_v2_end_to_end(mount, s3, s3env, names, tmp_path, home):

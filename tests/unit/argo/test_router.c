@@ -65,6 +65,8 @@ struct setup {
         const char *artifacts; /* NULL: no spec */
         enum af_unmatched unmatched;
         enum af_archive archive_default;
+        const char *endpoint;
+        bool strict_paths;
 };
 
 /* Builds a router from @s; returns af_router_init()'s result, its error text in @err. */
@@ -76,6 +78,8 @@ static int build(const struct setup *s, struct af_router *r, struct af_buf *err)
                 .mount_as = s->mount_as,
                 .archive_default = s->archive_default,
                 .unmatched = s->unmatched,
+                .endpoint = s->endpoint,
+                .strict_paths = s->strict_paths,
         };
         struct af_spec spec;
         int ret;
@@ -442,6 +446,36 @@ static void test_outside_mount(void)
         expect_ignored(&r, "y");
         expect_ignored(&r, "tmpx/y");
         af_router_done(&r);
+}
+
+/* The whole error line of an artifact the router refuses: "artifact '<name>': " first. */
+static void test_artifact_errors(void)
+{
+        static const struct {
+                struct setup s;
+                const char *err;
+        } cases[] = {
+                { { .key_format = SEED_FORMAT, .mount_as = "/tmp", .strict_paths = true,
+                    .artifacts = "[{name: data, path: /data/x}]" },
+                  "artifact 'data': path /data/x is outside the mount (/tmp); mount its "
+                  "directory, or say with --as which directory the mount stands for" },
+                { { .key_format = SEED_FORMAT, .mount_as = "/tmp", .endpoint = "s3.example:9000",
+                    .artifacts = "[{name: own, path: /tmp/o, s3: {endpoint: other.example, "
+                                 "bucket: b, key: k}}]" },
+                  "artifact 'own': its s3 location's endpoint other.example is not the "
+                  "repository's (s3.example:9000); artifuse uploads to one endpoint" },
+        };
+
+        for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+                struct af_router r;
+                struct af_buf err;
+
+                af_buf_init(&err, 0);
+                CHECK_INT_EQ(build(&cases[i].s, &r, &err), -EINVAL);
+                CHECK_STR_EQ(af_buf_str(&err), cases[i].err);
+                af_buf_done(&err);
+                af_router_done(&r);
+        }
 }
 
 static void test_mount_as_root(void)
@@ -894,6 +928,7 @@ int main(void)
         RUN(test_s3_key_unknown_variable);
         RUN(test_unmatched);
         RUN(test_outside_mount);
+        RUN(test_artifact_errors);
         RUN(test_mount_as_root);
         RUN(test_mount_as_trailing_slash);
         RUN(test_mount_as_relative);

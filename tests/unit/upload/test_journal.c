@@ -32,6 +32,35 @@ static int decode(const struct af_buf *b, struct af_journal_rec *out)
         return r;
 }
 
+/* The exact bytes of a record: its fields in the order records have always had them. */
+static void test_encode_exact(void)
+{
+        char path[] = "p", bucket[] = "b", key[] = "k", endpoint[] = "e", region[] = "r",
+             member[] = "m", error[] = "x y", etag[] = "\"t\"";
+        struct af_journal_rec rec = { .path = path, .bucket = bucket, .key = key,
+                                      .endpoint = endpoint, .region = region,
+                                      .archive = AF_ARCHIVE_TAR, .member = member, .level = 6,
+                                      .size = 3, .mtime_ns = 4, .updated = 5, .error = error,
+                                      .etag = etag };
+        struct af_buf b;
+
+        af_buf_init(&b, AF_JOURNAL_MAX);
+        CHECK_INT_EQ(af_journal_encode(&rec, &b), 0);
+        CHECK_STR_EQ(af_buf_str(&b), "artifuse-journal 1\npath p\nbucket b\nkey k\nendpoint e\n"
+                                     "region r\narchive tar\nmember m\nlevel 6\n"
+                                     "state pending\nsize 3\nmtime 4\nupdated 5\n"
+                                     "error x%20y\netag %22t%22\nend\n");
+        af_buf_reset(&b);
+        rec = (struct af_journal_rec){ .op = AF_JOURNAL_DELETE, .bucket = bucket, .key = key,
+                                       .archive = AF_ARCHIVE_NONE,
+                                       .level = -1, .state = AF_JOURNAL_FAILED };
+        CHECK_INT_EQ(af_journal_encode(&rec, &b), 0);
+        CHECK_STR_EQ(af_buf_str(&b), "artifuse-journal 1\nop delete\nbucket b\nkey k\n"
+                                     "archive none\nlevel -1\nstate failed\nsize 0\nmtime 0\n"
+                                     "updated 0\nend\n");
+        af_buf_done(&b);
+}
+
 static void test_stream_record_round_trip(void)
 {
         struct af_s3_part parts[3] = { part(1, "\"e1\"", true, 0x1a2b3c4d),
@@ -159,6 +188,7 @@ static void test_leftover_tmp_records(void)
 
 int main(void)
 {
+        RUN(test_encode_exact);
         RUN(test_stream_record_round_trip);
         RUN(test_record_without_sums);
         RUN(test_bad_partsum_is_refused);
