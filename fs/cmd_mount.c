@@ -329,7 +329,9 @@ static int open_queue(struct af_mount *m)
         /* What the mount uploaded, for copies on rename and --delete-on-unlink. */
         r = af_remote_new(&(struct af_remote_config){ .spool_fd = spool_fd,
                                                       .router = &m->s.router,
-                                                      .delete_on_unlink = o->delete_on_unlink },
+                                                      .delete_on_unlink = o->delete_on_unlink,
+                                                      .persist = true,
+                                                      .log_dirfd = m->sp.journal_fd },
                           &m->remote);
         if (r < 0)
                 return af_cli_die("out of memory");

@@ -25,6 +25,55 @@ struct af_remote {
         _Atomic(struct af_queue *) queue;
 };
 
+/* Forgets the replayed names that are no longer a regular file in the spool; how many. */
+static size_t drop_gone(struct af_remote *r)
+{
+        size_t n = 0, gone = 0;
+        char **names = NULL;
+
+        if (af_uploaded_names(r->uploaded, &names, &n) < 0)
+                return 0;
+        for (size_t i = 0; i < n; i++) {
+                struct af_uploaded_entry *e;
+                struct stat st;
+
+                if (fstatat(r->cfg.spool_fd, names[i], &st, AT_SYMLINK_NOFOLLOW) == 0 &&
+                    S_ISREG(st.st_mode))
+                        continue;
+                if (af_uploaded_take(r->uploaded, names[i], &e) == 0) {
+                        af_uploaded_entry_free(e);
+                        gone++;
+                }
+        }
+        af_uploaded_names_free(names, n);
+        return gone;
+}
+
+/* The registry as earlier mounts of the spool left it. */
+static void load(struct af_remote *r)
+{
+        struct af_uploaded_log_stats st = { 0 };
+        size_t gone;
+        int e;
+
+        e = af_uploaded_persist(r->uploaded, r->cfg.log_dirfd, AF_REMOTE_LOG, &st);
+        if (e < 0) {
+                af_log_warn("op=registry file=%s err=%s msg=\"the registry of uploads is kept "
+                            "in memory only\"",
+                            AF_REMOTE_LOG, af_q(strerror(-e)));
+                return;
+        }
+        gone = drop_gone(r);
+        if (st.skipped)
+                af_log_warn("op=registry file=%s skipped=%zu msg=\"records torn or damaged "
+                            "(a crash); those names are uploaded again if renamed\"",
+                            AF_REMOTE_LOG, st.skipped);
+        if (st.entries)
+                af_log_info("op=registry names=%zu forgotten=%zu msg=\"uploads of earlier "
+                            "mounts remembered\"",
+                            st.entries - gone, gone);
+}
+
 int af_remote_new(const struct af_remote_config *cfg, struct af_remote **ret)
 {
         struct af_remote *r = calloc(1, sizeof(*r));
@@ -38,6 +87,8 @@ int af_remote_new(const struct af_remote_config *cfg, struct af_remote **ret)
                 free(r);
                 return e;
         }
+        if (cfg->persist)
+                load(r);
         *ret = r;
         return 0;
 }
@@ -208,6 +259,14 @@ void af_remote_renamed(struct af_remote *r, const char *from, const char *to, bo
         af_buf_done(&route.key);
         af_uploaded_entry_free(ef);
         af_uploaded_entry_free(et);
+}
+
+void af_remote_forget(struct af_remote *r, const char *rel)
+{
+        struct af_uploaded_entry *e = NULL;
+
+        if (r && af_uploaded_take(r->uploaded, rel, &e) == 0)
+                af_uploaded_entry_free(e);
 }
 
 void af_remote_unlinked(struct af_remote *r, const char *rel)

@@ -675,3 +675,13 @@ int af_journal_done_count(int dirfd, uint64_t *ret_files, uint64_t *ret_bytes)
         *ret_bytes = bytes;
         return 0;
 }
+
+int af_journal_encode_value(struct af_buf *out, const char *v)
+{
+        return add_value(out, v);
+}
+
+char *af_journal_decode_value(const char *s, size_t n)
+{
+        return value(s, n);
+}

@@ -73,6 +73,15 @@ struct af_journal_rec {
 
 void af_journal_rec_done(struct af_journal_rec *rec);
 
+/**
+ * The journal's value encoding, for other line-based files in the spool: every byte outside
+ * printable ASCII, ' ', '%' and '"' percent-encoded, so a value never holds a space or a
+ * newline. Encode: 0 or -ENOMEM/-E2BIG from @out. Decode [s, s+n) into a new string: NULL on
+ * a bad escape or OOM.
+ */
+int af_journal_encode_value(struct af_buf *out, const char *v);
+char *af_journal_decode_value(const char *s, size_t n);
+
 /** Appends the text of @rec to @out. */
 int af_journal_encode(const struct af_journal_rec *rec, struct af_buf *out);
 /**
