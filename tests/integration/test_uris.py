@@ -137,3 +137,55 @@ def test_an_unusable_uris_dir_is_one_line(s3env, names, tmp_path):
                        env=env_with(s3env), capture_output=True, text=True, timeout=60)
     lines = r.stderr.strip().splitlines()
     assert r.returncode == 1 and len(lines) == 1 and "--uris-dir" in lines[0], r.stderr
+
+
+# ---- the recipe: deploy/argo-uris.yaml --------------------------------------------------------
+
+def uris_workflow():
+    from test_pods import doc, recipe
+    return doc(recipe("argo-uris.yaml"), "Workflow")
+
+
+def test_the_recipe_validates_against_argos_schema():
+    from test_pods import workflow_validator
+    wf = uris_workflow()
+    errors = [f"{list(e.path)}: {e.message}" for e in workflow_validator().iter_errors(wf)]
+    assert not errors, errors
+
+
+def test_the_recipes_first_step_hands_the_uri_to_the_next(s3env, s3, names, tmp_path):
+    """The recipe's produce step as Argo runs it (its resolved template in $ARGO_TEMPLATE, as Argo sets it, its
+    environment, its command on a mount point of our own): the file its output parameter's
+    valueFrom.path names holds the URI, and the consume step's read of that URI gets what the
+    program wrote."""
+    wf = uris_workflow()
+    tpl = next(t for t in wf["spec"]["templates"] if t["name"] == "produce")
+    ctr = tpl["container"]
+    mnt = tmp_path / "mnt"
+    mnt.mkdir()
+    # Argo's resolved template: the repository with the key Argo built from keyFormat.
+    resolved = {"name": tpl["name"], "inputs": {}, "metadata": {}, "container": ctr,
+                "outputs": tpl["outputs"],
+                "archiveLocation": {"archiveLogs": False, "s3": {
+                    "endpoint": s3env["AWS_ENDPOINT_URL"].split("://", 1)[1], "insecure": True,
+                    "bucket": BUCKET, "region": "us-east-1", "useSDKCreds": True,
+                    "key": names["prefix"]}}}
+    # The container's paths, moved under tmp_path: /tmp is the mount point, /var/run/artifuse
+    # the URIs' directory.
+    runs = str(tmp_path / "var-run-artifuse")
+    env = {e["name"]: e["value"].replace("/var/run/artifuse", runs) for e in ctr["env"]}
+    cmd = ctr["command"]
+    assert cmd[:4] == ["artifuse", "run", "/tmp", "--"], cmd
+    prog = [a.replace("/tmp", str(mnt)) for a in cmd[4:]]
+    argv = [BIN, "run", "--spool", str(tmp_path / "spool"), "--as", "/tmp", "--no-leave-files",
+            str(mnt), "--", *prog]
+    r = subprocess.run(argv, env=env_with(s3env, ARGO_TEMPLATE=json.dumps(resolved),
+                                          **env),
+                       capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr
+    assert not any(s in r.stderr for s in SANITIZER_MARKS), r.stderr
+    param = tpl["outputs"]["parameters"][0]["valueFrom"]["path"]
+    uri = read(param.replace("/var/run/artifuse", runs))
+    assert uri == f"s3://{BUCKET}/{names['prefix']}/hello.txt"
+    key, _ = object_of(s3, uri)
+    assert get_bytes(s3, key) == b"Hello from Argo!\n"
