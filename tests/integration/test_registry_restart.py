@@ -10,10 +10,11 @@ artifuse talks to S3 through faultproxy (to see which requests carried a body); 
 straight to the server.
 """
 import os
+import subprocess
 import time
 
-from helpers import (get_bytes, key_of, kill9, list_keys, log_lines, put_body_bytes, wait_for,
-                     wait_object, write)
+from helpers import (BIN, env_with, get_bytes, key_of, kill9, list_keys, log_lines,
+                     put_body_bytes, wait_for, wait_object, write)
 from test_delete_rename import has, uploaded, wait_gone
 
 
@@ -114,3 +115,23 @@ def test_an_evicted_file_keeps_its_object(mount, s3, names):
     assert m.unmount() == 0, m.log()
     assert not log_lines(m, "op=delete"), m.log()
     assert get_bytes(s3, key_of(names, "a.bin")) == a
+
+
+def test_what_a_drain_uploads_is_remembered(pmount, proxy, s3, s3env, names):
+    """d.txt cannot go up (S3 away), the daemon is killed, `artifuse drain` uploads it: the
+    next mount on the spool renames it with a copy and deletes its old object."""
+    m = pmount(args=["--delete-on-unlink"])
+    proxy.refuse()
+    write(m, "d.txt", b"drained\n")
+    wait_for(lambda: log_lines(m, "op=upload status=retry", 'path="d.txt"'), what="a retry")
+    kill9(m)
+    proxy.accept()
+    r = subprocess.run([BIN, "drain", "--spool", m.spool_root], env=env_with(s3env),
+                       capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr
+    assert get_bytes(s3, key_of(names, "d.txt")) == b"drained\n"
+    m2 = pmount(args=["--delete-on-unlink"], spool_root=m.spool_root)
+    os.rename(m2.path("d.txt"), m2.path("e.txt"))
+    assert m2.unmount() == 0, m2.log()
+    assert copied(m2, proxy, names, "d.txt", "e.txt"), m2.log()
+    assert list_keys(s3, names["prefix"]) == [key_of(names, "e.txt")]
