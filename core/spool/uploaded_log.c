@@ -267,16 +267,6 @@ int af_uploaded_log_rewrite(int dirfd, const char *name,
         }
         if (r == 0)
                 r = write_all(fd, b.ptr, b.len);
-        /* The new file's data must be on disk before its name replaces the old one. */
-        if (r == 0 && fsync(fd) < 0)
-                r = -errno;
-        close(fd);
-        if (r == 0 && renameat(dirfd, tmp, dirfd, name) < 0)
-                r = -errno;
-        if (r == 0 && fsync(dirfd) < 0)
-                r = -errno;
-        if (r < 0)
-                (void)unlinkat(dirfd, tmp, 0);
         af_buf_done(&b);
-        return r;
+        return af_journal_commit(dirfd, fd, tmp, name, r);
 }

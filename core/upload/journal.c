@@ -443,6 +443,11 @@ int af_journal_store(int dirfd, const char *name, const void *data, size_t len)
                 }
                 off += (size_t)n;
         }
+        return af_journal_commit(dirfd, fd, tmp, name, r);
+}
+
+int af_journal_commit(int dirfd, int fd, const char *tmp, const char *name, int r)
+{
         /* The data must be on disk before the name points at it. */
         if (r == 0 && fsync(fd) < 0)
                 r = -errno;
