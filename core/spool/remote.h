@@ -99,8 +99,10 @@ void af_remote_forget(struct af_remote *r, const char *rel);
 void af_remote_unlinked(struct af_remote *r, const char *rel);
 
 /**
- * At unmount or the end of `run` (--delete-on-unlink): every name this mount uploaded that
- * is no longer a regular file in the spool gets the delete an unlink would have queued, so
+ * At unmount or the end of `run` (--delete-on-unlink): every name in the registry (uploaded
+ * by this mount, or by an earlier one on the spool and still in the spool when this one
+ * started) that is no longer a regular file in the spool gets the delete an unlink would
+ * have queued, so
  * whatever slipped past the per-operation hooks (a crash between an unlink and its record,
  * a race) leaves no stray object. Returns how many deletes were queued.
  */
