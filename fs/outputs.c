@@ -10,6 +10,7 @@
 #include <limits.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "cli.h"
@@ -47,6 +48,7 @@ int af_outputs_open(const struct af_opts *o, const char *mnt, const struct af_ro
 {
         struct af_uris_config cfg = { .dir_fd = -1, .json_dirfd = -1, .router = router };
         char parent[PATH_MAX], base[PATH_MAX];
+        struct stat st;
         int r;
 
         *ret = NULL;
@@ -73,6 +75,11 @@ int af_outputs_open(const struct af_opts *o, const char *mnt, const struct af_ro
                              &cfg.json_dirfd);
                 if (r)
                         goto fail;
+                if (fstatat(cfg.json_dirfd, cfg.json_name, &st, 0) == 0 && S_ISDIR(st.st_mode)) {
+                        r = af_cli_die("--uris-json %s is a directory", o->uris_json);
+                        close(cfg.json_dirfd);
+                        goto fail;
+                }
         }
         if (af_uris_new(&cfg, ret) < 0)
                 return af_cli_die("out of memory");

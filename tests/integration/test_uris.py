@@ -126,17 +126,19 @@ def test_uris_inside_the_mount_point_are_refused(s3env, names, tmp_path):
         assert opt in lines[0] and "inside the mount point" in lines[0], r.stderr
 
 
-def test_an_unusable_uris_dir_is_one_line(s3env, names, tmp_path):
-    """A --uris-dir that cannot be made (a file is in the way): one line naming it, exit 1."""
+def test_unusable_uris_paths_are_one_line(s3env, names, tmp_path):
+    """A --uris-dir that cannot be made (a file is in the way), a --uris-json that is a
+    directory: one line naming the option, exit 1."""
     (tmp_path / "file").write_text("x")
+    (tmp_path / "adir").mkdir()
     mnt = tmp_path / "mnt"
     mnt.mkdir()
-    r = subprocess.run([BIN, "mount", "-f", "--spool", str(tmp_path / "spool"), "--no-check",
-                        "--artifact-repository", f"s3://{BUCKET}/x",
-                        "--uris-dir", str(tmp_path / "file" / "uris"), str(mnt)],
-                       env=env_with(s3env), capture_output=True, text=True, timeout=60)
-    lines = r.stderr.strip().splitlines()
-    assert r.returncode == 1 and len(lines) == 1 and "--uris-dir" in lines[0], r.stderr
+    for opt, val in (("--uris-dir", tmp_path / "file" / "uris"), ("--uris-json", tmp_path / "adir")):
+        r = subprocess.run([BIN, "mount", "-f", "--spool", str(tmp_path / "spool"), "--no-check",
+                            "--artifact-repository", f"s3://{BUCKET}/x", opt, str(val), str(mnt)],
+                           env=env_with(s3env), capture_output=True, text=True, timeout=60)
+        lines = r.stderr.strip().splitlines()
+        assert r.returncode == 1 and len(lines) == 1 and opt in lines[0], r.stderr
 
 
 # ---- the recipe: deploy/argo-uris.yaml --------------------------------------------------------
