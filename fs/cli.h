@@ -94,6 +94,9 @@ struct af_spooldir {
 
 #define AF_SPOOLDIR_INIT { .root_fd = -1, .files_fd = -1, .journal_fd = -1 }
 
+/** mkdir -p: makes @path and its missing parents (the last one with @mode). -errno. */
+int af_mkdir_p(const char *path, mode_t mode);
+
 /**
  * Opens (with @create, makes) the spool at @dir. With @lock, takes it for this process:
  * a mount and a drain of one spool at the same time would upload the same files twice.
@@ -118,12 +121,25 @@ void af_control_stop(struct af_control *c, const char *spool_root);
 /** Asks the mount on @mountpoint to flush; prints the result; returns the exit status. */
 int af_control_flush(const char *mountpoint);
 
+/* ---- outputs.c: --uris-dir and --uris-json ---- */
+
+struct af_uris;
+
+/**
+ * Opens what --uris-dir and --uris-json name (directories made if missing), for
+ * spool/uris.h's writer; *@ret stays NULL without either option. Refuses a path inside the
+ * mount point @mnt. 0, or AF_EXIT_CONFIG with one line printed.
+ */
+int af_outputs_open(const struct af_opts *o, const char *mnt, const struct af_router *router,
+                    struct af_uris **ret);
+
 /* ---- cmd_mount.c: the stages of a mount, in order (run drives them too) ---- */
 
 /** Who hears of each object that reached S3. */
 struct af_mount_sinks {
         struct af_remote *remote;
         struct af_space *space; /* NULL with --keep */
+        struct af_uris *uris;   /* NULL without --uris-dir and --uris-json */
 };
 
 /** One mount, from af_mount_init() to af_mount_done(), which frees whatever the stages made
@@ -147,6 +163,7 @@ struct af_mount {
         struct af_queue *queue;
         struct af_space *space;
         struct af_remote *remote;
+        struct af_uris *uris; /* --uris-dir, --uris-json */
         struct af_mount_sinks sinks;
         struct af_fs *fs;
         struct fuse_session *se;

@@ -20,6 +20,7 @@
 
 #include "base/log.h"
 #include "cli.h"
+#include "spool/uris.h"
 
 static void fuse_log_to_af(enum fuse_log_level level, const char *fmt, va_list ap)
 {
@@ -171,6 +172,7 @@ static void on_uploaded(void *ctx, const struct af_queue_uploaded *u)
         struct af_mount_sinks *sk = ctx;
 
         af_remote_on_uploaded(sk->remote, u);
+        af_uris_on_uploaded(sk->uris, u);
         if (sk->space && !u->superseded && !u->is_dir && !u->artifact)
                 af_space_uploaded(sk->space, u->relpath, u->key, u->dev, u->ino, u->size,
                                   u->mtime_ns);
@@ -303,6 +305,8 @@ static int prepare(struct af_mount *m, int argc, char **argv)
         }
         r = open_spool(m);
         if (r == 0)
+                r = af_outputs_open(m->o, m->mnt, &m->s.router, &m->uris);
+        if (r == 0)
                 r = connect_s3(m);
         if (r == 0)
                 r = start_logging(m);
@@ -341,12 +345,15 @@ static int open_queue(struct af_mount *m)
         /* What the mount uploaded, for copies on rename and --delete-on-unlink. */
         r = af_remote_new(&(struct af_remote_config){ .spool_fd = spool_fd,
                                                       .router = &m->s.router,
-                                                      .delete_on_unlink = !o->no_delete_on_unlink },
+                                                      .delete_on_unlink = !o->no_delete_on_unlink,
+                                                      .persist = true,
+                                                      .log_dirfd = m->sp.journal_fd },
                           &m->remote);
         if (r < 0)
                 return af_cli_die("out of memory");
         m->sinks = (struct af_mount_sinks){ .remote = m->remote,
-                                            .space = o->keep ? NULL : m->space };
+                                            .space = o->keep ? NULL : m->space,
+                                            .uris = m->uris };
         m->qc.on_uploaded = on_uploaded;
         m->qc.on_uploaded_ctx = &m->sinks;
         af_buf_init(&err, 4096);
@@ -612,6 +619,7 @@ void af_mount_done(struct af_mount *m)
                 fuse_session_destroy(m->se);
         af_queue_free(m->queue);
         af_remote_free(m->remote); /* after the queue: its workers call into it */
+        af_uris_free(m->uris);
         af_fs_free(m->fs);
         af_space_free(m->space);
         af_spooldir_close(&m->sp);

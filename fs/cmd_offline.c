@@ -151,6 +151,7 @@ int af_cmd_drain(struct af_opts *o, int argc, char **argv)
         struct af_queue_config qc = { 0 };
         struct af_s3_config s3c = { 0 };
         struct af_queue *queue = NULL;
+        struct af_remote *remote = NULL;
         struct af_queue_stats stats;
         struct first_rec first = { "", "" };
         char endpoint_buf[512];
@@ -188,6 +189,14 @@ int af_cmd_drain(struct af_opts *o, int argc, char **argv)
                 goto out;
         }
         af_setup_queue_config(o, sp.files_fd, sp.journal_fd, &s3c, &creds, &qc);
+        /* What the drain puts in S3 joins the spool's registry of uploads, so that a later
+         * mount on the spool renames it with a copy and --delete-on-unlink finds it. */
+        if (af_remote_new(&(struct af_remote_config){ .spool_fd = sp.files_fd, .persist = true,
+                                                      .log_dirfd = sp.journal_fd },
+                          &remote) == 0) {
+                qc.on_uploaded = af_remote_on_uploaded;
+                qc.on_uploaded_ctx = remote;
+        }
         r = af_queue_new(&qc, &queue, &err);
         if (r < 0) {
                 r = af_cli_die("%s", af_buf_str(&err));
@@ -209,6 +218,7 @@ int af_cmd_drain(struct af_opts *o, int argc, char **argv)
         r = 0;
 out:
         af_queue_free(queue);
+        af_remote_free(remote); /* after the queue: its workers call into it */
         if (have_creds)
                 af_creds_provider_done(&creds);
         af_spooldir_close(&sp);

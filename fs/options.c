@@ -282,6 +282,18 @@ const struct af_optrow af_optrows[] = {
           .arg = "FILE", .cmds = MNT, .section = AF_SEC_MOUNT,
           .help = "append one JSON line per uploaded object: path, bucket, key,\n"
                   "size, archive, etag, version_id, start, end" },
+        { .name = "uris-dir", .env = "ARTIFUSE_URIS_DIR", .kind = AF_OPT_STR, .at = AT(uris_dir),
+          .arg = "DIR", .cmds = MNT, .section = AF_SEC_MOUNT,
+          .help = "when a declared artifact's upload completes, write its URI\n"
+                  "(s3://bucket/key; a directory's prefix) to DIR/<artifact name>,\n"
+                  "atomically, no newline: what an Argo output parameter with\n"
+                  "valueFrom.path reads (DIR is made if missing; not inside the\n"
+                  "mount point)" },
+        { .name = "uris-json", .env = "ARTIFUSE_URIS_JSON", .kind = AF_OPT_STR,
+          .at = AT(uris_json), .arg = "FILE", .cmds = MNT, .section = AF_SEC_MOUNT,
+          .help = "keep FILE a JSON object: artifact name -> {\"uri\", \"size\",\n"
+                  "\"etag\"}, rewritten atomically as each declared artifact's\n"
+                  "upload completes (not inside the mount point)" },
 
         /* ---- General ---- */
         { .name = "json", .env = "ARTIFUSE_JSON", .kind = AF_OPT_FLAG, .at = AT(json),

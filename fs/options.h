@@ -93,6 +93,8 @@ struct af_opts {
         const char *fuse_opts; /* -o */
         const char *log_file;
         const char *manifest;
+        const char *uris_dir;  /* DIR/<artifact name>: its s3:// URI */
+        const char *uris_json; /* artifact name -> uri, size, etag */
         bool leave_files;    /* run: the files stay at their paths after it returns */
         bool no_leave_files; /* ...not even inside an Argo pod */
         const char *metrics_listen;

@@ -54,6 +54,8 @@ static int remove_candidate(struct af_fs *fs, const struct af_space_candidate *c
                 return r;
         }
         af_notify_forget_name(fs, c->relpath);
+        /* Its object stays: nothing (an unmount's reconcile) may delete it as a name gone. */
+        af_remote_forget(fs->cfg.remote, c->relpath);
         af_log_info("op=evict path=%s key=%s bytes=%llu msg=\"in S3; removed from the "
                     "spool to make room\"",
                     af_q(c->relpath), af_q(c->key), (unsigned long long)c->size);

@@ -15,7 +15,7 @@
 
 #include "cli.h"
 
-static int mkdir_p(const char *path, mode_t mode)
+int af_mkdir_p(const char *path, mode_t mode)
 {
         char buf[PATH_MAX];
         size_t n = strlen(path);
@@ -52,7 +52,7 @@ int af_spooldir_open(const char *dir, bool create, bool lock, struct af_spooldir
         int r;
 
         sp->root_fd = sp->files_fd = sp->journal_fd = -1;
-        if (create && (r = mkdir_p(dir, 0700)) < 0)
+        if (create && (r = af_mkdir_p(dir, 0700)) < 0)
                 return af_cli_die("spool %s: %s", dir, strerror(-r));
         if (!realpath(dir, sp->root))
                 return af_cli_die("spool %s: %s", dir, strerror(errno));

@@ -25,6 +25,75 @@ struct af_remote {
         _Atomic(struct af_queue *) queue;
 };
 
+/* The registry's name of another artifact's object of a file: "<name>\x1f<artifact>" (see
+ * drop_extras). */
+#define EXTRA_SEP '\x1f'
+
+/* Whether the spool still has the regular file a registry name is about. */
+static bool still_there(struct af_remote *r, const char *name)
+{
+        const char *sep = strchr(name, EXTRA_SEP);
+        char path[PATH_MAX];
+        struct stat st;
+
+        if (sep) { /* another artifact's object of that file */
+                if ((size_t)(sep - name) >= sizeof(path))
+                        return false;
+                memcpy(path, name, (size_t)(sep - name));
+                path[sep - name] = '\0';
+                name = path;
+        }
+        return fstatat(r->cfg.spool_fd, name, &st, AT_SYMLINK_NOFOLLOW) == 0 &&
+               S_ISREG(st.st_mode);
+}
+
+/* Forgets the replayed names that are no longer a regular file in the spool; how many. */
+static size_t drop_gone(struct af_remote *r)
+{
+        size_t n = 0, gone = 0;
+        char **names = NULL;
+
+        if (af_uploaded_names(r->uploaded, &names, &n) < 0)
+                return 0;
+        for (size_t i = 0; i < n; i++) {
+                struct af_uploaded_entry *e;
+
+                if (still_there(r, names[i]))
+                        continue;
+                if (af_uploaded_take(r->uploaded, names[i], &e) == 0) {
+                        af_uploaded_entry_free(e);
+                        gone++;
+                }
+        }
+        af_uploaded_names_free(names, n);
+        return gone;
+}
+
+/* The registry as earlier mounts of the spool left it. */
+static void load(struct af_remote *r)
+{
+        struct af_uploaded_log_stats st = { 0 };
+        size_t gone;
+        int e;
+
+        e = af_uploaded_persist(r->uploaded, r->cfg.log_dirfd, AF_REMOTE_LOG, &st);
+        if (e < 0) {
+                af_log_warn("op=registry file=%s err=%s msg=\"the registry of uploads is kept "
+                            "in memory only\"",
+                            AF_REMOTE_LOG, af_q(strerror(-e)));
+                return;
+        }
+        gone = drop_gone(r);
+        if (st.skipped)
+                af_log_warn("op=registry file=%s skipped=%zu msg=\"records torn or damaged "
+                            "(a crash); those names are uploaded again if renamed\"",
+                            AF_REMOTE_LOG, st.skipped);
+        if (st.entries)
+                af_log_info("op=registry names=%zu forgotten=%zu msg=\"uploads of earlier "
+                            "mounts remembered\"",
+                            st.entries - gone, gone);
+}
+
 int af_remote_new(const struct af_remote_config *cfg, struct af_remote **ret)
 {
         struct af_remote *r = calloc(1, sizeof(*r));
@@ -38,6 +107,8 @@ int af_remote_new(const struct af_remote_config *cfg, struct af_remote **ret)
                 free(r);
                 return e;
         }
+        if (cfg->persist)
+                load(r);
         *ret = r;
         return 0;
 }
@@ -98,11 +169,9 @@ static void delete_entry(struct af_remote *r, const struct af_uploaded_entry *e,
 /*
  * A file that several artifacts declare goes to each one's key (extras.c in the queue). The
  * registry keeps the first object under the name itself, as for any file, and each other
- * one under "<name>\x1f<artifact>" (no path holds a \x1f: Argo's names are DNS-1123-like),
- * so unlink, rename and the unmount's reconciliation find them.
+ * one under "<name>\x1f<artifact>", so unlink, rename and the unmount's reconciliation find
+ * them (a file whose own name holds a \x1f, which no tool makes, would be confused with one).
  */
-#define EXTRA_SEP '\x1f'
-
 static int extra_name(const char *rel, const char *artifact, char *out, size_t n)
 {
         return (size_t)snprintf(out, n, "%s%c%s", rel, EXTRA_SEP, artifact) < n ? 0
@@ -280,6 +349,14 @@ void af_remote_renamed(struct af_remote *r, const char *from, const char *to, bo
         af_uploaded_entry_free(et);
 }
 
+void af_remote_forget(struct af_remote *r, const char *rel)
+{
+        struct af_uploaded_entry *e = NULL;
+
+        if (r && af_uploaded_take(r->uploaded, rel, &e) == 0)
+                af_uploaded_entry_free(e);
+}
+
 void af_remote_unlinked(struct af_remote *r, const char *rel)
 {
         struct af_uploaded_entry *e = NULL;
@@ -303,17 +380,8 @@ unsigned af_remote_reconcile(struct af_remote *r)
                 return 0;
         for (size_t i = 0; i < n; i++) {
                 struct af_uploaded_entry *e = NULL;
-                char *sep = strchr(names[i], EXTRA_SEP);
-                struct stat st;
-                int gone;
 
-                if (sep) /* another artifact's object of that name */
-                        *sep = '\0';
-                gone = fstatat(r->cfg.spool_fd, names[i], &st, AT_SYMLINK_NOFOLLOW) < 0 ||
-                       !S_ISREG(st.st_mode);
-                if (sep)
-                        *sep = EXTRA_SEP;
-                if (!gone)
+                if (still_there(r, names[i]))
                         continue;
                 if (af_uploaded_take(r->uploaded, names[i], &e) < 0)
                         continue;

@@ -39,8 +39,21 @@ struct af_remote_config {
         const struct af_router *router; /* borrowed */
         bool delete_on_unlink;
         size_t max_entries; /* the registry's bound; 0: AF_UPLOADED_DEFAULT_MAX */
+        /* Keep the registry in <log_dirfd>/AF_REMOTE_LOG (borrowed; the spool's journal
+         * directory), so it survives a restart. */
+        bool persist;
+        int log_dirfd;
 };
 
+#define AF_REMOTE_LOG "uploaded.log"
+
+/**
+ * With @cfg->persist, the registry is first read back from its log (what earlier mounts of
+ * the spool uploaded), minus the names that are no longer a regular file in the spool: those
+ * left it without this mount seeing an unlink (removed from the spool directly, or evicted),
+ * and an object is never deleted for what the mount did not see. A log that cannot be read or
+ * written is logged and the registry stays in memory. -ENOMEM.
+ */
 int af_remote_new(const struct af_remote_config *cfg, struct af_remote **ret);
 /** The queue exists after the remote (it calls af_remote_on_uploaded): set it then. */
 void af_remote_set_queue(struct af_remote *r, struct af_queue *queue);
@@ -77,13 +90,19 @@ void af_remote_renamed(struct af_remote *r, const char *from, const char *to, bo
  */
 void af_remote_dir_renamed(struct af_remote *r, const char *from, const char *to);
 
+/** @rel left the spool with its object kept in S3 (evicted to make room): forgets it, so
+ * nothing deletes that object later. */
+void af_remote_forget(struct af_remote *r, const char *rel);
+
 /** @rel was unlinked: forgets its object, and with --delete-on-unlink deletes it. Call it
  * before answering the unlink, so that a re-created @rel is handed over after the delete. */
 void af_remote_unlinked(struct af_remote *r, const char *rel);
 
 /**
- * At unmount or the end of `run` (--delete-on-unlink): every name this mount uploaded that
- * is no longer a regular file in the spool gets the delete an unlink would have queued, so
+ * At unmount or the end of `run` (--delete-on-unlink): every name in the registry (uploaded
+ * by this mount, or by an earlier one on the spool and still in the spool when this one
+ * started) that is no longer a regular file in the spool gets the delete an unlink would
+ * have queued, so
  * whatever slipped past the per-operation hooks (a crash between an unlink and its record,
  * a race) leaves no stray object. Returns how many deletes were queued.
  */

@@ -2,17 +2,25 @@
 /*
  * The registry of uploaded names. See uploaded.h. Two intrusive hash tables over the same
  * entries (by relpath; by bucket and key) and a doubly linked age list, oldest first, for
- * forgetting when full. Lock: u->lock guards everything.
+ * forgetting when full. Lock: u->lock guards everything, the log's file included: a record
+ * is appended under the lock that made the change, so the file's order is the registry's.
  */
 #include "spool/uploaded.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <pthread.h>
 #include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
+
+#include "base/log.h"
+#include "spool/uploaded_log.h"
 
 #define MIN_BUCKETS 1024
+/* The log is compacted once it holds more than twice the live entries and this many. */
+#define COMPACT_SLACK 4096
 
 struct ent {
         struct ent *by_name; /* hash chains */
@@ -29,6 +37,11 @@ struct af_uploaded {
         struct ent **names; /* nbuckets chains each */
         struct ent **keys;
         struct ent *oldest, *newest;
+        /* The log (af_uploaded_persist); log_fd < 0: in memory only. */
+        int log_dirfd, log_fd;
+        char *log_name;
+        size_t log_records; /* records in the file */
+        struct af_buf line; /* one record, being appended */
 };
 
 /* FNV-1a over @s and, if not NULL, a separator and @t. */
@@ -53,6 +66,8 @@ int af_uploaded_new(size_t max_entries, struct af_uploaded **ret)
         if (!u)
                 return -ENOMEM;
         pthread_mutex_init(&u->lock, NULL);
+        u->log_fd = -1;
+        af_buf_init(&u->line, 0);
         u->max = max_entries ? max_entries : AF_UPLOADED_DEFAULT_MAX;
         u->nbuckets = MIN_BUCKETS;
         u->names = calloc(u->nbuckets, sizeof(*u->names));
@@ -88,6 +103,10 @@ void af_uploaded_free(struct af_uploaded *u)
         }
         free(u->names);
         free(u->keys);
+        if (u->log_fd >= 0)
+                close(u->log_fd);
+        free(u->log_name);
+        af_buf_done(&u->line);
         pthread_mutex_destroy(&u->lock);
         free(u);
 }
@@ -185,6 +204,133 @@ static struct ent *ent_new(const struct af_uploaded_entry *src)
         return e;
 }
 
+/* ---- the log ------------------------------------------------------------------------ */
+
+/* The rewrite's source: each entry, oldest first. */
+static int next_ent(void *ctx, struct af_buf *out)
+{
+        struct ent **cur = ctx;
+        int r = af_uploaded_log_put(out, &(*cur)->pub);
+
+        *cur = (*cur)->newer;
+        return r;
+}
+
+/* The log cannot be kept: it goes, so that a restart starts empty (as without a log) rather
+ * than from a state this mount has since changed. */
+static void stop_locked(struct af_uploaded *u, int err)
+{
+        af_log_warn("op=registry file=%s err=%s msg=\"cannot keep the registry of uploads on "
+                    "disk; after a restart, renames of earlier uploads are uploaded again\"",
+                    af_q(u->log_name), af_q(strerror(-err)));
+        close(u->log_fd);
+        u->log_fd = -1;
+        (void)unlinkat(u->log_dirfd, u->log_name, 0);
+}
+
+/* Rewrites the log with only the live entries; 0 or -errno (the old file then stays). */
+static int compact_locked(struct af_uploaded *u)
+{
+        struct ent *cur = u->oldest;
+        int fd, r;
+
+        r = af_uploaded_log_rewrite(u->log_dirfd, u->log_name, next_ent, &cur, u->count);
+        if (r < 0)
+                return r;
+        fd = openat(u->log_dirfd, u->log_name, O_WRONLY | O_APPEND | O_CLOEXEC);
+        if (fd < 0)
+                return -errno;
+        if (u->log_fd >= 0)
+                close(u->log_fd);
+        u->log_fd = fd;
+        u->log_records = u->count;
+        return 0;
+}
+
+/*
+ * Appends the record in u->line. No fsync: the page cache outlives a killed process, so a
+ * kill -9 loses nothing; only a crash of the machine can lose the last records, which costs
+ * a re-upload instead of a copy (or an object --delete-on-unlink leaves), never data. A
+ * record that cannot be encoded or written in full is made good by a rewrite from memory.
+ */
+static void append_locked(struct af_uploaded *u, int encoded)
+{
+        int r = encoded;
+
+        if (r == 0) {
+                ssize_t w = write(u->log_fd, u->line.ptr, u->line.len);
+
+                r = w < 0 ? -errno : (size_t)w != u->line.len ? -ENOSPC : 0;
+        }
+        af_buf_reset(&u->line);
+        if (r == 0 && ++u->log_records <= 2 * u->count + COMPACT_SLACK)
+                return;
+        r = compact_locked(u);
+        if (r < 0)
+                stop_locked(u, r);
+}
+
+static void log_put_locked(struct af_uploaded *u, const struct af_uploaded_entry *e)
+{
+        if (u->log_fd >= 0)
+                append_locked(u, af_uploaded_log_put(&u->line, e));
+}
+
+static void log_take_locked(struct af_uploaded *u, const char *relpath)
+{
+        if (u->log_fd >= 0)
+                append_locked(u, af_uploaded_log_take(&u->line, relpath));
+}
+
+static void replay_put(void *ctx, const struct af_uploaded_entry *e)
+{
+        (void)af_uploaded_put(ctx, e); /* OOM: forgotten, as when full */
+}
+
+static void replay_take(void *ctx, const char *relpath)
+{
+        struct af_uploaded_entry *e;
+
+        if (af_uploaded_take(ctx, relpath, &e) == 0)
+                af_uploaded_entry_free(e);
+}
+
+int af_uploaded_persist(struct af_uploaded *u, int dirfd, const char *name,
+                        struct af_uploaded_log_stats *ret)
+{
+        struct af_uploaded_log_replay rp = { .put = replay_put, .take = replay_take, .ctx = u };
+        struct af_buf data;
+        int fd, r = 0;
+
+        af_buf_init(&data, (size_t)1 << 31);
+        fd = openat(dirfd, name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+        if (fd >= 0) {
+                r = af_buf_read_fd(&data, fd);
+                close(fd);
+        } else if (errno != ENOENT) {
+                r = -errno;
+        }
+        if (r == 0)
+                r = af_uploaded_log_replay(af_buf_str(&data), data.len, &rp);
+        af_buf_done(&data);
+        if (r < 0)
+                return r;
+        pthread_mutex_lock(&u->lock);
+        u->log_dirfd = dirfd;
+        u->log_name = strdup(name);
+        r = u->log_name ? compact_locked(u) : -ENOMEM;
+        pthread_mutex_unlock(&u->lock);
+        if (r < 0) {
+                free(u->log_name);
+                u->log_name = NULL;
+                return r;
+        }
+        ret->records = rp.records;
+        ret->skipped = rp.skipped;
+        ret->entries = af_uploaded_count(u);
+        return 0;
+}
+
 int af_uploaded_put(struct af_uploaded *u, const struct af_uploaded_entry *src)
 {
         struct ent *e = ent_new(src), *old;
@@ -211,6 +357,7 @@ int af_uploaded_put(struct af_uploaded *u, const struct af_uploaded_entry *src)
                 u->oldest = e;
         u->newest = e;
         u->count++;
+        log_put_locked(u, &e->pub);
         pthread_mutex_unlock(&u->lock);
         return 0;
 }
@@ -221,8 +368,10 @@ int af_uploaded_take(struct af_uploaded *u, const char *relpath, struct af_uploa
 
         pthread_mutex_lock(&u->lock);
         e = find_locked(u, relpath, hash2(relpath, NULL));
-        if (e)
+        if (e) {
                 unlink_locked(u, e);
+                log_take_locked(u, relpath);
+        }
         pthread_mutex_unlock(&u->lock);
         if (!e)
                 return -ENOENT;

@@ -11,8 +11,14 @@
  * bytes plus the path, key and ETag: some 300 bytes for a typical Argo key), two hash
  * chains (by name, and by bucket+key for af_uploaded_key_held) and an age list. At most
  * @max_entries names are kept; past that the oldest entry is forgotten, which only costs
- * a re-upload instead of a copy, or an object --delete-on-unlink does not remove. Not
- * persistent: a restarted mount starts empty (journaled deletes resume on their own).
+ * a re-upload instead of a copy, or an object --delete-on-unlink does not remove.
+ *
+ * Persistence (af_uploaded_persist): every put and take is also appended to a log in the
+ * spool (uploaded_log.h), which the next mount on the spool replays, so after a kill -9 a
+ * rename of an earlier upload is still a copy and an unlink still deletes its object. The
+ * log is rewritten with only the live entries at start and whenever it holds more than
+ * twice them plus 4096 records, so it stays within about 2 * @max_entries records. Appends
+ * are not fsynced (see uploaded.c); a rewrite is.
  *
  * Threads: every function may be called from any thread (one internal lock).
  */
@@ -48,6 +54,23 @@ struct af_uploaded_entry {
 int af_uploaded_new(size_t max_entries, struct af_uploaded **ret);
 /** Frees the registry and every entry in it. NULL is a no-op. */
 void af_uploaded_free(struct af_uploaded *u);
+
+struct af_uploaded_log_stats {
+        size_t records; /* records replayed */
+        size_t skipped; /* records skipped: torn, failing their checksum, unparsable */
+        size_t entries; /* names known after the replay */
+};
+
+/**
+ * Replays the log @name under @dirfd (a missing file is an empty one) into @u, which must be
+ * empty and not yet shared, rewrites the log compacted, and from then on appends every change
+ * to it. @dirfd is borrowed and must stay open as long as @u. 0 and @ret filled; -errno when
+ * the log cannot be read or rewritten (@u may then hold what was replayed, and stays in
+ * memory only). If a later write fails and a rewrite cannot repair it, the log is removed
+ * (logged once) and @u goes on in memory.
+ */
+int af_uploaded_persist(struct af_uploaded *u, int dirfd, const char *name,
+                        struct af_uploaded_log_stats *ret);
 
 /** Records @e (copied), replacing the entry of the same relpath; forgets the oldest entry
  * when full. -ENOMEM (the registry is unchanged). */

@@ -432,6 +432,11 @@ int af_journal_store(int dirfd, const char *name, const void *data, size_t len)
                 }
                 off += (size_t)n;
         }
+        return af_journal_commit(dirfd, fd, tmp, name, r);
+}
+
+int af_journal_commit(int dirfd, int fd, const char *tmp, const char *name, int r)
+{
         /* The data must be on disk before the name points at it. */
         if (r == 0 && fsync(fd) < 0)
                 r = -errno;
@@ -637,4 +642,14 @@ int af_journal_done_count(int dirfd, uint64_t *ret_files, uint64_t *ret_bytes)
         *ret_files = files;
         *ret_bytes = bytes;
         return 0;
+}
+
+int af_journal_encode_value(struct af_buf *out, const char *v)
+{
+        return add_value(out, v);
+}
+
+char *af_journal_decode_value(const char *s, size_t n)
+{
+        return value(s, n);
 }

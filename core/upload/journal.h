@@ -73,6 +73,15 @@ struct af_journal_rec {
 
 void af_journal_rec_done(struct af_journal_rec *rec);
 
+/**
+ * The journal's value encoding, for other line-based files in the spool: every byte outside
+ * printable ASCII, ' ', '%' and '"' percent-encoded, so a value never holds a space or a
+ * newline. Encode: 0 or -ENOMEM/-E2BIG from @out. Decode [s, s+n) into a new string: NULL on
+ * a bad escape or OOM.
+ */
+int af_journal_encode_value(struct af_buf *out, const char *v);
+char *af_journal_decode_value(const char *s, size_t n);
+
 /** Appends the text of @rec to @out. */
 int af_journal_encode(const struct af_journal_rec *rec, struct af_buf *out);
 /**
@@ -100,6 +109,13 @@ int af_journal_write(int dirfd, const struct af_journal_rec *rec);
  * the record is encoded, for a caller that encodes under a lock and writes after it.
  */
 int af_journal_store(int dirfd, const char *name, const void *data, size_t len);
+/**
+ * The end of an atomic write: @fd, open on @tmp under @dirfd and holding the whole new
+ * content, is fsynced and closed (always), then renamed to @name and the directory fsynced;
+ * on any failure, or when @r (the caller's result so far) is < 0, @tmp is removed instead.
+ * Returns @r or the first error.
+ */
+int af_journal_commit(int dirfd, int fd, const char *tmp, const char *name, int r);
 /** Removes the record named @name (no error if there is none). */
 int af_journal_unlink(int dirfd, const char *name);
 /** Removes the record of @path (no error if there is none). */
