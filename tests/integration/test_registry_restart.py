@@ -50,14 +50,14 @@ def test_rename_then_unlink_after_kill9(pmount, proxy, s3, names):
     assert list_keys(s3, names["prefix"]) == []
 
 
-def test_without_delete_on_unlink_a_restart_still_copies_and_keeps(pmount, proxy, s3, names):
-    """Without --delete-on-unlink the rename after a restart is still a copy, and the old
+def test_no_delete_on_unlink_a_restart_still_copies_and_keeps(pmount, proxy, s3, names):
+    """With --no-delete-on-unlink the rename after a restart is still a copy, and the old
     object and an unlinked one stay as they are."""
-    m = pmount(args=[])
+    m = pmount(args=["--no-delete-on-unlink"])
     uploaded(m, s3, names, "a.txt", b"a\n")
     uploaded(m, s3, names, "b.txt", b"b\n")
     kill9(m)
-    m2 = pmount(args=[], spool_root=m.spool_root)
+    m2 = pmount(args=["--no-delete-on-unlink"], spool_root=m.spool_root)
     os.rename(m2.path("a.txt"), m2.path("c.txt"))
     os.unlink(m2.path("b.txt"))
     assert m2.unmount() == 0, m2.log()
