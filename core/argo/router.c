@@ -8,6 +8,7 @@
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <stdint.h>
 #include <string.h>
 #include <strings.h>
 
@@ -288,16 +289,37 @@ static const char *inside_of(const struct af_route_artifact *a, const char *relp
         return NULL;
 }
 
-/* The length of the most specific path that claims @relpath (the longest that is the file
- * or holds it), plus one; 0 when no artifact claims it. */
-static size_t claim_len(const struct af_router *r, const char *relpath)
+/*
+ * The @n-th artifact that claims @relpath (its path is the file or holds it), the most
+ * specific first (the longest path), in spec order among equals; NULL past the last. Where
+ * the file lies in it goes to *@ret_inside.
+ */
+static const struct af_route_artifact *claimant(const struct af_router *r, const char *relpath,
+                                                size_t n, const char **ret_inside)
 {
-        size_t best = 0;
+        size_t bound = SIZE_MAX;
 
-        for (size_t i = 0; i < r->narts; i++)
-                if (inside_of(&r->arts[i], relpath) && strlen(r->arts[i].rel) + 1 > best)
-                        best = strlen(r->arts[i].rel) + 1;
-        return best;
+        for (;;) {
+                size_t best = 0;
+
+                for (size_t i = 0; i < r->narts; i++) {
+                        size_t l = r->arts[i].rel ? strlen(r->arts[i].rel) + 1 : 0;
+
+                        if (l < bound && l > best && inside_of(&r->arts[i], relpath))
+                                best = l;
+                }
+                if (!best)
+                        return NULL;
+                for (size_t i = 0; i < r->narts; i++) {
+                        const char *inside = inside_of(&r->arts[i], relpath);
+
+                        if (inside && strlen(r->arts[i].rel) + 1 == best && n-- == 0) {
+                                *ret_inside = inside;
+                                return &r->arts[i];
+                        }
+                }
+                bound = best;
+        }
 }
 
 static void route_reset(struct af_route *ret)
@@ -367,20 +389,16 @@ static int route_as(const struct af_router *r, const struct af_route_artifact *h
 int af_router_route_nth(const struct af_router *r, const char *relpath, size_t n,
                         struct af_route *ret)
 {
-        size_t best = claim_len(r, relpath);
+        const char *inside = NULL;
+        const struct af_route_artifact *a = claimant(r, relpath, n, &inside);
 
-        for (size_t i = 0; i < r->narts && best; i++) {
-                const struct af_route_artifact *a = &r->arts[i];
-                const char *inside = inside_of(a, relpath);
-
-                if (inside && strlen(a->rel) + 1 == best && n-- == 0)
-                        return route_as(r, a, relpath, inside, ret);
-        }
-        if (best || n > 0) {
+        if (a)
+                return route_as(r, a, relpath, inside, ret);
+        if (n > 0 || claimant(r, relpath, 0, &inside)) {
                 route_reset(ret);
                 return -ESRCH;
         }
-        return route_as(r, NULL, relpath, NULL, ret);
+        return route_as(r, NULL, relpath, NULL, ret); /* not an artifact's */
 }
 
 int af_router_route(const struct af_router *r, const char *relpath, struct af_route *ret)

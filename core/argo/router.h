@@ -25,11 +25,12 @@
  *                      (a key-only one goes to the repository with its key, as Argo's
  *                      Relocate does)
  * Keys other than a file artifact's s3.key are cleaned like Go's path.Join. No key may
- * exceed 1024 bytes. The most specific path claims a file (the longest artifact path that is
- * the file or holds it). Several artifacts may declare that same path: Argo saves each one
- * separately, with its own name, archive and location (SaveArtifacts, workflow/executor/
- * executor.go:449-482 at v4.1.2), so the file goes to each of their keys: af_router_route()
- * gives the first in spec order, af_router_route_nth() each of them.
+ * exceed 1024 bytes. Argo saves each output artifact on its own (SaveArtifacts,
+ * workflow/executor/executor.go:449-482 at v4.1.2): every artifact whose path is the file or
+ * holds it claims the file (several may declare the same path, and paths may nest), and the
+ * file goes to each one's key. af_router_route() gives the most specific claimant (the
+ * longest path; among equals the first in spec order), af_router_route_nth() each of them
+ * in that order.
  */
 #pragma once
 
@@ -117,9 +118,9 @@ struct af_route {
 int af_router_route(const struct af_router *r, const char *relpath, struct af_route *ret);
 
 /**
- * Like af_router_route() for the @n-th artifact (0: the first, in spec order) of those that
- * declare the most specific path claiming @relpath. -ESRCH (and @ret reset) when there are
- * not that many; an unmatched file has only n = 0.
+ * Like af_router_route() for the @n-th artifact that claims @relpath (0: the most specific;
+ * see above for the order). -ESRCH (and @ret reset) when there are not that many; an
+ * unmatched file has only n = 0.
  */
 int af_router_route_nth(const struct af_router *r, const char *relpath, size_t n,
                         struct af_route *ret);

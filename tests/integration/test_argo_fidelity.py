@@ -130,3 +130,22 @@ def test_one_directory_two_archives(mount, s3, names, tmp_path):
     assert tgz_members(get_bytes(s3, f"{prefix}/t.tgz")) == {"out/a.txt": b"a\n"}
     with zipfile.ZipFile(io.BytesIO(get_bytes(s3, f"{prefix}/z.zip"))) as z:
         assert z.read("out/a.txt") == b"a\n"
+
+
+def test_nested_artifacts_each_get_the_file(mount, s3, names, tmp_path):
+    """A file artifact inside a directory artifact: Argo saves both, so the file is in the
+    directory's objects and at the file artifact's key; an unlink deletes both."""
+    spec = write_spec(tmp_path, [("out", "/tmp/out", "archive:\n  none: {}\n"),
+                                 ("best", "/tmp/out/best.txt", "archive:\n  none: {}\n")])
+    m = mount(spec=spec)
+    os.mkdir(m.path("out"))
+    write(m, "out/best.txt", b"best\n")
+    write(m, "out/other.txt", b"other\n")
+    write(m, "out/gone.txt", b"gone\n")
+    prefix = names["prefix"]
+    wait_object(s3, f"{prefix}/out/gone.txt", b"gone\n")
+    os.unlink(m.path("out/gone.txt"))
+    assert m.unmount() == 0, m.log()
+    assert list_keys(s3, prefix) == [f"{prefix}/best.txt", f"{prefix}/out/best.txt",
+                                      f"{prefix}/out/other.txt"]
+    assert get_bytes(s3, f"{prefix}/out/best.txt") == b"best\n"
