@@ -95,7 +95,7 @@ static int route_for(const struct af_router *rt, const char *relpath, const char
  * skipped and only the final name goes up. fsync and --sync-close do not wait.
  */
 static int submit(struct af_queue *q, const char *relpath, const char *bucket, const char *key,
-                  bool settle, const struct copy_src *copy)
+                  bool settle, const struct copy_src *copy, uint64_t *ret_seq)
 {
         struct af_route route = { 0 };
         bool routed = false;
@@ -139,6 +139,8 @@ static int submit(struct af_queue *q, const char *relpath, const char *bucket, c
                 if (j->state == JOB_RUNNING)
                         j->again = true;
                 j->seq = ++q->locked.submit_seq;
+                if (ret_seq)
+                        *ret_seq = j->seq;
                 j->attempts = 0;
                 j->first_failure_ms = 0;
                 j->handed_ms = af_clock_mono_ms();
@@ -161,6 +163,8 @@ static int submit(struct af_queue *q, const char *relpath, const char *bucket, c
                 goto out;
         }
         j->seq = ++q->locked.submit_seq;
+        if (ret_seq)
+                *ret_seq = j->seq;
         j->handed_ms = af_clock_mono_ms();
         j->size = size;
         j->not_before_ms = settle ? af_clock_mono_ms() + q->cfg.settle_ms : 0;
@@ -176,7 +180,7 @@ out:
 
 int af_queue_submit(struct af_queue *q, const char *relpath, const char *bucket, const char *key)
 {
-        return submit(q, relpath, bucket, key, true, NULL);
+        return submit(q, relpath, bucket, key, true, NULL, NULL);
 }
 
 int af_queue_submit_copy(struct af_queue *q, const char *relpath, const char *bucket,
@@ -190,7 +194,7 @@ int af_queue_submit_copy(struct af_queue *q, const char *relpath, const char *bu
                               .size = src->size,
                               .mtime_ns = src->mtime_ns };
 
-        return submit(q, relpath, bucket, key, true, &c);
+        return submit(q, relpath, bucket, key, true, &c, NULL);
 }
 
 int af_queue_submit_delete(struct af_queue *q, const char *relpath, const char *bucket,
@@ -485,14 +489,18 @@ static int sync_one(struct af_queue *q, const char *relpath, const char *bucket,
         o->waiters++;
         pthread_mutex_unlock(&q->lock);
 
-        r = submit_now ? submit(q, relpath, bucket, key, false, NULL) : 0;
+        /* The submit says which seq to wait for: the job may be done (or failed) before
+         * the lock is taken again below, and its outcome is then recorded already. */
+        target = 0;
+        r = submit_now ? submit(q, relpath, bucket, key, false, NULL, &target) : 0;
 
         pthread_mutex_lock(&q->lock);
         if (r == 0) {
-                struct job *j = af_queue_find_locked(q, relpath);
+                struct job *j = submit_now ? NULL : af_queue_find_locked(q, relpath);
 
                 /* Not queued (a part of an archived directory): nothing to wait for. */
-                target = j ? j->seq : 0;
+                if (j)
+                        target = j->seq;
                 while (target && o->seq < target) {
                         uint64_t now = af_clock_mono_ms();
 

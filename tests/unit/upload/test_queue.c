@@ -340,10 +340,9 @@ static void *release_later(void *arg)
 }
 
 /*
- * af_queue_submit_wait, with the upload held back at the stand-in until the wait has begun.
- * Without that, an upload that fails at once may leave the queue before the waiter looks
- * for its job, and the waiter then returns 0 as if nothing had been pending: a known gap in
- * sync_one (it looks the job up in a second lock section, after submit's).
+ * af_queue_submit_wait, with the upload held back at the stand-in until the wait has begun,
+ * so a test sees the stand-in's calls in a known order. (A wait on an upload that fails at
+ * once is tested on its own: test_wait_on_an_upload_failing_at_once.)
  */
 static int submit_wait(struct af_queue *q, const char *relpath, const char *key)
 {
@@ -356,6 +355,28 @@ static int submit_wait(struct af_queue *q, const char *relpath, const char *key)
         r = af_queue_submit_wait(q, relpath, "b", key, 10000);
         pthread_join(rel.thread, NULL);
         return r;
+}
+
+/* An upload that fails for good at once, waited on with nothing held back: the job may leave
+ * the queue before the waiter takes the lock again after submitting, and the wait must still
+ * return the failure. Before the fix it looked the job up again, found none and returned 0
+ * (fsync said the file was in S3). */
+static void test_wait_on_an_upload_failing_at_once(void)
+{
+        struct af_queue *q = queue_new(4, 1);
+        char name[32], key[32];
+        int zeros = 0;
+
+        for (int i = 0; i < 200; i++) {
+                snprintf(name, sizeof(name), "fast%d", i);
+                snprintf(key, sizeof(key), "k/fast%d", i);
+                put_file(name, "x");
+                fake_fail(key, -EACCES, -1);
+                if (af_queue_submit_wait(q, name, "b", key, 10000) == 0)
+                        zeros++;
+        }
+        CHECK_INT_EQ(zeros, 0);
+        af_queue_free(q);
 }
 
 static void test_uploads_and_drain(void)
@@ -671,6 +692,7 @@ int main(void)
         if (devnull >= 0 && !getenv("AF_TEST_LOG"))
                 af_log_set_fd(devnull);
         RUN(test_uploads_and_drain);
+        RUN(test_wait_on_an_upload_failing_at_once);
         RUN(test_retry_then_success);
         RUN(test_give_up);
         RUN(test_permanent_error_fails_at_once);
