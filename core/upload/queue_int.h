@@ -147,6 +147,10 @@ struct af_queue {
                 struct job *head; /* FIFO */
                 struct job *tail;
                 bool stopping;
+                /* Shutdown's deadline (monotonic ms; 0: none yet), and whether it passed:
+                 * then nothing starts and every wait ends (af_queue_set_deadline). */
+                uint64_t deadline_ms;
+                bool expired;
                 struct af_queue_stats stats;
                 struct failure *failures; /* newest first, at most MAX_FAILURES */
                 size_t nfailures;
