@@ -414,7 +414,7 @@ static void work_locked(struct af_queue *q, struct af_s3_client *s3)
         /* Private copies: a submit may replace the job's strings while we upload. */
         if (af_job_desc_take_locked(j, &t) == 0) {
                 pthread_mutex_unlock(&q->lock);
-                if (t.kind == JOB_DELETE)
+                if (t.kind != JOB_UPLOAD)
                         af_run_delete(q, s3, j, &t);
                 else
                         af_run_upload(q, s3, j, &t);
@@ -639,10 +639,11 @@ void af_queue_free(struct af_queue *q)
         af_stream_drop_all_locked(q);
         for (j = q->locked.head; j; j = next) {
                 next = j->next;
-                if (j->d.kind == JOB_DELETE)
-                        af_log_warn("op=delete status=left path=%s bucket=%s key=%s "
-                                    "msg=\"not deleted yet; journaled for the next mount or "
+                if (j->d.kind != JOB_UPLOAD)
+                        af_log_warn("op=%s status=left path=%s bucket=%s key=%s "
+                                    "msg=\"not done yet; journaled for the next mount or "
                                     "drain\"",
+                                    j->d.kind == JOB_DELETE ? "delete" : "abort_multipart",
                                     af_q(j->d.relpath), af_q(j->d.bucket), af_q(j->d.key));
                 else
                         af_log_error("op=upload status=left path=%s bucket=%s key=%s "

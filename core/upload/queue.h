@@ -164,8 +164,9 @@ int af_queue_wait(struct af_queue *q, const char *relpath, long timeout_ms);
 
 /**
  * Queues every upload the journal records (what an earlier run left: pending, failed, or a
- * multipart upload in progress, which resumes with the parts S3 already has). A record
- * whose file is no longer in the spool is reported and dropped; a corrupt one is reported,
+ * multipart upload in progress, which resumes with the parts S3 already has), deletes and
+ * aborts of multipart uploads. A record whose file is no longer in the spool is reported and
+ * dropped, its multipart upload aborted (a job of its own); a corrupt one is reported,
  * set aside as "<name>.corrupt" and skipped. Returns how many were queued.
  */
 int af_queue_resume(struct af_queue *q);
