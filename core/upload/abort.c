@@ -50,11 +50,8 @@ void af_abort_upload(struct af_queue *q, struct af_s3_client *s3, const char *re
         struct af_s3_error err;
         int r = af_abort_once(q, s3, &t, &err);
 
-        if (r == 0) {
-                af_log_debug("op=abort_multipart status=done path=%s key=%s upload_id=%s",
-                             af_q(relpath), af_q(key), af_q(upload_id));
-                return;
-        }
+        if (r == 0)
+                return; /* quietly, as a multipart upload's abort always was */
         af_log_warn("op=abort_multipart status=retry path=%s bucket=%s key=%s upload_id=%s "
                     "http_status=%d s3_code=%s msg=\"could not abort; journaled and retried\"",
                     af_q(relpath), af_q(bucket), af_q(key), af_q(upload_id), err.http_status,
