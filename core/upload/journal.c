@@ -58,13 +58,19 @@ static int field(struct af_buf *out, const char *name, const char *v)
         return r;
 }
 
+/* The "op" line's values, by enum af_journal_op (an upload's record has none). */
+static const char *const op_names[] = {
+        [AF_JOURNAL_UPLOAD] = "upload",
+        [AF_JOURNAL_DELETE] = "delete",
+        [AF_JOURNAL_ABORT] = "abort",
+};
+#define NOPS (sizeof(op_names) / sizeof(op_names[0]))
+
 int af_journal_encode(const struct af_journal_rec *rec, struct af_buf *out)
 {
         /* The leading fields, in the order records have always had them; NULL: left out. */
         const char *const head[][2] = {
-                { "op", rec->op == AF_JOURNAL_DELETE  ? "delete"
-                        : rec->op == AF_JOURNAL_ABORT ? "abort"
-                                                      : NULL },
+                { "op", rec->op == AF_JOURNAL_UPLOAD ? NULL : op_names[rec->op] },
                 { "path", rec->path },
                 { "bucket", rec->bucket },
                 { "key", rec->key },
@@ -267,14 +273,13 @@ static int decode_field(struct af_journal_rec *rec, const char *k, size_t kl, co
                 return *dst ? 0 : -EINVAL;
         }
         if (is(k, kl, "op")) {
-                if (is(v, vl, "delete"))
-                        rec->op = AF_JOURNAL_DELETE;
-                else if (is(v, vl, "abort"))
-                        rec->op = AF_JOURNAL_ABORT;
-                else if (is(v, vl, "upload"))
-                        rec->op = AF_JOURNAL_UPLOAD;
-                else
+                size_t i = 0;
+
+                while (i < NOPS && !is(v, vl, op_names[i]))
+                        i++;
+                if (i == NOPS)
                         return -EINVAL;
+                rec->op = (enum af_journal_op)i;
         } else if (is(k, kl, "archive")) {
                 if (is(v, vl, "none") || is(v, vl, "default"))
                         rec->archive = AF_ARCHIVE_NONE;

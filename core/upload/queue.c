@@ -239,8 +239,19 @@ static uint64_t sooner_locked(const struct af_queue *q, uint64_t deadline)
         return deadline;
 }
 
-/* Whether the shutdown's deadline has passed. Whoever sees it first stops the transfers in
- * flight (their jobs go back to the queue, journaled) and wakes every waiter and worker. */
+/* Transfers in flight stop (their jobs go back to the queue, journaled), and every waiter,
+ * worker and part thread wakes to look again. */
+static void cancel_all_locked(struct af_queue *q)
+{
+        atomic_store(&q->cancel, true);
+        pthread_cond_broadcast(&q->work);
+        pthread_cond_broadcast(&q->done);
+        pthread_cond_broadcast(&q->idle);
+        pthread_cond_broadcast(&q->stream_work);
+        pthread_cond_broadcast(&q->stream_idle);
+}
+
+/* Whether the shutdown's deadline has passed; whoever sees it first cancels all. */
 static bool expired_locked(struct af_queue *q)
 {
         if (q->locked.expired)
@@ -248,12 +259,7 @@ static bool expired_locked(struct af_queue *q)
         if (!q->locked.deadline_ms || af_clock_mono_ms() < q->locked.deadline_ms)
                 return false;
         q->locked.expired = true;
-        atomic_store(&q->cancel, true);
-        pthread_cond_broadcast(&q->work);
-        pthread_cond_broadcast(&q->done);
-        pthread_cond_broadcast(&q->idle);
-        pthread_cond_broadcast(&q->stream_work);
-        pthread_cond_broadcast(&q->stream_idle);
+        cancel_all_locked(q);
         return true;
 }
 
@@ -624,10 +630,7 @@ void af_queue_free(struct af_queue *q)
                 return;
         pthread_mutex_lock(&q->lock);
         q->locked.stopping = true;
-        atomic_store(&q->cancel, true);
-        pthread_cond_broadcast(&q->work);
-        pthread_cond_broadcast(&q->done);
-        pthread_cond_broadcast(&q->stream_work);
+        cancel_all_locked(q);
         pthread_mutex_unlock(&q->lock);
         for (unsigned i = 0; i < q->nthreads; i++)
                 pthread_join(q->threads[i], NULL);
