@@ -43,6 +43,7 @@ static void *run_waiter(void *arg)
         atomic_store(&run_child_pid, 0);
         while (waitpid(c->pid, &c->status, 0) < 0 && errno == EINTR)
                 ;
+        af_queue_set_deadline(c->queue, c->drain_timeout_ms);
         fuse_session_exit(c->se);
         if (umount2(c->mnt, MNT_DETACH) < 0) {
                 pid_t p = fork();

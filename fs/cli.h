@@ -196,6 +196,20 @@ void af_mount_done(struct af_mount *m);
 /** Queues each directory artifact with an archive strategy as one archive: it is complete. */
 void af_mount_archive_dirs(const struct af_router *r, int spool_fd, struct af_queue *q);
 
+/* ---- shutdown.c: the drain deadline starts at the signal that stops the mount ---- */
+
+/**
+ * After fuse_set_signal_handlers(): SIGTERM, SIGINT and SIGHUP still end the session
+ * (libfuse's handler runs first) and also start the queue's deadline, @timeout_ms from the
+ * signal (af_queue_set_deadline), so a request held up by S3 (an fsync waiting for its
+ * upload) cannot keep the FUSE loop, and the daemon, alive past --drain-timeout. Nothing
+ * with @timeout_ms < 0. One per process; a thread that cannot start is logged and the
+ * deadline then counts from the loop's end, as before.
+ */
+void af_shutdown_watch(struct af_queue *q, long timeout_ms);
+/** Before fuse_remove_signal_handlers(): libfuse's handlers back, the thread joined. */
+void af_shutdown_unwatch(void);
+
 /* ---- child.c: run's program ---- */
 
 struct af_child {
@@ -203,6 +217,8 @@ struct af_child {
         int status; /* waitpid() status, once it has ended */
         const char *mnt;
         struct fuse_session *se;
+        struct af_queue *queue;
+        long drain_timeout_ms; /* the queue's deadline starts when the program ends */
         pthread_t waiter;
 };
 
@@ -211,8 +227,9 @@ void af_child_forward_signals(void);
 /** Starts @argv with the caller's stdio and environment: 0, or exec's negative errno. */
 int af_child_start(struct af_child *c, char **argv);
 /**
- * Starts the thread that waits for the program, then ends the session @c->se and unmounts
- * @c->mnt lazily. On failure kills the program and returns -EAGAIN.
+ * Starts the thread that waits for the program, then starts @c->queue's drain deadline (an
+ * fsync of a process the program left must not hold the mount past it), ends the session
+ * @c->se and unmounts @c->mnt lazily. On failure kills the program and returns -EAGAIN.
  */
 int af_child_watch(struct af_child *c);
 /** Joins the waiter; @c->status is then the program's. */

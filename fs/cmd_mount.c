@@ -567,6 +567,8 @@ void af_mount_serve(struct af_mount *m)
 {
         struct fuse_loop_config *loop = fuse_loop_cfg_create();
 
+        if (!m->run) /* run's drain deadline starts when the program ends (child.c) */
+                af_shutdown_watch(m->queue, m->o->drain_timeout_ms);
         fuse_loop_cfg_set_clone_fd(loop, 0);
         /* Each FUSE thread holds a receive buffer of max_write plus a page (1 MiB here), the
          * bulk of the daemon's memory. 10 threads serve several writers and a few fsyncs
@@ -581,8 +583,12 @@ int af_mount_finish(struct af_mount *m, struct af_queue_stats *ret)
 {
         unsigned n;
 
-        if (!m->run)
+        /* The drain deadline, unless a signal started it already. */
+        af_queue_set_deadline(m->queue, m->o->drain_timeout_ms);
+        if (!m->run) {
+                af_shutdown_unwatch();
                 fuse_remove_signal_handlers(m->se);
+        }
         /* After run's lazy unmount the connection is gone and libfuse only frees. */
         fuse_session_unmount(m->se);
         af_control_stop(&m->ctl, m->sp.root);
@@ -595,7 +601,7 @@ int af_mount_finish(struct af_mount *m, struct af_queue_stats *ret)
         if (n)
                 af_log_info("op=unmount deletes=%u msg=\"objects of names gone from the spool\"",
                             n);
-        if (af_queue_drain(m->queue, m->o->drain_timeout_ms) < 0)
+        if (af_queue_drain(m->queue, -1) < 0) /* bounded by the deadline */
                 af_log_error("op=unmount msg=\"drain timeout passed; what is left stays in the "
                              "spool\"");
         warn_missing_outputs(&m->s.router, m->sp.files_fd);

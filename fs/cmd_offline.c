@@ -233,6 +233,7 @@ struct status_ctx {
         struct af_buf failed; /* the failed files' lines (text) or objects (json) */
         unsigned corrupt;
         uint64_t deletes; /* --delete-on-unlink deletes not done yet: no output is missing */
+        uint64_t aborts;  /* multipart uploads nothing will complete, still to abort */
         uint64_t done_files, done_bytes; /* the journal's count of finished uploads */
         uint64_t held_files, held_bytes; /* what the spool's files hold (--spool-limit) */
 };
@@ -247,6 +248,10 @@ static void status_one(void *arg, struct af_journal_rec *rec)
 
         if (rec->op == AF_JOURNAL_DELETE) {
                 c->deletes++;
+                return;
+        }
+        if (rec->op == AF_JOURNAL_ABORT) {
+                c->aborts++;
                 return;
         }
         c->n[rec->state]++;
@@ -291,13 +296,14 @@ static void print_json(const struct status_ctx *c, const char *root)
                "\"uploading\":{\"files\":%llu},"
                "\"done\":{\"files\":%llu,\"bytes\":%llu},"
                "\"failed\":{\"files\":%llu,\"bytes\":%llu,\"list\":[%s]},"
-               "\"corrupt_records\":%u,\"deletes_pending\":%llu,"
+               "\"corrupt_records\":%u,\"deletes_pending\":%llu,\"aborts_pending\":%llu,"
                "\"held\":{\"files\":%llu,\"bytes\":%llu}}\n",
                af_buf_str(&q), (unsigned long long)c->n[0], (unsigned long long)c->bytes[0],
                (unsigned long long)c->uploading, (unsigned long long)c->done_files,
                (unsigned long long)c->done_bytes, (unsigned long long)c->n[1],
                (unsigned long long)c->bytes[1], af_buf_str(&c->failed), c->corrupt,
-               (unsigned long long)c->deletes, (unsigned long long)c->held_files,
+               (unsigned long long)c->deletes, (unsigned long long)c->aborts,
+               (unsigned long long)c->held_files,
                (unsigned long long)c->held_bytes);
         af_buf_done(&q);
 }
@@ -318,6 +324,10 @@ static void print_text(const struct status_ctx *c, const char *root)
                 printf("  deletes:   %llu objects of unlinked names still to delete "
                        "(--delete-on-unlink)\n",
                        (unsigned long long)c->deletes);
+        if (c->aborts)
+                printf("  aborts:    %llu multipart uploads nothing will complete, still to "
+                       "abort\n",
+                       (unsigned long long)c->aborts);
 }
 
 int af_cmd_status(struct af_opts *o, int argc, char **argv)

@@ -22,8 +22,14 @@ static int start_program(struct af_mount *m, struct af_child *c, char **run_argv
         long dl;
         int r;
 
+        /* The deadline Argo gives the step bounds the drain too. */
+        dl = af_child_deadline_ms();
+        if (dl >= 0 && (m->o->drain_timeout_ms < 0 || dl < m->o->drain_timeout_ms))
+                m->o->drain_timeout_ms = dl;
         c->mnt = m->mnt;
         c->se = m->se;
+        c->queue = m->queue;
+        c->drain_timeout_ms = m->o->drain_timeout_ms;
         r = af_child_start(c, run_argv);
         if (r < 0) {
                 fuse_session_unmount(m->se);
@@ -34,10 +40,6 @@ static int start_program(struct af_mount *m, struct af_child *c, char **run_argv
                 fuse_session_unmount(m->se);
                 return af_cli_die("cannot start the waiter thread");
         }
-        /* The deadline Argo gives the step bounds the drain too. */
-        dl = af_child_deadline_ms();
-        if (dl >= 0 && (m->o->drain_timeout_ms < 0 || dl < m->o->drain_timeout_ms))
-                m->o->drain_timeout_ms = dl;
         return 0;
 }
 

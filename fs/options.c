@@ -208,8 +208,10 @@ const struct af_optrow af_optrows[] = {
           .at = AT(drain_timeout_ms), .arg = "SEC", .max = 86400 * 365, .scale = 1000,
           .cmds = UPLOAD, .section = AF_SEC_MOUNT,
           .help = "at unmount, wait at most SEC seconds for uploads (default: no\n"
-                  "limit; for run also $ARGO_DEADLINE if sooner); what is left\n"
-                  "stays in the spool and is logged" },
+                  "limit; for run also $ARGO_DEADLINE if sooner), counted from\n"
+                  "SIGTERM/SIGINT/SIGHUP if one came first; an fsync still\n"
+                  "waiting then gets EIO; what is left stays in the spool and\n"
+                  "is logged" },
         { .name = "sync-close", .env = "ARTIFUSE_SYNC_CLOSE", .kind = AF_OPT_FLAG,
           .at = AT(sync_close), .cmds = MNT, .section = AF_SEC_MOUNT,
           .help = "close() of an artifact returns only when it is in S3 (EIO\n"

@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
- * Job descriptions: what a job uploads or deletes (struct job_desc, queue_int.h), their
- * copies and their lifetimes. A job's description is guarded by q->lock; a worker runs on
+ * Job descriptions: what a job uploads, deletes or aborts (struct job_desc, queue_int.h),
+ * their copies and their lifetimes. A job's description is guarded by q->lock; a worker runs on
  * its own copy, taken under the lock, so a submit may change the job meanwhile. Nothing
  * here takes a lock or does I/O.
  */
@@ -42,7 +42,7 @@ static struct copy_src *copy_src_dup(const struct copy_src *c)
 void af_job_desc_done(struct job_desc *d)
 {
         AF_FREE_ALL(d->relpath, d->bucket, d->key, d->f.member, d->f.zip_file_member,
-                    d->resume.upload_id, d->resume.done, d->etag);
+                    d->resume.upload_id, d->resume.done, d->etag, d->upload_id);
         copy_src_free(d->copy);
         memset(d, 0, sizeof(*d));
 }
@@ -111,10 +111,11 @@ int af_job_desc_take_locked(struct job *j, struct job_desc *t)
         t->f.member = d->f.member ? strdup(d->f.member) : NULL;
         t->f.zip_file_member = d->f.zip_file_member ? strdup(d->f.zip_file_member) : NULL;
         t->etag = d->etag ? strdup(d->etag) : NULL;
+        t->upload_id = d->upload_id ? strdup(d->upload_id) : NULL;
         t->copy = d->copy ? copy_src_dup(d->copy) : NULL;
         if (!t->relpath || !t->bucket || !t->key || (d->f.member && !t->f.member) ||
             (d->f.zip_file_member && !t->f.zip_file_member) || (d->etag && !t->etag) ||
-            (d->copy && !t->copy)) {
+            (d->upload_id && !t->upload_id) || (d->copy && !t->copy)) {
                 af_job_desc_done(t);
                 return -ENOMEM;
         }
@@ -134,6 +135,21 @@ struct job *af_job_new_delete(const char *relpath, const char *bucket, const cha
         j->d.f.level = -1;
         if (!(j->d.relpath = strdup(relpath)) || !(j->d.bucket = strdup(bucket)) ||
             !(j->d.key = strdup(key)) || !(j->d.etag = strdup(etag ? etag : ""))) {
+                af_job_free(j);
+                return NULL;
+        }
+        return j;
+}
+
+struct job *af_job_new_abort(const char *relpath, const char *bucket, const char *key,
+                             const char *upload_id)
+{
+        struct job *j = af_job_new_delete(relpath, bucket, key, NULL);
+
+        if (!j)
+                return NULL;
+        j->d.kind = JOB_ABORT;
+        if (!(j->d.upload_id = strdup(upload_id))) {
                 af_job_free(j);
                 return NULL;
         }

@@ -58,11 +58,19 @@ static int field(struct af_buf *out, const char *name, const char *v)
         return r;
 }
 
+/* The "op" line's values, by enum af_journal_op (an upload's record has none). */
+static const char *const op_names[] = {
+        [AF_JOURNAL_UPLOAD] = "upload",
+        [AF_JOURNAL_DELETE] = "delete",
+        [AF_JOURNAL_ABORT] = "abort",
+};
+#define NOPS (sizeof(op_names) / sizeof(op_names[0]))
+
 int af_journal_encode(const struct af_journal_rec *rec, struct af_buf *out)
 {
         /* The leading fields, in the order records have always had them; NULL: left out. */
         const char *const head[][2] = {
-                { "op", rec->op == AF_JOURNAL_DELETE ? "delete" : NULL },
+                { "op", rec->op == AF_JOURNAL_UPLOAD ? NULL : op_names[rec->op] },
                 { "path", rec->path },
                 { "bucket", rec->bucket },
                 { "key", rec->key },
@@ -265,9 +273,13 @@ static int decode_field(struct af_journal_rec *rec, const char *k, size_t kl, co
                 return *dst ? 0 : -EINVAL;
         }
         if (is(k, kl, "op")) {
-                if (!is(v, vl, "delete") && !is(v, vl, "upload"))
+                size_t i = 0;
+
+                while (i < NOPS && !is(v, vl, op_names[i]))
+                        i++;
+                if (i == NOPS)
                         return -EINVAL;
-                rec->op = is(v, vl, "delete") ? AF_JOURNAL_DELETE : AF_JOURNAL_UPLOAD;
+                rec->op = (enum af_journal_op)i;
         } else if (is(k, kl, "archive")) {
                 if (is(v, vl, "none") || is(v, vl, "default"))
                         rec->archive = AF_ARCHIVE_NONE;
@@ -359,6 +371,10 @@ int af_journal_decode(const char *data, size_t len, struct af_journal_rec *ret,
                 r = -EINVAL;
                 (void)af_buf_addf(err, "record lacks path, bucket or key");
         }
+        if (r == 0 && rec.op == AF_JOURNAL_ABORT && !rec.upload_id) {
+                r = -EINVAL;
+                (void)af_buf_addf(err, "abort record lacks its upload id");
+        }
         if (r == 0 && (rec.path[0] == '/' || strstr(rec.path, ".."))) {
                 r = -EINVAL;
                 (void)af_buf_addf(err, "record path escapes the spool");
@@ -382,23 +398,33 @@ void af_journal_name(const char *path, char out[40])
 }
 
 /* A delete's record is named after its object, so it never replaces the record of an
- * upload of the same name (rm out; echo new > out keeps both until each is done). */
-static void delete_name(const char *bucket, const char *key, char out[40])
+ * upload of the same name (rm out; echo new > out keeps both until each is done); an
+ * abort's after its multipart upload (@upload_id non-NULL), so several can wait at once. */
+static void object_name(const char *what, const char *bucket, const char *key,
+                        const char *upload_id, char out[40])
 {
         struct af_buf id;
 
         af_buf_init(&id, 0);
-        if (af_buf_addf(&id, "delete\n%s\n%s", bucket, key) < 0)
-                af_journal_name(key, out); /* OOM: still a stable name */
+        if (af_buf_addf(&id, "%s\n%s\n%s", what, bucket, key) < 0 ||
+            (upload_id && af_buf_addf(&id, "\n%s", upload_id) < 0))
+                af_journal_name(upload_id ? upload_id : key, out); /* OOM: a stable name */
         else
                 af_journal_name(af_buf_str(&id), out);
         af_buf_done(&id);
+}
+
+static void delete_name(const char *bucket, const char *key, char out[40])
+{
+        object_name("delete", bucket, key, NULL, out);
 }
 
 void af_journal_rec_name(const struct af_journal_rec *rec, char out[40])
 {
         if (rec->op == AF_JOURNAL_DELETE)
                 delete_name(rec->bucket, rec->key, out);
+        else if (rec->op == AF_JOURNAL_ABORT)
+                object_name("abort", rec->bucket, rec->key, rec->upload_id, out);
         else
                 af_journal_name(rec->path, out);
 }

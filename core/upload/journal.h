@@ -42,6 +42,8 @@ enum af_journal_state {
 enum af_journal_op {
         AF_JOURNAL_UPLOAD = 0,
         AF_JOURNAL_DELETE, /* --delete-on-unlink: remove bucket/key if it still has etag */
+        AF_JOURNAL_ABORT,  /* end the multipart upload upload_id of bucket/key, which
+                            * nothing will complete (its file is gone, or it failed) */
 };
 
 struct af_journal_rec {
@@ -97,7 +99,8 @@ void af_journal_name(const char *path, char out[40]);
 
 /**
  * The record's file name: af_journal_name() of its path for an upload (one record per file);
- * for a delete, of "delete", bucket and key (one per object, apart from the uploads).
+ * for a delete, of "delete", bucket and key (one per object, apart from the uploads); for an
+ * abort, of "abort", bucket, key and upload id (one per multipart upload).
  */
 void af_journal_rec_name(const struct af_journal_rec *rec, char out[40]);
 

@@ -276,7 +276,6 @@ int af_multipart_upload(struct af_queue *q, struct af_s3_client *s3, const struc
         struct mpu m = { .q = q, .t = t, .bucket = bucket, .key = key, .fd = fd, .size = size };
         pthread_t threads[AF_QUEUE_MAX_PART_CONCURRENCY];
         unsigned nthreads = 0, want;
-        struct af_s3_error aerr;
         char upload_id[1024];
         int r;
 
@@ -293,7 +292,7 @@ int af_multipart_upload(struct af_queue *q, struct af_s3_client *s3, const struc
                         memcpy(upload_id, t->resume.upload_id, strlen(t->resume.upload_id) + 1);
                 } else {
                         /* Not resumable: make sure the old upload is not left billed. */
-                        (void)q->s3->abort_multipart(s3, bucket, key, t->resume.upload_id, &aerr);
+                        af_abort_upload(q, s3, t->relpath, bucket, key, t->resume.upload_id);
                         memset(m.parts, 0, m.nparts * sizeof(*m.parts));
                 }
         } else {
@@ -330,12 +329,7 @@ int af_multipart_upload(struct af_queue *q, struct af_s3_client *s3, const struc
                 goto out;
         }
 abort:
-        if (q->s3->abort_multipart(s3, bucket, key, upload_id, &aerr) < 0)
-                af_log_warn("op=abort_multipart bucket=%s key=%s upload_id=%s http_status=%d "
-                            "s3_code=%s msg=\"could not abort; the server's lifecycle rules "
-                            "must clean it up\"",
-                            af_q(bucket), af_q(key), af_q(upload_id), aerr.http_status,
-                            af_q(aerr.code));
+        af_abort_upload(q, s3, t->relpath, bucket, key, upload_id);
         abort_strays(q, s3, bucket, key, NULL);
 out:
         pthread_mutex_destroy(&m.lock);

@@ -235,6 +235,56 @@ static void timed_wait(pthread_cond_t *c, pthread_mutex_t *m, uint64_t ms)
         pthread_cond_timedwait(c, m, &ts);
 }
 
+/* The sooner of @deadline and the shutdown's (monotonic ms; UINT64_MAX: none). */
+static uint64_t sooner_locked(const struct af_queue *q, uint64_t deadline)
+{
+        if (q->locked.deadline_ms && q->locked.deadline_ms < deadline)
+                return q->locked.deadline_ms;
+        return deadline;
+}
+
+/* Transfers in flight stop (their jobs go back to the queue, journaled), and every waiter,
+ * worker and part thread wakes to look again. */
+static void cancel_all_locked(struct af_queue *q)
+{
+        atomic_store(&q->cancel, true);
+        pthread_cond_broadcast(&q->work);
+        pthread_cond_broadcast(&q->done);
+        pthread_cond_broadcast(&q->idle);
+        pthread_cond_broadcast(&q->stream_work);
+        pthread_cond_broadcast(&q->stream_idle);
+}
+
+/* Whether the shutdown's deadline has passed; whoever sees it first cancels all. */
+static bool expired_locked(struct af_queue *q)
+{
+        if (q->locked.expired)
+                return true;
+        if (!q->locked.deadline_ms || af_clock_mono_ms() < q->locked.deadline_ms)
+                return false;
+        q->locked.expired = true;
+        cancel_all_locked(q);
+        return true;
+}
+
+void af_queue_set_deadline(struct af_queue *q, long timeout_ms)
+{
+        uint64_t deadline;
+
+        if (timeout_ms < 0)
+                return;
+        deadline = af_clock_mono_ms() + (uint64_t)timeout_ms;
+        pthread_mutex_lock(&q->lock);
+        if (!q->locked.deadline_ms || deadline < q->locked.deadline_ms) {
+                q->locked.deadline_ms = deadline;
+                /* Waiters and idle workers wait again, with the deadline in view. */
+                pthread_cond_broadcast(&q->done);
+                pthread_cond_broadcast(&q->idle);
+                pthread_cond_broadcast(&q->work);
+        }
+        pthread_mutex_unlock(&q->lock);
+}
+
 struct af_s3_client *af_queue_client_new(struct af_queue *q)
 {
         struct af_s3_client *s3 = NULL;
@@ -344,14 +394,24 @@ void *af_queue_thread_run(struct af_queue *q,
         return NULL;
 }
 
-/* A worker's step: run the next job that may go, or wait for one. */
+/* A worker's step: run the next job that may go, or wait for one. Past the shutdown's
+ * deadline nothing starts: the worker waits for af_queue_free. */
 static void work_locked(struct af_queue *q, struct af_s3_client *s3)
 {
-        uint64_t wait = 0;
-        struct job *j = af_order_pick_locked(q, &wait);
+        uint64_t wait = 0, now = af_clock_mono_ms();
         struct job_desc t = { 0 };
+        struct job *j;
 
+        if (expired_locked(q)) {
+                pthread_cond_wait(&q->work, &q->lock);
+                return;
+        }
+        j = af_order_pick_locked(q, &wait);
         if (!j) {
+                /* An idle worker is who notices the deadline when nobody waits. */
+                if (q->locked.deadline_ms &&
+                    (wait == UINT64_MAX || now + wait > q->locked.deadline_ms))
+                        wait = q->locked.deadline_ms > now ? q->locked.deadline_ms - now : 0;
                 if (wait == UINT64_MAX)
                         pthread_cond_wait(&q->work, &q->lock);
                 else
@@ -364,7 +424,7 @@ static void work_locked(struct af_queue *q, struct af_s3_client *s3)
         /* Private copies: a submit may replace the job's strings while we upload. */
         if (af_job_desc_take_locked(j, &t) == 0) {
                 pthread_mutex_unlock(&q->lock);
-                if (t.kind == JOB_DELETE)
+                if (t.kind != JOB_UPLOAD)
                         af_run_delete(q, s3, j, &t);
                 else
                         af_run_upload(q, s3, j, &t);
@@ -502,18 +562,17 @@ static int sync_one(struct af_queue *q, const char *relpath, const char *bucket,
                 if (j)
                         target = j->seq;
                 while (target && o->seq < target) {
-                        uint64_t now = af_clock_mono_ms();
+                        uint64_t now = af_clock_mono_ms(), until = sooner_locked(q, deadline);
 
                         if (q->locked.stopping) {
                                 r = -ESHUTDOWN;
                                 break;
                         }
-                        if (now >= deadline) {
+                        if (expired_locked(q) || now >= until) {
                                 r = -ETIMEDOUT;
                                 break;
                         }
-                        timed_wait(&q->done, &q->lock,
-                                   deadline - now < 1000 ? deadline - now : 1000);
+                        timed_wait(&q->done, &q->lock, until - now < 1000 ? until - now : 1000);
                 }
                 if (r == 0 && target)
                         r = o->result;
@@ -549,13 +608,13 @@ int af_queue_drain(struct af_queue *q, long timeout_ms)
 
         pthread_mutex_lock(&q->lock);
         while (q->locked.head || q->locked.aborting) {
-                uint64_t now = af_clock_mono_ms();
+                uint64_t now = af_clock_mono_ms(), until = sooner_locked(q, deadline);
 
-                if (now >= deadline) {
+                if (expired_locked(q) || now >= until) {
                         r = -ETIMEDOUT;
                         break;
                 }
-                timed_wait(&q->idle, &q->lock, deadline - now < 1000 ? deadline - now : 1000);
+                timed_wait(&q->idle, &q->lock, until - now < 1000 ? until - now : 1000);
         }
         pthread_mutex_unlock(&q->lock);
         /* The jobs that left made their journal writes, but a worker may be doing them: a
@@ -579,10 +638,7 @@ void af_queue_free(struct af_queue *q)
                 return;
         pthread_mutex_lock(&q->lock);
         q->locked.stopping = true;
-        atomic_store(&q->cancel, true);
-        pthread_cond_broadcast(&q->work);
-        pthread_cond_broadcast(&q->done);
-        pthread_cond_broadcast(&q->stream_work);
+        cancel_all_locked(q);
         pthread_mutex_unlock(&q->lock);
         for (unsigned i = 0; i < q->nthreads; i++)
                 pthread_join(q->threads[i], NULL);
@@ -594,10 +650,11 @@ void af_queue_free(struct af_queue *q)
         af_stream_drop_all_locked(q);
         for (j = q->locked.head; j; j = next) {
                 next = j->next;
-                if (j->d.kind == JOB_DELETE)
-                        af_log_warn("op=delete status=left path=%s bucket=%s key=%s "
-                                    "msg=\"not deleted yet; journaled for the next mount or "
+                if (j->d.kind != JOB_UPLOAD)
+                        af_log_warn("op=%s status=left path=%s bucket=%s key=%s "
+                                    "msg=\"not done yet; journaled for the next mount or "
                                     "drain\"",
+                                    j->d.kind == JOB_DELETE ? "delete" : "abort_multipart",
                                     af_q(j->d.relpath), af_q(j->d.bucket), af_q(j->d.key));
                 else
                         af_log_error("op=upload status=left path=%s bucket=%s key=%s "

@@ -152,8 +152,8 @@ bool af_queue_pending(struct af_queue *q, const char *relpath);
 /**
  * Like af_queue_submit, then waits until an upload of the file that started after this call
  * has finished (or @timeout_ms passes; < 0: no limit). 0 when it is in S3; else the upload's
- * negative errno (the file stays in the spool, and the log says why), -ETIMEDOUT, or
- * -ESHUTDOWN. For fsync() and --sync-close. A file that is not to be uploaded is not
+ * negative errno (the file stays in the spool, and the log says why), -ETIMEDOUT (also when
+ * the shutdown's deadline passes, af_queue_set_deadline), or -ESHUTDOWN. For fsync() and --sync-close. A file that is not to be uploaded is not
  * submitted: use the router first.
  */
 int af_queue_submit_wait(struct af_queue *q, const char *relpath, const char *bucket,
@@ -164,18 +164,29 @@ int af_queue_wait(struct af_queue *q, const char *relpath, long timeout_ms);
 
 /**
  * Queues every upload the journal records (what an earlier run left: pending, failed, or a
- * multipart upload in progress, which resumes with the parts S3 already has). A record
- * whose file is no longer in the spool is reported and dropped; a corrupt one is reported,
+ * multipart upload in progress, which resumes with the parts S3 already has), deletes and
+ * aborts of multipart uploads. A record whose file is no longer in the spool is reported and
+ * dropped, its multipart upload aborted (a job of its own); a corrupt one is reported,
  * set aside as "<name>.corrupt" and skipped. Returns how many were queued.
  */
 int af_queue_resume(struct af_queue *q);
 
 /**
  * Waits until no job is queued or running and every abandoned stream is aborted, or
- * @timeout_ms passes (< 0: no limit).
+ * @timeout_ms passes (< 0: no limit), or the deadline of af_queue_set_deadline does.
  * 0 when drained, -ETIMEDOUT otherwise.
  */
 int af_queue_drain(struct af_queue *q, long timeout_ms);
+
+/**
+ * Shutdown has begun (SIGTERM, the unmount): whatever waits on the queue ends within
+ * @timeout_ms from now (< 0: no limit). A deadline set earlier that comes sooner stays. When
+ * it passes, the queue gives up for this run: af_queue_wait and af_queue_submit_wait return
+ * -ETIMEDOUT (an fsync waiting on a stalled S3 gets its EIO), af_queue_drain returns
+ * -ETIMEDOUT, transfers in flight are cancelled and no job starts any more. Every job keeps
+ * its journal record (a submit is still journaled), for the next mount or drain.
+ */
+void af_queue_set_deadline(struct af_queue *q, long timeout_ms);
 
 void af_queue_get_stats(struct af_queue *q, struct af_queue_stats *ret);
 

@@ -30,10 +30,12 @@ enum job_state {
         JOB_RUNNING,
 };
 
-/* Uploads are the queue's job; deletes (--delete-on-unlink) ride along, ordered by key. */
+/* Uploads are the queue's job; deletes (--delete-on-unlink) ride along, ordered by key, and
+ * so do aborts of multipart uploads that nothing will complete (abort.c). */
 enum job_kind {
         JOB_UPLOAD = 0,
         JOB_DELETE,
+        JOB_ABORT,
 };
 
 /* A server-side copy source for a renamed file (af_queue_submit_copy). */
@@ -77,6 +79,7 @@ struct job_desc {
         struct fmt f;              /* an upload: how the file is packaged */
         struct copy_src *copy;     /* an upload that may be a copy, see af_queue_submit_copy */
         char *etag;                /* a delete: the ETag the object must still have */
+        char *upload_id;           /* an abort: the multipart upload it ends */
         struct resume_hint resume; /* an upload; moves to the worker's copy (used once) */
 };
 
@@ -147,6 +150,10 @@ struct af_queue {
                 struct job *head; /* FIFO */
                 struct job *tail;
                 bool stopping;
+                /* Shutdown's deadline (monotonic ms; 0: none yet), and whether it passed:
+                 * then nothing starts and every wait ends (af_queue_set_deadline). */
+                uint64_t deadline_ms;
+                bool expired;
                 struct af_queue_stats stats;
                 struct failure *failures; /* newest first, at most MAX_FAILURES */
                 size_t nfailures;
@@ -191,6 +198,9 @@ int af_job_desc_take_locked(struct job *j, struct job_desc *ret);
 /* A delete job (a new one, or from a journal record); NULL on OOM. */
 struct job *af_job_new_delete(const char *relpath, const char *bucket, const char *key,
                               const char *etag);
+/* An abort job: AbortMultipartUpload of @upload_id (@relpath for logs); NULL on OOM. */
+struct job *af_job_new_abort(const char *relpath, const char *bucket, const char *key,
+                             const char *upload_id);
 
 /* ---- queue.c: the job list, waiting, the workers' clients ---- */
 
@@ -233,10 +243,12 @@ void af_record_put_locked(struct af_queue *q, const char *relpath, const char *b
                           const char *key, const struct fmt *f, enum af_journal_state state,
                           const char *error, const struct mpu_progress *mp);
 void af_record_remove_locked(struct af_queue *q, const char *relpath);
+/* A delete's or an abort's record (by @j's kind). */
 void af_record_put_delete_locked(struct af_queue *q, const struct job *j,
                                  enum af_journal_state state, const char *error);
 void af_record_remove_delete_locked(struct af_queue *q, const char *bucket, const char *key);
-/* The record of @j's key now belongs to the next delete of that key, if one is queued. */
+/* A delete is done: the record of @j's key now belongs to the next delete of that key, if
+ * one is queued. An abort is done: its record goes. */
 void af_record_delete_done_locked(struct af_queue *q, const struct job *j);
 /* A line in done.log about an upload that finished (for status). */
 void af_record_done_locked(struct af_queue *q, const char *relpath, const char *key,
@@ -303,6 +315,21 @@ int af_transfer_once(struct af_queue *q, struct af_s3_client *s3, const struct j
 int af_delete_once(struct af_queue *q, struct af_s3_client *s3, const struct job_desc *t,
                    struct af_s3_error *err);
 
+/* ---- abort.c: no multipart upload left open ---- */
+
+/* One attempt at aborting @t's upload: 0 aborted (or already gone), else a negative errno
+ * with @err filled. */
+int af_abort_once(struct af_queue *q, struct af_s3_client *s3, const struct job_desc *t,
+                  struct af_s3_error *err);
+/* Queues the abort of @upload_id of @bucket/@key as a job, journaled (the caller flushes),
+ * retried as a delete is and kept in the journal until it is done. @relpath: for logs. */
+void af_abort_queue_locked(struct af_queue *q, const char *relpath, const char *bucket,
+                           const char *key, const char *upload_id);
+/* Ends @upload_id of @bucket/@key, which nothing will complete: one try now, and if that
+ * fails, af_abort_queue_locked. With no lock held. */
+void af_abort_upload(struct af_queue *q, struct af_s3_client *s3, const char *relpath,
+                     const char *bucket, const char *key, const char *upload_id);
+
 /* ---- manifest.c, run.c ---- */
 
 void af_manifest_write(struct af_queue *q, const struct job_desc *t, uint64_t size,
@@ -318,6 +345,7 @@ int af_extras_upload(struct af_queue *q, struct af_s3_client *s3, const struct j
 /* A worker's run of the job it picked (its state JOB_RUNNING, @t its private copy). */
 void af_run_upload(struct af_queue *q, struct af_s3_client *s3, struct job *j,
                    const struct job_desc *t);
+/* A delete or an abort (JOB_DELETE, JOB_ABORT). */
 void af_run_delete(struct af_queue *q, struct af_s3_client *s3, struct job *j,
                    const struct job_desc *t);
 

@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
  * The journal records of the queue's jobs: one per file waiting for S3 (its target, its
- * packaging, a multipart upload's id and finished parts), one per pending delete.
+ * packaging, a multipart upload's id and finished parts), one per pending delete, one per
+ * multipart upload still to abort.
  *
  * A record must always say the newest decision about its file, and decisions are made under
  * q->lock; but writing a record means two fsyncs, far too slow to hold the queue's lock for
@@ -186,11 +187,13 @@ void af_record_remove_locked(struct af_queue *q, const char *relpath)
 void af_record_put_delete_locked(struct af_queue *q, const struct job *j,
                                  enum af_journal_state state, const char *error)
 {
-        struct af_journal_rec rec = { .op = AF_JOURNAL_DELETE,
+        bool abort = j->d.kind == JOB_ABORT;
+        struct af_journal_rec rec = { .op = abort ? AF_JOURNAL_ABORT : AF_JOURNAL_DELETE,
                                       .path = j->d.relpath,
                                       .bucket = j->d.bucket,
                                       .key = j->d.key,
-                                      .etag = j->d.etag,
+                                      .etag = abort ? NULL : j->d.etag,
+                                      .upload_id = abort ? j->d.upload_id : NULL,
                                       .level = -1,
                                       .state = state,
                                       .error = (char *)error,
@@ -227,6 +230,16 @@ void af_record_done_locked(struct af_queue *q, const char *relpath, const char *
 
 void af_record_delete_done_locked(struct af_queue *q, const struct job *j)
 {
+        if (j->d.kind == JOB_ABORT) {
+                struct af_journal_rec rec = { .op = AF_JOURNAL_ABORT,
+                                              .bucket = j->d.bucket,
+                                              .key = j->d.key,
+                                              .upload_id = j->d.upload_id };
+
+                if (q->cfg.journal)
+                        (void)add_locked(q, REMOVE_DELETE, &rec);
+                return;
+        }
         for (struct job *i = q->locked.head; i; i = i->next) {
                 if (i != j && i->d.kind == JOB_DELETE &&
                     af_order_same_key(i->d.bucket, i->d.key, j->d.bucket, j->d.key)) {

@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
  * af_queue_resume: the jobs an earlier run left in the journal go back into the queue,
- * uploads with their multipart progress (resume hints) and deletes with their ETag.
+ * uploads with their multipart progress (resume hints), deletes with their ETag, aborts of
+ * multipart uploads; a record whose file is gone is dropped, its upload aborted.
  */
 #include <fcntl.h>
 #include <stdlib.h>
@@ -16,18 +17,22 @@ struct resume_ctx {
         int queued;
 };
 
-/* A delete an earlier run had queued: it goes again (its ETag check keeps it safe). */
+/* A delete an earlier run had queued: it goes again (its ETag check keeps it safe). So does
+ * an abort of a multipart upload. */
 static void resume_delete(struct resume_ctx *rc, const struct af_journal_rec *rec)
 {
         struct af_queue *q = rc->q;
-        struct job *j = af_job_new_delete(rec->path, rec->bucket, rec->key, rec->etag);
+        bool abort = rec->op == AF_JOURNAL_ABORT;
+        struct job *j = abort ? af_job_new_abort(rec->path, rec->bucket, rec->key, rec->upload_id)
+                              : af_job_new_delete(rec->path, rec->bucket, rec->key, rec->etag);
 
         if (!j) {
                 af_log_error("op=resume path=%s err=\"out of memory\"", af_q(rec->path));
                 return;
         }
-        af_log_info("op=resume path=%s key=%s state=%s delete=pending", af_q(rec->path),
-                    af_q(rec->key), rec->state == AF_JOURNAL_FAILED ? "failed" : "pending");
+        af_log_info("op=resume path=%s key=%s state=%s %s=pending", af_q(rec->path),
+                    af_q(rec->key), rec->state == AF_JOURNAL_FAILED ? "failed" : "pending",
+                    abort ? "abort_multipart" : "delete");
         pthread_mutex_lock(&q->lock);
         j->seq = ++q->locked.submit_seq;
         af_queue_enqueue_locked(q, j);
@@ -72,14 +77,24 @@ static void resume_one(void *arg, struct af_journal_rec *rec)
         struct stat st;
         struct job *j;
 
-        if (rec->op == AF_JOURNAL_DELETE) {
+        if (rec->op != AF_JOURNAL_UPLOAD) {
                 resume_delete(rc, rec);
                 return;
         }
         if (fstatat(q->cfg.spool_dirfd, rec->path, &st, AT_SYMLINK_NOFOLLOW) < 0) {
                 af_log_warn("op=resume path=%s key=%s msg=\"the file is no longer in the spool; "
-                            "its record is dropped\"",
-                            af_q(rec->path), af_q(rec->key));
+                            "its record is dropped%s\"",
+                            af_q(rec->path), af_q(rec->key),
+                            rec->upload_id ? " and its multipart upload aborted" : "");
+                if (rec->upload_id) {
+                        /* Journaled (and flushed) before the record that knew the id goes. */
+                        pthread_mutex_lock(&q->lock);
+                        af_abort_queue_locked(q, rec->path, rec->bucket, rec->key,
+                                              rec->upload_id);
+                        pthread_mutex_unlock(&q->lock);
+                        af_record_flush(q);
+                        rc->queued++;
+                }
                 (void)af_journal_remove(q->cfg.journal_dirfd, rec->path);
                 return;
         }

@@ -251,24 +251,28 @@ static void finish_delete(struct af_queue *q, struct job *j, int r, const struct
         af_record_flush(q);
 }
 
+/* A delete (JOB_DELETE) or an abort of a multipart upload (JOB_ABORT): the same policy. */
 void af_run_delete(struct af_queue *q, struct af_s3_client *s3, struct job *j,
                    const struct job_desc *t)
 {
+        bool abort = t->kind == JOB_ABORT;
+        const char *op = abort ? "abort_multipart" : "delete";
         uint64_t t0 = af_clock_mono_ms(), failing_ms;
         struct af_s3_error err;
         struct af_buf msg;
         unsigned attempt;
-        int r = af_delete_once(q, s3, t, &err);
+        int r = abort ? af_abort_once(q, s3, t, &err) : af_delete_once(q, s3, t, &err);
 
         af_buf_init(&msg, 1024);
         pthread_mutex_lock(&q->lock);
         attempt = count_attempt_locked(j, r, &failing_ms);
         pthread_mutex_unlock(&q->lock);
-        if (r == 0)
+        if (r == 0 && !abort)
                 af_metrics_delete_done(q->cfg.metrics);
         if (r == 0)
-                af_log_info("op=delete status=done path=%s bucket=%s key=%s ms=%llu",
+                af_log_info("op=%s status=done path=%s bucket=%s key=%s%s%s ms=%llu", op,
                             af_q(t->relpath), af_q(t->bucket), af_q(t->key),
+                            abort ? " upload_id=" : "", abort ? af_q(t->upload_id) : "",
                             (unsigned long long)(af_clock_mono_ms() - t0));
         else if (r == 1)
                 af_log_info("op=delete status=skipped path=%s bucket=%s key=%s etag=%s "
@@ -279,13 +283,15 @@ void af_run_delete(struct af_queue *q, struct af_s3_client *s3, struct job *j,
         if (requeue_on_cancel(q, j, r)) /* journaled: the next mount or drain does it */
                 goto out;
         format_error(&err, r, &msg);
-        if (retry_later(q, j, &q->retry_delete, "delete", t, r, attempt, failing_ms, &err, &msg))
+        if (retry_later(q, j, &q->retry_delete, op, t, r, attempt, failing_ms, &err, &msg))
                 goto out;
-        af_log_error("op=delete status=failed path=%s bucket=%s key=%s attempts=%u "
-                     "http_status=%d s3_code=%s request_id=%s err=%s msg=\"the object is left "
-                     "in S3\"",
-                     af_q(t->relpath), af_q(t->bucket), af_q(t->key), attempt, err.http_status,
-                     af_q(err.code), af_q(err.request_id), af_q(af_buf_str(&msg)));
+        af_log_error("op=%s status=failed path=%s bucket=%s key=%s attempts=%u "
+                     "http_status=%d s3_code=%s request_id=%s err=%s msg=\"%s; journaled for "
+                     "the next mount or drain\"",
+                     op, af_q(t->relpath), af_q(t->bucket), af_q(t->key), attempt,
+                     err.http_status, af_q(err.code), af_q(err.request_id),
+                     af_q(af_buf_str(&msg)),
+                     abort ? "the multipart upload is left open" : "the object is left in S3");
 finished:
         finish_delete(q, j, r, &msg);
 out:

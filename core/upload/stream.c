@@ -270,10 +270,11 @@ static void stream_abort(struct af_queue *q, struct af_s3_client *s3, struct af_
         q->locked.aborting--;
         pthread_cond_broadcast(&q->idle);
         j = af_queue_find_locked(q, s->relpath);
-        if (r < 0) {
-                /* Still open on the server: the record keeps it for the next run to abort or
-                 * reuse. */
-        } else if (!j) {
+        /* Still open on the server: an abort job of its own (journaled before the file's
+         * record forgets the id, in this flush) retries it until it is gone. */
+        if (r < 0)
+                af_abort_queue_locked(q, s->relpath, s->bucket, s->key, s->upload_id);
+        if (!j) {
                 af_record_remove_locked(q, s->relpath);
         } else if (j->state == JOB_QUEUED) {
                 af_record_put_locked(q, j->d.relpath, j->d.bucket, j->d.key, &j->d.f,
@@ -282,9 +283,9 @@ static void stream_abort(struct af_queue *q, struct af_s3_client *s3, struct af_
         pthread_mutex_unlock(&q->lock);
         af_record_flush(q);
         if (r < 0)
-                af_log_warn("op=abort_multipart bucket=%s key=%s upload_id=%s http_status=%d "
-                            "s3_code=%s msg=\"could not abort the abandoned stream; it stays "
-                            "journaled\"",
+                af_log_warn("op=abort_multipart status=retry bucket=%s key=%s upload_id=%s "
+                            "http_status=%d s3_code=%s msg=\"could not abort the abandoned "
+                            "stream; journaled and retried\"",
                             af_q(s->bucket), af_q(s->key), af_q(s->upload_id), err.http_status,
                             af_q(err.code));
         else if (s->upload_id[0])

@@ -14,6 +14,14 @@
 
 #include "upload/queue_int.h"
 
+/* The multipart upload a journal record left for @t (a resume hint, which comes once) will
+ * not be continued by this attempt: it is aborted, so it is not left open. */
+static void drop_hint(struct af_queue *q, struct af_s3_client *s3, const struct job_desc *t)
+{
+        if (t->resume.upload_id)
+                af_abort_upload(q, s3, t->relpath, t->bucket, t->key, t->resume.upload_id);
+}
+
 int af_transfer_once(struct af_queue *q, struct af_s3_client *s3, const struct job_desc *t,
                      uint64_t *ret_size, struct stat *ret_st, struct af_s3_put_result *res,
                      struct af_s3_error *err)
@@ -31,13 +39,21 @@ int af_transfer_once(struct af_queue *q, struct af_s3_client *s3, const struct j
          * a writer; the fstat below turns away what is not a regular file or directory. */
         fd = openat(q->cfg.spool_dirfd, t->relpath,
                     O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK);
-        if (fd < 0)
-                return -errno;
+        if (fd < 0) {
+                r = -errno;
+                drop_hint(q, s3, t);
+                return r;
+        }
         if (fstat(fd, &st) < 0) {
                 r = -errno;
+                drop_hint(q, s3, t);
                 goto out;
         }
         *ret_st = st;
+        /* Only a multipart upload from the spool continues an interrupted one. */
+        if (!S_ISREG(st.st_mode) || f->archive != AF_ARCHIVE_NONE || t->copy ||
+            (uint64_t)st.st_size < q->cfg.multipart_threshold)
+                drop_hint(q, s3, t);
         if (S_ISDIR(st.st_mode) && f->archive != AF_ARCHIVE_NONE) {
                 *ret_size = 0;
                 r = af_archive_put(q, s3, bucket, key, fd, &st, f, res, err);

@@ -3,9 +3,12 @@
 import json
 import os
 import subprocess
+import time
 
-from helpers import (BIN, get_bytes, journal_records, journal_text, kill9, list_keys, log_lines,
-                     open_uploads, wait_for, write)
+import pytest
+
+from helpers import (BIN, get_bytes, journal_records, journal_text, key_of, kill9, list_keys,
+                     log_lines, open_uploads, wait_for, wait_object, write)
 
 
 def test_kill9_mid_multipart_then_mount_again_resumes_without_resending(mount, s3, names):
@@ -95,3 +98,37 @@ def test_corrupt_and_orphan_records_are_reported_and_the_rest_resumes(mount, s3,
     assert get_bytes(s3, f"{names['prefix']}/keep.txt") == b"keep.txt"
     assert os.path.exists(os.path.join(jdir, "0" * 32 + ".rec.corrupt"))
     assert journal_records(m2) == []
+
+
+@pytest.mark.parametrize("left", ["record", "tmp"])
+def test_kill9_during_an_unlink_then_mount_again_deletes(proxy, pmount, s3, names, left):
+    """--delete-on-unlink, kill -9 while the delete of an unlinked name is on a stalled wire:
+    the unlink journaled the delete before it removed the spool file, so the next mount on
+    the spool deletes the object and leaves no record. "tmp": the record as a kill between
+    its write and its rename leaves it (<name>.rec.tmp, complete), which the mount puts in
+    place and carries out."""
+    args = ["--delete-on-unlink", "--unmatched", "upload"]
+    m = pmount(args=args)
+    key = key_of(names, "gone.txt")
+    write(m, "gone.txt", b"to be deleted\n")
+    wait_object(s3, key, b"to be deleted\n")
+    wait_for(lambda: log_lines(m, "op=upload status=done", "gone.txt") and
+             not journal_records(m), what="the upload recorded as done")
+    time.sleep(0.5)  # the mount has learnt what it put under the name
+    proxy.stall(300)
+    os.unlink(m.path("gone.txt"))
+    assert "op delete" in journal_text(m), "the unlink returned before its delete was journaled"
+    time.sleep(0.5)  # the delete's HEAD waits on the stalled wire
+    kill9(m)
+    assert key in list_keys(s3, names["prefix"])
+    jdir = os.path.join(m.spool_root, "journal")
+    if left == "tmp":
+        (rec,) = journal_records(m)
+        os.rename(os.path.join(jdir, rec), os.path.join(jdir, rec + ".tmp"))
+
+    proxy.clear()
+    m2 = pmount(args=args, spool_root=m.spool_root)
+    assert m2.unmount() == 0, m2.log()
+    assert key not in list_keys(s3, names["prefix"]), m2.log()
+    assert log_lines(m2, "op=delete status=done", "gone.txt"), m2.log()
+    assert [f for f in os.listdir(jdir) if ".rec" in f] == []

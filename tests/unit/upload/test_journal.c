@@ -143,6 +143,45 @@ static void test_bad_partsum_is_refused(void)
         }
 }
 
+/* An abort's record: its op and upload id survive, it is named after its multipart upload
+ * (apart from the file's record and from a delete of the key), and one without an id is
+ * refused. */
+static void test_abort_record(void)
+{
+        char path[] = "big.bin", bucket[] = "b", key[] = "k/big.bin", id1[] = "u1", id2[] = "u2";
+        struct af_journal_rec rec = { .op = AF_JOURNAL_ABORT, .path = path, .bucket = bucket,
+                                      .key = key, .upload_id = id1, .level = -1 };
+        struct af_journal_rec other = rec, back;
+        char n1[40], n2[40], nfile[40], ndelete[40];
+        struct af_buf b, err;
+
+        af_buf_init(&b, AF_JOURNAL_MAX);
+        CHECK_INT_EQ(af_journal_encode(&rec, &b), 0);
+        CHECK(strstr(af_buf_str(&b), "\nop abort\n") != NULL);
+        if (CHECK_INT_EQ(decode(&b, &back), 0)) {
+                CHECK_INT_EQ(back.op, AF_JOURNAL_ABORT);
+                CHECK_STR_EQ(back.upload_id, "u1");
+                CHECK_STR_EQ(back.key, "k/big.bin");
+                af_journal_rec_done(&back);
+        }
+        af_journal_rec_name(&rec, n1);
+        other.upload_id = id2;
+        af_journal_rec_name(&other, n2);
+        other.op = AF_JOURNAL_UPLOAD;
+        af_journal_rec_name(&other, nfile);
+        other.op = AF_JOURNAL_DELETE;
+        af_journal_rec_name(&other, ndelete);
+        CHECK(strcmp(n1, n2) != 0);
+        CHECK(strcmp(n1, nfile) != 0);
+        CHECK(strcmp(n1, ndelete) != 0);
+        af_buf_truncate(&b, 0);
+        (void)af_buf_adds(&b, "artifuse-journal 1\nop abort\npath a\nbucket b\nkey k\nend\n");
+        af_buf_init(&err, 512);
+        CHECK_INT_EQ(af_journal_decode(b.ptr, b.len, &back, &err), -EINVAL);
+        af_buf_done(&err);
+        af_buf_done(&b);
+}
+
 static void count_rec(void *ctx, struct af_journal_rec *rec)
 {
         (*(int *)ctx)++;
@@ -192,6 +231,7 @@ int main(void)
         RUN(test_stream_record_round_trip);
         RUN(test_record_without_sums);
         RUN(test_bad_partsum_is_refused);
+        RUN(test_abort_record);
         RUN(test_leftover_tmp_records);
         return test_summary();
 }

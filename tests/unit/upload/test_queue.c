@@ -14,10 +14,13 @@
 #include <fcntl.h>
 #include <pthread.h>
 #include <stdlib.h>
+#include <stdatomic.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
+#include "base/clock.h"
 #include "base/log.h"
 #include "upload/journal.h"
 #include "upload/queue.h"
@@ -41,7 +44,8 @@ static struct {
         char fail_key[64]; /* calls on this key fail... */
         int fail_err;      /* ...with this errno (0: none)... */
         int fail_count;    /* ...this many more times (< 0: always) */
-        char hold_key[64]; /* a PutObject of this key waits until it is cleared */
+        char hold_key[64]; /* a PutObject of this key waits until it is cleared... */
+        const atomic_bool *cancel; /* ...or until the queue cancels its transfers */
 } fake = { .lock = PTHREAD_MUTEX_INITIALIZER, .changed = PTHREAD_COND_INITIALIZER };
 
 static void fake_reset(void)
@@ -138,10 +142,19 @@ static void set_file_meta(struct af_s3_client *c, const struct af_s3_kv *meta, s
         (void)n;
 }
 
+/* Every client of a queue gets the same flag: the queue's. */
 static void set_cancel(struct af_s3_client *c, const atomic_bool *flag)
 {
         (void)c;
-        (void)flag;
+        pthread_mutex_lock(&fake.lock);
+        fake.cancel = flag;
+        pthread_mutex_unlock(&fake.lock);
+}
+
+/* With fake.lock: whether the queue has cancelled its transfers. */
+static bool cancelled_locked(void)
+{
+        return fake.cancel && atomic_load(fake.cancel);
 }
 
 static int put_object_fd(struct af_s3_client *c, const char *bucket, const char *key, int fd,
@@ -159,8 +172,22 @@ static int put_object_fd(struct af_s3_client *c, const char *bucket, const char 
         if (n != (ssize_t)size)
                 return -EIO;
         pthread_mutex_lock(&fake.lock);
-        while (strcmp(fake.hold_key, key) == 0)
-                pthread_cond_wait(&fake.changed, &fake.lock);
+        while (strcmp(fake.hold_key, key) == 0 && !cancelled_locked()) {
+                struct timespec ts;
+
+                clock_gettime(CLOCK_REALTIME, &ts);
+                ts.tv_nsec += 10 * 1000000L; /* as curl's progress callback: look again */
+                if (ts.tv_nsec >= 1000000000L) {
+                        ts.tv_sec++;
+                        ts.tv_nsec -= 1000000000L;
+                }
+                pthread_cond_timedwait(&fake.changed, &fake.lock, &ts);
+        }
+        if (strcmp(fake.hold_key, key) == 0) {
+                r = call_locked("cancelled", key, err);
+                pthread_mutex_unlock(&fake.lock);
+                return -ECANCELED;
+        }
         r = call_locked("put", key, err);
         if (r == 0) {
                 memset(ret, 0, sizeof(*ret));
@@ -607,6 +634,35 @@ static void test_drain_times_out_then_finishes(void)
         af_queue_free(q);
 }
 
+/* The shutdown's deadline (SIGTERM) ends a wait on an upload that S3 holds up: the waiter
+ * gets -ETIMEDOUT at the deadline, the transfer is cancelled, the job stays, and a drain
+ * returns at once. */
+static void test_deadline_ends_waits_and_transfers(void)
+{
+        struct af_queue *q = queue_new(2, 3);
+        uint64_t t0;
+
+        put_file("d", "deadline");
+        fake_hold("k/d");
+        af_queue_set_deadline(q, 300);
+        af_queue_set_deadline(q, 60000); /* a later one does not move it */
+        t0 = af_clock_mono_ms();
+        CHECK_INT_EQ(af_queue_submit_wait(q, "d", "b", "k/d", 10000), -ETIMEDOUT);
+        CHECK(af_clock_mono_ms() - t0 >= 250 && af_clock_mono_ms() - t0 < 2000);
+        for (int i = 0; i < 200 && calls("cancelled k/d") == 0; i++)
+                usleep(10000);
+        CHECK_INT_EQ(calls("cancelled k/d"), 1);
+        CHECK(af_queue_pending(q, "d")); /* not failed: the next mount uploads it */
+        t0 = af_clock_mono_ms();
+        CHECK_INT_EQ(af_queue_drain(q, 10000), -ETIMEDOUT);
+        CHECK_INT_EQ(af_queue_wait(q, "d", 10000), -ETIMEDOUT);
+        CHECK(af_clock_mono_ms() - t0 < 500);
+        usleep(100000);
+        CHECK_INT_EQ(calls("cancelled k/d") + calls("put k/d"), 1); /* nothing starts again */
+        fake_hold("");
+        af_queue_free(q);
+}
+
 static void test_missing_file_is_skipped(void)
 {
         struct af_queue *q = queue_new(1, 3);
@@ -702,6 +758,7 @@ int main(void)
         RUN(test_delete_retried);
         RUN(test_resubmit_while_failing);
         RUN(test_drain_times_out_then_finishes);
+        RUN(test_deadline_ends_waits_and_transfers);
         RUN(test_missing_file_is_skipped);
         RUN(test_journal_matches_decisions);
         r = test_summary();

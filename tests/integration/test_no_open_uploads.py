@@ -1,0 +1,66 @@
+# SPDX-License-Identifier: Apache-2.0
+"""No multipart upload is left open (issue 15, found by the soak): an abort that fails is
+retried with the delete retry policy and journaled until it succeeds, and a journaled
+multipart upload whose file left the spool is aborted, not just forgotten. Each test ends
+with ListMultipartUploads empty under its prefix (billed storage otherwise)."""
+import os
+import time
+
+from helpers import (MiB, get_bytes, journal_records, journal_text, key_of, kill9, list_keys,
+                     log_lines, open_uploads, wait_for)
+
+ARGS = ["--unmatched", "upload", "--delete-on-unlink"]
+
+
+def test_failed_abort_of_an_abandoned_stream_is_retried(proxy, pmount, s3, names):
+    """A streamed file renamed while S3 refuses connections: the stream is abandoned and its
+    AbortMultipartUpload fails. Before the fix it was never tried again and the upload stayed
+    open for good (tests/soak/repro/abort_not_retried.py)."""
+    m = pmount(args=ARGS)
+    data = os.urandom(40 * MiB)
+    with open(m.path("b.bin"), "wb") as f:
+        for i in range(0, len(data), MiB):
+            f.write(data[i:i + MiB])
+        f.flush()
+        wait_for(lambda: open_uploads(s3, names["prefix"]), what="the stream's upload")
+    proxy.refuse()
+    os.rename(m.path("b.bin"), m.path("r.bin"))
+    wait_for(lambda: log_lines(m, "op=abort_multipart"), timeout=90,
+             what="the abort to fail while S3 refuses")
+    time.sleep(1)
+    proxy.accept()
+    assert m.unmount() == 0, m.log()
+    assert get_bytes(s3, key_of(names, "r.bin")) == data
+    assert list_keys(s3, names["prefix"]) == [key_of(names, "r.bin")]
+    assert open_uploads(s3, names["prefix"]) == [], m.log()
+    assert journal_records(m) == []
+
+
+def test_journaled_upload_of_a_gone_file_is_aborted(proxy, pmount, s3, names):
+    """kill -9 mid-stream, the file removed from the spool before the next mount: that mount
+    aborts the journaled upload instead of dropping it (tests/soak/repro/
+    resume_gone_file_upload_left.py). With S3 refusing at that mount, the abort stays
+    journaled, and the mount after it does it."""
+    m = pmount(args=ARGS)
+    f = open(m.path("big.bin"), "wb")
+    for _ in range(20):
+        f.write(os.urandom(MiB))
+    f.flush()
+    wait_for(lambda: "upload " in journal_text(m), what="the stream's upload journaled")
+    kill9(m, f)
+    assert open_uploads(s3, names["prefix"]), "expected the stream's upload open"
+    os.unlink(os.path.join(m.spool, "big.bin"))
+
+    proxy.refuse()
+    m2 = pmount(args=ARGS + ["--drain-timeout", "3", "--no-check"], spool_root=m.spool_root)
+    m2.unmount()
+    assert "op abort" in journal_text(m2), m2.log()  # kept until S3 says it is gone
+    assert log_lines(m2, "no longer in the spool", "multipart upload aborted"), m2.log()
+    assert open_uploads(s3, names["prefix"])
+
+    proxy.accept()
+    m3 = pmount(args=ARGS, spool_root=m.spool_root)
+    assert m3.unmount() == 0, m3.log()
+    assert log_lines(m3, "op=abort_multipart", "status=done"), m3.log()
+    assert open_uploads(s3, names["prefix"]) == [], m3.log()
+    assert journal_records(m3) == []
