@@ -1216,6 +1216,8 @@ def main():
                                                         "/var/tmp/artifuse-soak"))
     ap.add_argument("--keep-spool", action="store_true",
                     help="keep the spool's files (default: removed, logs kept)")
+    ap.add_argument("--keep-s3", action="store_true",
+                    help="keep a passed run's objects (default: deleted; a failed run's stay)")
     ap.add_argument("--daemon-arg", action="append",
                     help="one more argument for artifuse mount (repeatable)")
     a = ap.parse_args()
@@ -1258,7 +1260,23 @@ def main():
     line, failed = soak.summary(ops, by)
     soak.log(line)
     print(line, flush=True)
+    if not failed and not a.keep_s3:
+        drop_prefix(soak)
     return 1 if failed or interrupted else 0
+
+
+def drop_prefix(soak):
+    """A passed run's objects go (a failed run's stay, to look at): the test server's disk is
+    small, and radosgw frees deleted data only after its GC."""
+    try:
+        pages = soak.s3.get_paginator("list_objects_v2").paginate(Bucket=BUCKET,
+                                                                  Prefix=soak.prefix + "/")
+        for page in pages:
+            keys = [{"Key": o["Key"]} for o in page.get("Contents", [])]
+            if keys:
+                soak.s3.delete_objects(Bucket=BUCKET, Delete={"Objects": keys, "Quiet": True})
+    except Exception as e:  # cleanup only: the verdict is already printed
+        print(f"soak: could not delete s3://{BUCKET}/{soak.prefix}/: {e}", flush=True)
 
 
 if __name__ == "__main__":
