@@ -233,8 +233,8 @@ const struct af_optrow af_optrows[] = {
                   "renamed away or replaced, delete the object its last upload\n"
                   "put (never one a newer upload wrote), and at unmount the\n"
                   "objects of names gone since, so S3 ends as Argo would leave\n"
-                  "it. A rename of an uploaded, unchanged file is a server-side\n"
-                  "copy to the new key" },
+                  "it. A rename or hard link of an uploaded, unchanged file is\n"
+                  "a server-side copy to the new key" },
         { .name = "no-delete-on-unlink", .env = "ARTIFUSE_NO_DELETE_ON_UNLINK",
           .kind = AF_OPT_FLAG, .at = AT(no_delete_on_unlink), .cmds = MNT,
           .section = AF_SEC_MOUNT,

@@ -169,25 +169,32 @@ def test_a_source_changed_during_the_copy_is_not_completed(pmount, proxy, s3, na
     assert open_uploads(s3, names["prefix"]) == []
 
 
-def test_kill9_during_a_multipart_copy_then_mount_again(pmount, proxy, s3, names):
-    """The daemon dies with the copy's parts 1 and 2 done and part 3 failing (its request
-    never reaches the server): the journal has the multipart upload, and the next mount
-    finishes it as an upload of the file that keeps the parts already copied (only part 3's
-    bytes are sent)."""
+@pytest.mark.parametrize("mib", [20, 12])
+def test_kill9_during_a_multipart_copy_then_mount_again(pmount, proxy, s3, names, mib):
+    """The daemon dies with the copy's parts done but the last, which fails (its request
+    never reaches the server): the journal has the multipart upload. The next mount finishes
+    it as an upload of the file that keeps the parts already copied (20 MiB: only part 3's
+    4 MiB are sent) or, for a file below the multipart threshold (12 MiB), uploads it whole
+    and aborts the copy's upload: nothing is left open either way."""
     m = pmount(env=THRESHOLD)
-    data = os.urandom(20 * MiB)
+    data = os.urandom(mib * MiB)
     uploaded(m, s3, names, "a.bin", data)
+    last = (mib * MiB + 8 * MiB - 1) // (8 * MiB)
     proxy.reset_after(1, times=1000,
-                      match=lambda r: is_part_copy(r) and "partNumber=3" in r["target"])
+                      match=lambda r: is_part_copy(r) and f"partNumber={last}" in r["target"])
     os.rename(m.path("a.bin"), m.path("b.bin"))
-    wait_for(lambda: journal_parts(m) == 2, timeout=30, what="parts 1 and 2 copied and journaled")
+    wait_for(lambda: journal_parts(m) == last - 1, timeout=30,
+             what="the parts before the last copied and journaled")
     kill9(m)
     proxy.clear()
     m2 = pmount(spool_root=m.spool_root)
     wait_object(s3, key_of(names, "b.bin"), data, timeout=60)
     assert m2.unmount() == 0, m2.log()
-    assert log_lines(m2, "op=upload status=resume", 'path="b.bin"', "parts_done=2"), m2.log()
-    assert put_body_bytes(proxy.stats(), "/b.bin") == 4 * MiB
+    if mib == 20:
+        assert log_lines(m2, "op=upload status=resume", 'path="b.bin"', "parts_done=2"), m2.log()
+        assert put_body_bytes(proxy.stats(), "/b.bin") == 4 * MiB
+    else:
+        assert put_body_bytes(proxy.stats(), "/b.bin") == len(data)
     assert open_uploads(s3, names["prefix"]) == []
 
 
