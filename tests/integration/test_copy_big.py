@@ -13,11 +13,13 @@ straight to the server.
 """
 import os
 import re
+import subprocess
+import threading
 import time
 
 import pytest
 
-from helpers import (BUCKET, MiB, get_bytes, journal_text, key_of, kill9, list_keys, log_lines,
+from helpers import (BIN, BUCKET, MiB, get_bytes, journal_text, key_of, kill9, list_keys, log_lines,
                      open_uploads, put_body_bytes, wait_for, wait_object, write)
 
 THRESHOLD = {"ARTIFUSE_COPY_PART_THRESHOLD": "8M"}
@@ -100,6 +102,22 @@ def test_below_the_threshold_a_copy_is_one_copyobject(pmount, proxy, s3, names):
     assert get_bytes(s3, key_of(names, "b.bin")) == data
 
 
+def test_no_overwrite_still_copies_over_the_threshold(pmount, proxy, s3, names):
+    """--no-overwrite turns CopyObject down (it has no If-None-Match everywhere), but a
+    multipart copy's Complete carries If-None-Match: * as an upload's does: still a copy."""
+    m = pmount(args=["--no-overwrite"], env=THRESHOLD)
+    data = os.urandom(20 * MiB)
+    uploaded(m, s3, names, "a.bin", data)
+    os.rename(m.path("a.bin"), m.path("b.bin"))
+    wait_object(s3, key_of(names, "b.bin"), data)
+    assert m.unmount() == 0, m.log()
+    assert log_lines(m, "op=copy status=done", 'path="b.bin"', "parts=3"), m.log()
+    completes = [r for r in proxy.stats()["requests_log"]
+                 if r["method"] == "POST" and "/b.bin?uploadId=" in r["target"]]
+    assert completes and all(r["headers"].get("if-none-match") == "*" for r in completes)
+    assert put_body_bytes(proxy.stats(), "/b.bin") == 0
+
+
 def test_a_failed_part_copy_is_retried(pmount, proxy, s3, names):
     """The answer to one UploadPartCopy is lost (the connection reset): that part is sent
     again, and the copy completes with no upload."""
@@ -176,16 +194,23 @@ def test_kill9_during_a_multipart_copy_then_mount_again(pmount, proxy, s3, names
     it as an upload of the file that keeps the parts already copied (20 MiB: only part 3's
     4 MiB are sent) or, for a file below the multipart threshold (12 MiB), uploads it whole
     and aborts the copy's upload: nothing is left open either way."""
-    m = pmount(env=THRESHOLD)
+    # One part at a time: when the last one is first tried, the others are journaled.
+    m = pmount(args=["--part-concurrency", "1"], env=THRESHOLD)
     data = os.urandom(mib * MiB)
     uploaded(m, s3, names, "a.bin", data)
     last = (mib * MiB + 8 * MiB - 1) // (8 * MiB)
-    proxy.reset_after(1, times=1000,
-                      match=lambda r: is_part_copy(r) and f"partNumber={last}" in r["target"])
+    tried = threading.Event()
+
+    def last_part(rec):
+        if is_part_copy(rec) and f"partNumber={last}" in rec["target"]:
+            tried.set()
+            return True
+        return False
+    proxy.reset_after(1, times=1000, match=last_part)
     os.rename(m.path("a.bin"), m.path("b.bin"))
-    wait_for(lambda: journal_parts(m) == last - 1, timeout=30,
-             what="the parts before the last copied and journaled")
-    kill9(m)
+    wait_for(tried.is_set, timeout=30, what="the last part's first attempt")
+    kill9(m)  # before its retries in place (200 ms apart at least) are spent
+    assert journal_parts(m) == last - 1, journal_text(m)
     proxy.clear()
     m2 = pmount(spool_root=m.spool_root)
     wait_object(s3, key_of(names, "b.bin"), data, timeout=60)
@@ -201,6 +226,20 @@ def test_kill9_during_a_multipart_copy_then_mount_again(pmount, proxy, s3, names
 def journal_parts(m):
     """How many finished parts of a multipart upload the journal's records list."""
     return len(re.findall(r"^part ", journal_text(m), re.M))
+
+
+@pytest.mark.parametrize("value", ["8 MiB", "0", "6G"])
+def test_a_bad_threshold_is_one_error_line(tmp_path, s3env, value):
+    """The testing knob is checked like an option: one line naming it, exit 1, no mount."""
+    mnt = tmp_path / "mnt"
+    mnt.mkdir()
+    r = subprocess.run([BIN, "mount", "-f", "--spool", str(tmp_path / "spool"),
+                        "--artifact-repository", f"s3://{BUCKET}/x", str(mnt)],
+                       env=dict(os.environ, **s3env, ARTIFUSE_COPY_PART_THRESHOLD=value),
+                       capture_output=True, text=True, timeout=60, stdin=subprocess.DEVNULL)
+    assert r.returncode == 1, r.stderr
+    assert r.stderr.strip() == (f"artifuse: error: $ARTIFUSE_COPY_PART_THRESHOLD: '{value}' "
+                                "is not a size from 1 to 5G (a testing knob)")
 
 
 # ---- ln: a copy too -------------------------------------------------------------------------
