@@ -218,7 +218,8 @@ static void op_link(fuse_req_t req, fuse_ino_t ino, fuse_ino_t newparent, const 
          * lives in the request buffer until we return. */
         if (!ln.first)
                 reply_entry(req, &e);
-        af_trigger_arrived(fs, nfd, newname, "link", ln.named ? ln.from : NULL, ln.to);
+        af_trigger_arrived(fs, nfd, newname, "link", ln.named ? ln.from : NULL,
+                           ln.named ? ln.to : NULL);
         if (ln.first)
                 reply_entry(req, &e);
 }

@@ -118,6 +118,22 @@ def test_no_overwrite_still_copies_over_the_threshold(pmount, proxy, s3, names):
     assert put_body_bytes(proxy.stats(), "/b.bin") == 0
 
 
+def test_a_multipart_copy_with_crc32c_parts(pmount, proxy, s3, names):
+    """--checksum crc32c creates every multipart upload with x-amz-checksum-algorithm CRC32C,
+    the copy's too: Complete names each part's checksum where the server gave one (S3 does
+    in CopyPartResult; radosgw does not), and the copy is made."""
+    m = pmount(args=["--checksum", "crc32c"], env=THRESHOLD)
+    data = os.urandom(20 * MiB)
+    uploaded(m, s3, names, "a.bin", data)
+    os.rename(m.path("a.bin"), m.path("b.bin"))
+    wait_object(s3, key_of(names, "b.bin"), data)
+    assert m.unmount() == 0, m.log()
+    assert log_lines(m, "op=copy status=done", 'path="b.bin"', "parts=3"), m.log()
+    creates = [r for r in proxy.stats()["requests_log"]
+               if r["method"] == "POST" and "/b.bin?uploads" in r["target"]]
+    assert creates and creates[0]["headers"].get("x-amz-checksum-algorithm") == "CRC32C"
+
+
 def test_a_failed_part_copy_is_retried(pmount, proxy, s3, names):
     """The answer to one UploadPartCopy is lost (the connection reset): that part is sent
     again, and the copy completes with no upload."""
