@@ -38,6 +38,17 @@ def uploaded(m, s3, names, rel, data):
     time.sleep(0.3)
 
 
+def renamed(m, s3, names, mib, to="b.bin"):
+    """@mib MiB of random bytes up as a.bin, renamed to @to once there, and the mount
+    unmounted when @to's object holds them. The bytes."""
+    data = os.urandom(mib * MiB)
+    uploaded(m, s3, names, "a.bin", data)
+    os.rename(m.path("a.bin"), m.path(to))
+    wait_object(s3, key_of(names, to), data)
+    assert m.unmount() == 0, m.log()
+    return data
+
+
 def part_copies(stats, key_part):
     """The UploadPartCopy requests for targets containing @key_part: (partNumber, range)."""
     out = []
@@ -55,13 +66,13 @@ def is_part_copy(rec):
 
 # ---- rename over the threshold: a multipart copy --------------------------------------------
 
-@pytest.mark.parametrize("delete", [False, True], ids=["default", "delete-on-unlink"])
+@pytest.mark.parametrize("delete", [True, False], ids=["default", "no-delete-on-unlink"])
 def test_rename_over_the_threshold_is_a_multipart_copy(pmount, proxy, s3, names, delete):
     """20 MiB up as a.bin, then mv a.bin b.csv with the threshold at 8 MiB: b.csv's object is
     made of three UploadPartCopy parts of 8, 8 and 4 MiB of a.bin's object (no body sent),
-    byte for byte the file, with its own Content-Type; a.bin's object goes only with
-    --delete-on-unlink; nothing is left open."""
-    m = pmount(args=SINGLE_PUT + (["--delete-on-unlink"] if delete else []), env=THRESHOLD)
+    byte for byte the file, with its own Content-Type; a.bin's object is deleted after the
+    copy, or kept with --no-delete-on-unlink; nothing is left open."""
+    m = pmount(args=SINGLE_PUT + ([] if delete else ["--no-delete-on-unlink"]), env=THRESHOLD)
     data = os.urandom(20 * MiB)
     uploaded(m, s3, names, "a.bin", data)
     etag = s3.head_object(Bucket=BUCKET, Key=key_of(names, "a.bin"))["ETag"]
@@ -93,10 +104,7 @@ def test_rename_over_the_threshold_is_a_multipart_copy(pmount, proxy, s3, names,
 def test_below_the_threshold_a_copy_is_one_copyobject(pmount, proxy, s3, names):
     """The same rename with the threshold above the file's size: one CopyObject."""
     m = pmount(env={"ARTIFUSE_COPY_PART_THRESHOLD": "32M"})
-    data = os.urandom(20 * MiB)
-    uploaded(m, s3, names, "a.bin", data)
-    os.rename(m.path("a.bin"), m.path("b.bin"))
-    assert m.unmount() == 0, m.log()
+    data = renamed(m, s3, names, 20)
     assert log_lines(m, "op=copy status=done", 'path="b.bin"', "request=CopyObject"), m.log()
     assert part_copies(proxy.stats(), "/b.bin") == []
     assert get_bytes(s3, key_of(names, "b.bin")) == data
@@ -106,11 +114,7 @@ def test_no_overwrite_still_copies_over_the_threshold(pmount, proxy, s3, names):
     """--no-overwrite turns CopyObject down (it has no If-None-Match everywhere), but a
     multipart copy's Complete carries If-None-Match: * as an upload's does: still a copy."""
     m = pmount(args=["--no-overwrite"], env=THRESHOLD)
-    data = os.urandom(20 * MiB)
-    uploaded(m, s3, names, "a.bin", data)
-    os.rename(m.path("a.bin"), m.path("b.bin"))
-    wait_object(s3, key_of(names, "b.bin"), data)
-    assert m.unmount() == 0, m.log()
+    renamed(m, s3, names, 20)
     assert log_lines(m, "op=copy status=done", 'path="b.bin"', "parts=3"), m.log()
     completes = [r for r in proxy.stats()["requests_log"]
                  if r["method"] == "POST" and "/b.bin?uploadId=" in r["target"]]
@@ -123,11 +127,7 @@ def test_a_multipart_copy_with_crc32c_parts(pmount, proxy, s3, names):
     the copy's too: Complete names each part's checksum where the server gave one (S3 does
     in CopyPartResult; radosgw does not), and the copy is made."""
     m = pmount(args=["--checksum", "crc32c"], env=THRESHOLD)
-    data = os.urandom(20 * MiB)
-    uploaded(m, s3, names, "a.bin", data)
-    os.rename(m.path("a.bin"), m.path("b.bin"))
-    wait_object(s3, key_of(names, "b.bin"), data)
-    assert m.unmount() == 0, m.log()
+    renamed(m, s3, names, 20)
     assert log_lines(m, "op=copy status=done", 'path="b.bin"', "parts=3"), m.log()
     creates = [r for r in proxy.stats()["requests_log"]
                if r["method"] == "POST" and "/b.bin?uploads" in r["target"]]
@@ -263,9 +263,10 @@ def test_a_bad_threshold_is_one_error_line(tmp_path, s3env, value):
 @pytest.mark.parametrize("big", [False, True], ids=["copyobject", "multipart"])
 def test_ln_of_an_uploaded_file_is_a_copy(pmount, proxy, s3, names, big):
     """ln a.bin b.json: b.json's object is a server-side copy of a.bin's (CopyObject, or
-    UploadPartCopy over the threshold), with its own Content-Type; a.bin keeps its object,
-    even with --delete-on-unlink, and both names read the same file."""
-    m = pmount(args=["--delete-on-unlink"], env=THRESHOLD)
+    UploadPartCopy over the threshold), with its own Content-Type; a.bin keeps its object
+    (deletes are on, the default: a.bin still names the file), and both names read the same
+    file."""
+    m = pmount(env=THRESHOLD)
     data = os.urandom(20 * MiB if big else 256 << 10)
     uploaded(m, s3, names, "a.bin", data)
     os.link(m.path("a.bin"), m.path("b.json"))
@@ -284,10 +285,10 @@ def test_ln_of_an_uploaded_file_is_a_copy(pmount, proxy, s3, names, big):
 
 
 def test_ln_then_rm_of_the_old_name(pmount, proxy, s3, names):
-    """ln a.txt b.txt; rm a.txt with --delete-on-unlink: b.txt is copied from a.txt's object
+    """ln a.txt b.txt; rm a.txt (deletes are on): b.txt is copied from a.txt's object
     before the delete of a.txt's key runs (the copy is queued before ln returns), then a.txt's
     object goes; b.txt's stays."""
-    m = pmount(args=["--delete-on-unlink"])
+    m = pmount()
     uploaded(m, s3, names, "a.txt", b"hello\n")
     os.link(m.path("a.txt"), m.path("b.txt"))
     os.unlink(m.path("a.txt"))
