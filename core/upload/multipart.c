@@ -291,6 +291,22 @@ static void abort_strays(struct af_queue *q, struct af_s3_client *s3, const char
 }
 
 /*
+ * Ceph radosgw answers CompleteMultipartUpload with an empty <ETag>. The ETag is what a
+ * later copy of the object names (x-amz-copy-source-if-match) and what a delete checks, so
+ * it is asked for: the object just completed, if it has our size. Best effort: without it,
+ * those checks compare the size only.
+ */
+static void learn_etag(struct af_queue *q, struct af_s3_client *s3, const struct mpu *m,
+                       struct af_s3_put_result *res)
+{
+        struct af_s3_head_result head;
+        struct af_s3_error herr;
+
+        if (q->s3->head_object(s3, m->bucket, m->key, &head, &herr) == 0 && head.size == m->size)
+                snprintf(res->etag, sizeof(res->etag), "%s", head.etag);
+}
+
+/*
  * The upload @m names (its id set) from its first journal record to its end: the parts on
  * up to part_concurrency threads (each extra thread has its own connection), then Complete.
  * When a part finally fails, the upload is aborted so no storage is left billed (the caller
@@ -330,6 +346,8 @@ static int mpu_run(struct mpu *m, struct af_s3_client *s3, struct af_s3_put_resu
         }
         r = complete_with_retries(q, s3, t, m->upload_id, m, res, err);
         if (r == 0) {
+                if (!res->etag[0])
+                        learn_etag(q, s3, m, res);
                 abort_strays(q, s3, m->bucket, m->key, m->upload_id);
                 return 0;
         }

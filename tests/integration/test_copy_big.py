@@ -101,6 +101,21 @@ def test_rename_over_the_threshold_is_a_multipart_copy(pmount, proxy, s3, names,
     assert open_uploads(s3, names["prefix"]) == []
 
 
+def test_a_multipart_source_is_named_by_its_etag(pmount, proxy, s3, names):
+    """a.bin streams up in a multipart upload, whose Complete radosgw answers without an
+    ETag: the mount asks for it (HEAD), so the parts still name the source's ETag."""
+    m = pmount(env=THRESHOLD)
+    renamed(m, s3, names, 20)
+    done = log_lines(m, "op=upload status=done", 'path="a.bin"')
+    found = re.search(r'etag="\\"([0-9a-f]{32}-3)\\""', done[0]) if done else None
+    assert found, done or m.log()
+    parts = [r for r in proxy.stats()["requests_log"] if is_part_copy(r)]
+    assert len(parts) == 3
+    assert {r["headers"].get("x-amz-copy-source-if-match") for r in parts} == \
+        {f'"{found.group(1)}"'}
+    assert s3.head_object(Bucket=BUCKET, Key=key_of(names, "b.bin"))["ETag"].endswith('-3"')
+
+
 def test_below_the_threshold_a_copy_is_one_copyobject(pmount, proxy, s3, names):
     """The same rename with the threshold above the file's size: one CopyObject."""
     m = pmount(env={"ARTIFUSE_COPY_PART_THRESHOLD": "32M"})
