@@ -91,9 +91,10 @@ static int copy_once(struct af_queue *q, struct af_s3_client *s3, const struct j
 }
 
 /*
- * A renamed file that is still exactly what went up under its old name (same inode, size
- * and mtime): CopyObject from the old key instead of sending the bytes again. 0 when copied;
- * otherwise the caller uploads from the spool (-ECANCELED: shutting down, do not).
+ * A renamed (or hard-linked) file that is still exactly what went up under its old name
+ * (same inode, size and mtime): CopyObject from the old key, or a multipart copy above the
+ * threshold, instead of sending the bytes again. 0 when copied; otherwise the caller uploads
+ * from the spool (-ECANCELED: shutting down, do not).
  */
 int af_copy_try(struct af_queue *q, struct af_s3_client *s3, const struct job_desc *t,
                 const struct stat *st, struct af_s3_put_result *res, struct af_s3_error *err)
