@@ -251,7 +251,17 @@ void af_notify_forget_name(struct af_fs *fs, const char *rel);
 mode_t af_names_mode(fuse_req_t req, int dirfd, mode_t mode);
 /** Gives new entry @name in @dirfd to the caller, as on a local filesystem. */
 int af_names_own(fuse_req_t req, int dirfd, const char *name);
-int af_names_link(struct af_fs *fs, int fd, int nfd, const char *newname);
+/** What af_names_link() learns, for af_trigger_arrived(): the file's name before the link
+ * and the new name (both spool-relative, when @named), and whether its copy in S3 must be
+ * queued before the answer (@first: the file went up under its name). */
+struct af_names_link {
+        bool named, first;
+        char from[PATH_MAX];
+        char to[PATH_MAX];
+};
+/** Links the file behind O_PATH @fd as @newname in @nfd; fills @ln. */
+int af_names_link(struct af_fs *fs, int fd, int nfd, const char *newname,
+                  struct af_names_link *ln);
 int af_names_unlink(struct af_fs *fs, int dirfd, const char *name);
 int af_names_rmdir(struct af_fs *fs, int dirfd, const char *name);
 

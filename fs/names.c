@@ -58,12 +58,17 @@ mode_t af_names_mode(fuse_req_t req, int dirfd, mode_t mode)
         return mode & ~fuse_req_ctx(req)->umask;
 }
 
-/* Links the file behind O_PATH @fd as @newname in @nfd. */
-int af_names_link(struct af_fs *fs, int fd, int nfd, const char *newname)
+int af_names_link(struct af_fs *fs, int fd, int nfd, const char *newname,
+                  struct af_names_link *ln)
 {
         char path[64];
         int r;
 
+        /* The file's name now (a name it went up under, perhaps) and the new one, for a copy
+         * in S3 instead of an upload (remote.h). */
+        ln->named = fs->cfg.remote && af_relpath_of(fs, fd, ln->from, sizeof(ln->from)) == 0 &&
+                    af_relpath_join(fs, nfd, newname, ln->to, sizeof(ln->to)) == 0;
+        ln->first = ln->named && af_remote_involved(fs->cfg.remote, ln->from, ln->from);
         af_fs_proc_path(path, fd);
         /* linkat(AT_EMPTY_PATH) needs CAP_DAC_READ_SEARCH; the /proc link does not. */
         pthread_rwlock_rdlock(&fs->names_lock);

@@ -203,19 +203,25 @@ static void op_link(fuse_req_t req, fuse_ino_t ino, fuse_ino_t newparent, const 
 {
         struct af_fs *fs = af_fs_of(req);
         struct fuse_entry_param e;
-        int nfd = fd_of(req, newparent), r;
+        int fd = fd_of(req, ino), nfd = fd_of(req, newparent), r;
+        struct af_names_link ln;
 
-        r = af_names_link(fs, fd_of(req, ino), nfd, newname);
+        r = af_names_link(fs, fd, nfd, newname, &ln);
         if (r == 0)
                 r = af_node_lookup(fs, newparent, newname, &e);
         if (r < 0) {
                 fuse_reply_err(req, -r);
                 return;
         }
-        reply_entry(req, &e);
-        /* Uploaded after the answer. @req is gone; @newname lives in the request buffer until
-         * we return. */
-        af_trigger_arrived(fs, nfd, newname, "link", NULL, NULL);
+        /* Uploaded after the answer, or, as a copy in S3 of the object the file went up as
+         * under its other name, queued before it (as a rename's: see op_rename). @newname
+         * lives in the request buffer until we return. */
+        if (!ln.first)
+                reply_entry(req, &e);
+        af_trigger_arrived(fs, nfd, newname, "link", ln.named ? ln.from : NULL,
+                           ln.named ? ln.to : NULL);
+        if (ln.first)
+                reply_entry(req, &e);
 }
 
 static void op_unlink(fuse_req_t req, fuse_ino_t parent, const char *name)

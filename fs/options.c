@@ -233,8 +233,8 @@ const struct af_optrow af_optrows[] = {
                   "renamed away or replaced, delete the object its last upload\n"
                   "put (never one a newer upload wrote), and at unmount the\n"
                   "objects of names gone since, so S3 ends as Argo would leave\n"
-                  "it. A rename of an uploaded, unchanged file is a server-side\n"
-                  "copy to the new key" },
+                  "it. A rename or hard link of an uploaded, unchanged file is\n"
+                  "a server-side copy to the new key" },
         { .name = "no-delete-on-unlink", .env = "ARTIFUSE_NO_DELETE_ON_UNLINK",
           .kind = AF_OPT_FLAG, .at = AT(no_delete_on_unlink), .cmds = MNT,
           .section = AF_SEC_MOUNT,
@@ -573,9 +573,27 @@ static const struct af_optrow *row_of(int c)
         return NULL;
 }
 
+/* Testing only, and so not an option row: where a copy becomes a multipart copy (the
+ * tests need not write 5 GiB). README.md, "Renames and unlinks", documents it as such. */
+static int copy_part_threshold(struct af_opts *o)
+{
+        const char *v = getenv("ARTIFUSE_COPY_PART_THRESHOLD");
+
+        if (!v || !*v)
+                return 0;
+        if (parse_size(v, &o->copy_part_threshold) < 0 || !o->copy_part_threshold ||
+            o->copy_part_threshold > ((uint64_t)5 << 30))
+                return af_cli_die("$ARTIFUSE_COPY_PART_THRESHOLD: '%s' is not a size from 1 "
+                                  "to 5G (a testing knob)",
+                                  v);
+        return 0;
+}
+
 /* What no single option decides: defaults that depend on others, and their combinations. */
 static int finish(struct af_opts *o)
 {
+        if (copy_part_threshold(o) != 0)
+                return AF_EXIT_CONFIG;
         /* Retry for two minutes by default, so an outage or a throttling storm is ridden out;
          * an explicit --upload-attempts alone means just that many attempts. */
         if (o->retry_for_ms < 0)

@@ -68,6 +68,9 @@ struct af_opts {
         long low_speed_time_s;
         uint64_t multipart_threshold;
         uint64_t part_size;
+        /* $ARTIFUSE_COPY_PART_THRESHOLD, for tests only: copies above it are multipart
+         * (0: at CopyObject's 5 GiB limit). Not an option: no user needs another value. */
+        uint64_t copy_part_threshold;
         bool preserve_metadata;
         bool no_check;
         /* --sse, --sse-kms-key-id, --storage-class, --tag, --metadata, --no-overwrite */

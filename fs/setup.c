@@ -409,6 +409,7 @@ void af_setup_queue_config(const struct af_opts *o, int files_fd, int journal_fd
         qc->part_concurrency = o->part_concurrency;
         qc->preserve_metadata = o->preserve_metadata;
         qc->multipart_threshold = o->multipart_threshold;
+        qc->copy_part_threshold = o->copy_part_threshold;
         qc->s3 = s3c;
         qc->creds = creds;
 }

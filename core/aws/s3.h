@@ -154,7 +154,8 @@ int af_s3_copy_object(struct af_s3_client *c, const char *src_bucket, const char
 int af_s3_delete_object(struct af_s3_client *c, const char *bucket, const char *key,
                         struct af_s3_error *err);
 
-/* ---- multipart upload (S3 API: CreateMultipartUpload, UploadPart, Complete, Abort) ---- */
+/* ---- multipart upload (S3 API: CreateMultipartUpload, UploadPart, UploadPartCopy, Complete,
+ *      Abort) ---- */
 
 #define AF_S3_MIN_PART ((uint64_t)5 << 20) /* every part but the last */
 #define AF_S3_MAX_PART ((uint64_t)5 << 30)
@@ -187,6 +188,27 @@ int af_s3_upload_part_fd(struct af_s3_client *c, const char *bucket, const char 
 int af_s3_upload_part_mem(struct af_s3_client *c, const char *bucket, const char *key,
                           const char *upload_id, unsigned part_number, const void *data,
                           size_t len, struct af_s3_part *ret, struct af_s3_error *err);
+/** A range of an object already in S3, for UploadPartCopy. */
+struct af_s3_copy_src {
+        const char *bucket;
+        const char *key;
+        const char *etag;    /* x-amz-copy-source-if-match (NULL or "": any) */
+        uint64_t first, last; /* the bytes copied, both included */
+};
+
+/**
+ * UploadPartCopy: part @part_number of @upload_id is bytes [@src->first, @src->last] of
+ * @src->key, copied by the server (no body sent), only if the source still has ETag
+ * @src->etag (x-amz-copy-source-if-match; S3 answers 412, -EEXIST, when it changed; Ceph
+ * radosgw ignores the header, so the caller checks the source itself too). The part gets
+ * the upload's object headers (those of CreateMultipartUpload). @ret: the part's ETag and,
+ * for an upload created with CRC32C, its checksum. -EINVAL for a range over 5 GiB, -ENOENT
+ * when the source is gone, and a 200 answer carrying an <Error> is an error.
+ */
+int af_s3_upload_part_copy(struct af_s3_client *c, const char *bucket, const char *key,
+                           const char *upload_id, unsigned part_number,
+                           const struct af_s3_copy_src *src, struct af_s3_part *ret,
+                           struct af_s3_error *err);
 /**
  * ListParts: the parts already stored for @upload_id, in ascending order, all pages.
  * @ret_parts (malloc'd) and @ret_sizes (malloc'd, each part's size) on success. -ENOENT

@@ -10,7 +10,8 @@
  *   s3_client.c    the transport: the client, one signed request over curl, and the retries
  *                  that cure a request itself (expired credentials, clock skew)
  *   s3_object.c    PutObject, HeadObject, HeadBucket, CopyObject, PutObjectTagging, Delete
- *   s3_multipart.c Create, UploadPart, Complete, Abort, ListParts, ListMultipartUploads
+ *   s3_multipart.c Create, UploadPart, UploadPartCopy, Complete, Abort, ListParts,
+ *                  ListMultipartUploads
  *
  * Names crossing those files carry the af_s3_ prefix like the public ones; nothing here is
  * for callers outside core/aws.
@@ -146,6 +147,19 @@ size_t af_s3_object_headers(const struct af_s3_client *c, const char *key,
                             struct af_sigv4_header *h, size_t max,
                             char names[][AF_S3_META_NAME], bool with_condition);
 
+/**
+ * The source of a server-side copy: x-amz-copy-source @src ("/bucket/key" from
+ * af_s3_build_uri), x-amz-copy-source-range @range (UploadPartCopy; NULL: the whole object,
+ * CopyObject) and x-amz-copy-source-if-match @src_etag (NULL or "": none). Borrows every
+ * string; @h has room for 3. The count.
+ */
+size_t af_s3_copy_source_headers(const char *src, const char *src_etag, const char *range,
+                                 struct af_sigv4_header *h);
+
+/** "bytes=@first-@last" (inclusive, as UploadPartCopy wants) into @out. -EINVAL for an empty
+ * range or one over 5 GiB, -ENAMETOOLONG when @n is too small. */
+int af_s3_copy_range(uint64_t first, uint64_t last, char *out, size_t n);
+
 /** The S3 -> errno table (see s3_messages.c) for an answer with @status and error @code. */
 int af_s3_errno(long status, const char *code);
 
@@ -169,6 +183,13 @@ int af_s3_complete_xml(const struct af_s3_part *parts, size_t n, struct af_buf *
  * quotes out there). "" when there is none.
  */
 void af_s3_copy_etag(const char *body, size_t len, char *out, size_t n);
+
+/**
+ * A CopyPartResult (UploadPartCopy's answer): its ETag, quoted like af_s3_copy_etag's, and
+ * its ChecksumCRC32C when it has one (an upload created with that algorithm), into @ret;
+ * "" for what it lacks. Other fields of @ret are left alone.
+ */
+void af_s3_parse_copy_part(const char *body, size_t len, struct af_s3_part *ret);
 
 /** The parts of a ListParts answer, gathered over its pages. */
 struct af_s3_part_list {

@@ -325,6 +325,34 @@ size_t af_s3_object_headers(const struct af_s3_client *c, const char *key,
         return add_file_meta(c, h, n, max, names + o->nmetadata);
 }
 
+/* ---- copies ---------------------------------------------------------------------------------- */
+
+size_t af_s3_copy_source_headers(const char *src, const char *src_etag, const char *range,
+                                 struct af_sigv4_header *h)
+{
+        size_t n = 0;
+
+        h[n++] = (struct af_sigv4_header){ "x-amz-copy-source", src };
+        if (range)
+                h[n++] = (struct af_sigv4_header){ "x-amz-copy-source-range", range };
+        if (src_etag && src_etag[0])
+                h[n++] = (struct af_sigv4_header){ "x-amz-copy-source-if-match", src_etag };
+        return n;
+}
+
+int af_s3_copy_range(uint64_t first, uint64_t last, char *out, size_t n)
+{
+        int l;
+
+        /* UploadPartCopy's range is inclusive at both ends, as HTTP's Range (RFC 9110 14.1.2),
+         * and one part copies at most 5 GiB. */
+        if (last < first || last - first >= AF_S3_MAX_PART)
+                return -EINVAL;
+        l = snprintf(out, n, "bytes=%llu-%llu", (unsigned long long)first,
+                     (unsigned long long)last);
+        return l < 0 || (size_t)l >= n ? -ENAMETOOLONG : 0;
+}
+
 /* ---- checksums (the plan; s3_body.c computes them) ----------------------------------------- */
 
 void af_s3_plan(const struct af_s3_client *c, bool part, int crc_state, struct af_s3_sums *s)
@@ -412,6 +440,12 @@ void af_s3_copy_etag(const char *body, size_t len, char *out, size_t n)
 
         af_xml_copy(body, len, "ETag", etag, sizeof(etag));
         snprintf(out, n, etag[0] && etag[0] != '"' ? "\"%s\"" : "%s", etag);
+}
+
+void af_s3_parse_copy_part(const char *body, size_t len, struct af_s3_part *ret)
+{
+        af_s3_copy_etag(body, len, ret->etag, sizeof(ret->etag));
+        af_xml_copy(body, len, "ChecksumCRC32C", ret->crc32c, sizeof(ret->crc32c));
 }
 
 /* Room for one more part in @l. */

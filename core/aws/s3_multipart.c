@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
  * The S3 multipart calls: the part size, CreateMultipartUpload, UploadPart (from a file or
- * memory), CompleteMultipartUpload, AbortMultipartUpload, ListParts (all pages) and
+ * memory), UploadPartCopy (a range of an object already in S3),
+ * CompleteMultipartUpload, AbortMultipartUpload, ListParts (all pages) and
  * ListMultipartUploads. The upload's state machine is the queue's (core/upload); each call
  * here is one request built from s3_messages.c and sent with af_s3_perform().
  */
@@ -113,6 +114,67 @@ int af_s3_upload_part_mem(struct af_s3_client *c, const char *bucket, const char
         struct af_s3_body body = { .mem = data ? data : "", .size = len };
 
         return upload_part(c, bucket, key, upload_id, part_number, &body, ret, err);
+}
+
+int af_s3_upload_part_copy(struct af_s3_client *c, const char *bucket, const char *key,
+                           const char *upload_id, unsigned part_number,
+                           const struct af_s3_copy_src *src, struct af_s3_part *ret,
+                           struct af_s3_error *err)
+{
+        struct af_sigv4_header extra[3];
+        struct af_sigv4_param q[2];
+        struct af_s3_body body = { .mem = "", .size = 0 };
+        struct af_s3_response resp;
+        struct af_s3_request rq;
+        struct af_buf uri;
+        char num[16], range[64];
+        int r;
+
+        memset(err, 0, sizeof(*err));
+        r = af_s3_copy_range(src->first, src->last, range, sizeof(range));
+        if (r < 0)
+                return r;
+        af_buf_init(&uri, 0);
+        af_s3_response_init(&resp, 0);
+        /* The source as CopyObject names it: "/bucket/key", URI-encoded once, '/' kept. */
+        r = af_s3_build_uri(src->bucket, src->key, &uri);
+        if (r < 0)
+                goto out;
+        snprintf(num, sizeof(num), "%u", part_number);
+        q[0] = (struct af_sigv4_param){ "partNumber", num };
+        q[1] = (struct af_sigv4_param){ "uploadId", upload_id };
+        rq = (struct af_s3_request){ .method = "PUT",
+                                     .bucket = bucket,
+                                     .key = key,
+                                     .query = q,
+                                     .nquery = 2,
+                                     .extra = extra,
+                                     .nextra = af_s3_copy_source_headers(af_buf_str(&uri),
+                                                                         src->etag, range, extra),
+                                     .payload_hash = af_s3_empty_sha256,
+                                     .body = &body };
+        r = af_s3_perform(c, &rq, &resp, err);
+        /* Like CopyObject, UploadPartCopy may answer 200 and fail in the body. */
+        if (r == 0 && af_s3_is_error_body(af_buf_str(&resp.body))) {
+                af_s3_fill_error(err, resp.status, af_buf_str(&resp.body), resp.body.len,
+                                 resp.request_id);
+                r = af_s3_errno(500, err->code);
+        }
+        if (r < 0)
+                goto out;
+        memset(ret, 0, sizeof(*ret));
+        ret->number = part_number;
+        af_s3_parse_copy_part(af_buf_str(&resp.body), resp.body.len, ret);
+        if (!ret->etag[0]) {
+                snprintf(err->code, sizeof(err->code), "BadResponse");
+                snprintf(err->message, sizeof(err->message), "UploadPartCopy answer has no ETag");
+                err->http_status = (int)resp.status;
+                r = -EPROTO;
+        }
+out:
+        af_s3_response_done(&resp);
+        af_buf_done(&uri);
+        return r;
 }
 
 int af_s3_complete_multipart(struct af_s3_client *c, const char *bucket, const char *key,

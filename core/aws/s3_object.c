@@ -179,11 +179,8 @@ static size_t copy_headers(const struct af_s3_client *c, const char *src, const 
                            const char *key, struct af_sigv4_header *extra,
                            char names[][AF_S3_META_NAME])
 {
-        size_t ne = 0;
+        size_t ne = af_s3_copy_source_headers(src, src_etag, NULL, extra);
 
-        extra[ne++] = (struct af_sigv4_header){ "x-amz-copy-source", src };
-        if (src_etag && src_etag[0])
-                extra[ne++] = (struct af_sigv4_header){ "x-amz-copy-source-if-match", src_etag };
         /* REPLACE: the new key's Content-Type and this mount's options, not the source's. */
         extra[ne++] = (struct af_sigv4_header){ "x-amz-metadata-directive", "REPLACE" };
         if (c->object && c->object->tagging)

@@ -63,9 +63,10 @@ void af_remote_free(struct af_remote *r);
 void af_remote_on_uploaded(void *ctx, const struct af_queue_uploaded *u);
 
 /**
- * The regular file @fd was renamed from @from to @to (spool-relative) and is not open for
- * writing. Submits a server-side copy of @from's object to @to's key when that is exactly
- * what an upload would produce; true if it did (else the caller uploads as usual).
+ * The regular file @fd was renamed from @from to @to (spool-relative), or hard-linked as
+ * @to (@from its other name, which keeps its object), and is not open for writing. Submits
+ * a server-side copy of @from's object to @to's key when that is exactly what an upload
+ * would produce; true if it did (else the caller uploads as usual).
  */
 bool af_remote_moved(struct af_remote *r, const char *from, const char *to, int fd);
 

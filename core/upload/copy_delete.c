@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
  * The attempts that act on an object already in S3 rather than send a file: the server-side
- * copy of a renamed file (CopyObject from the key its old name went up as) and the delete of
+ * copy of a renamed file (CopyObject from the key its old name went up as, or above 5 GiB a
+ * multipart copy: UploadPartCopy parts, in multipart.c) and the delete of
  * an unlinked file's object (--delete-on-unlink). Both act only on the object this mount put
  * (its ETag); anything else is left alone: the copy falls back to an upload from the spool,
  * the delete is skipped.
@@ -13,6 +14,25 @@
 #include "base/clock.h"
 #include "base/log.h"
 #include "upload/queue_int.h"
+
+int af_copy_source_check(struct af_queue *q, struct af_s3_client *s3, const struct copy_src *c,
+                         uint64_t size, struct af_s3_error *err)
+{
+        struct af_s3_head_result head;
+        int r;
+
+        r = q->s3->head_object(s3, c->bucket, c->key, &head, err);
+        if (r < 0)
+                return r;
+        if ((c->etag[0] && strcmp(head.etag, c->etag) != 0) || head.size != size) {
+                snprintf(err->code, sizeof(err->code), "SourceChanged");
+                snprintf(err->message, sizeof(err->message),
+                         "the source object is no longer the one this mount put (ETag %s)",
+                         head.etag);
+                return -ESTALE;
+        }
+        return 0;
+}
 
 /*
  * CopyObject, making sure it copies what we put: S3 refuses a source whose ETag changed
@@ -27,19 +47,11 @@ static int copy_checked(struct af_queue *q, struct af_s3_client *s3, const struc
         const struct af_s3_object_opts *o = q->cfg.s3->object;
         /* With SSE-KMS an ETag is not the MD5 of the data. */
         bool md5_etags = !(o && o->sse && strcmp(o->sse, "aws:kms") == 0);
-        struct af_s3_head_result head;
         int r;
 
-        r = q->s3->head_object(s3, c->bucket, c->key, &head, err);
+        r = af_copy_source_check(q, s3, c, size, err);
         if (r < 0)
                 return r;
-        if ((c->etag[0] && strcmp(head.etag, c->etag) != 0) || head.size != size) {
-                snprintf(err->code, sizeof(err->code), "SourceChanged");
-                snprintf(err->message, sizeof(err->message),
-                         "the source object is no longer the one this mount put (ETag %s)",
-                         head.etag);
-                return -ESTALE;
-        }
         r = q->s3->copy_object(s3, c->bucket, c->key, c->etag, t->bucket, t->key, size, res,
                                err);
         if (r == 0 && md5_etags && c->etag[0] && !strchr(c->etag, '-') &&
@@ -52,10 +64,37 @@ static int copy_checked(struct af_queue *q, struct af_s3_client *s3, const struc
         return r;
 }
 
+/* Above this a copy is a multipart copy: CopyObject copies at most 5 GiB, which is also the
+ * default (ARTIFUSE_COPY_PART_THRESHOLD lowers it, for tests). */
+static uint64_t part_copy_threshold(const struct af_queue *q)
+{
+        uint64_t t = q->cfg.copy_part_threshold;
+
+        return t && t < AF_S3_MAX_PART ? t : AF_S3_MAX_PART;
+}
+
+/* The copy itself: CopyObject, or UploadPartCopy parts for a source above the threshold (an
+ * empty file is always one CopyObject). *@ret_nparts: 0 for CopyObject, else the parts. */
+static int copy_once(struct af_queue *q, struct af_s3_client *s3, const struct job_desc *t,
+                     uint64_t size, const struct stat *st, struct af_s3_put_result *res,
+                     size_t *ret_nparts, struct af_s3_error *err)
+{
+        int r;
+
+        *ret_nparts = 0;
+        if (size == 0 || size <= part_copy_threshold(q))
+                return copy_checked(q, s3, t->copy, t, size, res, err);
+        r = af_copy_source_check(q, s3, t->copy, size, err);
+        if (r == 0)
+                r = af_multipart_copy(q, s3, t, st, res, ret_nparts, err);
+        return r;
+}
+
 /*
- * A renamed file that is still exactly what went up under its old name (same inode, size
- * and mtime): CopyObject from the old key instead of sending the bytes again. 0 when copied;
- * otherwise the caller uploads from the spool (-ECANCELED: shutting down, do not).
+ * A renamed (or hard-linked) file that is still exactly what went up under its old name
+ * (same inode, size and mtime): CopyObject from the old key, or a multipart copy above the
+ * threshold, instead of sending the bytes again. 0 when copied; otherwise the caller uploads
+ * from the spool (-ECANCELED: shutting down, do not).
  */
 int af_copy_try(struct af_queue *q, struct af_s3_client *s3, const struct job_desc *t,
                 const struct stat *st, struct af_s3_put_result *res, struct af_s3_error *err)
@@ -64,6 +103,7 @@ int af_copy_try(struct af_queue *q, struct af_s3_client *s3, const struct job_de
         struct af_s3_error cerr;
         struct af_buf msg;
         uint64_t t0 = af_clock_mono_ms();
+        size_t nparts;
         int r;
 
         if (st->st_dev != c->dev || st->st_ino != c->ino || (uint64_t)st->st_size != c->size ||
@@ -73,14 +113,16 @@ int af_copy_try(struct af_queue *q, struct af_s3_client *s3, const struct job_de
                             af_q(t->relpath), af_q(c->key), af_q(t->key));
                 return -ESTALE;
         }
-        r = copy_checked(q, s3, c, t, (uint64_t)st->st_size, res, &cerr);
+        memset(&cerr, 0, sizeof(cerr));
+        r = copy_once(q, s3, t, (uint64_t)st->st_size, st, res, &nparts, &cerr);
         if (r == 0) {
                 af_metrics_copy_done(q->cfg.metrics);
                 af_log_info("op=copy status=done path=%s src_bucket=%s src_key=%s bucket=%s "
-                            "key=%s bytes=%llu ms=%llu etag=%s",
+                            "key=%s bytes=%llu ms=%llu etag=%s request=%s parts=%zu",
                             af_q(t->relpath), af_q(c->bucket), af_q(c->key), af_q(t->bucket),
                             af_q(t->key), (unsigned long long)st->st_size,
-                            (unsigned long long)(af_clock_mono_ms() - t0), af_q(res->etag));
+                            (unsigned long long)(af_clock_mono_ms() - t0), af_q(res->etag),
+                            nparts ? "UploadPartCopy" : "CopyObject", nparts ? nparts : 1);
                 return 0;
         }
         if (r == -ECANCELED || atomic_load(&q->cancel)) {

@@ -5,6 +5,9 @@
  * part_concurrency threads (each with its own connection), Complete, and on failure Abort,
  * so no storage is left billed. Each request is retried in place (retry.h); the journal
  * record keeps the upload id and the finished parts, so a restart sends only the rest.
+ *
+ * A multipart copy (a renamed file over the CopyObject limit) is the same machine with
+ * UploadPartCopy from the object the file already went up as in place of UploadPart.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -34,6 +37,27 @@ int af_multipart_send_part(struct af_queue *q, struct af_s3_client *s3, const ch
                 af_log_debug("op=upload_part key=%s part=%u attempt=%u err=%s", af_q(key), num,
                              attempt + 1, af_q(err->code));
                 af_retry_pause(&q->retry_part, attempt);
+        }
+}
+
+/* UploadPartCopy of bytes [@off, @off + @len) of the copy source as part @num, retried in
+ * place like a part sent from the spool. */
+static int copy_part(struct mpu *m, struct af_s3_client *s3, unsigned num, uint64_t off,
+                     uint64_t len, struct af_s3_part *ret, struct af_s3_error *err)
+{
+        const struct copy_src *c = m->t->copy;
+        const struct af_s3_copy_src src = { .bucket = c->bucket, .key = c->key, .etag = c->etag,
+                                            .first = off, .last = off + len - 1 };
+        int r;
+
+        for (unsigned attempt = 0;; attempt++) {
+                r = m->q->s3->upload_part_copy(s3, m->bucket, m->key, m->upload_id, num, &src,
+                                               ret, err);
+                if (!af_queue_part_retry(m->q, r, attempt + 1))
+                        return r;
+                af_log_debug("op=upload_part_copy key=%s part=%u attempt=%u err=%s", af_q(m->key),
+                             num, attempt + 1, af_q(err->code));
+                af_retry_pause(&m->q->retry_part, attempt);
         }
 }
 
@@ -77,8 +101,12 @@ static void mpu_send(struct mpu *m, struct af_s3_client *s3)
                         continue; /* finished before a restart (ListParts said so) */
                 off = (uint64_t)i * m->part;
                 len = m->size - off < m->part ? m->size - off : m->part;
-                r = af_multipart_send_part(m->q, s3, m->bucket, m->key, m->upload_id,
-                                           (unsigned)i + 1, m->fd, off, len, NULL, &done, &err);
+                if (m->copy)
+                        r = copy_part(m, s3, (unsigned)i + 1, off, len, &done, &err);
+                else
+                        r = af_multipart_send_part(m->q, s3, m->bucket, m->key, m->upload_id,
+                                                   (unsigned)i + 1, m->fd, off, len, NULL, &done,
+                                                   &err);
                 if (r == 0) {
                         pthread_mutex_lock(&m->lock);
                         m->parts[i] = done;
@@ -263,29 +291,114 @@ static void abort_strays(struct af_queue *q, struct af_s3_client *s3, const char
 }
 
 /*
- * A multipart upload of @size bytes of @fd, up to part_concurrency parts at once (each extra
- * thread has its own connection). When a part finally fails, the upload is aborted so no
- * storage is left billed, and the file-level retry starts over.
+ * Ceph radosgw answers CompleteMultipartUpload with an empty <ETag>. The ETag is what a
+ * later copy of the object names (x-amz-copy-source-if-match) and what a delete checks, so
+ * it is asked for: the object just completed, if it has our size. Best effort: without it,
+ * those checks compare the size only.
+ */
+static void learn_etag(struct af_queue *q, struct af_s3_client *s3, const struct mpu *m,
+                       struct af_s3_put_result *res)
+{
+        struct af_s3_head_result head;
+        struct af_s3_error herr;
+
+        if (q->s3->head_object(s3, m->bucket, m->key, &head, &herr) == 0 && head.size == m->size)
+                snprintf(res->etag, sizeof(res->etag), "%s", head.etag);
+}
+
+/*
+ * The upload @m names (its id set) from its first journal record to its end: the parts on
+ * up to part_concurrency threads (each extra thread has its own connection), then Complete.
+ * When a part finally fails, the upload is aborted so no storage is left billed (the caller
+ * decides what comes next); at shutdown it is kept, journaled, for the next run. A copy
+ * checks its source once more before Complete: radosgw ignores x-amz-copy-source-if-match.
+ */
+static int mpu_run(struct mpu *m, struct af_s3_client *s3, struct af_s3_put_result *res,
+                   struct af_s3_error *err)
+{
+        struct af_queue *q = m->q;
+        const struct job_desc *t = m->t;
+        pthread_t threads[AF_QUEUE_MAX_PART_CONCURRENCY];
+        unsigned nthreads = 0, want;
+        int r;
+
+        mpu_record(m);
+        want = q->cfg.part_concurrency < m->nparts ? q->cfg.part_concurrency : (unsigned)m->nparts;
+        for (unsigned i = 1; i < want; i++)
+                if (pthread_create(&threads[nthreads], NULL, mpu_thread, m) == 0)
+                        nthreads++;
+        mpu_send(m, s3);
+        for (unsigned i = 0; i < nthreads; i++)
+                pthread_join(threads[i], NULL);
+        r = m->locked.err;
+        if (r < 0) {
+                *err = m->locked.s3err;
+                if (atomic_load(&q->cancel))
+                        return r; /* keep the upload: the journal has it, a restart resumes */
+                goto abort;
+        }
+        if (atomic_load(&q->cancel))
+                return -ECANCELED; /* shutting down: Complete on resume, from the journal */
+        if (m->copy) {
+                r = af_copy_source_check(q, s3, t->copy, m->size, err);
+                if (r < 0)
+                        goto abort;
+        }
+        r = complete_with_retries(q, s3, t, m->upload_id, m, res, err);
+        if (r == 0) {
+                if (!res->etag[0])
+                        learn_etag(q, s3, m, res);
+                abort_strays(q, s3, m->bucket, m->key, m->upload_id);
+                return 0;
+        }
+abort:
+        af_abort_upload(q, s3, t->relpath, m->bucket, m->key, m->upload_id);
+        abort_strays(q, s3, m->bucket, m->key, NULL);
+        return r;
+}
+
+/* @m for an upload of @t's file as @st describes it (@fd: -1 for a copy). -ENOMEM. */
+static int mpu_init(struct mpu *m, struct af_queue *q, const struct job_desc *t, int fd,
+                    const struct stat *st)
+{
+        uint64_t size = (uint64_t)st->st_size;
+
+        *m = (struct mpu){ .q = q, .t = t, .bucket = t->bucket, .key = t->key, .fd = fd,
+                           .size = size, .copy = fd < 0, .mtime_ns = af_mtime_ns(st) };
+        /* A copy's parts are an upload's: after a crash, the next run's upload of the file
+         * (which the journal record says is in progress) keeps the parts already copied. */
+        m->part = af_s3_part_size(size, q->cfg.part_size);
+        m->nparts = (size_t)((size + m->part - 1) / m->part);
+        m->parts = calloc(m->nparts ? m->nparts : 1, sizeof(*m->parts));
+        if (!m->parts)
+                return -ENOMEM;
+        pthread_mutex_init(&m->lock, NULL);
+        return 0;
+}
+
+static void mpu_done(struct mpu *m)
+{
+        pthread_mutex_destroy(&m->lock);
+        free(m->parts);
+}
+
+/*
+ * A multipart upload of @st's size of bytes of @fd: a new one, or the one a journal record
+ * (t->resume) or a stream left. When a part finally fails, the upload is aborted and the
+ * file-level retry starts over.
  */
 int af_multipart_upload(struct af_queue *q, struct af_s3_client *s3, const struct job_desc *t,
                         int fd, const struct stat *st, struct af_s3_put_result *res,
                         struct af_s3_error *err)
 {
         const char *bucket = t->bucket, *key = t->key;
-        uint64_t size = (uint64_t)st->st_size;
-        struct mpu m = { .q = q, .t = t, .bucket = bucket, .key = key, .fd = fd, .size = size };
-        pthread_t threads[AF_QUEUE_MAX_PART_CONCURRENCY];
-        unsigned nthreads = 0, want;
         char upload_id[1024];
+        struct mpu m;
         int r;
 
-        m.part = af_s3_part_size(size, q->cfg.part_size);
-        m.nparts = (size_t)((size + m.part - 1) / m.part);
-        m.parts = calloc(m.nparts ? m.nparts : 1, sizeof(*m.parts));
-        if (!m.parts)
-                return -ENOMEM;
-        pthread_mutex_init(&m.lock, NULL);
-        m.mtime_ns = af_mtime_ns(st);
+        r = mpu_init(&m, q, t, fd, st);
+        if (r < 0)
+                return r;
         upload_id[0] = '\0';
         if (t->resume.upload_id && strlen(t->resume.upload_id) < sizeof(upload_id)) {
                 if (resume_parts(q, s3, t, &m)) {
@@ -304,35 +417,32 @@ int af_multipart_upload(struct af_queue *q, struct af_s3_client *s3, const struc
                         goto out;
         }
         m.upload_id = upload_id;
-        mpu_record(&m);
-        want = q->cfg.part_concurrency < m.nparts ? q->cfg.part_concurrency : (unsigned)m.nparts;
-        for (unsigned i = 1; i < want; i++)
-                if (pthread_create(&threads[nthreads], NULL, mpu_thread, &m) == 0)
-                        nthreads++;
-        mpu_send(&m, s3);
-        for (unsigned i = 0; i < nthreads; i++)
-                pthread_join(threads[i], NULL);
-        r = m.locked.err;
-        if (r < 0) {
-                *err = m.locked.s3err;
-                if (atomic_load(&q->cancel))
-                        goto out; /* keep the upload: the journal has it, a restart resumes */
-                goto abort;
-        }
-        if (atomic_load(&q->cancel)) {
-                r = -ECANCELED; /* shutting down: Complete on resume, from the journal */
-                goto out;
-        }
-        r = complete_with_retries(q, s3, t, upload_id, &m, res, err);
-        if (r == 0) {
-                abort_strays(q, s3, bucket, key, upload_id);
-                goto out;
-        }
-abort:
-        af_abort_upload(q, s3, t->relpath, bucket, key, upload_id);
-        abort_strays(q, s3, bucket, key, NULL);
+        r = mpu_run(&m, s3, res, err);
 out:
-        pthread_mutex_destroy(&m.lock);
-        free(m.parts);
+        mpu_done(&m);
+        return r;
+}
+
+int af_multipart_copy(struct af_queue *q, struct af_s3_client *s3, const struct job_desc *t,
+                      const struct stat *st, struct af_s3_put_result *res, size_t *ret_nparts,
+                      struct af_s3_error *err)
+{
+        char upload_id[1024];
+        struct mpu m;
+        int r;
+
+        r = mpu_init(&m, q, t, -1, st);
+        if (r < 0)
+                return r;
+        /* The new object's headers (Content-Type of its name, SSE, tags, metadata) are
+         * CreateMultipartUpload's, as for an upload. */
+        r = q->s3->create_multipart(s3, t->bucket, t->key, upload_id, sizeof(upload_id), err);
+        if (r == 0) {
+                m.upload_id = upload_id;
+                r = mpu_run(&m, s3, res, err);
+        }
+        if (r == 0)
+                *ret_nparts = m.nparts;
+        mpu_done(&m);
         return r;
 }

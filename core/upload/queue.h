@@ -79,6 +79,10 @@ struct af_queue_config {
         uint64_t part_size;           /* 0: 8 MiB; grown so any object fits 10,000 parts */
         uint64_t multipart_threshold; /* 0: 16 MiB; smaller files go in one PutObject */
         unsigned part_concurrency;    /* parts of one file in flight at once; 0: 4 */
+        /* A copy (af_queue_submit_copy) of more bytes than this is a multipart copy
+         * (UploadPartCopy parts of part_size), else one CopyObject; 0 or more than 5 GiB
+         * (CopyObject's limit): 5 GiB. Lower only for tests. */
+        uint64_t copy_part_threshold;
         long settle_ms; /* a closed file goes up this long after its close (0: 200 ms; < 0:
                          * at once), so write-temp-then-rename uploads only the final name */
         /* Borrowed, optional: how to package each file (archive strategy, member name).
@@ -125,11 +129,13 @@ struct af_queue_copy {
 
 /**
  * Like af_queue_submit, but the upload first tries a server-side copy from @src (CopyObject,
- * logged as op=copy) when the file is still exactly what @src describes and goes up as it is
- * (archive none). If the copy cannot be made, for any reason, the file is uploaded from the
- * spool as usual, so the output is never lost. The job waits for every job queued before it,
- * or running, that writes or deletes @src's key. The journal records a plain upload: after a
- * crash the file is uploaded. A later af_queue_submit of the same file drops the copy.
+ * or above copy_part_threshold a multipart copy of UploadPartCopy parts; logged as op=copy)
+ * when the file is still exactly what @src describes and goes up as it is (archive none). If
+ * the copy cannot be made, for any reason, the file is uploaded from the spool as usual, so
+ * the output is never lost. The job waits for every job queued before it, or running, that
+ * writes or deletes @src's key. The journal records a plain upload (a multipart copy, with
+ * its upload id and parts, as a multipart upload's): after a crash the file is uploaded,
+ * keeping the parts already copied. A later af_queue_submit of the same file drops the copy.
  */
 int af_queue_submit_copy(struct af_queue *q, const char *relpath, const char *bucket,
                          const char *key, const struct af_queue_copy *src);

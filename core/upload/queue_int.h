@@ -263,7 +263,7 @@ bool af_stream_find_locked(struct af_queue *q, const char *relpath);
 /* Drops the list's references of every stream (af_queue_free, part threads joined). */
 void af_stream_drop_all_locked(struct af_queue *q);
 
-/* ---- multipart.c, transfer.c, archive_put.c, copy.c: one attempt of an upload ---- */
+/* ---- multipart.c, transfer.c, archive_put.c, copy_delete.c: one attempt of an upload ---- */
 
 /* The parts of one multipart upload, shared by the threads that send them. The fields up to
  * parts are set by the uploading worker before the part threads start and do not change;
@@ -275,7 +275,8 @@ struct mpu {
         const char *bucket;
         const char *key;
         const char *upload_id;
-        int fd;
+        int fd;   /* -1 for a copy */
+        bool copy; /* parts are UploadPartCopy from t->copy, not read from fd */
         uint64_t size;
         uint64_t part;
         struct af_s3_part *parts;
@@ -305,6 +306,18 @@ bool af_stream_is_open(struct af_queue *q, const struct af_stream *s);
 int af_archive_put(struct af_queue *q, struct af_s3_client *s3, const char *bucket,
                    const char *key, int fd, const struct stat *st, const struct fmt *f,
                    struct af_s3_put_result *res, struct af_s3_error *err);
+/*
+ * A multipart copy of t->copy's object (@st: the spool file, unchanged since it went up) to
+ * t->key: UploadPartCopy parts of the multipart part size, journaled like an upload's parts,
+ * the source checked again before Complete, aborted on failure. 0 and @ret_nparts when done.
+ */
+int af_multipart_copy(struct af_queue *q, struct af_s3_client *s3, const struct job_desc *t,
+                      const struct stat *st, struct af_s3_put_result *res, size_t *ret_nparts,
+                      struct af_s3_error *err);
+/* Whether @c's object is still the one this mount put (its ETag and @size): 0, else -ESTALE
+ * (@err says why) or the HEAD's error. */
+int af_copy_source_check(struct af_queue *q, struct af_s3_client *s3, const struct copy_src *c,
+                         uint64_t size, struct af_s3_error *err);
 int af_copy_try(struct af_queue *q, struct af_s3_client *s3, const struct job_desc *t,
                 const struct stat *st, struct af_s3_put_result *res, struct af_s3_error *err);
 /* One attempt. Returns 0, or a negative errno with @err filled for S3 errors. */

@@ -15,6 +15,7 @@ const struct af_s3_ops af_s3_ops_client = {
         .create_multipart = af_s3_create_multipart,
         .upload_part_fd = af_s3_upload_part_fd,
         .upload_part_mem = af_s3_upload_part_mem,
+        .upload_part_copy = af_s3_upload_part_copy,
         .list_parts = af_s3_list_parts,
         .list_uploads = af_s3_list_uploads,
         .complete_multipart = af_s3_complete_multipart,

@@ -45,6 +45,10 @@ struct af_s3_ops {
         int (*upload_part_mem)(struct af_s3_client *c, const char *bucket, const char *key,
                                const char *upload_id, unsigned part_number, const void *data,
                                size_t len, struct af_s3_part *ret, struct af_s3_error *err);
+        int (*upload_part_copy)(struct af_s3_client *c, const char *bucket, const char *key,
+                                const char *upload_id, unsigned part_number,
+                                const struct af_s3_copy_src *src, struct af_s3_part *ret,
+                                struct af_s3_error *err);
         int (*list_parts)(struct af_s3_client *c, const char *bucket, const char *key,
                           const char *upload_id, struct af_s3_part **ret_parts,
                           uint64_t **ret_sizes, size_t *ret_n, struct af_s3_error *err);

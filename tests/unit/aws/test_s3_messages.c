@@ -2,12 +2,13 @@
 /*
  * Unit tests for s3_messages.c, the S3 client's pure half: addressing and URLs (path style
  * and virtual-hosted), the header sets a request signs, the checksum plan and the sums of a
- * body in memory, the S3 -> errno table, the XML bodies sent, and the answers read (Error,
- * CopyObjectResult, CompleteMultipartUploadResult, ListParts, ListMultipartUploads).
+ * body in memory, the S3 -> errno table, the XML bodies sent, the copy headers and the
+ * UploadPartCopy request as signed, and the answers read (Error, CopyObjectResult,
+ * CopyPartResult, CompleteMultipartUploadResult, ListParts, ListMultipartUploads).
  *
  * Expected values are written from S3's documentation (REST API: Common Request Headers,
- * Error Responses, ListParts, ListMultipartUploads, CopyObject) and from the digests' own
- * definitions, not from the code's output.
+ * Error Responses, ListParts, ListMultipartUploads, CopyObject, UploadPartCopy) and from the
+ * digests' own definitions, not from the code's output.
  */
 #include <errno.h>
 #include <stdlib.h>
@@ -343,6 +344,127 @@ static void test_complete_xml(void)
         af_buf_done(&b);
 }
 
+/* ---- UploadPartCopy -------------------------------------------------------------------------- */
+
+static void test_copy_source_headers(void)
+{
+        struct af_sigv4_header h[3];
+        size_t n;
+
+        /* CopyObject: the source and the ETag it must still have */
+        n = af_s3_copy_source_headers("/b/k", "\"e\"", NULL, h);
+        if (CHECK_INT_EQ(n, 2)) {
+                CHECK_STR_EQ(header(h, n, "x-amz-copy-source"), "/b/k");
+                CHECK_STR_EQ(header(h, n, "x-amz-copy-source-if-match"), "\"e\"");
+        }
+        /* UploadPartCopy: and the range; no ETag known (radosgw's multipart answers): none */
+        n = af_s3_copy_source_headers("/b/k", "", "bytes=0-9", h);
+        if (CHECK_INT_EQ(n, 2)) {
+                CHECK_STR_EQ(header(h, n, "x-amz-copy-source-range"), "bytes=0-9");
+                CHECK(header(h, n, "x-amz-copy-source-if-match") == NULL);
+        }
+        CHECK_INT_EQ(af_s3_copy_source_headers("/b/k", "\"e\"", "bytes=0-9", h), 3);
+}
+
+static void test_copy_range(void)
+{
+        char r[64];
+
+        /* S3's UploadPartCopy: "bytes=first-last", both included (the first 8 MiB: 0-8388607) */
+        CHECK_INT_EQ(af_s3_copy_range(0, 8388607, r, sizeof(r)), 0);
+        CHECK_STR_EQ(r, "bytes=0-8388607");
+        CHECK_INT_EQ(af_s3_copy_range(5497558138880ULL, 5497558138880ULL, r, sizeof(r)), 0);
+        CHECK_STR_EQ(r, "bytes=5497558138880-5497558138880"); /* one byte at 5 TiB */
+        /* 5 GiB exactly is the largest part; one byte more, or an empty range, is refused */
+        CHECK_INT_EQ(af_s3_copy_range(0, (5ULL << 30) - 1, r, sizeof(r)), 0);
+        CHECK_INT_EQ(af_s3_copy_range(0, 5ULL << 30, r, sizeof(r)), -EINVAL);
+        CHECK_INT_EQ(af_s3_copy_range(10, 9, r, sizeof(r)), -EINVAL);
+        CHECK_INT_EQ(af_s3_copy_range(0, 8388607, r, 10), -ENAMETOOLONG);
+}
+
+/* The whole request as it is signed: PUT of the target key with partNumber and uploadId, no
+ * body, and the copy headers among the signed ones (S3 rejects a copy source that is not
+ * signed). Written from S3's UploadPartCopy and SigV4 documentation. */
+static void test_upload_part_copy_canonical_request(void)
+{
+        struct af_s3_client c = client("http", "127.0.0.1:7480", AF_ADDRESSING_PATH);
+        struct af_sigv4_param q[2] = { { "partNumber", "2" }, { "uploadId", "2~abc" } };
+        struct af_sigv4_header extra[3], h[4 + AF_S3_MAX_EXTRA];
+        struct af_s3_target t;
+        struct af_buf src, canon, signed_h;
+        char range[64];
+        size_t ne, n;
+
+        af_buf_init(&src, 0);
+        af_buf_init(&canon, 0);
+        af_buf_init(&signed_h, 0);
+        af_s3_target_init(&t);
+        CHECK_INT_EQ(af_s3_build_uri("bkt", "wf/a b.bin", &src), 0);
+        CHECK_INT_EQ(af_s3_copy_range(8388608, 16777215, range, sizeof(range)), 0);
+        ne = af_s3_copy_source_headers(af_buf_str(&src), "\"d41d8cd98f00b204e9800998ecf8427e\"",
+                                       range, extra);
+        CHECK_INT_EQ(af_s3_target_build(&c, "bkt", "wf/b.csv", q, 2, &t), 0);
+        n = af_s3_signed_headers(af_buf_str(&t.host), "20261204T210000Z", af_s3_empty_sha256, "",
+                                 extra, ne, h);
+        CHECK_INT_EQ(af_sigv4_canonical_request(
+                             &(struct af_sigv4_req){ .method = "PUT",
+                                                     .uri = af_buf_str(&t.uri),
+                                                     .query = q,
+                                                     .nquery = 2,
+                                                     .headers = h,
+                                                     .nheaders = n,
+                                                     .payload_hash = af_s3_empty_sha256 },
+                             &canon, &signed_h),
+                     0);
+        CHECK_STR_EQ(af_buf_str(&t.url),
+                     "http://127.0.0.1:7480/bkt/wf/b.csv?partNumber=2&uploadId=2~abc");
+        CHECK_STR_EQ(af_buf_str(&canon),
+                     "PUT\n"
+                     "/bkt/wf/b.csv\n"
+                     "partNumber=2&uploadId=2~abc\n"
+                     "host:127.0.0.1:7480\n"
+                     "x-amz-content-sha256:e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b"
+                     "7852b855\n"
+                     "x-amz-copy-source:/bkt/wf/a%20b.bin\n"
+                     "x-amz-copy-source-if-match:\"d41d8cd98f00b204e9800998ecf8427e\"\n"
+                     "x-amz-copy-source-range:bytes=8388608-16777215\n"
+                     "x-amz-date:20261204T210000Z\n"
+                     "\n"
+                     "host;x-amz-content-sha256;x-amz-copy-source;x-amz-copy-source-if-match;"
+                     "x-amz-copy-source-range;x-amz-date\n"
+                     "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855");
+        CHECK_STR_EQ(af_buf_str(&signed_h),
+                     "host;x-amz-content-sha256;x-amz-copy-source;x-amz-copy-source-if-match;"
+                     "x-amz-copy-source-range;x-amz-date");
+        af_s3_target_done(&t);
+        af_buf_done(&signed_h);
+        af_buf_done(&canon);
+        af_buf_done(&src);
+}
+
+static void test_copy_part_answer(void)
+{
+        /* S3's CopyPartResult, and with a CRC32C upload its checksum; radosgw's, unquoted */
+        static const char aws[] = "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<CopyPartResult>"
+                                  "<LastModified>2026-12-04T21:00:00.000Z</LastModified>"
+                                  "<ETag>&quot;0c4133de0bad7c253be776e1d5fd0300&quot;</ETag>"
+                                  "<ChecksumCRC32C>yZRlqg==</ChecksumCRC32C></CopyPartResult>";
+        static const char rgw[] = "<CopyPartResult><LastModified>2026-12-04T21:03:54.000Z"
+                                  "</LastModified><ETag>0c4133de0bad7c253be776e1d5fd0300</ETag>"
+                                  "</CopyPartResult>";
+        struct af_s3_part p = { .number = 7 };
+
+        af_s3_parse_copy_part(aws, strlen(aws), &p);
+        CHECK_STR_EQ(p.etag, "\"0c4133de0bad7c253be776e1d5fd0300\"");
+        CHECK_STR_EQ(p.crc32c, "yZRlqg==");
+        CHECK_INT_EQ(p.number, 7);
+        af_s3_parse_copy_part(rgw, strlen(rgw), &p);
+        CHECK_STR_EQ(p.etag, "\"0c4133de0bad7c253be776e1d5fd0300\"");
+        CHECK_STR_EQ(p.crc32c, "");
+        af_s3_parse_copy_part("<CopyPartResult/>", 17, &p);
+        CHECK_STR_EQ(p.etag, "");
+}
+
 /* ---- answers read -------------------------------------------------------------------------- */
 
 static void test_complete_and_copy_answers(void)
@@ -452,6 +574,10 @@ int main(void)
         RUN(test_fill_error);
         RUN(test_tagging_xml);
         RUN(test_complete_xml);
+        RUN(test_copy_source_headers);
+        RUN(test_copy_range);
+        RUN(test_upload_part_copy_canonical_request);
+        RUN(test_copy_part_answer);
         RUN(test_complete_and_copy_answers);
         RUN(test_parse_parts);
         RUN(test_parse_uploads);
