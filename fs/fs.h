@@ -55,6 +55,9 @@ struct af_fs_config {
         bool no_xattr; /* the xattr ops are left out of the table: no POSIX ACLs either */
         struct af_remote *remote; /* borrowed, optional: copies on rename, deletes on unlink */
         bool streaming;                 /* a file written in order starts uploading early */
+        /* > 0: every so many ms, each file open for writing that changed since is snapshotted
+         * to its key (queue.h, "Snapshots"); --upload-open-every */
+        long upload_open_every_ms;
 };
 
 int af_fs_new(const struct af_fs_config *cfg, struct af_fs **ret);

@@ -234,6 +234,7 @@ unsigned af_fs_submit_dirty(struct af_fs *fs)
         struct af_node *n;
         int fd;
 
+        af_snapshot_stop(fs); /* the final uploads follow: no snapshot after them */
         for (size_t b = 0; b < AF_NODE_BUCKETS; b++) {
                 while ((n = af_node_take_dirty(fs, b, &fd))) {
                         if (fd < 0)
