@@ -14,7 +14,7 @@ import subprocess
 import sys
 import time
 
-from helpers import get_bytes, key_of, kill9, log_lines, wait_for
+from helpers import MiB, get_bytes, key_of, kill9, log_lines, open_uploads, wait_for
 
 # A line a second, each flushed to the mount at once; prints how many bytes it wrote.
 APPENDER = r"""
@@ -129,3 +129,29 @@ def test_rewritten_in_place_only_whole_versions(mount, s3, names):
     assert len(versions - {0}) >= 5, versions
     assert m.unmount() == 0, m.log()
     assert version_of(get_bytes(s3, key)) == rounds  # the close's upload is the last word
+
+
+def test_streaming_file_keeps_its_stream(mount, s3, names):
+    """A file that streams (written in order past the threshold) is snapshotted as an object
+    of its own: its stream's parts stay, and its close completes the stream."""
+    m = mount(args=["--upload-open-every", "500ms", "--multipart-threshold", "5M",
+                    "--part-size", "5M"])
+    key = key_of(names, "big.bin")
+    data = os.urandom(13 * MiB)
+    with open(m.path("big.bin"), "wb", buffering=0) as f:
+        for i in range(0, len(data), MiB):
+            f.write(data[i:i + MiB])
+            time.sleep(0.3)
+            if i == 8 * MiB:  # a snapshot past the threshold, while it streams
+                wait_for(lambda: s3_size(s3, key) > 5 * MiB, 20, "a snapshot past 5M")
+                body = get_bytes(s3, key)
+                assert body == data[:len(body)]
+        # Once it stops changing, its last snapshot is all of it; only the stream is open.
+        wait_for(lambda: s3_size(s3, key) == len(data), 20, "a snapshot of all of it")
+        assert get_bytes(s3, key) == data
+        wait_for(lambda: len(open_uploads(s3, key)) == 1, 10, "the snapshot's upload done")
+    assert m.unmount() == 0, m.log()
+    assert log_lines(m, "op=stream status=handover", "big.bin", "parts_sent=2")
+    assert not log_lines(m, "op=stream status=abandon")
+    assert get_bytes(s3, key) == data
+    assert open_uploads(s3, names["prefix"]) == []
