@@ -19,6 +19,11 @@
  * into the file, a rename or hard link of the file (its key may change), its unlink, or
  * a rename over it.
  *
+ * Snapshots (--upload-open-every, snapshot.c): every interval, each file open for writing
+ * whose data changed since its last snapshot is copied as it is at one instant (a reflink or
+ * a copy, taken again if a change ran during it) and the queue uploads the copy to the
+ * file's key (queue.h, "Snapshots"); the close hands the file over as always.
+ *
  * Mount requirements: af_fs_ops expects the mount option default_permissions (the kernel then
  * checks every permission, access() included, as for a local filesystem, and enforces POSIX
  * ACLs) and a daemon running as root or as the only user of the mount.

@@ -73,7 +73,12 @@ struct af_node {
          * the writer never waits, the copy is taken again. Atomic. */
         atomic_uint changing;
         _Atomic uint64_t changes;
-        uint64_t snapped; /* changes at the last snapshot; only the snapshot thread */
+        /* Hand-overs of the file to the queue begun (af_trigger_submit_names), counted before
+         * the queue sees them: a snapshot copied before one is dropped. Atomic. */
+        atomic_uint handovers;
+        /* changes at the last snapshot or hand-over: what S3 gets without a new snapshot.
+         * Atomic. */
+        _Atomic uint64_t snapped;
         bool snap_warned; /* "no room for a copy" said once; only the snapshot thread */
         /* The snapshot thread holds the node across its copy: a forget then only unhashes
          * it, and the last unpin frees it (af_node_unpin). With fs->lock. */

@@ -156,6 +156,7 @@ static void snapshot_node(struct af_fs *fs, struct af_node *n)
         struct af_route route = { 0 };
         char path[64], rel[PATH_MAX];
         uint64_t changes = atomic_load(&n->changes), copied = 0;
+        unsigned handovers = atomic_load(&n->handovers);
         int src, dst = -1, r;
         struct stat st = { 0 };
 
@@ -167,7 +168,7 @@ static void snapshot_node(struct af_fs *fs, struct af_node *n)
         r = snapshot_target(fs, src, rel, &route);
         if (r <= 0) {
                 if (r == 0)
-                        n->snapped = changes;
+                        atomic_store(&n->snapped, changes);
                 goto out;
         }
         dst = openat(fs->root.fd, ".", O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
@@ -183,10 +184,10 @@ static void snapshot_node(struct af_fs *fs, struct af_node *n)
                              af_q(rel), af_q(strerror(-r)));
                 goto out;
         }
-        r = af_queue_snapshot(fs->cfg.queue, rel, &route, dst, &st);
+        r = af_queue_snapshot(fs->cfg.queue, rel, &route, dst, &st, &n->handovers, handovers);
         dst = -1; /* the queue's now */
         if (r == 0)
-                n->snapped = copied;
+                atomic_store(&n->snapped, copied);
         af_log_debug("op=snapshot status=%s path=%s bytes=%llu", r == 0 ? "taken" : "dropped",
                      af_q(rel), (unsigned long long)st.st_size);
 out:
@@ -207,7 +208,8 @@ static void walk(struct af_fs *fs)
 
                 pthread_mutex_lock(&fs->lock);
                 for (struct af_node *n = fs->buckets[b]; n && np < PINS_MAX; n = n->hnext) {
-                        if (!n->writers || atomic_load(&n->changes) == n->snapped)
+                        if (!n->writers ||
+                            atomic_load(&n->changes) == atomic_load(&n->snapped))
                                 continue;
                         n->pins++;
                         pinned[np++] = n;

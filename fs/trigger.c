@@ -128,6 +128,10 @@ int af_trigger_submit_names(struct af_fs *fs, struct af_node *n, int fd, const c
         struct stat st;
         int r = 0;
 
+        if (why) { /* a snapshot older than this is moot, and so is one of the same data */
+                atomic_fetch_add(&n->handovers, 1);
+                atomic_store(&n->snapped, atomic_load(&n->changes));
+        }
         if (fstat(fd, &st) < 0)
                 goto out;
         if (!S_ISREG(st.st_mode)) {

@@ -29,6 +29,7 @@
  */
 #pragma once
 
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <sys/stat.h>
@@ -257,7 +258,10 @@ void af_stream_release(struct af_stream *s);
  * it was at one instant, uploaded to the file's key so S3 holds it before the close. The
  * caller (the mount) copies the file into @fd, a private file nothing else writes (a reflink
  * or a copy, checked to be consistent), and routes it (@route: bucket, key, packaging; not a
- * deferred one). The queue takes ownership of @fd, also on failure.
+ * deferred one). The queue takes ownership of @fd, also on failure. @handovers is a counter
+ * the caller moves before each hand-over of the file (af_queue_submit and the like), and
+ * @seen its value before the copy was taken: if it moved since, an upload of content at
+ * least as new was submitted (and may be done already), and the snapshot is dropped.
  *
  * One snapshot thread uploads them, oldest first, each request retried in place; a failed
  * one is logged and dropped (the file's next change is snapshotted again). A newer snapshot
@@ -270,11 +274,13 @@ void af_stream_release(struct af_stream *s);
  * Not journaled itself; but the file is, as pending (unless an upload job or a stream has its
  * record already), so after a crash the next mount or drain uploads it as the spool holds it.
  *
- * 0, -EBUSY (an upload of @relpath is queued or running: it carries this content or newer),
- * -ESHUTDOWN, -ENOMEM, or a pthread error when the snapshot thread cannot start.
+ * 0, -EBUSY (an upload of @relpath was submitted since the copy, or is queued or running: it
+ * carries this content or newer), -ESHUTDOWN, -ENOMEM, or a pthread error when the snapshot
+ * thread cannot start.
  */
 int af_queue_snapshot(struct af_queue *q, const char *relpath, const struct af_route *route,
-                      int fd, const struct stat *st);
+                      int fd, const struct stat *st, const atomic_uint *handovers,
+                      unsigned seen);
 /** Whether a snapshot of @relpath waits or is being uploaded (the mount takes no new copy
  * meanwhile, so a snapshot slower than the interval does not pile up copies). */
 bool af_queue_snapshot_pending(struct af_queue *q, const char *relpath);

@@ -275,7 +275,8 @@ static struct snapshot *snapshot_new(const char *relpath, const struct af_route 
 }
 
 int af_queue_snapshot(struct af_queue *q, const char *relpath, const struct af_route *route,
-                      int fd, const struct stat *st)
+                      int fd, const struct stat *st, const atomic_uint *handovers,
+                      unsigned seen)
 {
         struct snapshot *s = snapshot_new(relpath, route, fd, st), *old = NULL, *added, **pp;
         int r = 0;
@@ -285,8 +286,10 @@ int af_queue_snapshot(struct af_queue *q, const char *relpath, const struct af_r
         pthread_mutex_lock(&q->lock);
         if (q->locked.stopping) {
                 r = -ESHUTDOWN;
-        } else if (af_queue_find_locked(q, relpath)) {
-                r = -EBUSY; /* its upload is queued: that one carries this content or newer */
+        } else if (atomic_load(handovers) != seen || af_queue_find_locked(q, relpath)) {
+                /* An upload of it was submitted since the copy (under q->lock, so after this
+                 * check a new one finds the snapshot, and drops it or waits for it). */
+                r = -EBUSY;
         } else if (!q->snapshot_started) {
                 r = -pthread_create(&q->snapshot_thread, NULL, snapshot_thread, q);
                 q->snapshot_started = r == 0;

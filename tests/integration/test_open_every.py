@@ -155,3 +155,25 @@ def test_streaming_file_keeps_its_stream(mount, s3, names):
     assert not log_lines(m, "op=stream status=abandon")
     assert get_bytes(s3, key) == data
     assert open_uploads(s3, names["prefix"]) == []
+
+
+def test_fsync_is_never_undone_by_a_snapshot(mount, s3, names):
+    """fsync() returns once the file is in S3; a snapshot of an older version, copied before
+    it, must not land after it."""
+    m = mount(args=["--upload-open-every", "100ms"])
+    key = key_of(names, "ckpt.txt")
+    fd = os.open(m.path("ckpt.txt"), os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        for n in range(1, 41):
+            data = b"v%07d\n" % n * LINES
+            os.ftruncate(fd, 0)
+            os.pwrite(fd, data, 0)
+            os.fsync(fd)
+            assert get_bytes(s3, key) == data, n
+            time.sleep(0.03 * (n % 5))  # now and then, a snapshot interval passes
+        time.sleep(0.5)  # a few intervals: nothing changed, nothing older comes
+        assert get_bytes(s3, key) == data
+    finally:
+        os.close(fd)
+    assert m.unmount() == 0, m.log()
+    assert get_bytes(s3, key) == data
