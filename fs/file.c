@@ -78,6 +78,12 @@ int af_file_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t m
          * left from an earlier file with the same inode number must not say otherwise. */
         if ((fi->flags & O_TRUNC) || e->attr.st_size == 0)
                 af_inorder_break(fs, n, "truncate (O_TRUNC)", 0);
+        if (fi->flags & O_TRUNC) {
+                /* Truncated before the node was known: counted after the fact (a snapshot
+                 * copying meanwhile sees the size and ctime move). */
+                af_node_change_begin(n);
+                af_node_change_end(n);
+        }
         return 0;
 }
 
@@ -100,10 +106,12 @@ int af_file_open(struct af_fs *fs, fuse_ino_t ino, struct fuse_file_info *fi)
                 af_inorder_break(fs, n, "truncate (O_TRUNC)", 0);
         if (fs->cfg.space && (fi->flags & O_TRUNC))
                 before = af_room_size(n->fd);
-        af_node_change_begin(n); /* O_TRUNC changes the data */
+        if (fi->flags & O_TRUNC)
+                af_node_change_begin(n); /* the data changes */
         fd = open(path, spool_flags(fi->flags));
         r = fd < 0 ? -errno : 0;
-        af_node_change_end(n);
+        if (fi->flags & O_TRUNC)
+                af_node_change_end(n);
         pthread_rwlock_unlock(&fs->names_lock);
         if (r < 0) {
                 af_node_drop_handle(fs, n, fi->flags);

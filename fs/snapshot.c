@@ -70,12 +70,13 @@ static int copy_bytes(int src, int dst, uint64_t size)
         return 0;
 }
 
-/* @dst (empty) becomes what @src (of size @size) holds: a reflink if the filesystem has them. */
+/* @dst (empty) becomes what @src (of size @size) holds: a reflink (1) if the filesystem has
+ * them, else a copy (0). */
 static int clone_or_copy(struct af_fs *fs, struct af_node *n, int src, int dst, uint64_t size)
 {
         if (!atomic_load(&fs->snap.no_reflink)) {
                 if (ioctl(dst, FICLONE, src) == 0)
-                        return 0;
+                        return 1;
                 if (errno != EOPNOTSUPP && errno != EXDEV && errno != EINVAL && errno != ENOTTY &&
                     errno != ENOSYS)
                         return -errno;
@@ -96,8 +97,8 @@ static int clone_or_copy(struct af_fs *fs, struct af_node *n, int src, int dst, 
 }
 
 /* Copies @src, the file of @n, into @dst as it is at one instant (see the top). Its stat in
- * @ret_st and the node's change count the copy holds in @ret_changes. -EBUSY: it kept
- * changing. */
+ * @ret_st and the node's change count the copy holds in @ret_changes. 1 for a reflink, 0 for
+ * a copy, -EBUSY: it kept changing. */
 static int copy_consistent(struct af_fs *fs, struct af_node *n, int src, int dst,
                            struct stat *ret_st, uint64_t *ret_changes)
 {
@@ -126,7 +127,7 @@ static int copy_consistent(struct af_fs *fs, struct af_node *n, int src, int dst
                         continue;
                 *ret_st = a;
                 *ret_changes = g;
-                return 0;
+                return r;
         }
         return -EBUSY;
 }
@@ -159,6 +160,7 @@ static void snapshot_node(struct af_fs *fs, struct af_node *n)
         unsigned handovers = atomic_load(&n->handovers);
         int src, dst = -1, r;
         struct stat st = { 0 };
+        const char *via;
 
         af_fs_proc_path(path, n->fd);
         src = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
@@ -184,12 +186,13 @@ static void snapshot_node(struct af_fs *fs, struct af_node *n)
                              af_q(rel), af_q(strerror(-r)));
                 goto out;
         }
+        via = r ? "reflink" : "copy";
         r = af_queue_snapshot(fs->cfg.queue, rel, &route, dst, &st, &n->handovers, handovers);
         dst = -1; /* the queue's now */
         if (r == 0)
                 atomic_store(&n->snapped, copied);
-        af_log_debug("op=snapshot status=%s path=%s bytes=%llu", r == 0 ? "taken" : "dropped",
-                     af_q(rel), (unsigned long long)st.st_size);
+        af_log_debug("op=snapshot status=%s path=%s bytes=%llu via=%s",
+                     r == 0 ? "taken" : "dropped", af_q(rel), (unsigned long long)st.st_size, via);
 out:
         if (dst >= 0)
                 close(dst);
