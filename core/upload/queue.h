@@ -269,7 +269,9 @@ void af_stream_release(struct af_stream *s);
  * after the file's final upload (the upload of the close, fsync, unmount...) started, which
  * waits for a snapshot of its key being uploaded and makes one still waiting moot; take or
  * abort the file's stream (a streaming file's snapshot is an object of its own); count as an
- * upload (stats, metrics, on_uploaded: the file is not "in S3" until its final upload).
+ * upload (stats, metrics). on_uploaded hears of each one as superseded (the final upload
+ * follows): its object is the name's, but the file is not "in S3" until its final upload.
+ * One still waiting is dropped when any job writes or deletes its key.
  *
  * Not journaled itself; but the file is, as pending (unless an upload job or a stream has its
  * record already), so after a crash the next mount or drain uploads it as the spool holds it.

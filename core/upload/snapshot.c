@@ -3,13 +3,15 @@
  * Snapshots (queue.h, "Snapshots"): the content of a file still open for writing, copied by
  * the mount into a private file that nothing else writes, uploaded to the file's key by one
  * thread of their own. They are not jobs: no journal record of their own, no retry after the
- * in-place ones, no pending count, no on_uploaded (the file is not "in S3" for eviction or
- * renames: only its final upload makes it so).
+ * in-place ones, no pending count; on_uploaded hears of each as superseded (the object is
+ * the name's, for deletes, but the file is not "in S3" for eviction or copies on rename:
+ * only its final upload makes it so).
  *
  * Ordering with the jobs, by key, all decided under q->lock:
  * - a snapshot is dropped when an upload job of its file is queued or running (the file was
- *   closed or synced: that upload carries content at least as new), and waits while any
- *   other job touches its key (a delete, a copy, another name's upload);
+ *   closed or synced: that upload carries content at least as new), or any job that writes
+ *   or deletes its key (another name's upload, a delete after an unlink or rename away), and
+ *   waits while a copy reads its key;
  * - a job does not start while a snapshot of its key is being uploaded
  *   (af_snapshot_holds_locked, in order.c): the final upload is always the last write.
  * So the key holds the newest snapshot until the final upload replaces it. A stream's
@@ -78,18 +80,19 @@ bool af_snapshot_holds_locked(struct af_queue *q, const struct job *j)
         return false;
 }
 
-/* Whether a job stands in @s's way: 1 an upload of its file (the snapshot is moot), 2 another
- * job on its key (wait), 0 none. */
+/* Whether a job stands in @s's way: 1 an upload of its file, or any job that writes or
+ * deletes its key (the snapshot is moot: newer content, or the name is gone), 2 a copy that
+ * reads its key (wait), 0 none. */
 static int in_the_way_locked(struct af_queue *q, const struct snapshot *s)
 {
         int r = 0;
 
         for (struct job *j = q->locked.head; j; j = j->next) {
-                if (j->d.kind == JOB_UPLOAD && strcmp(j->d.relpath, s->d.relpath) == 0)
+                if ((j->d.kind == JOB_UPLOAD && strcmp(j->d.relpath, s->d.relpath) == 0) ||
+                    af_order_same_key(j->d.bucket, j->d.key, s->d.bucket, s->d.key))
                         return 1;
-                if (af_order_same_key(j->d.bucket, j->d.key, s->d.bucket, s->d.key) ||
-                    (j->d.copy && af_order_same_key(j->d.copy->bucket, j->d.copy->key,
-                                                     s->d.bucket, s->d.key)))
+                if (j->d.copy &&
+                    af_order_same_key(j->d.copy->bucket, j->d.copy->key, s->d.bucket, s->d.key))
                         r = 2;
         }
         return r;
@@ -108,8 +111,8 @@ static struct snapshot *pick_locked(struct af_queue *q, bool *ret_blocked)
                         continue;
                 switch (in_the_way_locked(q, s)) {
                 case 1:
-                        af_log_debug("op=snapshot status=skipped path=%s reason=\"its final "
-                                     "upload is queued\"",
+                        af_log_debug("op=snapshot status=skipped path=%s reason=\"a newer "
+                                     "upload or a delete of its key is queued\"",
                                      af_q(s->d.relpath));
                         unlink_locked(q, s);
                         snapshot_free(s);
@@ -205,6 +208,19 @@ static void run_snapshot(struct af_queue *q, struct af_s3_client *s3, struct sna
         struct af_s3_error err;
         int r = put_snapshot(q, s3, s, &res, &err);
 
+        /* Registered as an object of the name (a later unlink or rename away deletes it, as
+         * deletes go), never as the file's upload: superseded, the final upload follows. The
+         * jobs it holds back wait for that, so the registry never ends on a snapshot. */
+        if (r == 0 && q->cfg.on_uploaded) {
+                struct af_queue_uploaded u = {
+                        .relpath = s->d.relpath, .bucket = s->d.bucket, .key = s->d.key,
+                        .etag = res.etag, .archive = s->d.f.archive,
+                        .size = (uint64_t)s->st.st_size, .dev = s->st.st_dev,
+                        .ino = s->st.st_ino, .mtime_ns = af_mtime_ns(&s->st), .superseded = true,
+                };
+
+                q->cfg.on_uploaded(q->cfg.on_uploaded_ctx, &u);
+        }
         pthread_mutex_lock(&q->lock);
         unlink_locked(q, s);
         pthread_cond_broadcast(&q->work); /* the jobs it held back may go */

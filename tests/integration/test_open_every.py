@@ -177,3 +177,22 @@ def test_fsync_is_never_undone_by_a_snapshot(mount, s3, names):
         os.close(fd)
     assert m.unmount() == 0, m.log()
     assert get_bytes(s3, key) == data
+
+
+def test_snapshot_of_a_name_gone_is_deleted(mount, s3, names):
+    """Deletes by default: a snapshot's object belongs to its name, so renaming the open file
+    away, or unlinking it, removes that object as it would a closed file's."""
+    m = mount(args=["--upload-open-every", "200ms"])
+    tmp_key, final_key, gone_key = (key_of(names, n) for n in ("run.tmp", "run.log", "gone.log"))
+    with open(m.path("run.tmp"), "wb", buffering=0) as f, \
+            open(m.path("gone.log"), "wb", buffering=0) as g:
+        f.write(b"first\n")
+        g.write(b"scratch\n")
+        wait_for(lambda: s3_size(s3, tmp_key) == 6 and s3_size(s3, gone_key) == 8, 10,
+                 "snapshots of both")
+        os.rename(m.path("run.tmp"), m.path("run.log"))
+        os.unlink(m.path("gone.log"))
+        f.write(b"second\n")
+    assert m.unmount() == 0, m.log()
+    assert get_bytes(s3, final_key) == b"first\nsecond\n"
+    assert s3_size(s3, tmp_key) == -1 and s3_size(s3, gone_key) == -1, m.log()
