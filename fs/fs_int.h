@@ -79,7 +79,7 @@ struct af_node {
         /* changes at the last snapshot or hand-over: what S3 gets without a new snapshot.
          * Atomic. */
         _Atomic uint64_t snapped;
-        bool snap_warned; /* "no room for a copy" said once; only the snapshot thread */
+        bool snap_warned; /* "no copy made" said once; only the snapshot thread */
         /* The snapshot thread holds the node across its copy: a forget then only unhashes
          * it, and the last unpin frees it (af_node_unpin). With fs->lock. */
         unsigned pins;

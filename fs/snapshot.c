@@ -175,8 +175,12 @@ static void snapshot_node(struct af_fs *fs, struct af_node *n)
         }
         dst = openat(fs->root.fd, ".", O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
         if (dst < 0) {
-                af_log_warn("op=snapshot path=%s err=%s msg=\"cannot make a copy in the spool\"",
-                            af_q(rel), af_q(strerror(errno)));
+                if (!n->snap_warned)
+                        af_log_warn("op=snapshot status=skipped path=%s err=%s msg=\"cannot make "
+                                    "a copy in the spool (O_TMPFILE); it goes up at its "
+                                    "close\"",
+                                    af_q(rel), af_q(strerror(errno)));
+                n->snap_warned = true;
                 goto out;
         }
         r = copy_consistent(fs, n, src, dst, &st, &copied);
