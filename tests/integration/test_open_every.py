@@ -7,14 +7,17 @@ after kill -9 of the daemon and the writer, S3 holds the log up to about one int
 the kill, and a mount on the same spool uploads the rest (the journal knew the open file);
 a file rewritten in place while it is snapshotted only ever shows whole versions in S3.
 """
+import io
 import os
 import re
 import signal
 import subprocess
 import sys
+import tarfile
 import time
 
-from helpers import MiB, get_bytes, key_of, kill9, log_lines, open_uploads, wait_for
+from helpers import (MiB, get_bytes, key_of, kill9, log_lines, open_uploads, wait_for,
+                     write_spec)
 
 # A line a second, each flushed to the mount at once; prints how many bytes it wrote.
 APPENDER = r"""
@@ -196,3 +199,29 @@ def test_snapshot_of_a_name_gone_is_deleted(mount, s3, names):
     assert m.unmount() == 0, m.log()
     assert get_bytes(s3, final_key) == b"first\nsecond\n"
     assert s3_size(s3, tmp_key) == -1 and s3_size(s3, gone_key) == -1, m.log()
+
+
+def test_archived_artifact_snapshot_is_its_archive(mount, s3, names, tmp_path):
+    """An artifact with archive: tar is snapshotted as its .tgz, built from the copy with the
+    file's own name and mode."""
+    spec = write_spec(tmp_path, [("metrics", "/tmp/metrics.csv", "archive:\n  tar: {}\n")])
+    m = mount(spec=spec, args=["--upload-open-every", "200ms"])
+    key = key_of(names, "metrics.tgz")
+
+    def member():
+        try:
+            blob = get_bytes(s3, key)
+        except s3.exceptions.NoSuchKey:
+            return None
+        with tarfile.open(fileobj=io.BytesIO(blob), mode="r:gz") as t:
+            (info,) = t.getmembers()
+            return info.name, info.mode, t.extractfile(info).read()
+
+    with open(m.path("metrics.csv"), "wb", buffering=0) as f:
+        os.fchmod(f.fileno(), 0o640)
+        f.write(b"step,loss\n1,0.9\n")
+        wait_for(lambda: member() == ("metrics.csv", 0o640, b"step,loss\n1,0.9\n"), 10,
+                 "the snapshot's archive")
+        f.write(b"2,0.5\n")
+    assert m.unmount() == 0, m.log()
+    assert member() == ("metrics.csv", 0o640, b"step,loss\n1,0.9\n2,0.5\n")
