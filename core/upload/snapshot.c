@@ -244,9 +244,15 @@ static void run_snapshot(struct af_queue *q, struct af_s3_client *s3, struct sna
  * waits for a job, whose end wakes only the workers). */
 static void step_locked(struct af_queue *q, struct af_s3_client *s3)
 {
-        bool blocked;
-        struct snapshot *s = pick_locked(q, &blocked);
+        bool blocked = false;
+        struct snapshot *s = NULL;
 
+        /* Past the shutdown's deadline nothing starts (the final uploads are journaled). */
+        if (atomic_load(&q->cancel)) {
+                pthread_cond_wait(&q->stream_work, &q->lock);
+                return;
+        }
+        s = pick_locked(q, &blocked);
         if (!s) {
                 struct timespec ts;
 
