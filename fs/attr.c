@@ -48,7 +48,9 @@ static int set_size(struct af_fs *fs, struct af_node *n, const char *path, off_t
         af_trigger_mark_dirty(n);
         /* A truncate to 0 starts in-order writing afresh. */
         af_inorder_begin_change(fs, n, "truncate", size == 0 ? 0 : AF_SEQ_BROKEN);
+        af_node_change_begin(n);
         r = (fi ? ftruncate((int)fi->fh, size) : truncate(path, size)) < 0 ? -errno : 0;
+        af_node_change_end(n);
         af_inorder_end_change(fs, n);
         af_room_give(fs, took, before, r < 0 ? before : (uint64_t)size);
         return r;

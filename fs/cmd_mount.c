@@ -296,6 +296,9 @@ static int prepare(struct af_mount *m, int argc, char **argv)
         if (r)
                 return r;
         m->have_setup = true;
+        if (m->o->upload_open_every_ms && m->o->object.no_overwrite)
+                return af_cli_die("--upload-open-every and --no-overwrite cannot go together: "
+                                  "a snapshot would take the key the final upload needs");
         /* In an Argo pod the emissary stats and tars the outputs after the program: they must
          * still be there, so nothing may be evicted from the spool either. */
         if (m->run && !m->o->no_leave_files &&
@@ -393,7 +396,8 @@ static int open_fs(struct af_mount *m)
                                                * and mtime when the upload is created: at
                                                * the close, not while the file grows. */
                                               .streaming = !o->no_streaming &&
-                                                           !o->preserve_metadata },
+                                                           !o->preserve_metadata,
+                                              .upload_open_every_ms = o->upload_open_every_ms },
                       &m->fs);
         if (r < 0)
                 return af_cli_die("spool %s: %s", m->spool, strerror(-r));

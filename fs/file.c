@@ -78,6 +78,12 @@ int af_file_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t m
          * left from an earlier file with the same inode number must not say otherwise. */
         if ((fi->flags & O_TRUNC) || e->attr.st_size == 0)
                 af_inorder_break(fs, n, "truncate (O_TRUNC)", 0);
+        if (fi->flags & O_TRUNC) {
+                /* Truncated before the node was known: counted after the fact (a snapshot
+                 * copying meanwhile sees the size and ctime move). */
+                af_node_change_begin(n);
+                af_node_change_end(n);
+        }
         return 0;
 }
 
@@ -100,8 +106,12 @@ int af_file_open(struct af_fs *fs, fuse_ino_t ino, struct fuse_file_info *fi)
                 af_inorder_break(fs, n, "truncate (O_TRUNC)", 0);
         if (fs->cfg.space && (fi->flags & O_TRUNC))
                 before = af_room_size(n->fd);
+        if (fi->flags & O_TRUNC)
+                af_node_change_begin(n); /* the data changes */
         fd = open(path, spool_flags(fi->flags));
         r = fd < 0 ? -errno : 0;
+        if (fi->flags & O_TRUNC)
+                af_node_change_end(n);
         pthread_rwlock_unlock(&fs->names_lock);
         if (r < 0) {
                 af_node_drop_handle(fs, n, fi->flags);
@@ -151,7 +161,9 @@ ssize_t af_file_write(struct af_fs *fs, struct af_node *n, struct fuse_bufvec *i
         if (r < 0)
                 return r;
         af_trigger_mark_dirty(n);
+        af_node_change_begin(n);
         r = af_inorder_write(fs, n, in, len, off, fi);
+        af_node_change_end(n);
         af_room_give_write(fs, &w, off, r);
         return r;
 }
@@ -184,7 +196,9 @@ int af_file_fallocate(struct af_fs *fs, struct af_node *n, int fd, int mode, off
         af_trigger_mark_dirty(n);
         if (changes)
                 af_inorder_begin_change(fs, n, "fallocate", AF_SEQ_BROKEN);
+        af_node_change_begin(n);
         r = fallocate(fd, mode, off, len) < 0 ? -errno : 0;
+        af_node_change_end(n);
         if (changes)
                 af_inorder_end_change(fs, n);
         if (fs->cfg.space)
@@ -205,9 +219,11 @@ ssize_t af_file_copy(struct af_fs *fs, int fd_in, off_t off_in, struct af_node *
                 return r;
         af_trigger_mark_dirty(n_out);
         af_inorder_break(fs, n_out, "copy_file_range", AF_SEQ_BROKEN);
+        af_node_change_begin(n_out);
         r = copy_file_range(fd_in, &off_in, fd_out, &off_out, len, (unsigned int)flags);
         if (r < 0)
                 r = -errno;
+        af_node_change_end(n_out);
         af_room_give_write(fs, &w, start, r);
         return r;
 }

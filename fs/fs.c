@@ -58,6 +58,11 @@ int af_fs_new(const struct af_fs_config *cfg, struct af_fs **ret)
         pthread_rwlock_init(&fs->names_lock, NULL);
         af_notify_init(fs);
         af_fs_set_queue(fs, cfg->queue);
+        r = af_snapshot_start(fs);
+        if (r < 0) {
+                af_fs_free(fs);
+                return r;
+        }
         *ret = fs;
         return 0;
 }
@@ -73,6 +78,9 @@ void af_fs_free(struct af_fs *fs)
 {
         if (!fs)
                 return;
+        af_snapshot_stop(fs); /* it walks the nodes */
+        pthread_mutex_destroy(&fs->snap.lock);
+        pthread_cond_destroy(&fs->snap.cond);
         af_fs_set_session(fs, NULL);
         af_notify_done(fs);
         af_node_free_all(fs);

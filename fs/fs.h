@@ -19,6 +19,11 @@
  * into the file, a rename or hard link of the file (its key may change), its unlink, or
  * a rename over it.
  *
+ * Snapshots (--upload-open-every, snapshot.c): every interval, each file open for writing
+ * whose data changed since its last snapshot is copied as it is at one instant (a reflink or
+ * a copy, taken again if a change ran during it) and the queue uploads the copy to the
+ * file's key (queue.h, "Snapshots"); the close hands the file over as always.
+ *
  * Mount requirements: af_fs_ops expects the mount option default_permissions (the kernel then
  * checks every permission, access() included, as for a local filesystem, and enforces POSIX
  * ACLs) and a daemon running as root or as the only user of the mount.
@@ -55,6 +60,9 @@ struct af_fs_config {
         bool no_xattr; /* the xattr ops are left out of the table: no POSIX ACLs either */
         struct af_remote *remote; /* borrowed, optional: copies on rename, deletes on unlink */
         bool streaming;                 /* a file written in order starts uploading early */
+        /* > 0: every so many ms, each file open for writing that changed since is snapshotted
+         * to its key (queue.h, "Snapshots"); --upload-open-every */
+        long upload_open_every_ms;
 };
 
 int af_fs_new(const struct af_fs_config *cfg, struct af_fs **ret);

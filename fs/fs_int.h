@@ -67,6 +67,23 @@ struct af_node {
         struct af_stream *stream; /* with stream_lock */
         uint64_t handed;   /* with stream_lock: bytes [0, handed) are the stream's parts */
         uint64_t retry_at; /* with stream_lock: seq at which starting a stream is tried again */
+        /* Snapshots (snapshot.c). Every change of the file's data through the mount counts in
+         * changing while it runs and in changes once done (af_node_change_begin/_end), so a
+         * copy taken with changing 0 and changes the same before and after saw no change:
+         * the writer never waits, the copy is taken again. Atomic. */
+        atomic_uint changing;
+        _Atomic uint64_t changes;
+        /* Hand-overs of the file to the queue begun (af_trigger_submit_names), counted before
+         * the queue sees them: a snapshot copied before one is dropped. Atomic. */
+        atomic_uint handovers;
+        /* changes at the last snapshot or hand-over: what S3 gets without a new snapshot.
+         * Atomic. */
+        _Atomic uint64_t snapped;
+        bool snap_warned; /* "no copy made" said once; only the snapshot thread */
+        /* The snapshot thread holds the node across its copy: a forget then only unhashes
+         * it, and the last unpin frees it (af_node_unpin). With fs->lock. */
+        unsigned pins;
+        bool forgotten;
 };
 
 struct af_fs {
@@ -109,6 +126,15 @@ struct af_fs {
         /* Open directory handles. An unmount drops the RELEASEDIRs still queued in the
          * kernel, so af_fs_free() closes what is left. With lock. */
         struct af_dir *dirs;
+        /* --upload-open-every: the thread that snapshots open files (snapshot.c). */
+        struct {
+                pthread_t thread;
+                bool running;         /* only af_snapshot_start/_stop */
+                pthread_mutex_t lock; /* guards stopping; below every other lock */
+                pthread_cond_t cond;
+                bool stopping;
+                atomic_bool no_reflink; /* FICLONE refused once: copy from then on */
+        } snap;
 };
 
 static inline struct af_fs *af_fs_of(fuse_req_t req)
@@ -130,6 +156,18 @@ static inline fuse_ino_t af_node_ino(struct af_fs *fs, struct af_node *n)
 static inline void af_fs_proc_path(char buf[64], int fd)
 {
         snprintf(buf, 64, "/proc/self/fd/%d", fd);
+}
+
+/* A change of @n's data begins, or has ended (see struct af_node: changing, changes). */
+static inline void af_node_change_begin(struct af_node *n)
+{
+        atomic_fetch_add(&n->changing, 1);
+}
+
+static inline void af_node_change_end(struct af_node *n)
+{
+        atomic_fetch_add(&n->changes, 1);
+        atomic_fetch_sub(&n->changing, 1);
 }
 
 /* ---- node.c: the node table and the handles on a node ----------------------------------- */
@@ -158,6 +196,9 @@ bool af_node_has_writers(struct af_fs *fs, struct af_node *n);
 /** The next node of bucket @b that is dirty, its mark taken off and its file opened for
  * reading in @ret_fd (< 0 if it cannot be); NULL when none is left. */
 struct af_node *af_node_take_dirty(struct af_fs *fs, size_t b, int *ret_fd);
+/** Gives back the snapshot thread's pin (n->pins++ under fs->lock); frees a node forgotten
+ * meanwhile. */
+void af_node_unpin(struct af_fs *fs, struct af_node *n);
 /** At the end of the session: frees every node but the root, whose streams the queue has
  * taken over or journaled. */
 void af_node_free_all(struct af_fs *fs);
@@ -189,6 +230,14 @@ void af_trigger_truncated(struct af_fs *fs, struct af_node *n);
 void af_trigger_made(struct af_fs *fs, int dirfd, const char *name, mode_t mode);
 void af_trigger_arrived(struct af_fs *fs, int dirfd, const char *name, const char *why,
                         const char *from, const char *to);
+
+/* ---- snapshot.c: snapshots of files open for writing (--upload-open-every) -------------- */
+
+/** Starts the thread that every cfg.upload_open_every_ms snapshots each file open for writing
+ * that changed since (0 without the option, or -errno of pthread_create). */
+int af_snapshot_start(struct af_fs *fs);
+/** Stops it (the session is over: the final uploads follow); idempotent. */
+void af_snapshot_stop(struct af_fs *fs);
 
 /* ---- inorder.c: in-order writes, and the stream they drive ------------------------------ */
 

@@ -118,6 +118,7 @@ static void node_free(struct af_node *n, bool abandon)
 void af_node_forget(struct af_fs *fs, fuse_ino_t ino, uint64_t nlookup)
 {
         struct af_node *n = af_node_of(fs, ino), **pp;
+        bool pinned;
 
         if (n == &fs->root)
                 return;
@@ -133,8 +134,22 @@ void af_node_forget(struct af_fs *fs, fuse_ino_t ino, uint64_t nlookup)
                         break;
                 }
         }
+        pinned = n->pins > 0;
+        n->forgotten = pinned; /* the snapshot thread's unpin frees it */
         pthread_mutex_unlock(&fs->lock);
-        node_free(n, true);
+        if (!pinned)
+                node_free(n, true);
+}
+
+void af_node_unpin(struct af_fs *fs, struct af_node *n)
+{
+        bool last;
+
+        pthread_mutex_lock(&fs->lock);
+        last = --n->pins == 0 && n->forgotten;
+        pthread_mutex_unlock(&fs->lock);
+        if (last)
+                node_free(n, true);
 }
 
 /* The descriptor behind the node knows only the name it was opened by. */

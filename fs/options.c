@@ -31,6 +31,7 @@ static int parse_var(struct af_opts *o, const char *val, const char *source);
 static int parse_tag(struct af_opts *o, const char *val, const char *source);
 static int parse_metadata(struct af_opts *o, const char *val, const char *source);
 static int parse_storage_class(struct af_opts *o, const char *val, const char *source);
+static int parse_open_every(struct af_opts *o, const char *val, const char *source);
 
 /* The values of the AF_OPT_CHOICE options: the listed names are the error message too. */
 static const struct af_optchoice unmatched_choices[] = {
@@ -248,6 +249,13 @@ const struct af_optrow af_optrows[] = {
                   "--multipart-threshold, while it is still being written\n"
                   "(not with --preserve-metadata, which needs the file's final\n"
                   "mode, owner and mtime when the upload starts)" },
+        { .name = "upload-open-every", .env = "ARTIFUSE_UPLOAD_OPEN_EVERY", .kind = AF_OPT_CUSTOM,
+          .parse = parse_open_every, .arg = "DURATION", .cmds = MNT, .section = AF_SEC_MOUNT,
+          .help = "every DURATION (e.g. 30s, 5m, 1h; a bare number is seconds;\n"
+                  "100ms to 24h), a file still open for writing that changed\n"
+                  "since gets its content as of one instant uploaded to its key,\n"
+                  "so S3 has it before the close (default: off); the close\n"
+                  "uploads it as usual. Not with --no-overwrite" },
         { .name = "foreground", .letter = 'f', .env = "ARTIFUSE_FOREGROUND", .kind = AF_OPT_FLAG,
           .at = AT(foreground), .cmds = AF_CMD_MOUNT, .section = AF_SEC_MOUNT,
           .help = "stay in the foreground (default: return once mounted)" },
@@ -376,6 +384,33 @@ static int parse_storage_class(struct af_opts *o, const char *val, const char *s
                                           source, val);
         o->object.storage_class = val;
         return 0;
+}
+
+/* A duration: a number with ms, s, m or h (none: seconds), from 100 ms to a day. */
+static int parse_open_every(struct af_opts *o, const char *val, const char *source)
+{
+        static const struct {
+                const char *unit;
+                long ms;
+        } units[] = { { "ms", 1 }, { "s", 1000 }, { "", 1000 }, { "m", 60000 }, { "h", 3600000 } };
+        unsigned long long v;
+        char *end;
+
+        errno = 0;
+        v = strtoull(val, &end, 10);
+        if (!errno && end != val && val[0] != '-' && v <= 86400000ULL) {
+                for (size_t i = 0; i < sizeof(units) / sizeof(units[0]); i++) {
+                        unsigned long long ms = v * (unsigned long long)units[i].ms;
+
+                        if (strcmp(end, units[i].unit) == 0 && ms >= 100 && ms <= 86400000ULL) {
+                                o->upload_open_every_ms = (long)ms;
+                                return 0;
+                        }
+                }
+        }
+        return af_cli_die("%s: '%s' is not a duration from 100ms to 24h (e.g. 500ms, 30s, 5m, "
+                          "1h)",
+                          source, val);
 }
 
 /* KEY=VALUE: returns the key's length, 0 when there is none. */

@@ -90,6 +90,7 @@ struct af_opts {
         bool delete_on_unlink;    /* the default; kept so the flag is accepted */
         bool no_delete_on_unlink; /* objects of gone names stay in S3 */
         bool no_streaming;
+        long upload_open_every_ms; /* 0: off */
         bool foreground;
         bool allow_other;
         bool no_xattr;

@@ -128,6 +128,10 @@ int af_trigger_submit_names(struct af_fs *fs, struct af_node *n, int fd, const c
         struct stat st;
         int r = 0;
 
+        if (why) { /* a snapshot older than this is moot, and so is one of the same data */
+                atomic_fetch_add(&n->handovers, 1);
+                atomic_store(&n->snapped, atomic_load(&n->changes));
+        }
         if (fstat(fd, &st) < 0)
                 goto out;
         if (!S_ISREG(st.st_mode)) {
@@ -234,6 +238,7 @@ unsigned af_fs_submit_dirty(struct af_fs *fs)
         struct af_node *n;
         int fd;
 
+        af_snapshot_stop(fs); /* the final uploads follow: no snapshot after them */
         for (size_t b = 0; b < AF_NODE_BUCKETS; b++) {
                 while ((n = af_node_take_dirty(fs, b, &fd))) {
                         if (fd < 0)

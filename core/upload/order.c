@@ -4,8 +4,9 @@
  * may be a server-side copy, is ordered by key: it waits for every job submitted before it,
  * or running, that touches one of its keys (a delete must not overtake the upload or copy it
  * follows, nor a copy the upload of its source). Plain uploads are not ordered among
- * themselves: a file's newest version is handled by its single job. Everything here runs
- * with q->lock held.
+ * themselves: a file's newest version is handled by its single job. No job starts while a
+ * snapshot of its key is being uploaded (snapshot.c), so the final upload is the last write.
+ * Everything here runs with q->lock held.
  */
 #include <stdint.h>
 #include <string.h>
@@ -103,7 +104,8 @@ struct job *af_order_pick_locked(struct af_queue *q, uint64_t *ret_wait_ms)
         for (struct job *j = q->locked.head; j; j = j->next) {
                 if (j->state != JOB_QUEUED)
                         continue;
-                if (j->not_before_ms <= now && any_keyed && blocked_locked(q, j)) {
+                if (j->not_before_ms <= now &&
+                    ((any_keyed && blocked_locked(q, j)) || af_snapshot_holds_locked(q, j))) {
                         /* Woken when a job finishes; the poll is a safety net. */
                         if (soonest > 200)
                                 soonest = 200;

@@ -644,6 +644,7 @@ void af_queue_free(struct af_queue *q)
                 pthread_join(q->threads[i], NULL);
         for (unsigned i = 0; i < q->nstream_threads; i++)
                 pthread_join(q->stream_threads[i], NULL);
+        af_snapshot_join(q);
         af_record_flush(q); /* each thread flushed what it queued: nothing is left, normally */
         /* Streams still open keep their journal record (upload id and parts): the next mount
          * or drain finishes them. The mount's references may outlive the queue. */

@@ -29,8 +29,10 @@
  */
 #pragma once
 
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
+#include <sys/stat.h>
 #include <sys/types.h>
 
 #include "base/buf.h"
@@ -254,6 +256,42 @@ int af_stream_extend(struct af_stream *s, uint64_t end, uint64_t *ret_handed);
 void af_stream_abandon(struct af_stream *s, const char *why);
 /** Gives back the caller's reference and nothing else (the queue may outlive it or not). */
 void af_stream_release(struct af_stream *s);
+
+/* ---- snapshots ---------------------------------------------------------------------------- */
+
+/**
+ * Snapshots (--upload-open-every): the content of a file that is still open for writing, as
+ * it was at one instant, uploaded to the file's key so S3 holds it before the close. The
+ * caller (the mount) copies the file into @fd, a private file nothing else writes (a reflink
+ * or a copy, checked to be consistent), and routes it (@route: bucket, key, packaging; not a
+ * deferred one). The queue takes ownership of @fd, also on failure. @handovers is a counter
+ * the caller moves before each hand-over of the file (af_queue_submit and the like), and
+ * @seen its value before the copy was taken: if it moved since, an upload of content at
+ * least as new was submitted (and may be done already), and the snapshot is dropped.
+ *
+ * One snapshot thread uploads them, oldest first, each request retried in place; a failed
+ * one is logged and dropped (the file's next change is snapshotted again). A newer snapshot
+ * of the same file replaces one still waiting. What a snapshot never does: write its key
+ * after the file's final upload (the upload of the close, fsync, unmount...) started, which
+ * waits for a snapshot of its key being uploaded and makes one still waiting moot; take or
+ * abort the file's stream (a streaming file's snapshot is an object of its own); count as an
+ * upload (stats, metrics). on_uploaded hears of each one as superseded (the final upload
+ * follows): its object is the name's, but the file is not "in S3" until its final upload.
+ * One still waiting is dropped when any job writes or deletes its key.
+ *
+ * Not journaled itself; but the file is, as pending (unless an upload job or a stream has its
+ * record already), so after a crash the next mount or drain uploads it as the spool holds it.
+ *
+ * 0, -EBUSY (an upload of @relpath was submitted since the copy, or is queued or running: it
+ * carries this content or newer), -ESHUTDOWN, -ENOMEM, or a pthread error when the snapshot
+ * thread cannot start.
+ */
+int af_queue_snapshot(struct af_queue *q, const char *relpath, const struct af_route *route,
+                      int fd, const struct stat *st, const atomic_uint *handovers,
+                      unsigned seen);
+/** Whether a snapshot of @relpath waits or is being uploaded (the mount takes no new copy
+ * meanwhile, so a snapshot slower than the interval does not pile up copies). */
+bool af_queue_snapshot_pending(struct af_queue *q, const char *relpath);
 
 /**
  * Full-jitter exponential backoff (AWS Architecture Blog, "Exponential Backoff and Jitter"):

@@ -163,12 +163,15 @@ struct af_queue {
                 unsigned aborting; /* streams abandoned and not yet aborted (drain waits) */
                 struct record_op *records; /* journal writes to do, in order (record.c) */
                 struct record_op **records_tail;
+                struct snapshot *snapshots; /* waiting or being uploaded (snapshot.c) */
         } locked;                  /* only with lock held */
         pthread_cond_t done;        /* an outcome was recorded */
         pthread_cond_t stream_work; /* a stream has something for the part threads */
         pthread_cond_t stream_idle; /* a stream's part or CreateMultipartUpload finished */
         pthread_t stream_threads[AF_QUEUE_MAX_PART_CONCURRENCY]; /* started with the first stream */
         unsigned nstream_threads; /* with lock */
+        pthread_t snapshot_thread; /* started with the first snapshot */
+        bool snapshot_started;     /* with lock; read without it once the threads are joined */
         atomic_bool cancel; /* shutting down: transfers in flight stop, jobs stay journaled */
 };
 
@@ -262,6 +265,14 @@ bool af_stream_progress_locked(struct af_queue *q, const char *relpath, struct m
 bool af_stream_find_locked(struct af_queue *q, const char *relpath);
 /* Drops the list's references of every stream (af_queue_free, part threads joined). */
 void af_stream_drop_all_locked(struct af_queue *q);
+
+/* ---- snapshot.c: snapshots of files still open ---- */
+
+struct snapshot;
+/* Whether a snapshot of @j's key is being uploaded: @j waits for it (order.c). */
+bool af_snapshot_holds_locked(struct af_queue *q, const struct job *j);
+/* Joins the snapshot thread (the queue is stopping) and drops the snapshots left. */
+void af_snapshot_join(struct af_queue *q);
 
 /* ---- multipart.c, transfer.c, archive_put.c, copy_delete.c: one attempt of an upload ---- */
 

@@ -118,10 +118,19 @@ def test_repository_without_s3_scheme(s3env, tmp_path):
 
 @pytest.mark.parametrize("flag,value", [("--upload-concurrency", "0"),
                                         ("--unmatched", "sometimes"),
-                                        ("--drain-timeout", "soon")])
+                                        ("--drain-timeout", "soon"),
+                                        ("--upload-open-every", "2x"),
+                                        ("--upload-open-every", "10ms"),
+                                        ("--upload-open-every", "25h")])
 def test_bad_option_values(s3env, tmp_path, flag, value):
     line = one_error_line(run(mount_args(tmp_path, flag, value), s3env, tmp_path))
     assert flag in line and value in line
+
+
+def test_open_every_with_no_overwrite_is_refused(s3env, tmp_path):
+    line = one_error_line(run(mount_args(tmp_path, "--upload-open-every", "5s", "--no-overwrite"),
+                              s3env, tmp_path))
+    assert "--upload-open-every" in line and "--no-overwrite" in line
 
 
 def test_empty_key_format_is_argos_default():
