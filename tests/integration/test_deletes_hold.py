@@ -14,16 +14,21 @@ def keys_under(s3, names, rel=""):
     return [k[len(names["prefix"]) + 1:] for k in list_keys(s3, f"{names['prefix']}/{rel}")]
 
 
-def test_replaced_by_rename_then_removed(mount, s3, names, tmp_path):
-    """echo v1 > out (uploaded); echo v2 > tmp; mv tmp out; rm out: out's object is gone.
-    Before the fix the record of v1 was dropped when the rename landed, and the unlink found
-    nothing to delete (every time)."""
-    m = mount(args=["--delete-on-unlink", "--unmatched", "upload"])
+def v1_uploaded(m, s3, names):
+    """out0..out<LOOPS-1>, each "v1", all in S3."""
     for i in range(LOOPS):
         with open(m.path(f"out{i}"), "w") as f:
             f.write("v1\n")
     wait_for(lambda: len(keys_under(s3, names)) == LOOPS, timeout=60,
              what=f"{LOOPS} v1 objects")
+
+
+def test_replaced_by_rename_then_removed(mount, s3, names, tmp_path):
+    """echo v1 > out (uploaded); echo v2 > tmp; mv tmp out; rm out: out's object is gone.
+    Before the fix the record of v1 was dropped when the rename landed, and the unlink found
+    nothing to delete (every time)."""
+    m = mount(args=["--delete-on-unlink", "--unmatched", "upload"])
+    v1_uploaded(m, s3, names)
     for i in range(LOOPS):
         with open(m.path(f"tmp{i}"), "w") as f:
             f.write("v2\n")
@@ -77,11 +82,7 @@ def test_rewrite_close_unlink(mount, s3, names):
     file rewritten through two descriptors closed in turn, the hand-overs race the unlink
     LOOPS times over."""
     m = mount(args=["--delete-on-unlink", "--unmatched", "upload"])
-    for i in range(LOOPS):
-        with open(m.path(f"out{i}"), "w") as f:
-            f.write("v1\n")
-    wait_for(lambda: len(keys_under(s3, names)) == LOOPS, timeout=60,
-             what=f"{LOOPS} v1 objects")
+    v1_uploaded(m, s3, names)
     for i in range(LOOPS):
         a = os.open(m.path(f"out{i}"), os.O_WRONLY | os.O_APPEND)
         b = os.open(m.path(f"out{i}"), os.O_WRONLY | os.O_APPEND)
