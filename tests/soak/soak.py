@@ -12,10 +12,11 @@ The model, and what it does not claim (every reported failure must be real):
   keeps the content every file must end with. After the final clean unmount (exit 0), every
   file the model holds must be in S3 with those bytes (missing / wrong).
 - A key that no longer names a file must be gone (--delete-on-unlink) only when the daemon
-  that removed the name also wrote (uploaded) the content it last had: the mount remembers
-  its uploads in memory only, so after a restart the old objects of earlier uploads are left,
-  as the README says. Those are counted as stale_allowed, not as failures. "epoch" below is
-  the daemon instance.
+  that removed the name also wrote (uploaded) the content it last had. The mount's registry
+  of uploads now survives a restart, so those of earlier daemons are deleted too, but the
+  model does not follow it across kill -9 (a name may leave the spool while no mount sees
+  it): such keys are counted as stale_allowed, not as failures. "epoch" below is the daemon
+  instance.
 - An operation cut by a fault (kill -9 during a round, an error) is "uncertain": after the
   remount the soak reads what the mount holds for the paths it touched, takes that as the
   model, and writes those files again so they are uploaded by the new daemon; their old keys
@@ -61,8 +62,10 @@ BUCKET = "my-argo-artifacts-bucket"
 SANITIZER_MARKS = ("AddressSanitizer", "LeakSanitizer", "runtime error:",
                    "UndefinedBehaviorSanitizer", "WARNING: ThreadSanitizer")
 DEAD_ERRNOS = (errno.ENOTCONN, errno.ECONNABORTED, errno.ENODEV)
-DEADLINE_SLACK = 5.0
-ROUND_LIMIT = 150.0   # a round (writers, fsyncs through faults) longer than this is a hang  # seconds past --drain-timeout a SIGTERMed daemon may take to be gone
+DEADLINE_SLACK = 5.0  # seconds past --drain-timeout a SIGTERMed daemon may take to be gone
+# Peak RSS of a daemon, at most (VmHWM); ARTIFUSE_SOAK_RSS_LIMIT_MIB for another goal.
+RSS_LIMIT_MIB = float(os.environ.get("ARTIFUSE_SOAK_RSS_LIMIT_MIB", "32"))
+ROUND_LIMIT = 150.0   # a round (writers, fsyncs through faults) longer than this is a hang
 
 
 def now():
@@ -1165,12 +1168,14 @@ class Soak:
         f = self.faults
         faults = ",".join(f"{k}:{f[k]}" for k in ("kill9", "sigterm", "refuse", "stall", "reset"))
         c = self.c
+        # The daemon's memory goal (issue 15): 32 MiB at its peak, whatever the workload.
+        c["rss_over"] = int(self.peak > RSS_LIMIT_MIB * MiB)
         fail_kinds = ("missing", "wrong", "stale", "open_uploads", "journal_left", "crashes",
                       "deadline_missed", "fsync_violations", "spool_mismatch", "op_errors",
-                      "bad_exit", "hangs", "soak_errors")
+                      "bad_exit", "hangs", "soak_errors", "rss_over")
         failed = any(c[k] for k in fail_kinds)
         extra = " ".join(f"{k}={c[k]}" for k in ("spool_mismatch", "op_errors", "bad_exit",
-                                                   "hangs", "soak_errors") if c[k])
+                                                   "hangs", "soak_errors", "rss_over") if c[k])
         line = (f"soak: {(now() - self.t0) / 60:.1f} min seed={self.seed} ops={ok_ops} "
                 f"bytes={total_bytes / (1 << 30):.2f}GiB rounds={self.rounds_done} "
                 f"faults={faults} missing={c['missing']} wrong={c['wrong']} "
