@@ -153,8 +153,9 @@ const struct af_optrow af_optrows[] = {
           .cmds = UPLOAD, .section = AF_SEC_S3,
           .choices = checksum_choices,
           .help = "what each PUT and part carries for the server to verify:\n"
-                  "auto (default) signs the payload over http and sends CRC32C\n"
-                  "where the server verifies it, else Content-MD5" },
+                  "auto (default) sends CRC32C where the server verifies it,\n"
+                  "else Content-MD5; over http it also signs the payload where\n"
+                  "CRC32C alone is sent" },
         { .name = "low-speed-time", .env = "ARTIFUSE_LOW_SPEED_TIME", .kind = AF_OPT_SECONDS,
           .at = AT(low_speed_time_s), .arg = "SEC", .min = 1, .max = 3600, .scale = 1,
           .cmds = UPLOAD, .section = AF_SEC_S3,

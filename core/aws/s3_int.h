@@ -73,11 +73,13 @@ struct af_s3_body {
  *   md5     Content-MD5 (S3 verifies it), payload UNSIGNED-PAYLOAD
  *   crc32c  x-amz-checksum-crc32c, payload UNSIGNED-PAYLOAD
  *   none    nothing but TLS, if any
- *   auto    the payload signed over plain http (nothing else protects it on the wire),
- *           and x-amz-checksum-crc32c with Content-MD5 until the server shows (by echoing
+ *   auto    x-amz-checksum-crc32c with Content-MD5 until the server shows (by echoing
  *           the checksum) that it verifies CRC32C; one that does not (Ceph radosgw 16
  *           ignores these headers) gets Content-MD5 from then on. Multipart parts use
  *           Content-MD5 in auto mode: a CRC32C upload must say so when it is created.
+ *           Over plain http (nothing else protects the body on the wire) a signed digest
+ *           is needed: Content-MD5 is one (a signed header the server verifies), so the
+ *           payload is signed (SHA-256) only where CRC32C alone is sent.
  */
 struct af_s3_sums {
         bool sha, md5, crc;

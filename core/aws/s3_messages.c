@@ -372,9 +372,13 @@ void af_s3_plan(const struct af_s3_client *c, bool part, int crc_state, struct a
                 break;
         case AF_CHECKSUM_AUTO:
         default:
-                s->sha = strcmp(c->scheme, "http") == 0;
                 s->crc = !part && crc_state >= 0;
                 s->md5 = part || crc_state <= 0;
+                /* Over plain http the body needs a digest the signature covers. Content-MD5
+                 * is one (a signed header the server checks the body against), so the
+                 * payload's SHA-256 would hash every byte a second time for nothing; CRC-32C
+                 * alone is not (a body can be changed to keep its CRC). */
+                s->sha = strcmp(c->scheme, "http") == 0 && !s->md5;
                 break;
         }
         if (!s->sha)

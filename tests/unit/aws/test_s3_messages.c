@@ -193,9 +193,18 @@ static void test_plan(void)
         struct af_s3_client http = client("http", "h", 0), https = client("https", "h", 0);
         struct af_s3_sums s;
 
-        /* auto over http: the payload signed; CRC32C and MD5 until the server is known */
+        /* auto over http: CRC32C and MD5 until the server is known; the signed Content-MD5
+         * protects the body, so the payload is not hashed a second time */
         af_s3_plan(&http, false, 0, &s);
-        CHECK(s.sha && s.crc && s.md5);
+        CHECK(!s.sha && s.crc && s.md5);
+        CHECK_STR_EQ(s.sha_hex, "UNSIGNED-PAYLOAD");
+        /* ... a server that verifies CRC32C: CRC32C alone is no signed digest, so the
+         * payload is signed */
+        af_s3_plan(&http, false, 1, &s);
+        CHECK(s.sha && s.crc && !s.md5);
+        /* ... parts: MD5, payload unsigned */
+        af_s3_plan(&http, true, 1, &s);
+        CHECK(!s.sha && s.md5);
         /* auto over https, a server that verifies CRC32C: CRC32C only, payload unsigned */
         af_s3_plan(&https, false, 1, &s);
         CHECK(!s.sha && s.crc && !s.md5);
