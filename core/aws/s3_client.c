@@ -195,6 +195,8 @@ void af_s3_read_error(struct af_s3_error *err, int r)
 
 /* ---- one request -------------------------------------------------------------------------- */
 
+#define EXPECT_MIN_BODY ((uint64_t)1 << 20)
+
 /* Appends @line to *list; the list stays whole when that fails. */
 static int append(struct curl_slist **list, const char *line)
 {
@@ -231,6 +233,10 @@ static int header_lines(const struct af_sigv4_header *hdrs, size_t nh, struct af
                 have_ct = have_ct || strcasecmp(rq->extra[i].name, "content-type") == 0;
         if (r == 0 && !have_ct)
                 r = append(list, "Content-Type:");
+        /* curl asks "Expect: 100-continue" before every PUT body: a round trip that saves
+         * sending a refused body, worth it for a large one only (curl's own rule for POST). */
+        if (r == 0 && rq->body && rq->body->size < EXPECT_MIN_BODY)
+                r = append(list, "Expect:");
         if (line.ptr)
                 explicit_bzero(line.ptr, line.alloc);
         af_buf_done(&line);
