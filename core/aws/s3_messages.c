@@ -32,6 +32,8 @@ const char af_s3_empty_sha256[] =
  *   412 PreconditionFailed                                        -> EEXIST
  *   BadDigest, XAmzContentSHA256Mismatch, InvalidDigest           -> EBADMSG (re-read, retry)
  *   RequestTimeTooSkewed                                          -> ETIME
+ *   501, NotImplemented (the server lacks the feature: asking again
+ *   cannot help)                                                  -> EOPNOTSUPP
  *   429, 5xx, SlowDown, RequestTimeout, InternalError,
  *   ServiceUnavailable                                            -> EAGAIN
  *   other 4xx                                                     -> EINVAL
@@ -52,6 +54,7 @@ static const struct {
         { "XAmzContentSHA256Mismatch", -EBADMSG },
         { "InvalidDigest", -EBADMSG },
         { "RequestTimeTooSkewed", -ETIME },
+        { "NotImplemented", -EOPNOTSUPP },
         { "SlowDown", -EAGAIN },
         { "RequestTimeout", -EAGAIN },
         { "InternalError", -EAGAIN },
@@ -63,6 +66,8 @@ int af_s3_errno(long status, const char *code)
         for (size_t i = 0; i < sizeof(code_map) / sizeof(code_map[0]); i++)
                 if (strcmp(code, code_map[i].code) == 0)
                         return code_map[i].err;
+        if (status == 501)
+                return -EOPNOTSUPP;
         if (status == 429 || status >= 500)
                 return -EAGAIN;
         if (status == 403 || status == 401)

@@ -132,7 +132,7 @@ int af_copy_try(struct af_queue *q, struct af_s3_client *s3, const struct job_de
         af_buf_init(&msg, 1024);
         if (r == -EFBIG)
                 (void)af_buf_adds(&msg, "over CopyObject's 5 GiB");
-        else if (r == -EOPNOTSUPP)
+        else if (r == -EOPNOTSUPP && !cerr.http_status) /* ours, not a server's 501 */
                 (void)af_buf_adds(&msg, "--no-overwrite: copies cannot be conditional");
         else if (cerr.http_status || cerr.code[0])
                 af_s3_error_format(&cerr, &msg);

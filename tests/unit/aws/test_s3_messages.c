@@ -266,9 +266,11 @@ static void test_errno_table(void)
                 { 400, "RequestTimeout", -EAGAIN },
                 { 500, "InternalError", -EAGAIN },
                 { 503, "ServiceUnavailable", -EAGAIN },
+                { 501, "NotImplemented", -EOPNOTSUPP }, /* a missing feature stays missing */
                 /* by status alone (HEAD answers have no body) */
                 { 429, "", -EAGAIN },
                 { 502, "", -EAGAIN },
+                { 501, "", -EOPNOTSUPP },
                 { 401, "", -EACCES },
                 { 403, "Forbidden", -EACCES },
                 { 404, "NotFound", -ENOENT },
@@ -284,6 +286,7 @@ static void test_errno_table(void)
         CHECK(af_s3_retryable(-EAGAIN) && af_s3_retryable(-ETIME) && af_s3_retryable(-EBADMSG));
         CHECK(af_s3_retryable(-EKEYEXPIRED) && af_s3_retryable(-ECONNRESET));
         CHECK(!af_s3_retryable(-EACCES) && !af_s3_retryable(-ENOENT) && !af_s3_retryable(-EEXIST));
+        CHECK(!af_s3_retryable(-EOPNOTSUPP));
 }
 
 static void test_fill_error(void)
