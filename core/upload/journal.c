@@ -476,6 +476,52 @@ int af_journal_commit(int dirfd, int fd, const char *tmp, const char *name, int 
         return r;
 }
 
+/* All of @len bytes of @data to @fd from offset 0. */
+static int write_all(int fd, const void *data, size_t len)
+{
+        size_t off = 0;
+
+        while (off < len) {
+                ssize_t n = pwrite(fd, (const char *)data + off, len - off, (off_t)off);
+
+                if (n < 0 && errno == EINTR)
+                        continue;
+                if (n < 0)
+                        return -errno;
+                off += (size_t)n;
+        }
+        return 0;
+}
+
+int af_journal_store_spare(int dirfd, const char *spare, const char *name, const void *data,
+                           size_t len)
+{
+        int fd = openat(dirfd, spare, O_WRONLY | O_NOFOLLOW | O_CLOEXEC);
+        int r;
+
+        if (fd < 0)
+                return af_journal_store(dirfd, name, data, len);
+        r = write_all(fd, data, len);
+        if (r == 0 && ftruncate(fd, (off_t)len) < 0)
+                r = -errno;
+        /* On failure the spare is gone: the record is then written the usual way. */
+        if (af_journal_commit(dirfd, fd, spare, name, r) == 0)
+                return 0;
+        return af_journal_store(dirfd, name, data, len);
+}
+
+int af_journal_retire(int dirfd, const char *name, const char *spare)
+{
+        if (renameat(dirfd, name, dirfd, spare) == 0)
+                return 1;
+        return errno == ENOENT ? 0 : -errno;
+}
+
+void af_journal_spare_name(unsigned i, char *out)
+{
+        snprintf(out, 40, "spare-%u", i);
+}
+
 int af_journal_write(int dirfd, const struct af_journal_rec *rec)
 {
         char name[40];

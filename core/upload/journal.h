@@ -119,6 +119,25 @@ int af_journal_store(int dirfd, const char *name, const void *data, size_t len);
  * Returns @r or the first error.
  */
 int af_journal_commit(int dirfd, int fd, const char *tmp, const char *name, int r);
+/**
+ * af_journal_store into the existing file @spare (from af_journal_retire) instead of a new
+ * temporary file: rewritten in place, fsync, renamed to @name, fsync of the directory.
+ * A file system allocates no inode for it (on ext4 without a journal, where a new inode
+ * scans past every recently freed one, that is most of a small file's cost). Spares are
+ * named so that no reader takes them for records, so a crash at any step leaves at worst a
+ * spare with stale text, never a wrong record. On failure the spare is gone (unlinked) and
+ * the record is written as af_journal_store does.
+ */
+int af_journal_store_spare(int dirfd, const char *spare, const char *name, const void *data,
+                           size_t len);
+/**
+ * Removes the record named @name by renaming it to @spare (replacing a stale spare of that
+ * name), for af_journal_store_spare to reuse. 1 if @spare now exists, 0 if there was no
+ * record (nothing to reuse), -errno.
+ */
+int af_journal_retire(int dirfd, const char *name, const char *spare);
+/** The name of spare number @i ("spare-N", never read as a record) into @out (40 bytes). */
+void af_journal_spare_name(unsigned i, char *out);
 /** Removes the record named @name (no error if there is none). */
 int af_journal_unlink(int dirfd, const char *name);
 /** Removes the record of @path (no error if there is none). */

@@ -143,6 +143,7 @@ struct af_queue {
          * thread is joined.
          */
         pthread_mutex_t journal_lock;
+        unsigned journal_spares; /* journal_lock: spare-0.. of removed records, for reuse */
         pthread_mutex_t lock;
         pthread_cond_t work; /* a job became ready, or stopping */
         pthread_cond_t idle; /* the queue may have become empty */

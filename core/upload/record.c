@@ -103,6 +103,37 @@ fail:
         return NULL;
 }
 
+/* Removed records kept for reuse: enough for the records written between two flushes. */
+#define MAX_SPARES 64
+
+/* Writes a record, into a spare file when there is one (no new inode). */
+static int store_locked(struct af_queue *q, const struct record_op *op)
+{
+        char spare[40];
+
+        if (!q->journal_spares)
+                return af_journal_store(q->cfg.journal_dirfd, op->name, op->rec.ptr,
+                                        op->rec.len);
+        af_journal_spare_name(--q->journal_spares, spare);
+        return af_journal_store_spare(q->cfg.journal_dirfd, spare, op->name, op->rec.ptr,
+                                      op->rec.len);
+}
+
+/* Removes a record, keeping its file as a spare while there is room. */
+static int remove_locked(struct af_queue *q, const struct record_op *op)
+{
+        char spare[40];
+        int r;
+
+        if (q->journal_spares >= MAX_SPARES)
+                return af_journal_unlink(q->cfg.journal_dirfd, op->name);
+        af_journal_spare_name(q->journal_spares, spare);
+        r = af_journal_retire(q->cfg.journal_dirfd, op->name, spare);
+        if (r > 0)
+                q->journal_spares++;
+        return r < 0 ? r : 0;
+}
+
 void af_record_flush(struct af_queue *q)
 {
         struct record_op *ops, *next;
@@ -120,13 +151,12 @@ void af_record_flush(struct af_queue *q)
                 next = ops->next;
                 r = 0;
                 if (ops->kind == PUT_UPLOAD || ops->kind == PUT_DELETE)
-                        r = af_journal_store(q->cfg.journal_dirfd, ops->name, ops->rec.ptr,
-                                             ops->rec.len);
+                        r = store_locked(q, ops);
                 else if (ops->kind == DONE)
                         af_journal_done(q->cfg.journal_dirfd, ops->relpath, ops->key, ops->size,
                                         ops->etag);
                 else
-                        r = af_journal_unlink(q->cfg.journal_dirfd, ops->name);
+                        r = remove_locked(q, ops);
                 if (r < 0)
                         op_failed(ops, r);
                 op_free(ops);
