@@ -242,7 +242,9 @@ const struct af_optrow af_optrows[] = {
           .section = AF_SEC_MOUNT,
           .help = "never delete an object: what was uploaded stays in S3 after\n"
                   "its name is unlinked or renamed away (wins over\n"
-                  "--delete-on-unlink)" },
+                  "--delete-on-unlink). A closed file's upload then waits\n"
+                  "200 ms, so write-temp-then-rename uploads only the final\n"
+                  "name (with deletes it starts at the close)" },
         { .name = "no-streaming", .env = "ARTIFUSE_NO_STREAMING", .kind = AF_OPT_FLAG,
           .at = AT(no_streaming), .cmds = MNT, .section = AF_SEC_MOUNT,
           .help = "upload every file after its last close; by default a file\n"

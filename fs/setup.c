@@ -410,6 +410,12 @@ void af_setup_queue_config(const struct af_opts *o, int files_fd, int journal_fd
         qc->preserve_metadata = o->preserve_metadata;
         qc->multipart_threshold = o->multipart_threshold;
         qc->copy_part_threshold = o->copy_part_threshold;
+        /* A closed file waits 200 ms (the queue's default settle) so that a rename right after
+         * its close (write-temp-then-rename) finds it not yet uploaded and nothing goes up
+         * under the temporary name. Where the object of a name renamed away is deleted (the
+         * default), and the rename copies it server-side, waiting buys nothing and costs
+         * every file 200 ms: uploads start at the close. */
+        qc->settle_ms = o->no_delete_on_unlink ? 0 : -1;
         qc->s3 = s3c;
         qc->creds = creds;
 }

@@ -242,8 +242,10 @@ void af_remote_on_uploaded(void *ctx, const struct af_queue_uploaded *u)
                 e.relpath = name;
                 e.mtime_ns = -1; /* never a copy source: the name's own entry is */
         }
-        if (fstatat(r->cfg.spool_fd, u->relpath, &st, AT_SYMLINK_NOFOLLOW) < 0) {
-                /* Unlinked or renamed away while it went up: its object is a stray now. */
+        if (fstatat(r->cfg.spool_fd, u->relpath, &st, AT_SYMLINK_NOFOLLOW) < 0 ||
+            !S_ISREG(st.st_mode)) {
+                /* Unlinked or renamed away while it went up (or the name now holds a FIFO, a
+                 * directory...: never uploaded): its object is a stray now. */
                 delete_entry(r, &e, NULL, NULL, "gone during upload");
                 return;
         }
