@@ -607,7 +607,7 @@ int af_queue_drain(struct af_queue *q, long timeout_ms)
         int r = 0;
 
         pthread_mutex_lock(&q->lock);
-        while (q->locked.head || q->locked.aborting) {
+        while (q->locked.head || q->locked.aborting || q->locked.notifying) {
                 uint64_t now = af_clock_mono_ms(), until = sooner_locked(q, deadline);
 
                 if (expired_locked(q) || now >= until) {

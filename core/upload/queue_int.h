@@ -162,6 +162,8 @@ struct af_queue {
                 struct outcome *outcomes;
                 struct af_stream *streams;
                 unsigned aborting; /* streams abandoned and not yet aborted (drain waits) */
+                unsigned notifying; /* uploads out of the queue whose on_uploaded still runs
+                                     * (drain waits: it may queue a delete) */
                 struct record_op *records; /* journal writes to do, in order (record.c) */
                 struct record_op **records_tail;
                 struct snapshot *snapshots; /* waiting or being uploaded (snapshot.c) */

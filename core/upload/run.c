@@ -99,6 +99,8 @@ static bool finish_upload(struct af_queue *q, struct job *j, const struct job_de
         bool superseded = false;
 
         pthread_mutex_lock(&q->lock);
+        if (e->res && q->cfg.on_uploaded)
+                q->locked.notifying++; /* until notify_uploaded returns */
         af_queue_note_outcome_locked(q, t->relpath, j->picked_seq,
                                      e->failure ? (e->r < 0 ? e->r : -EIO) : 0);
         if (j->again) {
@@ -167,6 +169,10 @@ static void notify_uploaded(struct af_queue *q, const struct job_desc *t, const 
         };
 
         q->cfg.on_uploaded(q->cfg.on_uploaded_ctx, &u);
+        pthread_mutex_lock(&q->lock);
+        q->locked.notifying--;
+        pthread_cond_broadcast(&q->idle);
+        pthread_mutex_unlock(&q->lock);
 }
 
 void af_run_upload(struct af_queue *q, struct af_s3_client *s3, struct job *j,
