@@ -19,6 +19,8 @@
 #include "base/log.h"
 #include "cli.h"
 
+#define AF_SETTLE_MIN_SIZE ((uint64_t)1 << 20) /* see af_setup_queue_config */
+
 #define ARGO_TEMPLATE_FILE "/var/run/argo/template"
 #define ARGO_TEMPLATE_OFFLOADED "/argo/config/ARGO_TEMPLATE"
 #define ARGO_DEFAULT_PATTERN "{{workflow.name}}/{{pod.name}}"
@@ -413,9 +415,12 @@ void af_setup_queue_config(const struct af_opts *o, int files_fd, int journal_fd
         /* A closed file waits 200 ms (the queue's default settle) so that a rename right after
          * its close (write-temp-then-rename) finds it not yet uploaded and nothing goes up
          * under the temporary name. Where the object of a name renamed away is deleted (the
-         * default), and the rename copies it server-side, waiting buys nothing and costs
-         * every file 200 ms: uploads start at the close. */
-        qc->settle_ms = o->no_delete_on_unlink ? 0 : -1;
+         * default) and the rename copies it server-side, a small file loses nothing by going
+         * up at once (the seed's latency: 200 ms -> a few ms). A large one keeps the wait:
+         * its upload takes long enough that a rename would land during it, and the final
+         * name would be uploaded a second time. */
+        qc->settle_ms = 0;
+        qc->settle_min_size = o->no_delete_on_unlink ? 0 : AF_SETTLE_MIN_SIZE;
         qc->s3 = s3c;
         qc->creds = creds;
 }

@@ -88,6 +88,16 @@ static int route_for(const struct af_router *rt, const char *relpath, const char
         return af_router_route_own(rt, relpath, route);
 }
 
+/* When a file of @size handed over with @settle may start (0: at once). A file whose upload
+ * streamed while it was written is not held back (the caller says so): its parts are up
+ * already, and a rename after the close cannot save them. */
+static uint64_t settle_until(const struct af_queue *q, bool settle, uint64_t size)
+{
+        if (!settle || !q->cfg.settle_ms || size < q->cfg.settle_min_size)
+                return 0;
+        return af_clock_mono_ms() + (uint64_t)q->cfg.settle_ms;
+}
+
 /*
  * @settle: start the upload only after settle_ms. A program that closes "out.tmp" and
  * renames it to "out.csv" (rsync, editors, atomic saves) usually does so within
@@ -147,7 +157,8 @@ static int submit(struct af_queue *q, const char *relpath, const char *bucket, c
                 q->locked.stats.pending_bytes += size;
                 q->locked.stats.pending_bytes -= j->size;
                 j->size = size;
-                j->not_before_ms = settle ? af_clock_mono_ms() + q->cfg.settle_ms : 0;
+                j->not_before_ms =
+                        settle_until(q, settle && !af_stream_find_locked(q, relpath), size);
                 if (r == 0)
                         af_record_put_locked(q, j->d.relpath, j->d.bucket, j->d.key, &j->d.f,
                                              AF_JOURNAL_PENDING, NULL, NULL);
@@ -167,7 +178,7 @@ static int submit(struct af_queue *q, const char *relpath, const char *bucket, c
                 *ret_seq = j->seq;
         j->handed_ms = af_clock_mono_ms();
         j->size = size;
-        j->not_before_ms = settle ? af_clock_mono_ms() + q->cfg.settle_ms : 0;
+        j->not_before_ms = settle_until(q, settle && !af_stream_find_locked(q, relpath), size);
         af_record_put_locked(q, j->d.relpath, j->d.bucket, j->d.key, &j->d.f, AF_JOURNAL_PENDING,
                              NULL, NULL);
         af_queue_enqueue_locked(q, j);

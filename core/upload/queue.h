@@ -87,6 +87,10 @@ struct af_queue_config {
         uint64_t copy_part_threshold;
         long settle_ms; /* a closed file goes up this long after its close (0: 200 ms; < 0:
                          * at once), so write-temp-then-rename uploads only the final name */
+        /* Files smaller than this go up at once whatever settle_ms says (0: none do): a
+         * rename after their upload is a server-side copy and a delete, which costs less
+         * than making each of them wait. */
+        uint64_t settle_min_size;
         /* Borrowed, optional: how to package each file (archive strategy, member name).
          * Without it every file is uploaded as it is. */
         const struct af_router *router;

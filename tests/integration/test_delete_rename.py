@@ -327,3 +327,25 @@ def test_copy_answered_200_with_an_error_inside_falls_back(mount, names):
     fallback = log_lines(m, "op=copy status=fallback", 'path="d.txt"')
     assert fallback and "http_status=200" in fallback[0] and 's3_code="InternalError"' in \
         fallback[0], m.log()
+
+
+@pytest.mark.parametrize("size,small", [(3000, True), (4 << 20, False)], ids=["small", "large"])
+def test_write_temp_then_rename_sends_the_bytes_once(pmount, proxy, s3, names, size, small):
+    """A file written as out.tmp, closed and renamed to out.bin 50 ms later (rsync, editors,
+    atomic saves). A small file goes up at its close (no settle: the seed's latency) and the
+    rename is a server-side copy plus a delete of out.tmp's object; a large one waits the
+    200 ms settle, so only out.bin goes up. Either way its bytes cross the wire once and
+    only out.bin is left."""
+    m = pmount()
+    data = os.urandom(size)
+    with open(m.path("out.tmp"), "wb") as f:
+        f.write(data)
+    time.sleep(0.05)
+    os.rename(m.path("out.tmp"), m.path("out.bin"))
+    wait_object(s3, key_of(names, "out.bin"), data)
+    assert m.unmount() == 0, m.log()
+    assert list_keys(s3, names["prefix"]) == [key_of(names, "out.bin")]
+    st = proxy.stats()
+    sent = put_body_bytes(st, "/out.tmp") + put_body_bytes(st, "/out.bin")
+    assert sent == size, (sent, m.log())
+    assert bool(log_lines(m, "op=copy status=done", 'path="out.bin"')) == small, m.log()
