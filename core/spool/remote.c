@@ -245,7 +245,16 @@ void af_remote_on_uploaded(void *ctx, const struct af_queue_uploaded *u)
         if (fstatat(r->cfg.spool_fd, u->relpath, &st, AT_SYMLINK_NOFOLLOW) < 0 ||
             !S_ISREG(st.st_mode)) {
                 /* Unlinked or renamed away while it went up (or the name now holds a FIFO, a
-                 * directory...: never uploaded): its object is a stray now. */
+                 * directory...: never uploaded): its object is a stray now. The name's entry
+                 * of an earlier upload, if the unlink or rename has not taken it yet (a
+                 * directory's rename walks its files after the rename), is of the same key
+                 * and older: it goes first, so it neither keeps this delete from happening
+                 * ("another name's upload put this key") nor leads to a delete of its own,
+                 * with its older ETag, that would find this upload's object and leave it. */
+                struct af_uploaded_entry *older = NULL;
+
+                if (af_uploaded_take(r->uploaded, e.relpath, &older) == 0)
+                        af_uploaded_entry_free(older);
                 delete_entry(r, &e, NULL, NULL, "gone during upload");
                 return;
         }
