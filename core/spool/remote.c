@@ -260,10 +260,25 @@ void af_remote_on_uploaded(void *ctx, const struct af_queue_uploaded *u)
         }
         if (st.st_dev != u->dev || st.st_ino != u->ino)
                 e.mtime_ns = -1; /* another file has the name now; it will go up itself */
-        if (af_uploaded_put(r->uploaded, &e) < 0)
+        if (af_uploaded_put(r->uploaded, &e) < 0) {
                 af_log_warn("op=registry path=%s err=\"out of memory\" msg=\"a rename will "
                             "upload it again\"",
                             af_q(u->relpath));
+                return;
+        }
+        /* An unlink or rename that ran between the fstatat above and the put found the
+         * name's older entry, or none, and so never deleted this object. Gone now: the entry
+         * is taken back and its object deleted, unless that unlink or rename took it first
+         * (then it deletes it itself). */
+        if (fstatat(r->cfg.spool_fd, u->relpath, &st, AT_SYMLINK_NOFOLLOW) < 0 ||
+            !S_ISREG(st.st_mode)) {
+                struct af_uploaded_entry *mine = NULL;
+
+                if (af_uploaded_take(r->uploaded, e.relpath, &mine) == 0) {
+                        delete_entry(r, mine, NULL, NULL, "gone during upload");
+                        af_uploaded_entry_free(mine);
+                }
+        }
 }
 
 bool af_remote_moved(struct af_remote *r, const char *from, const char *to, int fd)
