@@ -40,7 +40,9 @@ int af_transfer_once(struct af_queue *q, struct af_s3_client *s3, const struct j
         fd = openat(q->cfg.spool_dirfd, t->relpath,
                     O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK);
         if (fd < 0) {
-                r = -errno;
+                /* ELOOP: the name is a symbolic link now (git replaces its probe file with
+                 * one): like a FIFO below, nothing to upload under it. */
+                r = errno == ELOOP ? -ENOENT : -errno;
                 drop_hint(q, s3, t);
                 return r;
         }
