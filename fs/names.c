@@ -126,8 +126,10 @@ int af_names_unlink(struct af_fs *fs, int dirfd, const char *name)
                 return r;
         }
         gone_settle(fs, &g, "unlink");
-        /* Before the answer: a name the program re-creates next must go up after this. */
-        if (named && !first)
+        /* Before the answer: a name the program re-creates next must go up after this. And
+         * again after a first call: an upload that ended between it and the unlinkat found
+         * the name still there and registered its object; that entry is taken now. */
+        if (named)
                 af_remote_unlinked(fs->cfg.remote, rel);
         return 0;
 }
