@@ -23,6 +23,17 @@ def v1_uploaded(m, s3, names):
              what=f"{LOOPS} v1 objects")
 
 
+def dirs_uploaded(m, s3, names):
+    """d0..d<LOOPS-1>, each with f0..f5, all in S3."""
+    for i in range(LOOPS):
+        os.mkdir(m.path(f"d{i}"))
+        for j in range(6):
+            with open(m.path(f"d{i}/f{j}"), "w") as f:
+                f.write(f"{i}-{j}\n")
+    wait_for(lambda: len(keys_under(s3, names)) == LOOPS * 6, timeout=120,
+             what=f"{LOOPS * 6} objects")
+
+
 def test_replaced_by_rename_then_removed(mount, s3, names, tmp_path):
     """echo v1 > out (uploaded); echo v2 > tmp; mv tmp out; rm out: out's object is gone.
     Before the fix the record of v1 was dropped when the rename landed, and the unlink found
@@ -42,13 +53,7 @@ def test_directory_renamed_then_files_removed(mount, s3, names, tmp_path):
     """mv d e; rm e/f* right away: the copies or deletes of d/f* are decided before the
     rename is answered, so no d/... or e/... key is left for a removed file."""
     m = mount(args=["--delete-on-unlink", "--unmatched", "upload"])
-    for i in range(LOOPS):
-        os.mkdir(m.path(f"d{i}"))
-        for j in range(6):
-            with open(m.path(f"d{i}/f{j}"), "w") as f:
-                f.write(f"{i}-{j}\n")
-    wait_for(lambda: len(keys_under(s3, names)) == LOOPS * 6, timeout=120,
-             what=f"{LOOPS * 6} objects")
+    dirs_uploaded(m, s3, names)
     for i in range(LOOPS):
         os.rename(m.path(f"d{i}"), m.path(f"e{i}"))
         for j in range(5):
@@ -103,13 +108,7 @@ def test_directory_renamed_while_its_files_go_up(mount, s3, names):
     ETag, then found the new object and left it (the soak: 2 stale objects in 27 minutes).
     No key under an old directory name may be left."""
     m = mount(args=["--unmatched", "upload"])
-    for i in range(LOOPS):
-        os.mkdir(m.path(f"d{i}"))
-        for j in range(6):
-            with open(m.path(f"d{i}/f{j}"), "w") as f:
-                f.write(f"v1 {i}-{j}\n")
-    wait_for(lambda: len(keys_under(s3, names)) == LOOPS * 6, timeout=120,
-             what=f"{LOOPS * 6} objects")
+    dirs_uploaded(m, s3, names)
     for i in range(LOOPS):
         for j in range(6):
             with open(m.path(f"d{i}/f{j}"), "a") as f:
