@@ -149,11 +149,13 @@ int af_queue_submit_copy(struct af_queue *q, const char *relpath, const char *bu
 /**
  * Queues the deletion of @bucket/@key, the object the last upload of @relpath put there with
  * ETag @etag (--delete-on-unlink; @relpath is only for logs and status). It runs after every
- * job queued before it, or running, that writes or copies the key; it is dropped when an
- * upload to the key is submitted before it starts (the newer content wins); it is skipped
- * when the object no longer has @etag (someone wrote the key since). Journaled (a restart
- * resumes it), retried like an upload. A delete that fails for good is logged (the object is
- * left in S3); it is never counted as a failed file, and never holds up an upload.
+ * job queued before it, or running, that writes or copies the key; an upload to the key
+ * submitted after it waits for it (af_order_after_deletes_locked: a delete is never dropped);
+ * it is skipped when the object no longer has @etag (someone wrote the key since). Journaled
+ * (a restart resumes it), retried like an upload. A delete that fails for good is logged (the
+ * object is left in S3); it is never counted as a failed file, and never holds up an upload.
+ * Once the queue is stopping it is journaled and left for the next mount or drain. 0 or
+ * -ENOMEM.
  */
 int af_queue_submit_delete(struct af_queue *q, const char *relpath, const char *bucket,
                            const char *key, const char *etag);

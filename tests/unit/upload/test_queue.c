@@ -673,6 +673,70 @@ static void test_missing_file_is_skipped(void)
         af_queue_free(q);
 }
 
+/* What the late hook below saw: on_uploaded running while the queue is being freed (the
+ * mount's registry finding the name gone and asking for the delete of the stray object). */
+static struct {
+        struct af_queue *q;
+        atomic_bool freeing;
+        int result;
+} late = { .result = 1 };
+
+static void late_delete(void *ctx, const struct af_queue_uploaded *u)
+{
+        (void)ctx;
+        if (strcmp(u->key, "k/late") != 0)
+                return;
+        for (int i = 0; i < 500 && !atomic_load(&late.freeing); i++)
+                usleep(2000);
+        usleep(100 * 1000); /* af_queue_free has set stopping by now */
+        late.result = af_queue_submit_delete(late.q, u->relpath, u->bucket, u->key, u->etag);
+}
+
+static void count_pending_delete(void *ctx, struct af_journal_rec *rec)
+{
+        if (rec->op == AF_JOURNAL_DELETE && strcmp(rec->key, "k/late") == 0 &&
+            rec->state == AF_JOURNAL_PENDING)
+                (*(int *)ctx)++;
+        af_journal_rec_done(rec);
+}
+
+/* A delete asked for while the queue stops is journaled for the next mount, not refused
+ * (the object would be left in S3 with nothing to say it is stray). */
+static void test_delete_while_stopping_is_journaled(void)
+{
+        struct af_queue_config cfg = { .spool_dirfd = spool_fd,
+                                       .workers = 1,
+                                       .max_attempts = 3,
+                                       .settle_ms = -1,
+                                       .s3 = &s3cfg,
+                                       .s3_ops = &fake_ops,
+                                       .journal = true,
+                                       .on_uploaded = late_delete };
+        struct af_buf err;
+        int jfd, pending = 0;
+
+        (void)mkdirat(spool_fd, "journal-late", 0700);
+        jfd = openat(spool_fd, "journal-late", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        if (!CHECK(jfd >= 0))
+                return;
+        cfg.journal_dirfd = jfd;
+        fake_reset();
+        put_file("late", "gone by now");
+        af_buf_init(&err, 512);
+        CHECK_INT_EQ(af_queue_new(&cfg, &late.q, &err), 0);
+        af_buf_done(&err);
+        CHECK_INT_EQ(af_queue_submit(late.q, "late", "b", "k/late"), 0);
+        for (int i = 0; i < 500 && calls("put k/late") == 0; i++)
+                usleep(2000);
+        atomic_store(&late.freeing, true);
+        af_queue_free(late.q);
+        CHECK_INT_EQ(late.result, 0);
+        CHECK_INT_EQ(calls("delete k/late"), 0); /* nothing starts once stopping */
+        CHECK_INT_EQ(af_journal_scan(jfd, false, count_pending_delete, NULL, &pending), 1);
+        CHECK_INT_EQ(pending, 1);
+        close(jfd);
+}
+
 /* Removes the spool directory and the files the tests put there. */
 static void remove_spool(void)
 {
@@ -680,8 +744,8 @@ static void remove_spool(void)
         struct dirent *e;
 
         while (d && (e = readdir(d))) {
-                if (strcmp(e->d_name, "journal") == 0) {
-                        int jfd = openat(spool_fd, "journal", O_RDONLY | O_DIRECTORY);
+                if (strncmp(e->d_name, "journal", 7) == 0) {
+                        int jfd = openat(spool_fd, e->d_name, O_RDONLY | O_DIRECTORY);
                         DIR *jd = jfd >= 0 ? fdopendir(jfd) : NULL;
                         struct dirent *je;
 
@@ -690,7 +754,7 @@ static void remove_spool(void)
                                         (void)unlinkat(jfd, je->d_name, 0);
                         if (jd)
                                 closedir(jd);
-                        (void)unlinkat(spool_fd, "journal", AT_REMOVEDIR);
+                        (void)unlinkat(spool_fd, e->d_name, AT_REMOVEDIR);
                 } else if (e->d_name[0] != '.') {
                         (void)unlinkat(spool_fd, e->d_name, 0);
                 }
@@ -761,6 +825,7 @@ int main(void)
         RUN(test_deadline_ends_waits_and_transfers);
         RUN(test_missing_file_is_skipped);
         RUN(test_journal_matches_decisions);
+        RUN(test_delete_while_stopping_is_journaled);
         r = test_summary();
         remove_spool();
         return r;
