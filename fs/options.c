@@ -163,8 +163,9 @@ const struct af_optrow af_optrows[] = {
                   "retried (default 60)" },
         { .name = "multipart-threshold", .env = "ARTIFUSE_MULTIPART_THRESHOLD", .kind = AF_OPT_SIZE,
           .at = AT(multipart_threshold), .arg = "SIZE", .min = (uint64_t)5 << 20,
-          .bad = "a size of at least 5M", .cmds = UPLOAD, .section = AF_SEC_S3,
-          .help = "files this large or larger use a multipart upload\n(default 16M)" },
+          .max = (uint64_t)5 << 30, /* PutObject's limit: a larger file must be multipart */
+          .bad = "a size from 5M to 5G", .cmds = UPLOAD, .section = AF_SEC_S3,
+          .help = "files this large or larger use a multipart upload,\n5M..5G (default 16M)" },
         { .name = "part-size", .env = "ARTIFUSE_PART_SIZE", .kind = AF_OPT_SIZE,
           .at = AT(part_size), .arg = "SIZE", .min = (uint64_t)5 << 20, .max = (uint64_t)5 << 30,
           .bad = "a size from 5M to 5G", .cmds = UPLOAD, .section = AF_SEC_S3,

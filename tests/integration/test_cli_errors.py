@@ -121,7 +121,9 @@ def test_repository_without_s3_scheme(s3env, tmp_path):
                                         ("--drain-timeout", "soon"),
                                         ("--upload-open-every", "2x"),
                                         ("--upload-open-every", "10ms"),
-                                        ("--upload-open-every", "25h")])
+                                        ("--upload-open-every", "25h"),
+                                        ("--multipart-threshold", "6G"),
+                                        ("--multipart-threshold", "4M")])
 def test_bad_option_values(s3env, tmp_path, flag, value):
     line = one_error_line(run(mount_args(tmp_path, flag, value), s3env, tmp_path))
     assert flag in line and value in line

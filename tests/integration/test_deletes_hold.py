@@ -4,6 +4,7 @@
 - a directory renamed and its files removed at once: no old key stays.
 The mount is unmounted (drained) before S3 is compared, so nothing pending hides a stray."""
 import os
+import time
 
 from helpers import list_keys, wait_for
 
@@ -47,6 +48,22 @@ def test_replaced_by_rename_then_removed(mount, s3, names, tmp_path):
         os.unlink(m.path(f"out{i}"))
     assert m.unmount() == 0, m.log()
     assert keys_under(s3, names) == []
+
+
+def test_replaced_by_rename_then_removed_while_it_goes_up(mount, s3, names, tmp_path):
+    """As above, with the unlink 0-24 ms after the rename, so that it lands while the
+    renamed file's upload is in flight, ending, or registering its object (the soak's
+    "rename(tmp, out) over an uploaded out, rm out 10 ms later" stray)."""
+    m = mount(args=["--unmatched", "upload"])
+    v1_uploaded(m, s3, names)
+    for i in range(LOOPS):
+        with open(m.path(f"tmp{i}"), "w") as f:
+            f.write("v2\n")
+        os.rename(m.path(f"tmp{i}"), m.path(f"out{i}"))
+        time.sleep((i % 25) / 1000)
+        os.unlink(m.path(f"out{i}"))
+    assert m.unmount() == 0, m.log()
+    assert keys_under(s3, names) == [], m.log()
 
 
 def test_directory_renamed_then_files_removed(mount, s3, names, tmp_path):
