@@ -283,29 +283,30 @@ static int complete_with_retries(struct af_queue *q, struct af_s3_client *s3,
 }
 
 /*
- * Aborts uploads in progress for @key other than @keep: a CreateMultipartUpload whose answer
- * was lost (or arrived after we gave up on it) leaves one that nobody knows the id of, and it
- * would be billed until a lifecycle rule removes it. Best effort.
+ * Aborts uploads in progress for @key other than @keep (and a stream's): a
+ * CreateMultipartUpload whose answer was lost (or arrived after we gave up on it) leaves one
+ * that nobody knows the id of, and it would be billed until a lifecycle rule removes it.
+ * Best effort: where that matters (no Complete of the key will follow), a sweep is queued.
  */
 static void abort_strays(struct af_queue *q, struct af_s3_client *s3, const char *bucket,
                          const char *key, const char *keep)
 {
         struct af_s3_error err;
-        char **ids = NULL;
-        size_t n = 0;
 
-        if (q->s3->list_uploads(s3, bucket, key, &ids, &n, &err) < 0)
+        (void)af_abort_strays(q, s3, bucket, key, keep, &err);
+}
+
+/* A CreateMultipartUpload that failed with no answer may have made an upload all the same:
+ * if the file is not uploaded after all (gone, failed for good), a sweep of the key ends it. */
+static void create_failed(struct af_queue *q, const struct job_desc *t,
+                          const struct af_s3_error *err)
+{
+        if (err->http_status != 0)
                 return;
-        for (size_t i = 0; i < n; i++) {
-                if (!keep || strcmp(ids[i], keep) != 0) {
-                        if (q->s3->abort_multipart(s3, bucket, key, ids[i], &err) == 0)
-                                af_log_info("op=abort_multipart key=%s upload_id=%s msg=\"stray "
-                                            "upload (an earlier attempt's) aborted\"",
-                                            af_q(key), af_q(ids[i]));
-                }
-                free(ids[i]);
-        }
-        free(ids);
+        pthread_mutex_lock(&q->lock);
+        af_abort_sweep_locked(q, t->relpath, t->bucket, t->key);
+        pthread_mutex_unlock(&q->lock);
+        af_record_flush(q);
 }
 
 /*
@@ -431,8 +432,10 @@ int af_multipart_upload(struct af_queue *q, struct af_s3_client *s3, const struc
         }
         if (!upload_id[0]) {
                 r = q->s3->create_multipart(s3, bucket, key, upload_id, sizeof(upload_id), err);
-                if (r < 0)
+                if (r < 0) {
+                        create_failed(q, t, err);
                         goto out;
+                }
         }
         m.upload_id = upload_id;
         r = mpu_run(&m, s3, res, err);
@@ -458,6 +461,8 @@ int af_multipart_copy(struct af_queue *q, struct af_s3_client *s3, const struct 
         if (r == 0) {
                 m.upload_id = upload_id;
                 r = mpu_run(&m, s3, res, err);
+        } else {
+                create_failed(q, t, err);
         }
         if (r == 0)
                 *ret_nparts = m.nparts;

@@ -20,10 +20,11 @@ bool af_order_same_key(const char *b1, const char *k1, const char *b2, const cha
         return strcmp(k1, k2) == 0 && strcmp(b1, b2) == 0;
 }
 
-/* A delete, or an upload that may be a copy: these are ordered by key (see blocked_locked). */
+/* A delete, an upload that may be a copy, or a sweep of a key's stray multipart uploads:
+ * these are ordered by key (see blocked_locked). */
 static bool keyed(const struct job *j)
 {
-        return j->d.kind == JOB_DELETE || j->d.copy;
+        return j->d.kind == JOB_DELETE || j->d.copy || af_abort_is_sweep(&j->d);
 }
 
 /* Whether @j reads or writes @bucket/@key. */

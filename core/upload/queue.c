@@ -652,10 +652,12 @@ void af_queue_free(struct af_queue *q)
         for (unsigned i = 0; i < q->nstream_threads; i++)
                 pthread_join(q->stream_threads[i], NULL);
         af_snapshot_join(q);
-        af_record_flush(q); /* each thread flushed what it queued: nothing is left, normally */
         /* Streams still open keep their journal record (upload id and parts): the next mount
          * or drain finishes them. The mount's references may outlive the queue. */
+        pthread_mutex_lock(&q->lock);
         af_stream_drop_all_locked(q);
+        pthread_mutex_unlock(&q->lock);
+        af_record_flush(q); /* each thread flushed what it queued: nothing is left, normally */
         for (j = q->locked.head; j; j = next) {
                 next = j->next;
                 if (j->d.kind != JOB_UPLOAD)

@@ -266,8 +266,13 @@ void af_record_done_locked(struct af_queue *q, const char *relpath, const char *
 bool af_stream_progress_locked(struct af_queue *q, const char *relpath, struct mpu_progress *mp);
 /* Whether @relpath has an open stream. */
 bool af_stream_find_locked(struct af_queue *q, const char *relpath);
-/* Drops the list's references of every stream (af_queue_free, part threads joined). */
+/* Drops the list's references of every stream (af_queue_free, part threads joined). A
+ * stream whose CreateMultipartUpload went unanswered leaves a sweep of its key (journaled). */
 void af_stream_drop_all_locked(struct af_queue *q);
+enum af_stream_key { AF_STREAM_KEY_FREE, AF_STREAM_KEY_HOLDS, AF_STREAM_KEY_CREATING };
+/* Whether a stream of @bucket/@key holds @upload_id, or is creating its upload. */
+enum af_stream_key af_stream_key_locked(struct af_queue *q, const char *bucket, const char *key,
+                                        const char *upload_id);
 
 /* ---- snapshot.c: snapshots of files still open ---- */
 
@@ -356,6 +361,23 @@ void af_abort_queue_locked(struct af_queue *q, const char *relpath, const char *
  * fails, af_abort_queue_locked. With no lock held. */
 void af_abort_upload(struct af_queue *q, struct af_s3_client *s3, const char *relpath,
                      const char *bucket, const char *key, const char *upload_id);
+/*
+ * The upload id of a sweep: an abort job of every upload in progress for its key that no
+ * stream of this mount holds. A CreateMultipartUpload whose answer never came (a reset, a
+ * stall the server caught up with later, a cancel at shutdown, kill -9) may have made an
+ * upload whose id nobody knows; a sweep is queued wherever that can have happened and
+ * nothing else will clean the key up. No S3 upload id is "*".
+ */
+#define AF_ABORT_SWEEP "*"
+bool af_abort_is_sweep(const struct job_desc *t);
+/* Queues a sweep of @bucket/@key (journaled; the caller flushes), unless one is queued. */
+void af_abort_sweep_locked(struct af_queue *q, const char *relpath, const char *bucket,
+                           const char *key);
+/* Aborts the uploads in progress for @bucket/@key but @keep (NULL: none) and those a stream
+ * of this mount holds. 0, -EAGAIN while a stream of the key is creating its upload (its id
+ * is not known yet), or the first S3 error (@err filled). With no lock held. */
+int af_abort_strays(struct af_queue *q, struct af_s3_client *s3, const char *bucket,
+                    const char *key, const char *keep, struct af_s3_error *err);
 
 /* ---- manifest.c, run.c ---- */
 

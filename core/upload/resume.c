@@ -76,25 +76,34 @@ static void resume_one(void *arg, struct af_journal_rec *rec)
         struct af_queue *q = rc->q;
         struct stat st;
         struct job *j;
+        bool gone;
 
         if (rec->op != AF_JOURNAL_UPLOAD) {
                 resume_delete(rc, rec);
                 return;
         }
-        if (fstatat(q->cfg.spool_dirfd, rec->path, &st, AT_SYMLINK_NOFOLLOW) < 0) {
+        gone = fstatat(q->cfg.spool_dirfd, rec->path, &st, AT_SYMLINK_NOFOLLOW) < 0;
+        if (gone || (rec->stream && !rec->upload_id)) {
+                /* A CreateMultipartUpload in flight or unanswered when the last run ended
+                 * may have left an upload of ours that no record names: a file that is gone
+                 * will have no Complete that sweeps its key, and a stream without an id
+                 * resumes as a new upload. The sweep runs before the file's upload (both are
+                 * ordered by key) and after the abort of the recorded id. */
+                pthread_mutex_lock(&q->lock);
+                if (gone && rec->upload_id)
+                        af_abort_queue_locked(q, rec->path, rec->bucket, rec->key,
+                                              rec->upload_id);
+                af_abort_sweep_locked(q, rec->path, rec->bucket, rec->key);
+                pthread_mutex_unlock(&q->lock);
+                af_record_flush(q);
+                rc->queued++;
+        }
+        if (gone) {
+                /* Its aborts were journaled (and flushed) above, before the record goes. */
                 af_log_warn("op=resume path=%s key=%s msg=\"the file is no longer in the spool; "
                             "its record is dropped%s\"",
                             af_q(rec->path), af_q(rec->key),
                             rec->upload_id ? " and its multipart upload aborted" : "");
-                if (rec->upload_id) {
-                        /* Journaled (and flushed) before the record that knew the id goes. */
-                        pthread_mutex_lock(&q->lock);
-                        af_abort_queue_locked(q, rec->path, rec->bucket, rec->key,
-                                              rec->upload_id);
-                        pthread_mutex_unlock(&q->lock);
-                        af_record_flush(q);
-                        rc->queued++;
-                }
                 (void)af_journal_remove(q->cfg.journal_dirfd, rec->path);
                 return;
         }

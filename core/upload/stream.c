@@ -47,6 +47,7 @@ struct af_stream {
         struct af_stream *next; /* in q->locked.streams while open, or abandoned until aborted */
         enum stream_state state;
         bool creating;    /* CreateMultipartUpload in flight */
+        bool create_lost; /* one went unanswered: the server may have an upload of ours */
         bool stalled;     /* creating or a part failed for good: the close's upload sends
                            * the rest */
         unsigned sending; /* parts in flight */
@@ -104,9 +105,27 @@ void af_stream_drop_all_locked(struct af_queue *q)
         for (struct af_stream *s = q->locked.streams, *sn; s; s = sn) {
                 sn = s->next;
                 s->next = NULL;
+                if (s->create_lost)
+                        af_abort_sweep_locked(q, s->relpath, s->bucket, s->key);
                 stream_unref(s);
         }
         q->locked.streams = NULL;
+}
+
+enum af_stream_key af_stream_key_locked(struct af_queue *q, const char *bucket, const char *key,
+                                        const char *upload_id)
+{
+        enum af_stream_key k = AF_STREAM_KEY_FREE;
+
+        for (struct af_stream *s = q->locked.streams; s; s = s->next) {
+                if (strcmp(s->key, key) != 0 || strcmp(s->bucket, bucket) != 0)
+                        continue;
+                if (s->creating)
+                        return AF_STREAM_KEY_CREATING;
+                if (upload_id && strcmp(s->upload_id, upload_id) == 0)
+                        k = AF_STREAM_KEY_HOLDS;
+        }
+        return k;
 }
 
 static void stream_record_locked(struct af_queue *q, const struct af_stream *s)
@@ -187,10 +206,13 @@ static void stream_create(struct af_queue *q, struct af_s3_client *s3, struct af
 {
         char id[sizeof(s->upload_id)];
         struct af_s3_error err;
+        bool lost = false;
         int r;
 
         for (unsigned attempt = 0;; attempt++) {
                 r = q->s3->create_multipart(s3, s->bucket, s->key, id, sizeof(id), &err);
+                /* No answer: the server may have made the upload all the same. */
+                lost = lost || (r < 0 && err.http_status == 0);
                 if (!af_queue_part_retry(q, r, attempt + 1) ||
                     !af_stream_is_open(q, s))
                         break;
@@ -198,6 +220,7 @@ static void stream_create(struct af_queue *q, struct af_s3_client *s3, struct af
         }
         pthread_mutex_lock(&q->lock);
         s->creating = false;
+        s->create_lost = s->create_lost || lost;
         if (r == 0) {
                 /* Even when abandoned or taken meanwhile: the abort or the taker needs it. */
                 memcpy(s->upload_id, id, strlen(id) + 1);
@@ -274,6 +297,8 @@ static void stream_abort(struct af_queue *q, struct af_s3_client *s3, struct af_
          * record forgets the id, in this flush) retries it until it is gone. */
         if (r < 0)
                 af_abort_queue_locked(q, s->relpath, s->bucket, s->key, s->upload_id);
+        if (s->create_lost)
+                af_abort_sweep_locked(q, s->relpath, s->bucket, s->key);
         if (!j) {
                 af_record_remove_locked(q, s->relpath);
         } else if (j->state == JOB_QUEUED) {
@@ -467,7 +492,6 @@ bool af_stream_take(struct af_queue *q, struct af_s3_client *s3, const struct jo
                     struct mpu *m, char *upload_id, size_t n)
 {
         struct af_stream *s, **pp;
-        struct af_s3_error err;
         size_t kept = 0;
         bool fits;
 
@@ -495,7 +519,10 @@ bool af_stream_take(struct af_queue *q, struct af_s3_client *s3, const struct jo
         }
         if (fits)
                 memcpy(upload_id, s->upload_id, strlen(s->upload_id) + 1);
+        if (s->create_lost) /* the upload's own Complete sweeps the key; if it fails, this */
+                af_abort_sweep_locked(q, s->relpath, s->bucket, s->key);
         pthread_mutex_unlock(&q->lock);
+        af_record_flush(q);
         if (fits) {
                 af_log_info("op=stream status=handover path=%s upload_id=%s parts_sent=%zu "
                             "parts=%zu",
@@ -504,7 +531,7 @@ bool af_stream_take(struct af_queue *q, struct af_s3_client *s3, const struct jo
                 af_log_info("op=stream status=abandon path=%s reason=\"does not fit the file "
                             "as closed\" msg=\"uploading it whole\"",
                             af_q(t->relpath));
-                (void)q->s3->abort_multipart(s3, s->bucket, s->key, s->upload_id, &err);
+                af_abort_upload(q, s3, t->relpath, s->bucket, s->key, s->upload_id);
         }
         stream_unref(s);
         return fits;
