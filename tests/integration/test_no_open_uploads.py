@@ -72,11 +72,9 @@ def test_journaled_upload_of_a_gone_file_is_aborted(proxy, pmount, s3, names):
 CREATE = ("POST", "?uploads")
 
 
-def test_unanswered_create_of_an_abandoned_stream_is_swept(proxy, pmount, s3, names):
-    """The stream's first create goes unanswered (it is retried and the stream goes on), then
-    the file is unlinked while still open: the stream is abandoned, its known upload aborted,
-    and the unanswered one swept."""
-    m = pmount(args=ARGS)
+def stream_with_a_lost_create(m, proxy, s3, names):
+    """big.bin, left open, streamed after its first create went unanswered (and was
+    retried): two uploads open, one of them the stream's."""
     proxy.drop_response(1, CREATE)
     f = open(m.path("big.bin"), "wb")
     for _ in range(24):
@@ -84,6 +82,15 @@ def test_unanswered_create_of_an_abandoned_stream_is_swept(proxy, pmount, s3, na
     f.flush()
     wait_for(lambda: len(open_uploads(s3, names["prefix"])) == 2, timeout=60,
              what="the unanswered upload and the stream's own")
+    return f
+
+
+def test_unanswered_create_of_an_abandoned_stream_is_swept(proxy, pmount, s3, names):
+    """The stream's first create goes unanswered (it is retried and the stream goes on), then
+    the file is unlinked while still open: the stream is abandoned, its known upload aborted,
+    and the unanswered one swept."""
+    m = pmount(args=ARGS)
+    f = stream_with_a_lost_create(m, proxy, s3, names)
     os.unlink(m.path("big.bin"))
     f.close()
     assert m.unmount() == 0, m.log()
@@ -115,13 +122,7 @@ def test_unanswered_create_then_kill9_is_swept_at_the_next_mount(proxy, pmount, 
     """A stream whose first create went unanswered, kill -9, the file gone from the spool
     before the next mount: that mount aborts the journaled upload and sweeps the other."""
     m = pmount(args=ARGS)
-    proxy.drop_response(1, CREATE)
-    f = open(m.path("big.bin"), "wb")
-    for _ in range(24):
-        f.write(os.urandom(MiB))
-    f.flush()
-    wait_for(lambda: len(open_uploads(s3, names["prefix"])) == 2, timeout=60,
-             what="the unanswered upload and the stream's own")
+    f = stream_with_a_lost_create(m, proxy, s3, names)
     wait_for(lambda: "upload " in journal_text(m), what="the stream's upload journaled")
     kill9(m, f)
     os.unlink(os.path.join(m.spool, "big.bin"))
