@@ -266,6 +266,16 @@ void af_record_delete_done_locked(struct af_queue *q, const struct job *j)
                                               .key = j->d.key,
                                               .upload_id = j->d.upload_id };
 
+                /* Another abort of the same upload (a sweep queued while this one ran) shares
+                 * the record: it stays, as that job's. */
+                for (struct job *i = q->locked.head; i; i = i->next) {
+                        if (i != j && i->d.kind == JOB_ABORT &&
+                            strcmp(i->d.upload_id, j->d.upload_id) == 0 &&
+                            af_order_same_key(i->d.bucket, i->d.key, j->d.bucket, j->d.key)) {
+                                af_record_put_delete_locked(q, i, AF_JOURNAL_PENDING, NULL);
+                                return;
+                        }
+                }
                 if (q->cfg.journal)
                         (void)add_locked(q, REMOVE_DELETE, &rec);
                 return;
