@@ -20,6 +20,51 @@
 #include "base/log.h"
 #include "upload/queue_int.h"
 
+void af_live_begin(struct af_queue *q, struct af_live_upload *l)
+{
+        pthread_mutex_lock(&q->lock);
+        l->next = q->locked.live;
+        q->locked.live = l;
+        pthread_mutex_unlock(&q->lock);
+}
+
+void af_live_set_id(struct af_queue *q, struct af_live_upload *l, const char *upload_id)
+{
+        pthread_mutex_lock(&q->lock);
+        l->upload_id = upload_id;
+        pthread_mutex_unlock(&q->lock);
+}
+
+void af_live_end(struct af_queue *q, struct af_live_upload *l)
+{
+        pthread_mutex_lock(&q->lock);
+        for (struct af_live_upload **pp = &q->locked.live; *pp; pp = &(*pp)->next) {
+                if (*pp == l) {
+                        *pp = l->next;
+                        break;
+                }
+        }
+        pthread_mutex_unlock(&q->lock);
+}
+
+/* Whether a stream or a job holds @id of @bucket/@key, or one of the key is creating. */
+static enum af_stream_key held_locked(struct af_queue *q, const char *bucket, const char *key,
+                                      const char *id)
+{
+        enum af_stream_key k = af_stream_key_locked(q, bucket, key, id);
+
+        for (struct af_live_upload *l = q->locked.live; l && k != AF_STREAM_KEY_CREATING;
+             l = l->next) {
+                if (!af_order_same_key(l->bucket, l->key, bucket, key))
+                        continue;
+                if (!l->upload_id)
+                        k = AF_STREAM_KEY_CREATING;
+                else if (strcmp(l->upload_id, id) == 0)
+                        k = AF_STREAM_KEY_HOLDS;
+        }
+        return k;
+}
+
 bool af_abort_is_sweep(const struct job_desc *t)
 {
         return t->kind == JOB_ABORT && t->upload_id && strcmp(t->upload_id, AF_ABORT_SWEEP) == 0;
@@ -42,7 +87,7 @@ int af_abort_strays(struct af_queue *q, struct af_s3_client *s3, const char *buc
                 if (keep && strcmp(ids[i], keep) == 0)
                         continue;
                 pthread_mutex_lock(&q->lock);
-                k = af_stream_key_locked(q, bucket, key, ids[i]);
+                k = held_locked(q, bucket, key, ids[i]);
                 pthread_mutex_unlock(&q->lock);
                 if (k == AF_STREAM_KEY_CREATING) {
                         r = -EAGAIN; /* which upload is the stream's is not known yet */
@@ -76,6 +121,19 @@ int af_abort_once(struct af_queue *q, struct af_s3_client *s3, const struct job_
         memset(err, 0, sizeof(*err));
         r = q->s3->abort_multipart(s3, t->bucket, t->key, t->upload_id, err);
         return r == -ENOENT ? 0 : r; /* NoSuchUpload: already gone */
+}
+
+void af_abort_strays_or_sweep(struct af_queue *q, struct af_s3_client *s3, const char *relpath,
+                              const char *bucket, const char *key, const char *keep)
+{
+        struct af_s3_error err;
+
+        if (af_abort_strays(q, s3, bucket, key, keep, &err) == 0)
+                return;
+        pthread_mutex_lock(&q->lock);
+        af_abort_sweep_locked(q, relpath, bucket, key);
+        pthread_mutex_unlock(&q->lock);
+        af_record_flush(q);
 }
 
 void af_abort_sweep_locked(struct af_queue *q, const char *relpath, const char *bucket,

@@ -282,20 +282,6 @@ static int complete_with_retries(struct af_queue *q, struct af_s3_client *s3,
         }
 }
 
-/*
- * Aborts uploads in progress for @key other than @keep (and a stream's): a
- * CreateMultipartUpload whose answer was lost (or arrived after we gave up on it) leaves one
- * that nobody knows the id of, and it would be billed until a lifecycle rule removes it.
- * Best effort: where that matters (no Complete of the key will follow), a sweep is queued.
- */
-static void abort_strays(struct af_queue *q, struct af_s3_client *s3, const char *bucket,
-                         const char *key, const char *keep)
-{
-        struct af_s3_error err;
-
-        (void)af_abort_strays(q, s3, bucket, key, keep, &err);
-}
-
 /* A CreateMultipartUpload that failed with no answer may have made an upload all the same:
  * if the file is not uploaded after all (gone, failed for good), a sweep of the key ends it. */
 static void create_failed(struct af_queue *q, const struct job_desc *t,
@@ -367,12 +353,14 @@ static int mpu_run(struct mpu *m, struct af_s3_client *s3, struct af_s3_put_resu
         if (r == 0) {
                 if (!res->etag[0])
                         learn_etag(q, s3, m, res);
-                abort_strays(q, s3, m->bucket, m->key, m->upload_id);
+                /* An earlier create whose answer was lost (libcurl itself sends a request
+                 * again when a reused connection dies before the answer) left one more. */
+                af_abort_strays_or_sweep(q, s3, t->relpath, m->bucket, m->key, m->upload_id);
                 return 0;
         }
 abort:
         af_abort_upload(q, s3, t->relpath, m->bucket, m->key, m->upload_id);
-        abort_strays(q, s3, m->bucket, m->key, NULL);
+        af_abort_strays_or_sweep(q, s3, t->relpath, m->bucket, m->key, NULL);
         return r;
 }
 
@@ -411,6 +399,7 @@ int af_multipart_upload(struct af_queue *q, struct af_s3_client *s3, const struc
                         struct af_s3_error *err)
 {
         const char *bucket = t->bucket, *key = t->key;
+        struct af_live_upload live = { .bucket = bucket, .key = key };
         char upload_id[1024];
         struct mpu m;
         int r;
@@ -418,6 +407,8 @@ int af_multipart_upload(struct af_queue *q, struct af_s3_client *s3, const struc
         r = mpu_init(&m, q, t, fd, st);
         if (r < 0)
                 return r;
+        /* A sweep of the key waits while this settles which upload it is (NULL id). */
+        af_live_begin(q, &live);
         upload_id[0] = '\0';
         if (t->resume.upload_id && strlen(t->resume.upload_id) < sizeof(upload_id)) {
                 if (resume_parts(q, s3, t, &m)) {
@@ -438,8 +429,10 @@ int af_multipart_upload(struct af_queue *q, struct af_s3_client *s3, const struc
                 }
         }
         m.upload_id = upload_id;
+        af_live_set_id(q, &live, upload_id);
         r = mpu_run(&m, s3, res, err);
 out:
+        af_live_end(q, &live);
         mpu_done(&m);
         return r;
 }
@@ -448,6 +441,7 @@ int af_multipart_copy(struct af_queue *q, struct af_s3_client *s3, const struct 
                       const struct stat *st, struct af_s3_put_result *res, size_t *ret_nparts,
                       struct af_s3_error *err)
 {
+        struct af_live_upload live = { .bucket = t->bucket, .key = t->key };
         char upload_id[1024];
         struct mpu m;
         int r;
@@ -455,17 +449,20 @@ int af_multipart_copy(struct af_queue *q, struct af_s3_client *s3, const struct 
         r = mpu_init(&m, q, t, -1, st);
         if (r < 0)
                 return r;
+        af_live_begin(q, &live);
         /* The new object's headers (Content-Type of its name, SSE, tags, metadata) are
          * CreateMultipartUpload's, as for an upload. */
         r = q->s3->create_multipart(s3, t->bucket, t->key, upload_id, sizeof(upload_id), err);
         if (r == 0) {
                 m.upload_id = upload_id;
+                af_live_set_id(q, &live, upload_id);
                 r = mpu_run(&m, s3, res, err);
         } else {
                 create_failed(q, t, err);
         }
         if (r == 0)
                 *ret_nparts = m.nparts;
+        af_live_end(q, &live);
         mpu_done(&m);
         return r;
 }

@@ -167,6 +167,7 @@ struct af_queue {
                 struct record_op *records; /* journal writes to do, in order (record.c) */
                 struct record_op **records_tail;
                 struct snapshot *snapshots; /* waiting or being uploaded (snapshot.c) */
+                struct af_live_upload *live; /* multipart uploads jobs run (abort.c) */
         } locked;                  /* only with lock held */
         pthread_cond_t done;        /* an outcome was recorded */
         pthread_cond_t stream_work; /* a stream has something for the part threads */
@@ -176,6 +177,15 @@ struct af_queue {
         pthread_t snapshot_thread; /* started with the first snapshot */
         bool snapshot_started;     /* with lock; read without it once the threads are joined */
         atomic_bool cancel; /* shutting down: transfers in flight stop, jobs stay journaled */
+};
+
+/* A multipart upload a job is running (or creating: @upload_id NULL), which a sweep of its key
+ * leaves alone (abort.c). */
+struct af_live_upload {
+        const char *bucket;
+        const char *key;
+        const char *upload_id;
+        struct af_live_upload *next;
 };
 
 /* Progress of a multipart upload, for its journal record. */
@@ -374,10 +384,19 @@ bool af_abort_is_sweep(const struct job_desc *t);
 void af_abort_sweep_locked(struct af_queue *q, const char *relpath, const char *bucket,
                            const char *key);
 /* Aborts the uploads in progress for @bucket/@key but @keep (NULL: none) and those a stream
- * of this mount holds. 0, -EAGAIN while a stream of the key is creating its upload (its id
- * is not known yet), or the first S3 error (@err filled). With no lock held. */
+ * or a job of this mount holds (af_live_begin). 0, -EAGAIN while one of the key is creating
+ * its upload (its id is not known yet), or the first S3 error (@err filled). With no lock
+ * held. */
 int af_abort_strays(struct af_queue *q, struct af_s3_client *s3, const char *bucket,
                     const char *key, const char *keep, struct af_s3_error *err);
+/* @l (the caller's, filled) is running from now on until af_live_end; sweeps leave it be. */
+void af_live_begin(struct af_queue *q, struct af_live_upload *l);
+/* Its upload id, once created. */
+void af_live_set_id(struct af_queue *q, struct af_live_upload *l, const char *upload_id);
+void af_live_end(struct af_queue *q, struct af_live_upload *l);
+/* af_abort_strays, and where that cannot finish (S3 away, a stream creating), a sweep job. */
+void af_abort_strays_or_sweep(struct af_queue *q, struct af_s3_client *s3, const char *relpath,
+                              const char *bucket, const char *key, const char *keep);
 
 /* ---- manifest.c, run.c ---- */
 

@@ -276,7 +276,8 @@ static void stream_part(struct af_queue *q, struct af_s3_client *s3, struct af_s
  * what its upload (if any is queued) says. Takes the list's reference. */
 static void stream_abort(struct af_queue *q, struct af_s3_client *s3, struct af_stream *s)
 {
-        struct af_s3_error err = { 0 };
+        struct af_s3_error err = { 0 }, serr;
+        bool sweep;
         struct job *j;
         int r = 0;
 
@@ -289,6 +290,14 @@ static void stream_abort(struct af_queue *q, struct af_s3_client *s3, struct af_
         }
         if (r == -ENOENT)
                 r = 0; /* NoSuchUpload: already gone */
+        /* A create whose answer was lost, ours or one libcurl sent again by itself when a
+         * reused connection died before the answer, may have left another upload: the key's
+         * strays go too, now or by a sweep job. */
+        pthread_mutex_lock(&q->lock);
+        sweep = s->upload_id[0] || s->create_lost;
+        pthread_mutex_unlock(&q->lock);
+        if (sweep && !atomic_load(&q->cancel))
+                sweep = af_abort_strays(q, s3, s->bucket, s->key, NULL, &serr) < 0;
         pthread_mutex_lock(&q->lock);
         q->locked.aborting--;
         pthread_cond_broadcast(&q->idle);
@@ -297,7 +306,7 @@ static void stream_abort(struct af_queue *q, struct af_s3_client *s3, struct af_
          * record forgets the id, in this flush) retries it until it is gone. */
         if (r < 0)
                 af_abort_queue_locked(q, s->relpath, s->bucket, s->key, s->upload_id);
-        if (s->create_lost)
+        if (sweep)
                 af_abort_sweep_locked(q, s->relpath, s->bucket, s->key);
         if (!j) {
                 af_record_remove_locked(q, s->relpath);
