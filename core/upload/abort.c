@@ -131,22 +131,22 @@ void af_abort_strays_or_sweep(struct af_queue *q, struct af_s3_client *s3, const
         if (af_abort_strays(q, s3, bucket, key, keep, &err) == 0)
                 return;
         pthread_mutex_lock(&q->lock);
-        af_abort_sweep_locked(q, relpath, bucket, key);
+        af_abort_sweep_locked(q, relpath, bucket, key, "S3 could not be asked now");
         pthread_mutex_unlock(&q->lock);
         af_record_flush(q);
 }
 
 void af_abort_sweep_locked(struct af_queue *q, const char *relpath, const char *bucket,
-                           const char *key)
+                           const char *key, const char *why)
 {
         for (struct job *i = q->locked.head; i; i = i->next)
                 if (i->state == JOB_QUEUED && af_abort_is_sweep(&i->d) &&
                     af_order_same_key(i->d.bucket, i->d.key, bucket, key))
                         return; /* that one sweeps the key, later than anything now */
-        af_log_info("op=abort_multipart status=queued path=%s key=%s upload_id=%s msg=\"a "
-                    "CreateMultipartUpload went unanswered: the key's stray uploads are looked "
-                    "for and aborted\"",
-                    af_q(relpath), af_q(key), AF_ABORT_SWEEP);
+        /* Debug: most find nothing; a stray found is logged when it is aborted. */
+        af_log_debug("op=abort_multipart status=queued path=%s key=%s upload_id=%s why=%s "
+                     "msg=\"the key's stray uploads are looked for and aborted\"",
+                     af_q(relpath), af_q(key), AF_ABORT_SWEEP, af_q(why));
         af_abort_queue_locked(q, relpath, bucket, key, AF_ABORT_SWEEP);
 }
 

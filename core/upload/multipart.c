@@ -290,7 +290,7 @@ static void create_failed(struct af_queue *q, const struct job_desc *t,
         if (err->http_status != 0)
                 return;
         pthread_mutex_lock(&q->lock);
-        af_abort_sweep_locked(q, t->relpath, t->bucket, t->key);
+        af_abort_sweep_locked(q, t->relpath, t->bucket, t->key, "create unanswered");
         pthread_mutex_unlock(&q->lock);
         af_record_flush(q);
 }

@@ -93,7 +93,8 @@ static void resume_one(void *arg, struct af_journal_rec *rec)
                 if (gone && rec->upload_id)
                         af_abort_queue_locked(q, rec->path, rec->bucket, rec->key,
                                               rec->upload_id);
-                af_abort_sweep_locked(q, rec->path, rec->bucket, rec->key);
+                af_abort_sweep_locked(q, rec->path, rec->bucket, rec->key,
+                                      gone ? "file gone" : "no upload id");
                 pthread_mutex_unlock(&q->lock);
                 af_record_flush(q);
                 rc->queued++;

@@ -275,7 +275,11 @@ void af_run_delete(struct af_queue *q, struct af_s3_client *s3, struct job *j,
         pthread_mutex_unlock(&q->lock);
         if (r == 0 && !abort)
                 af_metrics_delete_done(q->cfg.metrics);
-        if (r == 0)
+        if (r == 0 && af_abort_is_sweep(t)) /* what it aborted, if anything, is logged */
+                af_log_debug("op=%s status=done path=%s key=%s upload_id=%s ms=%llu", op,
+                             af_q(t->relpath), af_q(t->key), AF_ABORT_SWEEP,
+                             (unsigned long long)(af_clock_mono_ms() - t0));
+        else if (r == 0)
                 af_log_info("op=%s status=done path=%s bucket=%s key=%s%s%s ms=%llu", op,
                             af_q(t->relpath), af_q(t->bucket), af_q(t->key),
                             abort ? " upload_id=" : "", abort ? af_q(t->upload_id) : "",

@@ -106,7 +106,8 @@ void af_stream_drop_all_locked(struct af_queue *q)
                 sn = s->next;
                 s->next = NULL;
                 if (s->create_lost)
-                        af_abort_sweep_locked(q, s->relpath, s->bucket, s->key);
+                        af_abort_sweep_locked(q, s->relpath, s->bucket, s->key,
+                                              "create unanswered");
                 stream_unref(s);
         }
         q->locked.streams = NULL;
@@ -307,7 +308,8 @@ static void stream_abort(struct af_queue *q, struct af_s3_client *s3, struct af_
         if (r < 0)
                 af_abort_queue_locked(q, s->relpath, s->bucket, s->key, s->upload_id);
         if (sweep)
-                af_abort_sweep_locked(q, s->relpath, s->bucket, s->key);
+                af_abort_sweep_locked(q, s->relpath, s->bucket, s->key,
+                                      "abandoned stream");
         if (!j) {
                 af_record_remove_locked(q, s->relpath);
         } else if (j->state == JOB_QUEUED) {
@@ -529,7 +531,8 @@ bool af_stream_take(struct af_queue *q, struct af_s3_client *s3, const struct jo
         if (fits)
                 memcpy(upload_id, s->upload_id, strlen(s->upload_id) + 1);
         if (s->create_lost) /* the upload's own Complete sweeps the key; if it fails, this */
-                af_abort_sweep_locked(q, s->relpath, s->bucket, s->key);
+                af_abort_sweep_locked(q, s->relpath, s->bucket, s->key,
+                                      "create unanswered");
         pthread_mutex_unlock(&q->lock);
         af_record_flush(q);
         if (fits) {
