@@ -322,14 +322,18 @@ bool af_remote_involved(struct af_remote *r, const char *from, const char *to)
 
 /* @e's object is at the key the file now named @to is uploaded to: it stays there until that
  * upload replaces it, so its record moves to @to (never copied from: mtime unknown). If @to
- * is unlinked first, the delete removes it; the upload, when it lands, replaces the record. */
+ * is unlinked first, the delete removes it; the upload, when it lands, replaces the record.
+ * If that upload landed already (between the caller's take and now: a small file goes up at
+ * once), its newer record stays: it wrote over @e's object. */
 static void keep_under(struct af_remote *r, const struct af_uploaded_entry *e, const char *to)
 {
         struct af_uploaded_entry k = *e;
+        int err;
 
         k.relpath = to;
         k.mtime_ns = -1;
-        if (af_uploaded_put(r->uploaded, &k) < 0)
+        err = af_uploaded_put_new(r->uploaded, &k);
+        if (err < 0 && err != -EEXIST)
                 af_log_warn("op=registry path=%s err=\"out of memory\" msg=\"if it is removed "
                             "before its upload, its old object stays\"",
                             af_q(to));

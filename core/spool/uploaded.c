@@ -331,7 +331,7 @@ int af_uploaded_persist(struct af_uploaded *u, int dirfd, const char *name,
         return 0;
 }
 
-int af_uploaded_put(struct af_uploaded *u, const struct af_uploaded_entry *src)
+static int put(struct af_uploaded *u, const struct af_uploaded_entry *src, bool replace)
 {
         struct ent *e = ent_new(src), *old;
 
@@ -339,6 +339,11 @@ int af_uploaded_put(struct af_uploaded *u, const struct af_uploaded_entry *src)
                 return -ENOMEM;
         pthread_mutex_lock(&u->lock);
         old = find_locked(u, e->pub.relpath, e->name_hash);
+        if (old && !replace) {
+                pthread_mutex_unlock(&u->lock);
+                free(e);
+                return -EEXIST;
+        }
         if (old) {
                 unlink_locked(u, old);
                 free(old);
@@ -360,6 +365,16 @@ int af_uploaded_put(struct af_uploaded *u, const struct af_uploaded_entry *src)
         log_put_locked(u, &e->pub);
         pthread_mutex_unlock(&u->lock);
         return 0;
+}
+
+int af_uploaded_put(struct af_uploaded *u, const struct af_uploaded_entry *src)
+{
+        return put(u, src, true);
+}
+
+int af_uploaded_put_new(struct af_uploaded *u, const struct af_uploaded_entry *src)
+{
+        return put(u, src, false);
 }
 
 int af_uploaded_take(struct af_uploaded *u, const char *relpath, struct af_uploaded_entry **ret)

@@ -75,6 +75,8 @@ int af_uploaded_persist(struct af_uploaded *u, int dirfd, const char *name,
 /** Records @e (copied), replacing the entry of the same relpath; forgets the oldest entry
  * when full. -ENOMEM (the registry is unchanged). */
 int af_uploaded_put(struct af_uploaded *u, const struct af_uploaded_entry *e);
+/** As af_uploaded_put, but only if @e's relpath has no entry: else -EEXIST (unchanged). */
+int af_uploaded_put_new(struct af_uploaded *u, const struct af_uploaded_entry *e);
 
 /**
  * Removes the entry of @relpath and hands it over in @ret (free it with

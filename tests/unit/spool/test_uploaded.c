@@ -74,6 +74,28 @@ static void test_put_replaces_the_same_name(void)
         af_uploaded_free(u);
 }
 
+/* put_new never replaces: a rename keeping an older entry under a name must not overwrite
+ * the record of an upload of that name that landed meanwhile (its object is the newer). */
+static void test_put_new_keeps_a_newer_entry(void)
+{
+        struct af_uploaded *u;
+        struct af_uploaded_entry *e = NULL;
+        struct af_uploaded_entry newer = entry("out", "k", 2), older = entry("out", "k", 1);
+
+        if (!CHECK_INT_EQ(af_uploaded_new(0, &u), 0))
+                return;
+        CHECK_INT_EQ(af_uploaded_put_new(u, &newer), 0);
+        CHECK_INT_EQ(af_uploaded_put_new(u, &older), -EEXIST);
+        CHECK_INT_EQ(af_uploaded_count(u), 1);
+        if (CHECK_INT_EQ(af_uploaded_take(u, "out", &e), 0)) {
+                CHECK_INT_EQ(e->ino, 2);
+                af_uploaded_entry_free(e);
+        }
+        CHECK_INT_EQ(af_uploaded_put_new(u, &older), 0); /* the name is free again */
+        CHECK_INT_EQ(af_uploaded_count(u), 1);
+        af_uploaded_free(u);
+}
+
 static void test_key_held_by_another_name(void)
 {
         struct af_uploaded *u;
@@ -183,6 +205,7 @@ int main(void)
 {
         RUN(test_put_take_copies_everything);
         RUN(test_put_replaces_the_same_name);
+        RUN(test_put_new_keeps_a_newer_entry);
         RUN(test_key_held_by_another_name);
         RUN(test_full_forgets_the_oldest);
         RUN(test_many_names);
