@@ -5,7 +5,8 @@
 Every mount runs the real daemon (`artifuse mount -f`, ARTIFUSE_BIN, default build/) with
 its log in a file; teardown always unmounts (fusermount3 -u -z) and stops the daemon, and
 fails the test if the log shows a sanitizer report. A failing test prints the daemon's log
-and a command line that reproduces the mount.
+and a command line that reproduces the mount; a passing one's objects (under its workflow's
+prefix in the bucket) are deleted.
 """
 import os
 import shlex
@@ -71,12 +72,30 @@ def s3(s3env):
                                       retries={"max_attempts": 3}))
 
 
+def _delete_prefix(s3, prefix):
+    """Deletes every object under @prefix (a passed test's objects: a long-lived test server
+    would otherwise fill up, radosgw frees deleted data only after its GC delay)."""
+    for page in s3.get_paginator("list_objects_v2").paginate(Bucket=BUCKET, Prefix=prefix):
+        keys = [{"Key": o["Key"]} for o in page.get("Contents", [])]
+        if keys:
+            s3.delete_objects(Bucket=BUCKET, Delete={"Objects": keys, "Quiet": True})
+
+
 @pytest.fixture
-def names():
-    """A workflow and pod name of this test's own, so tests never see each other's keys."""
+def names(request):
+    """A workflow and pod name of this test's own, so tests never see each other's keys.
+    Torn down after the test's mounts (they depend on it): if the test passed and used the
+    server, its objects under argo-workflows/WORKFLOW/ are deleted."""
     wf = "it-" + uuid.uuid4().hex[:10]
-    return {"workflow": wf, "pod": wf + "-main-1234567890",
-            "prefix": f"argo-workflows/{wf}/{wf}-main-1234567890"}
+    s3 = request.getfixturevalue("s3") if "s3" in request.fixturenames else None
+    yield {"workflow": wf, "pod": wf + "-main-1234567890",
+           "prefix": f"argo-workflows/{wf}/{wf}-main-1234567890"}
+    rep = getattr(request.node, "rep_call", None)
+    if s3 is not None and rep is not None and rep.passed:
+        try:
+            _delete_prefix(s3, f"argo-workflows/{wf}/")
+        except Exception as e:  # the test passed; a failed cleanup is not its failure
+            print(f"cleanup of argo-workflows/{wf}/ failed: {e}")
 
 
 class Mount:
