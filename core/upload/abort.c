@@ -128,10 +128,15 @@ void af_abort_strays_or_sweep(struct af_queue *q, struct af_s3_client *s3, const
 {
         struct af_s3_error err;
 
-        if (af_abort_strays(q, s3, bucket, key, keep, &err) == 0)
-                return;
+        if (af_abort_strays(q, s3, bucket, key, keep, &err) != 0)
+                af_abort_sweep(q, relpath, bucket, key, "S3 could not be asked now");
+}
+
+void af_abort_sweep(struct af_queue *q, const char *relpath, const char *bucket,
+                    const char *key, const char *why)
+{
         pthread_mutex_lock(&q->lock);
-        af_abort_sweep_locked(q, relpath, bucket, key, "S3 could not be asked now");
+        af_abort_sweep_locked(q, relpath, bucket, key, why);
         pthread_mutex_unlock(&q->lock);
         af_record_flush(q);
 }

@@ -287,12 +287,8 @@ static int complete_with_retries(struct af_queue *q, struct af_s3_client *s3,
 static void create_failed(struct af_queue *q, const struct job_desc *t,
                           const struct af_s3_error *err)
 {
-        if (err->http_status != 0)
-                return;
-        pthread_mutex_lock(&q->lock);
-        af_abort_sweep_locked(q, t->relpath, t->bucket, t->key, "create unanswered");
-        pthread_mutex_unlock(&q->lock);
-        af_record_flush(q);
+        if (err->http_status == 0)
+                af_abort_sweep(q, t->relpath, t->bucket, t->key, "create unanswered");
 }
 
 /*

@@ -383,6 +383,9 @@ bool af_abort_is_sweep(const struct job_desc *t);
 /* Queues a sweep of @bucket/@key (journaled; the caller flushes), unless one is queued. */
 void af_abort_sweep_locked(struct af_queue *q, const char *relpath, const char *bucket,
                            const char *key, const char *why);
+/* The same with no lock held, and the journal flushed. */
+void af_abort_sweep(struct af_queue *q, const char *relpath, const char *bucket,
+                    const char *key, const char *why);
 /* Aborts the uploads in progress for @bucket/@key but @keep (NULL: none) and those a stream
  * or a job of this mount holds (af_live_begin). 0, -EAGAIN while one of the key is creating
  * its upload (its id is not known yet), or the first S3 error (@err filled). With no lock
