@@ -26,15 +26,18 @@ void af_trigger_mark_dirty(struct af_node *n)
         atomic_store(&n->dirty, true);
 }
 
-/* Hands the queue one of @relpath's uploads: with @wait, its result once it has finished. */
+/* Hands the queue one of @relpath's uploads: with @wait, its result once it has finished;
+ * else of its data as of @v, if known (af_queue_submit_version). */
 static int queue_relpath(struct af_fs *fs, const char *relpath, const struct af_route *route,
-                         const char *why, bool wait)
+                         const char *why, bool wait, const struct af_queue_version *v)
 {
         const char *key = af_buf_str(&route->key);
         int r;
 
         if (wait)
                 r = af_queue_submit_wait(fs->cfg.queue, relpath, route->bucket, key, -1);
+        else if (v)
+                r = af_queue_submit_version(fs->cfg.queue, relpath, route->bucket, key, v);
         else
                 r = af_queue_submit(fs->cfg.queue, relpath, route->bucket, key);
         if (r < 0)
@@ -47,10 +50,12 @@ static int queue_relpath(struct af_fs *fs, const char *relpath, const struct af_
 }
 
 /*
- * Hands @relpath to the queue if the router uploads it. With @wait (fsync, --sync-close),
- * returns only when that upload has finished: 0, or its negative errno.
+ * Hands @relpath to the queue if the router uploads it, as of @v (may be NULL). With @wait
+ * (fsync, --sync-close), returns only when that upload has finished: 0, or its negative
+ * errno.
  */
-static int submit_relpath(struct af_fs *fs, const char *relpath, const char *why, bool wait)
+static int submit_relpath(struct af_fs *fs, const char *relpath, const char *why, bool wait,
+                          const struct af_queue_version *v)
 {
         struct af_route route = { 0 };
         int r, ret = 0;
@@ -74,40 +79,52 @@ static int submit_relpath(struct af_fs *fs, const char *relpath, const char *why
                              "spool\"",
                              af_q(relpath));
         } else {
-                ret = queue_relpath(fs, relpath, &route, why, wait);
+                ret = queue_relpath(fs, relpath, &route, why, wait, v);
         }
         af_buf_done(&route.key);
         return ret;
 }
 
-/* Hands the file behind @fd to the queue, under the name @fd knows, if it is a regular file
- * still in the spool. */
-static void submit_fd(struct af_fs *fs, int fd, const char *why)
+/* The version of @n's file (@st) the queue is handed now. Read before the hand-over, so what
+ * the upload opens after it is at least that new. */
+static struct af_queue_version version_of(struct af_node *n, const struct stat *st)
 {
+        return (struct af_queue_version){ .dev = st->st_dev, .ino = st->st_ino,
+                                          .changes = atomic_load(&n->changes) };
+}
+
+/* Hands the file behind @fd (@n's, if known) to the queue, under the name @fd knows, if it
+ * is a regular file still in the spool. */
+static void submit_fd(struct af_fs *fs, struct af_node *n, int fd, const char *why)
+{
+        struct af_queue_version v;
         char rel[PATH_MAX];
         struct stat st;
 
         if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode))
                 return;
+        if (n)
+                v = version_of(n, &st);
         if (af_relpath_of(fs, fd, rel, sizeof(rel)) < 0)
                 return; /* unlinked while open: nothing left to upload */
-        (void)submit_relpath(fs, rel, why, false);
+        (void)submit_relpath(fs, rel, why, false, n ? &v : NULL);
 }
 
 /* One name @p of file @st for af_trigger_submit_names(): skipped if empty or if it no longer
  * names the file; the first one kept is copied to @first and submitted with @wait (its
  * result in @r), the others without waiting. Nothing is submitted without @why. */
-static void submit_name(struct af_fs *fs, const char *p, const struct stat *st, const char *why,
-                        bool wait, char *first, int *r)
+static void submit_name(struct af_fs *fs, const char *p, const struct stat *st,
+                        const struct af_queue_version *v, const char *why, bool wait,
+                        char *first, int *r)
 {
         if (!p[0] || !af_relpath_names(fs, p, st))
                 return;
         if (!first[0]) {
                 memcpy(first, p, strlen(p) + 1);
                 if (why)
-                        *r = submit_relpath(fs, p, why, wait);
+                        *r = submit_relpath(fs, p, why, wait, v);
         } else if (why) {
-                (void)submit_relpath(fs, p, why, false);
+                (void)submit_relpath(fs, p, why, false, v);
         }
 }
 
@@ -123,6 +140,7 @@ int af_trigger_submit_names(struct af_fs *fs, struct af_node *n, int fd, const c
                             bool wait, char *ret_first)
 {
         char fd_name[PATH_MAX] = "", node_name[PATH_MAX] = "", first[PATH_MAX] = "";
+        struct af_queue_version v;
         char *names = NULL;
         size_t len = 0;
         struct stat st;
@@ -141,18 +159,19 @@ int af_trigger_submit_names(struct af_fs *fs, struct af_node *n, int fd, const c
                                     why, af_q(fd_name));
                 goto out;
         }
+        v = version_of(n, &st);
         (void)af_relpath_of(fs, fd, fd_name, sizeof(fd_name));
-        submit_name(fs, fd_name, &st, why, wait, first, &r);
+        submit_name(fs, fd_name, &st, &v, why, wait, first, &r);
         if (first[0] && st.st_nlink == 1)
                 goto out; /* its only name */
         /* Not the same as @fd's when the handle came from create on an existing name. */
         if (n->fd != fd && af_relpath_of(fs, n->fd, node_name, sizeof(node_name)) == 0 &&
             strcmp(node_name, fd_name) != 0)
-                submit_name(fs, node_name, &st, why, wait, first, &r);
+                submit_name(fs, node_name, &st, &v, why, wait, first, &r);
         names = af_node_names_copy(fs, n, &len);
         for (const char *p = names; p && p < names + len; p += strlen(p) + 1)
                 if (strcmp(p, fd_name) != 0 && strcmp(p, node_name) != 0)
-                        submit_name(fs, p, &st, why, wait, first, &r);
+                        submit_name(fs, p, &st, &v, why, wait, first, &r);
 out:
         free(names);
         if (ret_first)
@@ -227,7 +246,7 @@ void af_trigger_arrived(struct af_fs *fs, int dirfd, const char *name, const cha
                         af_inorder_break_big(fs, n, why);
                 if (!open_for_write &&
                     !(from && af_remote_moved(fs->cfg.remote, from, to, fd)))
-                        submit_fd(fs, fd, why);
+                        submit_fd(fs, n, fd, why);
         }
         close(fd);
 }

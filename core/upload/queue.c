@@ -104,8 +104,19 @@ static uint64_t settle_until(const struct af_queue *q, bool settle, uint64_t siz
  * milliseconds: the rename then finds the job not yet started, the old name's upload is
  * skipped and only the final name goes up. fsync and --sync-close do not wait.
  */
+/* Whether the running @j already sends @relpath's data as of @v to @bucket/@key. */
+static bool covered_locked(const struct job *j, const char *bucket, const char *key,
+                           const struct af_queue_version *v)
+{
+        return v && j->state == JOB_RUNNING && !j->again && j->run_has_ver && j->opened_ver == 1 &&
+               j->run_ver.dev == v->dev && j->run_ver.ino == v->ino &&
+               j->run_ver.changes == v->changes && !j->d.copy &&
+               strcmp(j->d.bucket, bucket) == 0 && strcmp(j->d.key, key) == 0;
+}
+
 static int submit(struct af_queue *q, const char *relpath, const char *bucket, const char *key,
-                  bool settle, const struct copy_src *copy, uint64_t *ret_seq)
+                  bool settle, const struct copy_src *copy, const struct af_queue_version *v,
+                  uint64_t *ret_seq)
 {
         struct af_route route = { 0 };
         bool routed = false;
@@ -137,7 +148,15 @@ static int submit(struct af_queue *q, const char *relpath, const char *bucket, c
                 goto out;
         }
         j = af_queue_find_locked(q, relpath);
+        if (j && !copy && covered_locked(j, bucket, key, v)) {
+                af_log_debug("op=submit path=%s msg=\"its upload under way sends this version\"",
+                             af_q(relpath));
+                goto out;
+        }
         if (j) {
+                j->has_ver = v != NULL;
+                if (v)
+                        j->ver = *v;
                 /* Same file again: the newest key wins, and a running upload goes again. */
                 r = af_job_set_str(&j->d.bucket, bucket);
                 if (r == 0)
@@ -176,6 +195,9 @@ static int submit(struct af_queue *q, const char *relpath, const char *bucket, c
         j->seq = ++q->locked.submit_seq;
         if (ret_seq)
                 *ret_seq = j->seq;
+        j->has_ver = v != NULL;
+        if (v)
+                j->ver = *v;
         j->handed_ms = af_clock_mono_ms();
         j->size = size;
         j->not_before_ms = settle_until(q, settle && !af_stream_find_locked(q, relpath), size);
@@ -191,7 +213,13 @@ out:
 
 int af_queue_submit(struct af_queue *q, const char *relpath, const char *bucket, const char *key)
 {
-        return submit(q, relpath, bucket, key, true, NULL, NULL);
+        return submit(q, relpath, bucket, key, true, NULL, NULL, NULL);
+}
+
+int af_queue_submit_version(struct af_queue *q, const char *relpath, const char *bucket,
+                            const char *key, const struct af_queue_version *v)
+{
+        return submit(q, relpath, bucket, key, true, NULL, v, NULL);
 }
 
 int af_queue_submit_copy(struct af_queue *q, const char *relpath, const char *bucket,
@@ -205,7 +233,7 @@ int af_queue_submit_copy(struct af_queue *q, const char *relpath, const char *bu
                               .size = src->size,
                               .mtime_ns = src->mtime_ns };
 
-        return submit(q, relpath, bucket, key, true, &c, NULL);
+        return submit(q, relpath, bucket, key, true, &c, NULL, NULL);
 }
 
 int af_queue_submit_delete(struct af_queue *q, const char *relpath, const char *bucket,
@@ -428,8 +456,12 @@ static void work_locked(struct af_queue *q, struct af_s3_client *s3)
         j->state = JOB_RUNNING;
         j->again = false;
         j->picked_seq = j->seq;
+        j->run_ver = j->ver;
+        j->run_has_ver = j->has_ver;
+        j->opened_ver = 0;
         /* Private copies: a submit may replace the job's strings while we upload. */
         if (af_job_desc_take_locked(j, &t) == 0) {
+                t.owner = j;
                 pthread_mutex_unlock(&q->lock);
                 if (t.kind != JOB_UPLOAD)
                         af_run_delete(q, s3, j, &t);
@@ -559,7 +591,7 @@ static int sync_one(struct af_queue *q, const char *relpath, const char *bucket,
         /* The submit says which seq to wait for: the job may be done (or failed) before
          * the lock is taken again below, and its outcome is then recorded already. */
         target = 0;
-        r = submit_now ? submit(q, relpath, bucket, key, false, NULL, &target) : 0;
+        r = submit_now ? submit(q, relpath, bucket, key, false, NULL, NULL, &target) : 0;
 
         pthread_mutex_lock(&q->lock);
         if (r == 0) {

@@ -121,6 +121,23 @@ int af_queue_new(const struct af_queue_config *cfg, struct af_queue **ret, struc
 /** Queues @relpath for upload to @bucket/@key. -ESHUTDOWN once the queue is stopping. */
 int af_queue_submit(struct af_queue *q, const char *relpath, const char *bucket, const char *key);
 
+/** What the caller knows a file's data by: the file, and a count of the changes made to its
+ * data that only grows (the mount counts each write, truncate...). */
+struct af_queue_version {
+        dev_t dev;
+        ino_t ino;
+        uint64_t changes;
+};
+
+/**
+ * af_queue_submit of the file with its data as of @v. If an upload of @relpath to the same
+ * @bucket/@key is running, was handed the file as of @v too and opened that very file, it
+ * already sends this data: nothing more is done (a rename right after a close finds the
+ * close's upload under way). Otherwise as af_queue_submit, and @v is kept for the next one.
+ */
+int af_queue_submit_version(struct af_queue *q, const char *relpath, const char *bucket,
+                            const char *key, const struct af_queue_version *v);
+
 /** Where a renamed file's bytes already are in S3 (what the upload of its old name put). */
 struct af_queue_copy {
         const char *bucket;

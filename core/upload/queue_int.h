@@ -81,6 +81,7 @@ struct job_desc {
         char *etag;                /* a delete: the ETag the object must still have */
         char *upload_id;           /* an abort: the multipart upload it ends */
         struct resume_hint resume; /* an upload; moves to the worker's copy (used once) */
+        struct job *owner; /* the worker's copy only: its running job (af_transfer_once) */
 };
 
 /*
@@ -95,6 +96,12 @@ struct job {
         uint64_t seq;              /* the newest submit of this file (queue-wide counter) */
         uint64_t picked_seq;       /* seq when the running upload started */
         bool again;                /* resubmitted while running: upload once more */
+        /* The version of the file the newest submit gave (has_ver), and that of the running
+         * upload (af_queue_submit_version). opened_ver: 1 if every open of the running upload
+         * found the file run_ver names, -1 if one found another, 0 before the first. */
+        struct af_queue_version ver, run_ver;
+        bool has_ver, run_has_ver;
+        int opened_ver;
         unsigned attempts;         /* failed attempts so far */
         uint64_t handed_ms;        /* the newest hand-over (monotonic), for the latency */
         uint64_t size;             /* the file's size then, in stats.pending_bytes */

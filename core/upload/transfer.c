@@ -14,6 +14,23 @@
 
 #include "upload/queue_int.h"
 
+/* The running job's upload opened @st: whether that is the file its version names
+ * (af_queue_submit_version). Every open of the attempt counts (the other artifacts' objects
+ * of the file open it again). */
+static void note_opened(struct af_queue *q, const struct job_desc *t, const struct stat *st)
+{
+        struct job *j = t->owner;
+
+        if (!j || !j->run_has_ver) /* set by this worker, when it took the job */
+                return;
+        pthread_mutex_lock(&q->lock);
+        if (j->run_ver.dev != st->st_dev || j->run_ver.ino != st->st_ino)
+                j->opened_ver = -1;
+        else if (j->opened_ver == 0)
+                j->opened_ver = 1;
+        pthread_mutex_unlock(&q->lock);
+}
+
 /* The multipart upload a journal record left for @t (a resume hint, which comes once) will
  * not be continued by this attempt: it is aborted, so it is not left open. */
 static void drop_hint(struct af_queue *q, struct af_s3_client *s3, const struct job_desc *t)
@@ -52,6 +69,7 @@ int af_transfer_once(struct af_queue *q, struct af_s3_client *s3, const struct j
                 goto out;
         }
         *ret_st = st;
+        note_opened(q, t, &st);
         /* Only a multipart upload from the spool continues an interrupted one. */
         if (!S_ISREG(st.st_mode) || f->archive != AF_ARCHIVE_NONE || t->copy ||
             (uint64_t)st.st_size < q->cfg.multipart_threshold)

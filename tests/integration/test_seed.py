@@ -233,3 +233,20 @@ def test_a_required_output_never_written_is_reported_at_unmount(mount, names, tm
     assert m.unmount() == 0, m.log()
     warns = log_lines(m, "never written")
     assert len(warns) == 1 and 'artifact="needed"' in warns[0] and "/tmp/needed.txt" in warns[0]
+
+
+def test_each_temp_renamed_at_once_after_its_close_goes_up_once(mount, s3, names, tmp_path):
+    """The close's release reaches the mount after close() returned, so a rename right after
+    it races the close's hand-over: either may see the file's new name, and it still goes up
+    once (a double upload here was found by a ThreadSanitizer run of the test above)."""
+    n = 60
+    spec = write_spec(tmp_path, [(f"o{i}", f"/tmp/o{i}.csv", "") for i in range(n)])
+    m = mount(spec=spec)
+    for i in range(n):
+        write(m, f"o{i}.csv.tmp", f"{i}\n")
+        os.rename(m.path(f"o{i}.csv.tmp"), m.path(f"o{i}.csv"))
+    assert m.unmount() == 0, m.log()
+    p = names["prefix"]
+    assert list_keys(s3, p) == sorted(f"{p}/o{i}.csv" for i in range(n))
+    done = [line for line in m.log().splitlines() if "status=done" in line]
+    assert len(done) == n, "\n".join(done)

@@ -406,6 +406,44 @@ static void test_wait_on_an_upload_failing_at_once(void)
         af_queue_free(q);
 }
 
+/* Hands "v" over as of @v twice, the second time while the first upload is held at the
+ * stand-in (it has opened the file by then); how many PutObjects "v" took. */
+static unsigned puts_of_a_resubmit(struct af_queue *q, const struct af_queue_version *first,
+                                   const struct af_queue_version *second)
+{
+        unsigned before = calls("put k/v");
+
+        fake_hold("k/v");
+        CHECK_INT_EQ(af_queue_submit_version(q, "v", "b", "k/v", first), 0);
+        usleep(100 * 1000); /* picked at once (settle_ms < 0), held in its PutObject */
+        CHECK_INT_EQ(af_queue_submit_version(q, "v", "b", "k/v", second), 0);
+        fake_hold("");
+        CHECK_INT_EQ(af_queue_drain(q, 10000), 0);
+        return calls("put k/v") - before;
+}
+
+/* A resubmit of the version a running upload opened is that upload's (a rename right after
+ * a close); a newer version, or a version of another file, goes again. */
+static void test_resubmit_of_the_running_version(void)
+{
+        struct af_queue *q = queue_new(2, 3);
+        struct af_queue_version v1, v2, other;
+        struct stat st;
+
+        put_file("v", "versioned");
+        CHECK_INT_EQ(fstatat(spool_fd, "v", &st, 0), 0);
+        v1 = (struct af_queue_version){ .dev = st.st_dev, .ino = st.st_ino, .changes = 1 };
+        v2 = v1;
+        v2.changes = 2;
+        other = v1;
+        other.ino = st.st_ino + 1; /* not the file the upload opens */
+        CHECK_INT_EQ(puts_of_a_resubmit(q, &v1, &v1), 1);
+        CHECK_INT_EQ(puts_of_a_resubmit(q, &v1, &v2), 2);
+        CHECK_INT_EQ(puts_of_a_resubmit(q, &other, &other), 2);
+        CHECK_INT_EQ(puts_of_a_resubmit(q, &v1, NULL), 2);
+        af_queue_free(q);
+}
+
 static void test_uploads_and_drain(void)
 {
         struct af_queue *q = queue_new(4, 3);
@@ -826,6 +864,7 @@ int main(void)
         RUN(test_missing_file_is_skipped);
         RUN(test_journal_matches_decisions);
         RUN(test_delete_while_stopping_is_journaled);
+        RUN(test_resubmit_of_the_running_version);
         r = test_summary();
         remove_spool();
         return r;
