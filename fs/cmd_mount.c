@@ -164,6 +164,13 @@ static int daemonize(int *ret_notify_fd)
         return 0;
 }
 
+/* An upload of a name now gone may have reached S3 unanswered: the registry decides. */
+static void on_gone(void *ctx, const char *relpath, const char *bucket, const char *key,
+                    const char *etag)
+{
+        af_remote_on_gone(((struct af_mount_sinks *)ctx)->remote, relpath, bucket, key, etag);
+}
+
 /* Who hears of each object that reached S3: the registry of what the mount put there (for
  * copies on rename and --delete-on-unlink) and the spool's room (eviction candidates; not
  * with --keep). */
@@ -358,6 +365,7 @@ static int open_queue(struct af_mount *m)
                                             .space = o->keep ? NULL : m->space,
                                             .uris = m->uris };
         m->qc.on_uploaded = on_uploaded;
+        m->qc.on_gone = on_gone;
         m->qc.on_uploaded_ctx = &m->sinks;
         af_buf_init(&err, 4096);
         r = af_queue_new(&m->qc, &m->queue, &err);

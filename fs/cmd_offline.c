@@ -195,6 +195,7 @@ int af_cmd_drain(struct af_opts *o, int argc, char **argv)
                                                       .log_dirfd = sp.journal_fd },
                           &remote) == 0) {
                 qc.on_uploaded = af_remote_on_uploaded;
+                qc.on_gone = af_remote_on_gone; /* no --delete-on-unlink here: nothing */
                 qc.on_uploaded_ctx = remote;
         }
         r = af_queue_new(&qc, &queue, &err);

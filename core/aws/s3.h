@@ -88,6 +88,9 @@ struct af_s3_error {
 struct af_s3_put_result {
         char etag[130];
         char version_id[256];
+        /* A PutObject's body MD5 (hex), when it was summed ("" if not): set before the
+         * request, so a failed one whose answer was lost still says what may have landed. */
+        char sent_md5[33];
 };
 
 struct af_s3_head_result {

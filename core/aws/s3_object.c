@@ -80,6 +80,7 @@ static int put_object(struct af_s3_client *c, const char *bucket, const char *ke
         int r;
 
         memset(err, 0, sizeof(*err));
+        ret->sent_md5[0] = '\0';
         af_s3_plan(c, false, af_s3_crc_state(), &sm);
         sm.md5 = sm.md5 || (c->object && c->object->no_overwrite); /* to recognise our own */
         if (body->mem) {
@@ -91,6 +92,8 @@ static int put_object(struct af_s3_client *c, const char *bucket, const char *ke
                         return r;
                 }
         }
+        if (r == 0 && sm.md5)
+                memcpy(ret->sent_md5, sm.md5_hex, sizeof(ret->sent_md5));
         if (r == 0)
                 r = af_s3_put_body(c, bucket, key, NULL, 0, body, &sm, ret->etag,
                                    sizeof(ret->etag), ret->version_id, sizeof(ret->version_id),

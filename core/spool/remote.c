@@ -344,6 +344,29 @@ static bool same_object(const struct af_uploaded_entry *e, const char *bucket, c
         return key && strcmp(key, e->key) == 0 && strcmp(bucket, e->bucket) == 0;
 }
 
+void af_remote_on_gone(void *ctx, const char *relpath, const char *bucket, const char *key,
+                       const char *etag)
+{
+        struct af_remote *r = ctx;
+        struct af_uploaded_entry e = { .relpath = relpath, .bucket = bucket, .key = key,
+                                       .etag = etag, .mtime_ns = -1 };
+        struct af_uploaded_entry *older = NULL;
+
+        if (!r || !r->cfg.delete_on_unlink || still_there(r, relpath))
+                return;
+        /* The name's entry of an earlier upload, if nothing took it: its object goes too (a
+         * delete by ETag finds whichever of the two is there). */
+        if (af_uploaded_take(r->uploaded, relpath, &older) == 0) {
+                if (!same_object(older, bucket, key) || (etag[0] && strcmp(older->etag, etag)))
+                        delete_entry(r, older, NULL, NULL, "gone");
+                af_uploaded_entry_free(older);
+        }
+        af_log_info("op=delete path=%s key=%s msg=\"an upload of this name, now gone, may "
+                    "have reached S3 unanswered; its key is deleted%s\"",
+                    af_q(relpath), af_q(key), etag[0] ? " if it holds that upload" : "");
+        delete_entry(r, &e, NULL, NULL, "gone after an unanswered upload");
+}
+
 void af_remote_renamed(struct af_remote *r, const char *from, const char *to, bool exchange)
 {
         struct af_uploaded_entry *ef = NULL, *et = NULL;

@@ -61,6 +61,14 @@ void af_remote_free(struct af_remote *r);
 
 /** For af_queue_config.on_uploaded, with the remote as its ctx. */
 void af_remote_on_uploaded(void *ctx, const struct af_queue_uploaded *u);
+/**
+ * The queue's on_gone: an upload of a name now gone may have put @etag ("": unknown) at
+ * @key without hearing back. With --delete-on-unlink the key is deleted (only if it still
+ * has @etag, when known), as any object of a name that went away, unless a file has the
+ * name again (its upload follows) or another name's upload put the key.
+ */
+void af_remote_on_gone(void *ctx, const char *relpath, const char *bucket, const char *key,
+                       const char *etag);
 
 /**
  * The regular file @fd was renamed from @from to @to (spool-relative), or hard-linked as

@@ -104,6 +104,13 @@ struct af_queue_config {
          * queue's waiting functions. */
         void (*on_uploaded)(void *ctx, const struct af_queue_uploaded *u);
         void *on_uploaded_ctx;
+        /* Optional, the same way, with on_uploaded_ctx: an upload of @relpath found its file
+         * gone (renamed or unlinked, or gone from the spool when a record of it is resumed)
+         * after an attempt of it may have reached S3 unanswered (no answer came, or the last
+         * run ended while it was under way). @etag: the quoted ETag such an object has if
+         * known, else "". */
+        void (*on_gone)(void *ctx, const char *relpath, const char *bucket, const char *key,
+                        const char *etag);
         struct af_metrics *metrics; /* borrowed, optional: what the workers count */
 };
 

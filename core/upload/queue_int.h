@@ -102,6 +102,11 @@ struct job {
         struct af_queue_version ver, run_ver;
         bool has_ver, run_has_ver;
         int opened_ver;
+        /* An attempt got no answer since the last one that went up: its object may be in S3,
+         * with landed_etag (quoted; "" if unknown, or if two such attempts sent different
+         * data). Told to on_gone if the file is then gone. */
+        bool maybe_landed;
+        char landed_etag[36];
         unsigned attempts;         /* failed attempts so far */
         uint64_t handed_ms;        /* the newest hand-over (monotonic), for the latency */
         uint64_t size;             /* the file's size then, in stats.pending_bytes */

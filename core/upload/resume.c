@@ -100,7 +100,13 @@ static void resume_one(void *arg, struct af_journal_rec *rec)
                 rc->queued++;
         }
         if (gone) {
-                /* Its aborts were journaled (and flushed) above, before the record goes. */
+                /* The last run may have ended with its upload under way or unanswered: what
+                 * it sent may be in S3, under a name that is gone (on_gone decides). Its
+                 * aborts, and that delete, are journaled (and flushed) before the record
+                 * goes. */
+                if (q->cfg.on_gone)
+                        q->cfg.on_gone(q->cfg.on_uploaded_ctx, rec->path, rec->bucket,
+                                       rec->key, "");
                 af_log_warn("op=resume path=%s key=%s msg=\"the file is no longer in the spool; "
                             "its record is dropped%s\"",
                             af_q(rec->path), af_q(rec->key),

@@ -9,6 +9,7 @@
  * worker's own copy of its description (@t), without the lock.
  */
 #include <errno.h>
+#include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
 
@@ -86,7 +87,29 @@ struct upload_end {
         uint64_t size;
         uint64_t t0_wall;
         bool recorded; /* the failure's record is on disk already */
+        /* Nothing to send (the file is gone), but an earlier attempt may have landed:
+         * on_gone hears of it, with the ETag such an object has ("" if unknown). */
+        bool gone_landed;
+        char landed_etag[36];
 };
+
+/* Attempt @r of @j ended without an answer from S3 (@err empty): what it sent may be there
+ * all the same (the request went, the answer was lost), as @res->sent_md5 if summed. */
+static void note_unanswered_locked(struct job *j, int r, const struct af_s3_error *err,
+                                   const struct af_s3_put_result *res)
+{
+        char etag[sizeof(j->landed_etag)] = "";
+
+        if (r == 0 || err->http_status || (r == -ENOENT && !err->code[0]))
+                return; /* went up, was answered, or found no file to send */
+        if (res->sent_md5[0])
+                snprintf(etag, sizeof(etag), "\"%s\"", res->sent_md5);
+        if (!j->maybe_landed)
+                memcpy(j->landed_etag, etag, sizeof(etag));
+        else if (strcmp(j->landed_etag, etag) != 0)
+                j->landed_etag[0] = '\0'; /* two versions may be there: either one */
+        j->maybe_landed = true;
+}
 
 /*
  * The upload is over: the waiters learn how, and the job leaves the queue with its record
@@ -99,8 +122,8 @@ static bool finish_upload(struct af_queue *q, struct job *j, const struct job_de
         bool superseded = false;
 
         pthread_mutex_lock(&q->lock);
-        if (e->res && q->cfg.on_uploaded)
-                q->locked.notifying++; /* until notify_uploaded returns */
+        if ((e->res && q->cfg.on_uploaded) || (e->gone_landed && q->cfg.on_gone))
+                q->locked.notifying++; /* until notify_uploaded or notify_gone returns */
         af_queue_note_outcome_locked(q, t->relpath, j->picked_seq,
                                      e->failure ? (e->r < 0 ? e->r : -EIO) : 0);
         if (j->again) {
@@ -115,7 +138,10 @@ static bool finish_upload(struct af_queue *q, struct job *j, const struct job_de
                 pthread_cond_signal(&q->work);
                 goto out;
         }
-        if (!e->failure)
+        /* An upload on_uploaded hears of keeps its record until it has (notify_uploaded):
+         * a name gone meanwhile gets its object deleted there, and a kill before that
+         * delete is journaled must leave the next mount something to find. */
+        if (!e->failure && !(e->res && q->cfg.on_uploaded))
                 af_record_remove_locked(q, t->relpath);
         else if (!e->recorded)
                 af_record_put_locked(q, t->relpath, t->bucket, t->key, &t->f, AF_JOURNAL_FAILED,
@@ -170,6 +196,19 @@ static void notify_uploaded(struct af_queue *q, const struct job_desc *t, const 
 
         q->cfg.on_uploaded(q->cfg.on_uploaded_ctx, &u);
         pthread_mutex_lock(&q->lock);
+        /* Unless the file was handed over again since: its record is the new upload's. */
+        if (!superseded && !af_queue_find_locked(q, t->relpath))
+                af_record_remove_locked(q, t->relpath);
+        q->locked.notifying--;
+        pthread_cond_broadcast(&q->idle);
+        pthread_mutex_unlock(&q->lock);
+        af_record_flush(q);
+}
+
+static void notify_gone(struct af_queue *q, const struct job_desc *t, const struct upload_end *e)
+{
+        q->cfg.on_gone(q->cfg.on_uploaded_ctx, t->relpath, t->bucket, t->key, e->landed_etag);
+        pthread_mutex_lock(&q->lock);
         q->locked.notifying--;
         pthread_cond_broadcast(&q->idle);
         pthread_mutex_unlock(&q->lock);
@@ -197,7 +236,9 @@ void af_run_upload(struct af_queue *q, struct af_s3_client *s3, struct job *j,
         if (e.r == 0) {
                 q->locked.stats.uploaded_files++;
                 q->locked.stats.uploaded_bytes += e.size;
+                j->maybe_landed = false; /* this one wrote over whatever that was */
         }
+        note_unanswered_locked(j, e.r, &err, &res);
         pthread_mutex_unlock(&q->lock);
         if (attempt == 1)
                 af_metrics_upload_started(q->cfg.metrics);
@@ -219,6 +260,11 @@ void af_run_upload(struct af_queue *q, struct af_s3_client *s3, struct job *j,
                 af_log_info("op=upload status=skipped path=%s reason=\"no longer a regular file "
                             "in the spool\"",
                             af_q(t->relpath));
+                pthread_mutex_lock(&q->lock);
+                e.gone_landed = j->maybe_landed;
+                memcpy(e.landed_etag, j->landed_etag, sizeof(e.landed_etag));
+                j->maybe_landed = false;
+                pthread_mutex_unlock(&q->lock);
                 goto finished;
         }
         format_error(&err, e.r, &msg);
@@ -236,6 +282,8 @@ finished:
         superseded = finish_upload(q, j, t, &e);
         if (e.res && q->cfg.on_uploaded)
                 notify_uploaded(q, t, &st, &e, superseded);
+        else if (e.gone_landed && q->cfg.on_gone)
+                notify_gone(q, t, &e);
 out:
         af_buf_done(&msg);
 }

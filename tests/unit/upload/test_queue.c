@@ -85,6 +85,8 @@ static int call_locked(const char *what, const char *key, struct af_s3_error *er
         if (fake.fail_count > 0)
                 fake.fail_count--;
         memset(err, 0, sizeof(*err));
+        if (fake.fail_err == -ECONNRESET) /* no answer: the request went, the reply was lost */
+                return fake.fail_err;
         err->http_status = fake.fail_err == -EAGAIN ? 503 : 403;
         snprintf(err->code, sizeof(err->code), "%s",
                  fake.fail_err == -EAGAIN ? "SlowDown" : "AccessDenied");
@@ -775,6 +777,93 @@ static void test_delete_while_stopping_is_journaled(void)
         close(jfd);
 }
 
+/* What on_uploaded / on_gone saw (test_record_kept_until_on_uploaded_returns). */
+static struct {
+        int jfd;
+        int records_in_callback; /* upload records on disk while on_uploaded ran */
+        int gone_calls;
+        char gone_etag[40];
+} seen;
+
+static void count_upload_record(void *ctx, struct af_journal_rec *rec)
+{
+        if (rec->op == AF_JOURNAL_UPLOAD)
+                (*(int *)ctx)++;
+        af_journal_rec_done(rec);
+}
+
+static void record_seen(void *ctx, const struct af_queue_uploaded *u)
+{
+        (void)ctx;
+        (void)u;
+        (void)af_journal_scan(seen.jfd, false, count_upload_record, NULL,
+                              &seen.records_in_callback);
+}
+
+static void gone_seen(void *ctx, const char *relpath, const char *bucket, const char *key,
+                      const char *etag)
+{
+        (void)ctx;
+        (void)bucket;
+        if (strcmp(relpath, "lost") == 0 && strcmp(key, "k/lost") == 0) {
+                seen.gone_calls++;
+                snprintf(seen.gone_etag, sizeof(seen.gone_etag), "%s", etag);
+        }
+}
+
+/*
+ * An upload's record stays on disk until on_uploaded has heard of it (a name gone meanwhile
+ * gets its object's delete journaled there; a kill -9 before that must leave the next mount
+ * the record, as the soak found). An upload whose attempt got no answer and whose file is
+ * then gone tells on_gone, with nothing known of what landed (the stand-in sums no MD5).
+ */
+static void test_record_kept_until_on_uploaded_returns(void)
+{
+        struct af_queue_config cfg = { .spool_dirfd = spool_fd,
+                                       .workers = 1,
+                                       .max_attempts = 5,
+                                       .backoff_base_ms = 200,
+                                       .backoff_max_ms = 200,
+                                       .settle_ms = -1,
+                                       .s3 = &s3cfg,
+                                       .s3_ops = &fake_ops,
+                                       .journal = true,
+                                       .on_uploaded = record_seen,
+                                       .on_gone = gone_seen };
+        struct af_queue *q = NULL;
+        struct af_buf err;
+        int left = 0;
+
+        (void)mkdirat(spool_fd, "journal-notify", 0700);
+        seen.jfd = openat(spool_fd, "journal-notify", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        if (!CHECK(seen.jfd >= 0))
+                return;
+        cfg.journal_dirfd = seen.jfd;
+        fake_reset();
+        af_buf_init(&err, 512);
+        CHECK_INT_EQ(af_queue_new(&cfg, &q, &err), 0);
+        af_buf_done(&err);
+        put_file("kept", "recorded");
+        CHECK_INT_EQ(af_queue_submit(q, "kept", "b", "k/kept"), 0);
+        CHECK_INT_EQ(af_queue_drain(q, 10000), 0);
+        CHECK_INT_EQ(seen.records_in_callback, 1);
+        CHECK_INT_EQ(af_journal_scan(seen.jfd, false, count_upload_record, NULL, &left), 0);
+        CHECK_INT_EQ(left, 0);
+
+        /* No answer (status 0, as a reset connection), then the file goes before the retry. */
+        put_file("lost", "sent twice");
+        fake_fail("k/lost", -ECONNRESET, 1);
+        CHECK_INT_EQ(af_queue_submit(q, "lost", "b", "k/lost"), 0);
+        for (int i = 0; i < 500 && calls("put k/lost") == 0; i++)
+                usleep(1000);
+        CHECK_INT_EQ(unlinkat(spool_fd, "lost", 0), 0);
+        CHECK_INT_EQ(af_queue_drain(q, 10000), 0);
+        CHECK_INT_EQ(seen.gone_calls, 1);
+        CHECK_STR_EQ(seen.gone_etag, "");
+        af_queue_free(q);
+        close(seen.jfd);
+}
+
 /* Removes the spool directory and the files the tests put there. */
 static void remove_spool(void)
 {
@@ -865,6 +954,7 @@ int main(void)
         RUN(test_journal_matches_decisions);
         RUN(test_delete_while_stopping_is_journaled);
         RUN(test_resubmit_of_the_running_version);
+        RUN(test_record_kept_until_on_uploaded_returns);
         r = test_summary();
         remove_spool();
         return r;
