@@ -111,6 +111,25 @@ static void note_unanswered_locked(struct job *j, int r, const struct af_s3_erro
         j->maybe_landed = true;
 }
 
+/* Whether on_uploaded or on_gone hears of the upload that ended so. */
+static bool notified(const struct af_queue *q, const struct upload_end *e)
+{
+        return (e->res && q->cfg.on_uploaded) || (!e->res && e->gone_landed && q->cfg.on_gone);
+}
+
+/* After the callback: the record goes (unless the file was handed over again since: then it
+ * is the new upload's), and so does the count that holds a drain back. */
+static void notify_done(struct af_queue *q, const struct job_desc *t, bool superseded)
+{
+        pthread_mutex_lock(&q->lock);
+        if (!superseded && !af_queue_find_locked(q, t->relpath))
+                af_record_remove_locked(q, t->relpath);
+        q->locked.notifying--;
+        pthread_cond_broadcast(&q->idle);
+        pthread_mutex_unlock(&q->lock);
+        af_record_flush(q);
+}
+
 /*
  * The upload is over: the waiters learn how, and the job leaves the queue with its record
  * removed (or kept as failed), unless the file was submitted again meanwhile: then the job
@@ -122,8 +141,8 @@ static bool finish_upload(struct af_queue *q, struct job *j, const struct job_de
         bool superseded = false;
 
         pthread_mutex_lock(&q->lock);
-        if ((e->res && q->cfg.on_uploaded) || (e->gone_landed && q->cfg.on_gone))
-                q->locked.notifying++; /* until notify_uploaded or notify_gone returns */
+        if (notified(q, e))
+                q->locked.notifying++; /* until notify_done */
         af_queue_note_outcome_locked(q, t->relpath, j->picked_seq,
                                      e->failure ? (e->r < 0 ? e->r : -EIO) : 0);
         if (j->again) {
@@ -138,10 +157,10 @@ static bool finish_upload(struct af_queue *q, struct job *j, const struct job_de
                 pthread_cond_signal(&q->work);
                 goto out;
         }
-        /* An upload on_uploaded hears of keeps its record until it has (notify_uploaded):
-         * a name gone meanwhile gets its object deleted there, and a kill before that
-         * delete is journaled must leave the next mount something to find. */
-        if (!e->failure && !(e->res && q->cfg.on_uploaded))
+        /* An upload on_uploaded or on_gone hears of keeps its record until it has
+         * (notify_done): a name gone meanwhile gets its object deleted there, and a kill
+         * before that delete is journaled must leave the next mount something to find. */
+        if (!e->failure && !notified(q, e))
                 af_record_remove_locked(q, t->relpath);
         else if (!e->recorded)
                 af_record_put_locked(q, t->relpath, t->bucket, t->key, &t->f, AF_JOURNAL_FAILED,
@@ -195,23 +214,14 @@ static void notify_uploaded(struct af_queue *q, const struct job_desc *t, const 
         };
 
         q->cfg.on_uploaded(q->cfg.on_uploaded_ctx, &u);
-        pthread_mutex_lock(&q->lock);
-        /* Unless the file was handed over again since: its record is the new upload's. */
-        if (!superseded && !af_queue_find_locked(q, t->relpath))
-                af_record_remove_locked(q, t->relpath);
-        q->locked.notifying--;
-        pthread_cond_broadcast(&q->idle);
-        pthread_mutex_unlock(&q->lock);
-        af_record_flush(q);
+        notify_done(q, t, superseded);
 }
 
-static void notify_gone(struct af_queue *q, const struct job_desc *t, const struct upload_end *e)
+static void notify_gone(struct af_queue *q, const struct job_desc *t, const struct upload_end *e,
+                        bool superseded)
 {
         q->cfg.on_gone(q->cfg.on_uploaded_ctx, t->relpath, t->bucket, t->key, e->landed_etag);
-        pthread_mutex_lock(&q->lock);
-        q->locked.notifying--;
-        pthread_cond_broadcast(&q->idle);
-        pthread_mutex_unlock(&q->lock);
+        notify_done(q, t, superseded);
 }
 
 void af_run_upload(struct af_queue *q, struct af_s3_client *s3, struct job *j,
@@ -282,8 +292,8 @@ finished:
         superseded = finish_upload(q, j, t, &e);
         if (e.res && q->cfg.on_uploaded)
                 notify_uploaded(q, t, &st, &e, superseded);
-        else if (e.gone_landed && q->cfg.on_gone)
-                notify_gone(q, t, &e);
+        else if (notified(q, &e))
+                notify_gone(q, t, &e, superseded);
 out:
         af_buf_done(&msg);
 }

@@ -860,6 +860,8 @@ static void test_record_kept_until_on_uploaded_returns(void)
         CHECK_INT_EQ(af_queue_drain(q, 10000), 0);
         CHECK_INT_EQ(seen.gone_calls, 1);
         CHECK_STR_EQ(seen.gone_etag, "");
+        left = 0;
+        CHECK_INT_EQ(af_journal_scan(seen.jfd, false, count_upload_record, NULL, &left), 0);
         af_queue_free(q);
         close(seen.jfd);
 }
