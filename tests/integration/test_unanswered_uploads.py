@@ -21,8 +21,9 @@ def dropped(proxy):
     return proxy.stats()["dropped_responses"]
 
 
-def test_name_renamed_away_after_an_unanswered_upload(proxy, pmount, s3, names):
-    m = pmount(args=ARGS)
+def renamed_after_a_lost_answer(m, proxy, s3, names):
+    """a.txt written; its PUT lands but the answer is lost (every retry's too); renamed to
+    b.txt; back to normal once the retry has found a.txt gone."""
     lost_answers(proxy, "a.txt")
     with open(m.path("a.txt"), "w") as f:
         f.write("first\n")
@@ -32,6 +33,11 @@ def test_name_renamed_away_after_an_unanswered_upload(proxy, pmount, s3, names):
     wait_for(lambda: log_lines(m, "op=upload", "status=skipped", "a.txt"), timeout=60,
              what="the retry to find the name gone")
     proxy.clear()
+
+
+def test_name_renamed_away_after_an_unanswered_upload(proxy, pmount, s3, names):
+    m = pmount(args=ARGS)
+    renamed_after_a_lost_answer(m, proxy, s3, names)
     assert m.unmount() == 0, m.log()
     assert list_keys(s3, names["prefix"]) == [key_of(names, "b.txt")], m.log()
     assert get_bytes(s3, key_of(names, "b.txt")) == b"first\n"
@@ -64,14 +70,7 @@ def test_same_name_again_keeps_its_object(proxy, pmount, s3, names):
     """The name is gone when the retry comes, and back before the delete would go: the new
     file's upload is what the key holds."""
     m = pmount(args=ARGS)
-    lost_answers(proxy, "a.txt")
-    with open(m.path("a.txt"), "w") as f:
-        f.write("first\n")
-    wait_for(lambda: dropped(proxy) >= 1, what="the PUT's answer lost")
-    os.rename(m.path("a.txt"), m.path("b.txt"))
-    wait_for(lambda: log_lines(m, "op=upload", "status=skipped", "a.txt"), timeout=60,
-             what="the retry to find the name gone")
-    proxy.clear()
+    renamed_after_a_lost_answer(m, proxy, s3, names)
     with open(m.path("a.txt"), "w") as f:
         f.write("second\n")
     assert m.unmount() == 0, m.log()
@@ -105,14 +104,7 @@ def test_killed_with_an_unanswered_upload_then_name_gone(proxy, pmount, s3, name
 def test_with_no_delete_on_unlink_the_object_stays(proxy, pmount, s3, names):
     """With --no-delete-on-unlink no object is ever deleted, this one neither."""
     m = pmount(args=["--unmatched", "upload", "--no-delete-on-unlink"])
-    lost_answers(proxy, "a.txt")
-    with open(m.path("a.txt"), "w") as f:
-        f.write("first\n")
-    wait_for(lambda: dropped(proxy) >= 1, what="the PUT's answer lost")
-    os.rename(m.path("a.txt"), m.path("b.txt"))
-    wait_for(lambda: log_lines(m, "op=upload", "status=skipped", "a.txt"), timeout=60,
-             what="the retry to find the name gone")
-    proxy.clear()
+    renamed_after_a_lost_answer(m, proxy, s3, names)
     assert m.unmount() == 0, m.log()
     assert list_keys(s3, names["prefix"]) == [key_of(names, "a.txt"), key_of(names, "b.txt")], \
         m.log()
