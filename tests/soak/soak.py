@@ -30,7 +30,8 @@ by one fault, every kind once per cycle in a seeded order: kill -9 between round
 during a round; kill -9 a few ms into a burst of unlinks of uploaded files (bug 5's window);
 SIGTERM with --drain-timeout 2 (S3 stalled half of the time); SIGTERM while an fsync() waits
 on a stalled S3 (bug 1); S3 refused / stalled / reset through the proxy while the next round
-runs. The last round is clean, then the final unmount must drain everything (exit 0).
+runs; the spool full while the next round runs (a remount with --spool-limit a few MiB above
+what it holds: every writer meets ENOSPC; what it cut is uncertain, as above). The last round is clean, then the final unmount must drain everything (exit 0).
 A round longer than ROUND_LIMIT is a hang: the daemon is killed and the run ends (FAIL).
 Each stale key is labelled with the issue-15 pattern its history matches (a label only).
 """
@@ -42,6 +43,7 @@ import os
 import random
 import shutil
 import signal
+import stat
 import subprocess
 import sys
 import threading
@@ -90,7 +92,7 @@ class Fail(Exception):
 # the daemon
 
 class Daemon:
-    def __init__(self, soak, epoch, drain_timeout=None):
+    def __init__(self, soak, epoch, drain_timeout=None, extra=()):
         self.soak = soak
         self.epoch = epoch
         self.drain_timeout = drain_timeout
@@ -100,7 +102,7 @@ class Daemon:
                 "--delete-on-unlink", "--log-file", self.log_path]
         if drain_timeout is not None:
             argv += ["--drain-timeout", str(drain_timeout)]
-        argv += soak.extra_args + [soak.mnt]
+        argv += list(extra) + soak.extra_args + [soak.mnt]
         self.argv = argv
         env = dict(os.environ)
         env.setdefault("ASAN_OPTIONS", "detect_leaks=1:abort_on_error=0")
@@ -341,6 +343,10 @@ class Writer:
         except OSError as e:
             if e.errno in DEAD_ERRNOS or not self.soak.daemon.alive() or self.soak.killing:
                 return  # the fault the soak injected: the op stays uncertain
+            if e.errno == errno.ENOSPC and self.soak.spool_full:
+                self.soak.count("enospc")  # the spool's limit, injected: the op stays uncertain
+                self.trace(f"ENOSPC: {e}")
+                return
             self.soak.failure("op_errors", f"{self.m.root}: {type(e).__name__}: {e} "
                                            f"(daemon alive, no kill in progress)")
         except Exception:
@@ -613,6 +619,7 @@ class Soak:
         self.ever = set()  # every key a file ever had
         self.c = collections.Counter()
         self.faults = collections.Counter()
+        self.spool_full = False  # the daemon runs with a --spool-limit: ENOSPC is expected
         self.failures = []
         self.notes = []
         self.lock = threading.Lock()
@@ -722,9 +729,9 @@ class Soak:
 
     # -- daemons ------------------------------------------------------------------------------
 
-    def start_daemon(self, drain_timeout=None):
+    def start_daemon(self, drain_timeout=None, extra=()):
         self.epoch += 1
-        self.daemon = Daemon(self, self.epoch, drain_timeout)
+        self.daemon = Daemon(self, self.epoch, drain_timeout, extra)
         self.daemons.append(self.daemon)
         self.log(f"epoch {self.epoch}: pid {self.daemon.pid} "
                  f"drain_timeout={drain_timeout} argv={' '.join(self.daemon.argv)}")
@@ -919,7 +926,7 @@ class Soak:
         self.burst = UnlinkBurst(self, 4, "u")
         self.writers = writers + [self.burst]
         kinds = ["kill9", "kill9_mid", "kill9_unlink", "sigterm", "sigterm_fsync", "refuse",
-                 "stall", "reset"]
+                 "stall", "reset", "spool_full"]
         plan = []
         while len(plan) < self.rounds:  # every kind once per cycle, in a seeded order
             cycle = list(kinds)
@@ -953,6 +960,8 @@ class Soak:
                         time.sleep(0.1)
                     self.proxy.clear()
                     self.log("proxy fault cleared")
+            elif kind == "spool_full":
+                self.fill_spool()
             elif kind == "kill9_mid":
                 at = self.rng.uniform(0.5, 6)
 
@@ -970,6 +979,12 @@ class Soak:
             dt = 2 if nxt.startswith("sigterm") else None
             restarted = False
             if kind == "kill9_mid":
+                restarted = True
+            elif kind == "spool_full":
+                self.spool_full = False
+                self.log(f"spool full: {self.c['enospc']} ENOSPC so far; unmount, remount "
+                         "without the limit")
+                self.unmount(self.daemon, final=False)
                 restarted = True
             elif kind == "kill9":
                 time.sleep(1.0)  # RELEASE of the last close()s reaches the daemon
@@ -1018,6 +1033,28 @@ class Soak:
         self.unmount(self.daemon, final=True)
         self.daemon = None
         return self.writers
+
+    def fill_spool(self):
+        """The spool nearly full: the daemon remounted with --spool-limit a few MiB above what
+        the spool holds (--keep: nothing evicted, so every writer meets ENOSPC, and the files
+        stay as the model knows them). An operation that gets ENOSPC ends its writer's round
+        and stays uncertain; the next mount has no limit, and repair() takes what the mount
+        holds."""
+        self.unmount(self.daemon, final=False)
+        used = 0
+        for dp, _, fns in os.walk(os.path.join(self.spool, "files")):
+            for fn in fns:
+                try:
+                    st = os.lstat(os.path.join(dp, fn))
+                except OSError:
+                    continue
+                if stat.S_ISREG(st.st_mode):
+                    used += st.st_size
+        limit = used + 3 * MiB
+        self.faults["spool_full"] += 1
+        self.log(f"spool full: {used} bytes in the spool, --spool-limit {limit}")
+        self.spool_full = True
+        self.start_daemon(None, ["--spool-limit", str(limit), "--keep"])
 
     def sigterm_during_fsync(self, w, r):
         """S3 stalled, an fsync() waiting on it, SIGTERM: the deadline must hold (bug 1)."""
@@ -1166,7 +1203,8 @@ class Soak:
 
     def summary(self, ok_ops, total_bytes):
         f = self.faults
-        faults = ",".join(f"{k}:{f[k]}" for k in ("kill9", "sigterm", "refuse", "stall", "reset"))
+        faults = ",".join(f"{k}:{f[k]}" for k in ("kill9", "sigterm", "refuse", "stall", "reset",
+                                                   "spool_full"))
         c = self.c
         # The daemon's memory goal (issue 15): 32 MiB at its peak, whatever the workload.
         c["rss_over"] = int(self.peak > RSS_LIMIT_MIB * MiB)
