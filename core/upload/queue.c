@@ -98,22 +98,22 @@ static uint64_t settle_until(const struct af_queue *q, bool settle, uint64_t siz
         return af_clock_mono_ms() + (uint64_t)q->cfg.settle_ms;
 }
 
+/* Whether the running @j already sends its file's data as of @v to @bucket/@key. */
+static bool covered_locked(const struct job *j, const char *bucket, const char *key,
+                           const struct af_queue_version *v)
+{
+        return v && j->state == JOB_RUNNING && !j->again && j->run_has_ver &&
+               j->opened_ver == 1 && j->run_ver.dev == v->dev && j->run_ver.ino == v->ino &&
+               j->run_ver.changes == v->changes && !j->d.copy &&
+               strcmp(j->d.bucket, bucket) == 0 && strcmp(j->d.key, key) == 0;
+}
+
 /*
  * @settle: start the upload only after settle_ms. A program that closes "out.tmp" and
  * renames it to "out.csv" (rsync, editors, atomic saves) usually does so within
  * milliseconds: the rename then finds the job not yet started, the old name's upload is
  * skipped and only the final name goes up. fsync and --sync-close do not wait.
  */
-/* Whether the running @j already sends @relpath's data as of @v to @bucket/@key. */
-static bool covered_locked(const struct job *j, const char *bucket, const char *key,
-                           const struct af_queue_version *v)
-{
-        return v && j->state == JOB_RUNNING && !j->again && j->run_has_ver && j->opened_ver == 1 &&
-               j->run_ver.dev == v->dev && j->run_ver.ino == v->ino &&
-               j->run_ver.changes == v->changes && !j->d.copy &&
-               strcmp(j->d.bucket, bucket) == 0 && strcmp(j->d.key, key) == 0;
-}
-
 static int submit(struct af_queue *q, const char *relpath, const char *bucket, const char *key,
                   bool settle, const struct copy_src *copy, const struct af_queue_version *v,
                   uint64_t *ret_seq)
