@@ -231,8 +231,10 @@ void af_remote_on_uploaded(void *ctx, const struct af_queue_uploaded *u)
         struct af_uploaded_entry e = { .relpath = u->relpath, .bucket = u->bucket,
                                        .key = u->key, .etag = u->etag, .archive = u->archive,
                                        .dev = u->dev, .ino = u->ino, .size = u->size,
-                                       .mtime_ns = u->superseded ? -1 : u->mtime_ns };
+                                       .mtime_ns = u->superseded ? -1 : u->mtime_ns,
+                                       .seq = u->seq };
         struct stat st;
+        int err;
 
         if (u->is_dir)
                 return; /* a directory's archive: rebuilt at flush and unmount */
@@ -260,7 +262,10 @@ void af_remote_on_uploaded(void *ctx, const struct af_queue_uploaded *u)
         }
         if (st.st_dev != u->dev || st.st_ino != u->ino)
                 e.mtime_ns = -1; /* another file has the name now; it will go up itself */
-        if (af_uploaded_put(r->uploaded, &e) < 0) {
+        err = af_uploaded_put(r->uploaded, &e);
+        if (err == -EEXIST)
+                return; /* a later upload of the name (same key) told of itself first */
+        if (err < 0) {
                 af_log_warn("op=registry path=%s err=\"out of memory\" msg=\"a rename will "
                             "upload it again\"",
                             af_q(u->relpath));

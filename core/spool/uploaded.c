@@ -339,7 +339,9 @@ static int put(struct af_uploaded *u, const struct af_uploaded_entry *src, bool 
                 return -ENOMEM;
         pthread_mutex_lock(&u->lock);
         old = find_locked(u, e->pub.relpath, e->name_hash);
-        if (old && !replace) {
+        /* Two uploads of a name may tell of themselves out of order (the one superseded by a
+         * resubmit, then the newer one, on two workers): the newer entry stays. */
+        if (old && (!replace || (e->pub.seq && old->pub.seq > e->pub.seq))) {
                 pthread_mutex_unlock(&u->lock);
                 free(e);
                 return -EEXIST;

@@ -47,6 +47,10 @@ struct af_uploaded_entry {
         ino_t ino;
         uint64_t size;
         int64_t mtime_ns;
+        /* The queue's submit seq the upload covered (af_queue_uploaded.seq): a put never
+         * replaces an entry of a later one. 0: not known (read back from the log, or kept by
+         * a rename); not written to the log. */
+        uint64_t seq;
 };
 
 /** An empty registry keeping at most @max_entries names (0: AF_UPLOADED_DEFAULT_MAX).
@@ -72,8 +76,9 @@ struct af_uploaded_log_stats {
 int af_uploaded_persist(struct af_uploaded *u, int dirfd, const char *name,
                         struct af_uploaded_log_stats *ret);
 
-/** Records @e (copied), replacing the entry of the same relpath; forgets the oldest entry
- * when full. -ENOMEM (the registry is unchanged). */
+/** Records @e (copied), replacing the entry of the same relpath, unless that entry's seq is
+ * later than @e's (-EEXIST, unchanged); forgets the oldest entry when full. -ENOMEM (the
+ * registry is unchanged). */
 int af_uploaded_put(struct af_uploaded *u, const struct af_uploaded_entry *e);
 /** As af_uploaded_put, but only if @e's relpath has no entry: else -EEXIST (unchanged). */
 int af_uploaded_put_new(struct af_uploaded *u, const struct af_uploaded_entry *e);

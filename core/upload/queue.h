@@ -47,6 +47,7 @@ struct af_s3_ops; /* upload/s3_ops.h */
 /** What af_queue_config.on_uploaded is told about each object that reached S3. */
 struct af_queue_uploaded {
         const char *relpath; /* in the spool */
+        uint64_t seq; /* the submit it covered: a later upload of the file has a larger one */
         const char *bucket;
         const char *key;
         const char *etag;

@@ -91,6 +91,7 @@ struct upload_end {
          * on_gone hears of it, with the ETag such an object has ("" if unknown). */
         bool gone_landed;
         char landed_etag[36];
+        uint64_t seq; /* the job's submit this attempt covered */
 };
 
 /* Attempt @r of @j ended without an answer from S3 (@err empty): what it sent may be there
@@ -207,7 +208,7 @@ static void notify_uploaded(struct af_queue *q, const struct job_desc *t, const 
                             const struct upload_end *e, bool superseded)
 {
         struct af_queue_uploaded u = {
-                .relpath = t->relpath, .bucket = t->bucket, .key = t->key,
+                .relpath = t->relpath, .seq = e->seq, .bucket = t->bucket, .key = t->key,
                 .etag = e->res->etag, .archive = t->f.archive, .is_dir = S_ISDIR(st->st_mode),
                 .size = e->size, .dev = st->st_dev, .ino = st->st_ino,
                 .mtime_ns = af_mtime_ns(st), .superseded = superseded,
@@ -241,6 +242,7 @@ void af_run_upload(struct af_queue *q, struct af_s3_client *s3, struct job *j,
         if (e.r == 0) /* the other artifacts that declare the same path */
                 e.r = af_extras_upload(q, s3, t, S_ISDIR(st.st_mode), &err);
         pthread_mutex_lock(&q->lock);
+        e.seq = j->picked_seq;
         attempt = count_attempt_locked(j, e.r, &failing_ms);
         handed_ms = j->handed_ms;
         if (e.r == 0) {

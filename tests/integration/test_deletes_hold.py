@@ -66,6 +66,27 @@ def test_replaced_by_rename_then_removed_while_it_goes_up(mount, s3, names, tmp_
     assert keys_under(s3, names) == [], m.log()
 
 
+def test_copied_by_a_directory_rename_then_replaced_and_removed(mount, s3, names, tmp_path):
+    """mv d e (each file's object copied server-side); mv t e/f0 at once, over the file whose
+    copy is in flight (the copy is superseded by an upload of the new file); rm e/f0 0-24 ms
+    later. The superseded copy can tell of itself after the upload that followed it (two
+    workers): its older entry then hid the newer object from the unlink (the soak's stale
+    key). No key may be left for e/f0 or d/f0."""
+    m = mount(args=["--unmatched", "upload"])
+    dirs_uploaded(m, s3, names)
+    for i in range(LOOPS):
+        with open(m.path(f"t{i}"), "w") as f:
+            f.write(f"new {i}\n")
+        os.rename(m.path(f"d{i}"), m.path(f"e{i}"))
+        os.rename(m.path(f"t{i}"), m.path(f"e{i}/f0"))
+        time.sleep((i % 25) / 1000)
+        os.unlink(m.path(f"e{i}/f0"))
+    assert m.unmount() == 0, m.log()
+    left = keys_under(s3, names)
+    want = sorted(f"e{i}/f{j}" for i in range(LOOPS) for j in range(1, 6))
+    assert sorted(left) == want, [k for k in left if k.endswith("/f0") or k.startswith("t")]
+
+
 def test_directory_renamed_then_files_removed(mount, s3, names, tmp_path):
     """mv d e; rm e/f* right away: the copies or deletes of d/f* are decided before the
     rename is answered, so no d/... or e/... key is left for a removed file."""

@@ -278,12 +278,17 @@ class Writer:
         self.bytes += len(data)
 
     def fsync_check(self, p, append=b""):
-        """Appends @append, fsyncs, and checks the object holds the content at once."""
+        """Appends @append, fsyncs, and checks the object holds the content at once. An error
+        before the append is whole (a kill, ENOSPC after a short write) leaves @p uncertain:
+        repair() takes what the mount holds."""
         self.m.uncertain.add(p)
         fd = os.open(self.P(p), os.O_WRONLY | os.O_APPEND)
+        appended = False
         try:
-            if append:
-                os.write(fd, append)
+            left = memoryview(append)
+            while left:  # a short write (the spool's limit reached) is followed by ENOSPC
+                left = left[os.write(fd, left):]
+            appended = True
             content = self.m.files[p] + append
             self.m.files[p] = content  # written, whatever the fsync says
             self.m.epoch_of[p] = self.soak.epoch
@@ -301,7 +306,8 @@ class Writer:
             self.soak.fsync_check(p, content)
         finally:
             os.close(fd)
-            self.m.uncertain.discard(p)
+            if appended:
+                self.m.uncertain.discard(p)
             self.m.recent.append(p)
 
     def rename(self, src, dst):

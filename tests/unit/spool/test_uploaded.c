@@ -96,6 +96,36 @@ static void test_put_new_keeps_a_newer_entry(void)
         af_uploaded_free(u);
 }
 
+/* The upload a resubmit superseded can tell of itself after the newer one (two workers): its
+ * older entry must not replace the newer one (the soak: an unlink then deleted the older ETag
+ * and left the newer object). An entry of no known seq is replaced as ever. */
+static void test_put_keeps_a_later_uploads_entry(void)
+{
+        struct af_uploaded *u;
+        struct af_uploaded_entry *e = NULL;
+        struct af_uploaded_entry later = entry("out", "k", 2), earlier = entry("out", "k", 1),
+                                 unknown = entry("out", "k", 3);
+
+        if (!CHECK_INT_EQ(af_uploaded_new(0, &u), 0))
+                return;
+        later.seq = 8;
+        earlier.seq = 5;
+        CHECK_INT_EQ(af_uploaded_put(u, &later), 0);
+        CHECK_INT_EQ(af_uploaded_put(u, &earlier), -EEXIST);
+        if (CHECK_INT_EQ(af_uploaded_get(u, "out", &e), 0)) {
+                CHECK_INT_EQ(e->ino, 2);
+                af_uploaded_entry_free(e);
+        }
+        later.seq = 9;
+        CHECK_INT_EQ(af_uploaded_put(u, &later), 0); /* a later one still replaces it */
+        CHECK_INT_EQ(af_uploaded_put(u, &unknown), 0);
+        if (CHECK_INT_EQ(af_uploaded_take(u, "out", &e), 0)) {
+                CHECK_INT_EQ(e->ino, 3);
+                af_uploaded_entry_free(e);
+        }
+        af_uploaded_free(u);
+}
+
 static void test_key_held_by_another_name(void)
 {
         struct af_uploaded *u;
@@ -206,6 +236,7 @@ int main(void)
         RUN(test_put_take_copies_everything);
         RUN(test_put_replaces_the_same_name);
         RUN(test_put_new_keeps_a_newer_entry);
+        RUN(test_put_keeps_a_later_uploads_entry);
         RUN(test_key_held_by_another_name);
         RUN(test_full_forgets_the_oldest);
         RUN(test_many_names);
