@@ -9,6 +9,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "base/clock.h"
 #include "base/log.h"
 #include "upload/queue_int.h"
 
@@ -128,6 +129,10 @@ static void resume_one(void *arg, struct af_journal_rec *rec)
                 af_job_free(j);
                 return;
         }
+        /* A submit of its own: an fsync() of the file, which finds it clean, waits for this
+         * seq (with 0 it waited for nothing and returned before the upload). */
+        j->seq = ++q->locked.submit_seq;
+        j->handed_ms = af_clock_mono_ms();
         af_queue_enqueue_locked(q, j);
         pthread_mutex_unlock(&q->lock);
         rc->queued++;

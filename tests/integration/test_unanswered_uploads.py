@@ -108,3 +108,41 @@ def test_with_no_delete_on_unlink_the_object_stays(proxy, pmount, s3, names):
     assert m.unmount() == 0, m.log()
     assert list_keys(s3, names["prefix"]) == [key_of(names, "a.txt"), key_of(names, "b.txt")], \
         m.log()
+
+
+def test_fsync_waits_for_an_upload_resumed_from_the_journal(proxy, pmount, s3, names):
+    """An upload left journaled (S3 refused, kill -9) is resumed by the next mount; an fsync()
+    of the file, clean for that mount, must wait for it. A resumed job had no submit seq, so
+    the fsync waited for nothing and returned 0 with S3 still refusing (the soak: an fsync
+    violation after a SIGTERM during a stalled fsync)."""
+    import threading
+    import time
+
+    m = pmount(args=ARGS)
+    proxy.refuse()
+    with open(m.path("a.txt"), "w") as f:
+        f.write("resumed\n")
+    wait_for(lambda: log_lines(m, "op=upload", "status=retry", "a.txt"), timeout=30,
+             what="the upload to fail once")
+    kill9(m)
+    m2 = pmount(args=ARGS + ["--no-check"], spool_root=m.spool_root)
+    done = {}
+
+    def sync():
+        fd = os.open(m2.path("a.txt"), os.O_RDONLY)
+        try:
+            os.fsync(fd)
+            done["at"] = time.monotonic()
+        except OSError as e:
+            done["err"] = e
+        finally:
+            os.close(fd)
+    t = threading.Thread(target=sync)
+    t.start()
+    time.sleep(2)
+    assert not done, f"fsync returned while S3 refused every connection: {done}"
+    proxy.accept()
+    t.join(timeout=60)
+    assert "at" in done, done
+    assert get_bytes(s3, key_of(names, "a.txt")) == b"resumed\n"
+    assert m2.unmount() == 0, m2.log()
